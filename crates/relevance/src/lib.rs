@@ -1,0 +1,1 @@
+//! Relevance methods (filled in by the relevance issue).

