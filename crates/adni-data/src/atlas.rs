@@ -89,10 +89,10 @@ pub fn split_hemisphere(name: &str) -> (String, Option<Hemisphere>) {
     ];
     for (marker, side, is_suffix) in rules {
         let stripped = if is_suffix { n.strip_suffix(marker) } else { n.strip_prefix(marker) };
-        if let Some(rest) = stripped {
-            if !rest.is_empty() {
-                return (rest.to_string(), Some(side));
-            }
+        if let Some(rest) = stripped
+            && !rest.is_empty()
+        {
+            return (rest.to_string(), Some(side));
         }
     }
     (n.to_string(), None)

@@ -295,10 +295,10 @@ fn find_files(found: &[String], expected: &[String]) -> Result<Vec<Option<String
     let rows = joined.column("row")?.i64()?;
     let paths = joined.column("found")?.str()?;
     for i in 0..joined.height() {
-        if let (Some(row), Some(path)) = (rows.get(i), paths.get(i)) {
-            if let Some(slot) = usize::try_from(row).ok().and_then(|r| out.get_mut(r)) {
-                *slot = Some(path.to_owned());
-            }
+        if let (Some(row), Some(path)) = (rows.get(i), paths.get(i))
+            && let Some(slot) = usize::try_from(row).ok().and_then(|r| out.get_mut(r))
+        {
+            *slot = Some(path.to_owned());
         }
     }
     Ok(out)

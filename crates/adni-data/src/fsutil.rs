@@ -22,10 +22,10 @@ pub fn temp_path_for(path: &Path) -> PathBuf {
 
 /// Creates the parent folder of `path` if needed.
 pub fn ensure_parent(path: &Path) -> Result<()> {
-    if let Some(parent) = path.parent() {
-        if !parent.as_os_str().is_empty() {
-            fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
-        }
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        fs::create_dir_all(parent).map_err(|e| DataError::io(parent, e))?;
     }
     Ok(())
 }
@@ -91,4 +91,3 @@ mod tests {
         assert_eq!(p.parent(), Some(Path::new("/a/b")));
     }
 }
-

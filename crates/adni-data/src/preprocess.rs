@@ -274,13 +274,13 @@ impl Normalizer {
                 message: "no scans to fit the normaliser on, expected at least one".into(),
             });
         };
-        if let Some(m) = &mask {
-            if shape3(m) != grid.shape {
-                return Err(DataError::Invalid {
-                    key: "mask".into(),
-                    message: format!("mask shape {:?} differs from the scans' shape {:?}", m.shape(), grid.shape),
-                });
-            }
+        if let Some(m) = &mask
+            && shape3(m) != grid.shape
+        {
+            return Err(DataError::Invalid {
+                key: "mask".into(),
+                message: format!("mask shape {:?} differs from the scans' shape {:?}", m.shape(), grid.shape),
+            });
         }
         let n = ids.len() as f64;
         let mean_arr = Array3::from_shape_vec(grid.shape, mean.iter().map(|&v| v as f32).collect())
@@ -522,12 +522,11 @@ impl PreprocessCache {
         spec.validate()?;
         let entry = self.entry_path(scan_path, spec, expected_grid)?;
         let out_grid = expected_grid.downsampled(spec.downsample);
-        if entry.is_file() {
-            if let Ok((v, _, _)) = read_volume(&entry) {
-                if v.grid().check_matches(&out_grid, &entry, 1e-3).is_ok() {
-                    return Ok((Volume { data: v.data, affine: out_grid.affine }, CacheHit::Hit));
-                }
-            }
+        if entry.is_file()
+            && let Ok((v, _, _)) = read_volume(&entry)
+            && v.grid().check_matches(&out_grid, &entry, 1e-3).is_ok()
+        {
+            return Ok((Volume { data: v.data, affine: out_grid.affine }, CacheHit::Hit));
         }
         let (mut vol, _) = read_volume_on_grid(scan_path, expected_grid)?;
         if let Some(mask_path) = &spec.mask {

@@ -497,3 +497,62 @@ mod tests {
         }
     }
 }
+
+/// The cohort's scans (a frame with an `Image.ID` column, e.g. [`crate::cohort::Cohort::scans_dataframe`])
+/// left-joined in polars with the set assignment of every split: one column per split, named after
+/// the split, holding `train`, `test`, `validation` or null (scan not in that split).
+pub fn assignments_dataframe(scans: &DataFrame, splits: &[Split]) -> Result<DataFrame> {
+    let mut out = scans.clone();
+    for split in splits {
+        if out.get_column_names().iter().any(|c| c.as_str() == split.name) {
+            return Err(DataError::Split(format!(
+                "split name `{}` is already a column of the scans table, expected distinct names",
+                split.name
+            )));
+        }
+        let df = split.to_dataframe()?;
+        let assign = DataFrame::new(
+            df.height(),
+            vec![df.column("Image.ID")?.clone(), df.column("set")?.clone().with_name(split.name.as_str().into())],
+        )?;
+        let mut args = JoinArgs::new(JoinType::Left);
+        args.maintain_order = MaintainOrderJoin::Left;
+        out = out.join(&assign, ["Image.ID"], ["Image.ID"], args, None)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod assignment_tests {
+    use super::*;
+
+    #[test]
+    fn assignments_are_joined_per_split_in_scan_order() {
+        let scans = DataFrame::new(
+            4,
+            vec![
+                Column::new("Image.ID".into(), vec![40i64, 10, 30, 20]),
+                Column::new("PTID".into(), vec!["002_S_0004", "002_S_0001", "002_S_0003", "002_S_0002"]),
+            ],
+        )
+        .unwrap();
+        let row = |p: &str, id: i64, set| SplitRow { ptid: p.into(), image_id: id, set };
+        let a = Split {
+            name: "fold1".into(),
+            rows: vec![row("002_S_0001", 10, SplitSet::Train), row("002_S_0002", 20, SplitSet::Test)],
+        };
+        let b = Split {
+            name: "holdout".into(),
+            rows: vec![row("002_S_0004", 40, SplitSet::Test), row("002_S_0003", 30, SplitSet::Validation)],
+        };
+        let out = assignments_dataframe(&scans, &[a, b]).unwrap();
+        let ids: Vec<i64> = out.column("Image.ID").unwrap().i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(ids, vec![40, 10, 30, 20], "scan order kept");
+        let f1: Vec<Option<&str>> = out.column("fold1").unwrap().str().unwrap().iter().collect();
+        assert_eq!(f1, vec![None, Some("train"), None, Some("test")]);
+        let h: Vec<Option<&str>> = out.column("holdout").unwrap().str().unwrap().iter().collect();
+        assert_eq!(h, vec![Some("test"), None, Some("validation"), None]);
+        let dup = Split { name: "PTID".into(), rows: vec![] };
+        assert!(assignments_dataframe(&scans, &[dup]).is_err(), "a split named like a column is refused");
+    }
+}

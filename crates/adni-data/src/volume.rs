@@ -58,8 +58,7 @@ impl Affine {
     pub fn inverse(&self) -> Option<Affine> {
         let m = &self.0;
         let a = [[m[0][0], m[0][1], m[0][2]], [m[1][0], m[1][1], m[1][2]], [m[2][0], m[2][1], m[2][2]]];
-        let det = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
-            - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+        let det = a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
             + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0]);
         if det.abs() < 1e-12 || !det.is_finite() {
             return None;
@@ -392,11 +391,9 @@ pub enum ByteOrder {
 fn header_for(affine: &Affine, byte_order: ByteOrder, description: &str) -> NiftiHeader {
     let mut h = NiftiHeader::default();
     let m = &affine.0;
-    for c in 0..4 {
-        h.srow_x[c] = m[0][c] as f32;
-        h.srow_y[c] = m[1][c] as f32;
-        h.srow_z[c] = m[2][c] as f32;
-    }
+    h.srow_x = m[0].map(|v| v as f32);
+    h.srow_y = m[1].map(|v| v as f32);
+    h.srow_z = m[2].map(|v| v as f32);
     h.sform_code = 2; // aligned to another file / template
     let vs = affine.voxel_sizes();
     h.pixdim = [1.0, vs[0] as f32, vs[1] as f32, vs[2] as f32, 1.0, 1.0, 1.0, 1.0];

@@ -1,16 +1,22 @@
 //! The synthetic ADNI-like cohort on the procedural phantom: determinism, the ADNI table and
-//! folder layout, the ground truth, and the planted disease effect.
+//! folder layout, the known-corrupt scans, the brain mask, the ground truth, and the planted
+//! disease effect.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use adni_data::DataError;
-use adni_data::layout::image_relpath;
-use adni_data::synth::{Anatomy, AnatomySource, SynthConfig, SynthSummary, TABLE_FILE, generate};
+use adni_data::cohort::{CohortFilter, build_cohort};
+use adni_data::layout::{image_relpath, visit_dir};
+use adni_data::synth::{
+    Anatomy, AnatomySource, BRAIN_MASK_FILE, CORRUPT_KEPT_BYTES, IMAGES_DIR, KNOWN_CORRUPT_FILE, SynthConfig,
+    SynthSummary, TABLE_FILE, generate,
+};
 use adni_data::table::{COLUMNS_15T, Diagnosis, ScanRecord, read_adni_table};
-use adni_data::volume::read_volume_on_grid;
+use adni_data::volume::{read_volume, read_volume_on_grid};
 use ndarray::Array3;
 
 /// A generated cohort shared by the tests that only read it.
@@ -94,6 +100,29 @@ fn mean_in_mask(data: &Array3<f32>, anatomy: &Anatomy) -> f64 {
     s / n
 }
 
+/// The lines of `known_corrupt.txt`.
+fn known_corrupt_lines(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join(KNOWN_CORRUPT_FILE)).unwrap().lines().map(String::from).collect()
+}
+
+/// Image.IDs of the rows that `ground_truth/scans.csv` marks corrupt.
+fn corrupt_ids(dir: &Path) -> BTreeSet<i64> {
+    read_csv(&dir.join("ground_truth/scans.csv"))
+        .iter()
+        .filter(|s| s["corrupt"] == "yes")
+        .map(|s| s["Image.ID"].parse().unwrap())
+        .collect()
+}
+
+/// Reads a volume, turning a panic of the reader into a test failure that names the file.
+fn read_outcome(path: &Path) -> Result<(), String> {
+    let p = path.to_path_buf();
+    match std::panic::catch_unwind(move || read_volume(&p).map(|_| ()).map_err(|e| e.to_string())) {
+        Ok(r) => r,
+        Err(_) => panic!("reading {} panicked instead of returning an error", path.display()),
+    }
+}
+
 fn image(dir: &Path, anatomy: &Anatomy, rec: &ScanRecord) -> Array3<f32> {
     read_volume_on_grid(&dir.join("images").join(image_relpath(rec)), &anatomy.grid()).unwrap().0.data
 }
@@ -118,6 +147,7 @@ fn same_seed_gives_byte_identical_files_whatever_the_thread_count() {
         assert!(bytes == &tb[name], "{name} differs between two runs with the same seed");
     }
     assert!(ta.keys().any(|k| k.ends_with("_Warped.nii.gz")));
+    assert!(!ta[KNOWN_CORRUPT_FILE].is_empty() && ta.contains_key(BRAIN_MASK_FILE));
 }
 
 #[test]
@@ -222,10 +252,17 @@ fn written_images_lie_at_the_layout_path_on_the_template_grid_and_missing_rows_a
         if gt["image_written"] == "yes" {
             written += 1;
             assert_eq!(fx.dir.join(&gt["image_path"]), path);
-            let (vol, _) = read_volume_on_grid(&path, &fx.anatomy.grid()).unwrap();
-            assert!(vol.data.iter().any(|&v| v > 0.0));
+            if gt["corrupt"] == "yes" {
+                assert!(path.is_file(), "the corrupt {} exists", path.display());
+                assert!(read_outcome(&path).is_err(), "{} is unreadable", path.display());
+            } else {
+                assert_eq!(gt["corrupt"], "no");
+                let (vol, _) = read_volume_on_grid(&path, &fx.anatomy.grid()).unwrap();
+                assert!(vol.data.iter().any(|&v| v > 0.0));
+            }
             assert!(atr.exists());
         } else {
+            assert_eq!(gt["corrupt"], "no", "a corrupt row has its (corrupt) file");
             missing += 1;
             assert!(!path.exists(), "{} should be missing", path.display());
             assert!(!atr.exists());
@@ -250,11 +287,20 @@ fn manifest_lists_every_file_with_its_size() {
     let on_disk: BTreeMap<String, u64> =
         tree.iter().filter(|(k, _)| *k != "manifest.json").map(|(k, v)| (k.clone(), v.len() as u64)).collect();
     assert_eq!(listed, on_disk);
-    for f in
-        ["synth_config.json", "ground_truth/atlas.nii.gz", "ground_truth/atlas_labels.csv", "ground_truth/regions.csv"]
-    {
+    for f in [
+        "synth_config.json",
+        "ground_truth/atlas.nii.gz",
+        "ground_truth/atlas_labels.csv",
+        "ground_truth/regions.csv",
+        KNOWN_CORRUPT_FILE,
+        BRAIN_MASK_FILE,
+    ] {
         assert!(listed.contains_key(f), "{f} in the manifest");
     }
+    let in_manifest: Vec<String> =
+        manifest["known_corrupt"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(in_manifest, known_corrupt_lines(&fx.dir));
+    assert_eq!(manifest["brain_mask"], BRAIN_MASK_FILE);
     let cfg: SynthConfig = serde_json::from_slice(&tree["synth_config.json"]).unwrap();
     assert_eq!(cfg, SynthConfig::quick());
 }
@@ -266,6 +312,7 @@ fn ad_scans_have_more_atrophy_in_the_target_regions_than_cn() {
         n_ad: 6,
         n_mci: 0,
         missing_fraction: 0.0,
+        n_corrupt: 0,
         phantom_shape: [64, 76, 64],
         ..SynthConfig::quick()
     };
@@ -354,6 +401,7 @@ fn mci_rows_exist_and_converters_change_dx_but_not_screen_diagnosis() {
         n_cn: 0,
         n_ad: 0,
         n_mci: 4,
+        n_corrupt: 0,
         mci_conversion_fraction: 1.0,
         visit_weights: [0.0, 0.0, 1.0],
         ..SynthConfig::quick()
@@ -400,8 +448,12 @@ fn scans_of_one_patient_are_not_identical() {
     let fx = quick();
     let recs = records(&fx.dir);
     let scans = read_csv(&fx.dir.join("ground_truth/scans.csv"));
-    let written: Vec<&ScanRecord> =
-        recs.iter().zip(&scans).filter(|(_, s)| s["image_written"] == "yes").map(|(r, _)| r).collect();
+    let written: Vec<&ScanRecord> = recs
+        .iter()
+        .zip(&scans)
+        .filter(|(_, s)| s["image_written"] == "yes" && s["corrupt"] == "no")
+        .map(|(r, _)| r)
+        .collect();
     let mut compared = 0;
     for (a, b) in written.iter().zip(written.iter().skip(1)) {
         if a.ptid != b.ptid {
@@ -482,12 +534,153 @@ fn config_rejects_unknown_keys_and_bad_values() {
         (SynthConfig { start_date: "2005-13-01".into(), ..SynthConfig::default() }, "start_date"),
         (SynthConfig { n_cn: 0, n_ad: 0, n_mci: 0, ..SynthConfig::default() }, "n_cn"),
         (SynthConfig { visit_weights: [0.0; 3], ..SynthConfig::default() }, "visit_weights"),
+        (SynthConfig { n_cn: 0, n_ad: 0, n_mci: 3, ..SynthConfig::default() }, "n_corrupt"),
+        (SynthConfig { n_cn: 1, n_ad: 1, n_corrupt: 7, ..SynthConfig::default() }, "n_corrupt"),
     ];
     for (cfg, key) in bad {
         let msg = cfg.validate().unwrap_err().to_string();
         assert!(msg.contains(key), "{key}: {msg}");
     }
     SynthConfig::default().validate().unwrap();
+    SynthConfig { n_cn: 0, n_ad: 0, n_mci: 3, n_corrupt: 0, ..SynthConfig::default() }.validate().unwrap();
+    assert_eq!(SynthConfig::default().n_corrupt, 1);
+    // More corrupt visits than whole written CN/AD visits: refused before anything is written.
+    let cfg = SynthConfig { n_cn: 1, n_ad: 0, n_mci: 0, visit_weights: [1.0, 0.0, 0.0], ..SynthConfig::quick() };
+    let anatomy = Anatomy::phantom(cfg.phantom_shape).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cohort");
+    let cfg = SynthConfig { n_corrupt: 2, missing_fraction: 0.0, ..cfg };
+    let msg = generate(&cfg, &anatomy, &out, &|_, _| {}).unwrap_err().to_string();
+    assert!(msg.contains("n_corrupt"), "{msg}");
+    assert!(!out.exists(), "nothing is written for an impossible n_corrupt");
+}
+
+#[test]
+fn known_corrupt_scans_exist_fail_to_read_and_only_the_first_filter_removes_them() {
+    let fx = quick();
+    let lines = known_corrupt_lines(&fx.dir);
+    assert_eq!(lines.len(), 1, "quick() has one known-corrupt visit");
+    let mut sorted = lines.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(lines, sorted, "sorted, no repeats");
+
+    // The list is exactly the visits of the corrupt rows, and every scan of those visits is one.
+    let recs = records(&fx.dir);
+    let ids = corrupt_ids(&fx.dir);
+    assert_eq!(ids.len(), fx.summary.corrupt_scans);
+    let visit_of = |r: &ScanRecord| format!("{}/{}", r.ptid, r.visit);
+    let listed: BTreeSet<String> = lines.iter().cloned().collect();
+    let from_rows: BTreeSet<String> = recs.iter().filter(|r| ids.contains(&r.image_id)).map(visit_of).collect();
+    assert_eq!(listed, from_rows);
+    let corrupt_rows: Vec<&ScanRecord> = recs.iter().filter(|r| listed.contains(&visit_of(r))).collect();
+    assert_eq!(corrupt_rows.iter().map(|r| r.image_id).collect::<BTreeSet<_>>(), ids);
+    for r in &corrupt_rows {
+        assert!(matches!(r.dx, Diagnosis::CN | Diagnosis::Dementia), "{} is CN or AD", r.image_id);
+        assert!(["NL", "AD"].contains(&r.screen_diagnosis.as_str()), "a CN or AD patient");
+        let path = fx.dir.join(IMAGES_DIR).join(image_relpath(r));
+        assert!(path.is_file(), "{} exists at its layout path", path.display());
+        let err = read_outcome(&path).unwrap_err();
+        assert!(!err.is_empty());
+        // A valid gzip stream of the real header and the start of the data.
+        let mut content = Vec::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap()).read_to_end(&mut content).unwrap();
+        assert_eq!(content.len(), CORRUPT_KEPT_BYTES);
+        assert_eq!(i32::from_le_bytes(content[..4].try_into().unwrap()), 348, "a NIfTI-1 header");
+    }
+
+    // The cohort filter: the first step removes exactly the corrupt rows, which the later
+    // filters would have kept.
+    let table = read_adni_table(&fx.dir.join(TABLE_FILE)).unwrap();
+    let root = fx.dir.join(IMAGES_DIR);
+    let filter = CohortFilter { known_corrupt: lines.clone(), ..CohortFilter::default() };
+    let with = build_cohort(&table, &root, &filter).unwrap();
+    let without = build_cohort(&table, &root, &CohortFilter { known_corrupt: vec![], ..filter.clone() }).unwrap();
+    assert_eq!(with.report.steps[0].name, "known corrupt");
+    assert_eq!(with.report.steps[0].removed, ids.len());
+    assert_eq!(without.report.steps[0].removed, 0);
+    for (a, b) in with.report.steps.iter().zip(&without.report.steps).skip(1) {
+        assert_eq!(a.removed, b.removed, "{}: the later filters remove the same rows", a.name);
+    }
+    let kept = |c: &adni_data::cohort::Cohort| c.scans.iter().map(|s| s.record.image_id).collect::<BTreeSet<i64>>();
+    let dropped: BTreeSet<i64> = kept(&without).difference(&kept(&with)).copied().collect();
+    assert_eq!(dropped, ids, "exactly the corrupt rows leave the cohort");
+    assert!(kept(&with).is_subset(&kept(&without)));
+    // Every retained scan reads.
+    for s in &with.scans {
+        read_volume_on_grid(&s.path, &fx.anatomy.grid()).unwrap();
+    }
+    // The folder form of the visit (`Month12`) selects the same rows.
+    let folder_form: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let (ptid, visit) = l.split_once('/').unwrap();
+            format!("{ptid}/{}", visit_dir(visit))
+        })
+        .collect();
+    let same = build_cohort(&table, &root, &CohortFilter { known_corrupt: folder_form, ..filter }).unwrap();
+    assert_eq!(kept(&same), kept(&with));
+}
+
+#[test]
+fn duplicates_of_a_corrupt_visit_are_corrupt_too_and_the_rest_does_not_change() {
+    let cfg = SynthConfig {
+        n_cn: 1,
+        n_ad: 1,
+        n_mci: 0,
+        duplicate_fraction: 1.0,
+        missing_fraction: 0.0,
+        visit_weights: [0.0, 0.0, 1.0],
+        n_corrupt: 2,
+        ..SynthConfig::quick()
+    };
+    let anatomy = Anatomy::phantom(cfg.phantom_shape).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let summary = generate(&cfg, &anatomy, dir.path(), &|_, _| {}).unwrap();
+    assert_eq!(summary.corrupt_scans, 4, "two visits of a primary and a Scaled_2 duplicate each");
+    let lines = known_corrupt_lines(dir.path());
+    assert_eq!(lines.len(), 2);
+    let recs = records(dir.path());
+    let ids = corrupt_ids(dir.path());
+    for r in &recs {
+        let path = dir.path().join(IMAGES_DIR).join(image_relpath(r));
+        let listed = lines.contains(&format!("{}/{}", r.ptid, r.visit));
+        assert_eq!(listed, ids.contains(&r.image_id), "{}", r.image_id);
+        assert_eq!(read_outcome(&path).is_err(), listed, "{}", path.display());
+    }
+    assert_eq!(recs.iter().filter(|r| ids.contains(&r.image_id) && r.sequence.ends_with("_2")).count(), 2);
+
+    // Without corrupt visits every other file is byte-identical.
+    let plain = tempfile::tempdir().unwrap();
+    let summary0 = generate(&SynthConfig { n_corrupt: 0, ..cfg.clone() }, &anatomy, plain.path(), &|_, _| {}).unwrap();
+    assert_eq!(summary0.corrupt_scans, 0);
+    assert!(known_corrupt_lines(plain.path()).is_empty());
+    let (a, b) = (read_tree(dir.path()), read_tree(plain.path()));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    let corrupt_paths: BTreeSet<String> = recs
+        .iter()
+        .filter(|r| ids.contains(&r.image_id))
+        .map(|r| format!("{IMAGES_DIR}/{}", adni_data::layout::image_relpath_str(r)))
+        .collect();
+    for (name, bytes) in &a {
+        let differs = bytes != &b[name];
+        let expected = corrupt_paths.contains(name)
+            || [KNOWN_CORRUPT_FILE, "manifest.json", "synth_config.json", "ground_truth/scans.csv"]
+                .contains(&name.as_str());
+        assert_eq!(differs, expected, "{name}");
+    }
+}
+
+#[test]
+fn brain_mask_file_is_the_anatomy_mask() {
+    let fx = quick();
+    let path = fx.dir.join(BRAIN_MASK_FILE);
+    let (vol, info, _) = read_volume(&path).unwrap();
+    assert_eq!(info.datatype, "uint8");
+    vol.grid().check_matches(&fx.anatomy.grid(), &path, 1e-6).unwrap();
+    assert_eq!(vol.data, fx.anatomy.brain_mask);
+    assert!(vol.data.iter().all(|&v| v == 0.0 || v == 1.0));
+    assert!(vol.data.iter().any(|&v| v == 1.0));
 }
 
 #[test]
@@ -530,4 +723,22 @@ fn phantom_has_the_named_regions_and_a_t1_contrast() {
     let msg = Anatomy::from_config(&real, None).unwrap_err().to_string();
     assert!(msg.contains("anatomy") && msg.contains("fetch-data"), "{msg}");
     assert_eq!(Anatomy::from_config(&SynthConfig::quick(), None).unwrap().grid().shape, [40, 48, 40]);
+}
+
+#[test]
+fn is_complete_detects_a_finished_cohort_and_any_damage() {
+    use adni_data::synth::{SynthConfig, is_complete};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = SynthConfig::quick();
+    let anatomy = adni_data::synth::Anatomy::phantom(cfg.phantom_shape).unwrap();
+    assert!(!is_complete(dir.path(), &cfg), "an empty folder is not a cohort");
+    adni_data::synth::generate(&cfg, &anatomy, dir.path(), &|_, _| {}).unwrap();
+    assert!(is_complete(dir.path(), &cfg));
+    let other = SynthConfig { seed: cfg.seed + 1, ..cfg.clone() };
+    assert!(!is_complete(dir.path(), &other), "another config is not this cohort");
+    // Truncate one listed file: no longer complete.
+    let table = dir.path().join(adni_data::synth::TABLE_FILE);
+    let text = std::fs::read(&table).unwrap();
+    std::fs::write(&table, &text[..text.len() - 1]).unwrap();
+    assert!(!is_complete(dir.path(), &cfg), "a truncated table must be noticed");
 }

@@ -271,10 +271,10 @@ impl Anatomy {
                     WHITE
                 };
                 let mut label = 0;
-                if value == GREY {
-                    if let Some(r) = ribbons.iter().find(|r| r.contains(b, side)) {
-                        label = label_of(r.pair, hemisphere);
-                    }
+                if value == GREY
+                    && let Some(r) = ribbons.iter().find(|r| r.contains(b, side))
+                {
+                    label = label_of(r.pair, hemisphere);
                 }
                 for blob in &blobs {
                     if blob.contains(b, side) {

@@ -76,6 +76,9 @@ pub(crate) struct ScanPlan {
     pub acquisition_seed: u64,
     /// Extra intensity factor of a duplicate reconstruction (1 for the primary).
     pub rescale: f64,
+    /// Whether the image is written as a corrupt (truncated) file: a scan of a known-corrupt
+    /// visit (implies `written`).
+    pub corrupt: bool,
 }
 
 /// One visit of a patient.
@@ -129,6 +132,7 @@ pub(crate) mod stream {
     pub const ACQUISITION: u64 = 4;
     pub const DUPLICATE: u64 = 5;
     pub const NOISE: u64 = 6;
+    pub const CORRUPT: u64 = 7;
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -303,6 +307,7 @@ pub(crate) fn plan_cohort(cfg: &SynthConfig, n_regions: usize) -> Result<Vec<Pat
                 written: true,
                 acquisition_seed,
                 rescale: 1.0,
+                corrupt: false,
             }];
             if prng.random_bool(cfg.duplicate_fraction.clamp(0.0, 1.0)) {
                 let mut dup = record;
@@ -312,7 +317,14 @@ pub(crate) fn plan_cohort(cfg: &SynthConfig, n_regions: usize) -> Result<Vec<Pat
                 // A visibly different scaling: 3–15 % up or down.
                 let step = drng.random_range(0.03..0.15);
                 let rescale = if drng.random_bool(0.5) { 1.0 + step } else { 1.0 - step };
-                scans.push(ScanPlan { record: dup, duplicate: true, written: true, acquisition_seed, rescale });
+                scans.push(ScanPlan {
+                    record: dup,
+                    duplicate: true,
+                    written: true,
+                    acquisition_seed,
+                    rescale,
+                    corrupt: false,
+                });
             }
             visits.push(VisitPlan { years, severity, ageing, scans });
         }
@@ -321,6 +333,7 @@ pub(crate) fn plan_cohort(cfg: &SynthConfig, n_regions: usize) -> Result<Vec<Pat
 
     assign_ids(&mut patients, &mut rng);
     mark_missing(&mut patients, cfg.missing_fraction, &mut rng);
+    mark_corrupt(&mut patients, cfg)?;
     Ok(patients)
 }
 
@@ -392,6 +405,58 @@ fn mark_missing(patients: &mut [PatientPlan], fraction: f64, rng: &mut ChaCha8Rn
     }
 }
 
+/// Marks every scan of `cfg.n_corrupt` visits as corrupt, drawn from their own seeded stream
+/// (so the rest of the cohort does not depend on `n_corrupt`) among the visits of CN and AD
+/// patients whose images are all written: rows that the later filters of the study (missing
+/// file, MCI) would keep, so that only the known-corrupt filter removes them.
+fn mark_corrupt(patients: &mut [PatientPlan], cfg: &SynthConfig) -> Result<()> {
+    if cfg.n_corrupt == 0 {
+        return Ok(());
+    }
+    let eligible: Vec<(usize, usize)> = patients
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.group != PatientGroup::MCI)
+        .flat_map(|(i, p)| {
+            p.visits.iter().enumerate().filter(|(_, v)| v.scans.iter().all(|s| s.written)).map(move |(v, _)| (i, v))
+        })
+        .collect();
+    if eligible.len() < cfg.n_corrupt {
+        return Err(DataError::Invalid {
+            key: "n_corrupt".into(),
+            message: format!(
+                "{} known-corrupt visits asked for, but the cohort has only {} visits of CN or AD patients with every \
+                 image written; expected n_corrupt ≤ {} (or more CN/AD patients, or a smaller missing_fraction)",
+                cfg.n_corrupt,
+                eligible.len(),
+                eligible.len()
+            ),
+        });
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, stream::CORRUPT, 0));
+    for k in rand::seq::index::sample(&mut rng, eligible.len(), cfg.n_corrupt) {
+        let (p, v) = eligible[k];
+        for scan in &mut patients[p].visits[v].scans {
+            scan.corrupt = true;
+        }
+    }
+    Ok(())
+}
+
+/// The known-corrupt visits as `PTID/Visit` (the `Visit` of the table, e.g. `Month 12`),
+/// sorted and without repeats.
+pub(crate) fn known_corrupt(patients: &[PatientPlan]) -> Vec<String> {
+    let mut out: Vec<String> = patients
+        .iter()
+        .flat_map(|p| p.visits.iter().flat_map(|v| v.scans.iter()))
+        .filter(|s| s.corrupt)
+        .map(|s| format!("{}/{}", s.record.ptid, s.record.visit))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +479,37 @@ mod tests {
             let e = parse_start_date(bad).unwrap_err().to_string();
             assert!(e.contains("start_date"), "{e}");
         }
+    }
+
+    #[test]
+    fn corrupt_visits_are_whole_written_cn_or_ad_visits_and_leave_the_rest_alone() {
+        let cfg = SynthConfig { n_corrupt: 3, ..SynthConfig::quick() };
+        let plan = plan_cohort(&cfg, 4).unwrap();
+        let plain = plan_cohort(&SynthConfig { n_corrupt: 0, ..cfg.clone() }, 4).unwrap();
+        let mut corrupt_visits = 0;
+        for (p, q) in plan.iter().zip(&plain) {
+            for (v, w) in p.visits.iter().zip(&q.visits) {
+                let n = v.scans.iter().filter(|s| s.corrupt).count();
+                assert!(n == 0 || n == v.scans.len(), "all scans of a visit or none");
+                if n > 0 {
+                    corrupt_visits += 1;
+                    assert_ne!(p.group, PatientGroup::MCI);
+                    assert!(v.scans.iter().all(|s| s.written && s.record.dx != Diagnosis::MCI));
+                }
+                for (s, t) in v.scans.iter().zip(&w.scans) {
+                    assert_eq!((s.record.image_id, s.written), (t.record.image_id, t.written));
+                    assert!(!t.corrupt);
+                }
+            }
+        }
+        assert_eq!(corrupt_visits, 3);
+        let list = known_corrupt(&plan);
+        assert_eq!(list.len(), 3);
+        assert!(list.windows(2).all(|w| w[0] < w[1]));
+        assert!(known_corrupt(&plain).is_empty());
+
+        let err = plan_cohort(&SynthConfig { n_corrupt: 100, ..SynthConfig::quick() }, 4).unwrap_err();
+        assert!(matches!(&err, DataError::Invalid { key, .. } if key == "n_corrupt"), "{err}");
     }
 
     #[test]

@@ -3,21 +3,25 @@
 //! It looks and behaves like an ADNI download, so every later stage runs unchanged on it or on
 //! real ADNI: the 17-column 1.5 T metadata table, registered images on the ICBM152 2009c 1 mm
 //! grid in the ADNI folder layout, CN / MCI / AD patients with 1–3 visits and some duplicate
-//! "Scaled_2" reconstructions. Unlike ADNI it comes with ground truth: the atrophy planted in
-//! every scan (a map and the list of regions), so that relevance maps can be scored.
+//! "Scaled_2" reconstructions, rows whose image is missing and, like the study's
+//! `067_S_0077/Screening`, known-corrupt scans whose files exist but cannot be read. Unlike ADNI
+//! it comes with ground truth: the atrophy planted in every scan (a map and the list of
+//! regions), so that relevance maps can be scored.
 //!
 //! Output layout of [`generate`] under `out_dir`:
 //!
 //! | path | what |
 //! |---|---|
 //! | `ADNI_synth_1.5T.csv` | the metadata table (exact 17-column header) |
-//! | `images/<PTID>/<Visit>/<PTID>_<date>_<Visit>_<Image.ID>_<DX>_Warped.nii.gz` | float32 scans, template grid and affine |
+//! | `images/<PTID>/<Visit>/<PTID>_<date>_<Visit>_<Image.ID>_<DX>_Warped.nii.gz` | float32 scans, template grid and affine; the scans of known-corrupt visits are truncated NIfTI files (a valid gzip stream that ends inside the voxel data) |
+//! | `known_corrupt.txt` | the known-corrupt visits, one `PTID/Visit` a line (`Visit` as in the table, e.g. `Month 12`), sorted: the cohort filter's `known_corrupt` list |
+//! | `brain_mask.nii.gz` | the template brain mask used by the generator (uint8 0/1, template grid and affine; the ICBM152 mask for the real anatomy), for masking the images in preprocessing |
 //! | `ground_truth/atrophy/<Image.ID>_atrophy.nii.gz` | planted tissue-loss map of each written scan, aligned with the image |
-//! | `ground_truth/scans.csv` | per table row: group, severity, planted amounts, whether the image was written |
+//! | `ground_truth/scans.csv` | per table row: group, severity, planted amounts, whether the image was written and whether it is corrupt |
 //! | `ground_truth/regions.csv` | per table row and affected atlas label: planted tissue loss and boundary shift |
 //! | `ground_truth/atlas.nii.gz`, `ground_truth/atlas_labels.csv` | the atlas used (labels; `label,name,pair_name,hemisphere`) |
 //! | `synth_config.json` | the fully resolved config |
-//! | `manifest.json` | every file with its size; written last, so a folder without it is incomplete |
+//! | `manifest.json` | every file with its size and the known-corrupt list; written last, so a folder without it is incomplete |
 //!
 //! *Determinism:* the same config, anatomy and seed give byte-identical files, whatever the
 //! number of threads: every patient, acquisition and volume slice draws from its own seeded
@@ -40,7 +44,10 @@ use crate::error::{DataError, Result};
 
 pub use anatomy::{Anatomy, RealAnatomyFiles};
 pub use cohort::PatientGroup;
-pub use output::{IMAGES_DIR, MANIFEST_FILE, TABLE_FILE};
+pub use output::{
+    BRAIN_MASK_FILE, CORRUPT_KEPT_BYTES, FORMAT_VERSION, IMAGES_DIR, KNOWN_CORRUPT_FILE, MANIFEST_FILE, TABLE_FILE,
+    is_complete,
+};
 pub use render::{
     AGEING_DIFFUSE_LOSS, AGEING_VENTRICLE_MM, CONTRACTION_MM_AT_UNIT, MAX_TISSUE_LOSS, REFERENCE_BRAIN_MM3,
     TISSUE_LOSS_AT_UNIT, VENTRICLE_MM_AT_UNIT, VENTRICLE_SMOOTHING_MM,
@@ -87,6 +94,14 @@ pub struct SynthConfig {
     /// Share of table rows whose image is not written (round(share · rows), at least one row
     /// when positive), so that the missing-file filter has work. Default 0.02.
     pub missing_fraction: f64,
+    /// Number of known-corrupt visits, like the study's `067_S_0077/Screening`: that many
+    /// (patient, visit) pairs, drawn from the seed among the visits of CN and AD patients whose
+    /// images are all written (rows that the later filters of the study would keep), get every
+    /// image (primary and any `Scaled_2` duplicate) written as a truncated NIfTI under its
+    /// normal path, so that the file exists but cannot be read. Their table rows stay; the list
+    /// is written to `known_corrupt.txt`, for the cohort filter's `known_corrupt`. Must not
+    /// exceed the number of such visits. Default 1.
+    pub n_corrupt: usize,
     /// Share of MCI patients with at least two visits whose `DX` becomes `Dementia` at a later
     /// visit (`Screen.Diagnosis` stays MCI). Default 0.35.
     pub mci_conversion_fraction: f64,
@@ -148,6 +163,7 @@ impl Default for SynthConfig {
             visit_weights: [0.15, 0.25, 0.6],
             duplicate_fraction: 0.15,
             missing_fraction: 0.02,
+            n_corrupt: 1,
             mci_conversion_fraction: 0.35,
             effect_size: 1.0,
             atrophy_regions: [
@@ -178,7 +194,8 @@ impl Default for SynthConfig {
 
 impl SynthConfig {
     /// A small, fast cohort on a 40×48×40 phantom for tests: 3 CN, 3 AD, 2 MCI, more
-    /// duplicates (0.25) and missing rows (0.1) than the default so that both occur.
+    /// duplicates (0.25) and missing rows (0.1) than the default so that both occur, and one
+    /// known-corrupt visit.
     pub fn quick() -> SynthConfig {
         SynthConfig {
             anatomy: AnatomySource::Phantom,
@@ -209,6 +226,28 @@ impl SynthConfig {
         }
         if self.missing_fraction >= 1.0 {
             return invalid("missing_fraction", "1 would write no image at all, expected a share below 1".into());
+        }
+        if self.n_corrupt > 0 && self.n_cn + self.n_ad == 0 {
+            return invalid(
+                "n_corrupt",
+                format!(
+                    "{} known-corrupt visits asked for, but there are no CN or AD patients to draw them from; \
+                     expected n_corrupt = 0 or n_cn + n_ad ≥ 1",
+                    self.n_corrupt
+                ),
+            );
+        }
+        let max_corrupt = (self.n_cn + self.n_ad).saturating_mul(cohort::VISITS.len());
+        if self.n_corrupt > max_corrupt {
+            return invalid(
+                "n_corrupt",
+                format!(
+                    "{} known-corrupt visits asked for, but {} CN and AD patients have at most {max_corrupt} visits; \
+                     expected n_corrupt ≤ {max_corrupt}",
+                    self.n_corrupt,
+                    self.n_cn + self.n_ad
+                ),
+            );
         }
         if self.visit_weights.iter().any(|w| !w.is_finite() || *w < 0.0)
             || self.visit_weights.iter().sum::<f64>() <= 0.0
@@ -285,6 +324,9 @@ pub struct SynthSummary {
     pub images_written: usize,
     /// Rows whose image was deliberately not written.
     pub missing_rows: usize,
+    /// Rows whose image is written as a corrupt (truncated) file: every scan of the
+    /// `n_corrupt` visits listed in `known_corrupt.txt` (counted in `images_written` too).
+    pub corrupt_scans: usize,
     /// Wall-clock seconds of the whole generation.
     pub seconds: f64,
     /// Wall-clock seconds per written image (all threads together).
@@ -311,6 +353,9 @@ pub fn generate(
     output::prepare_out_dir(out_dir)?;
     let mut files = output::FileList::new(out_dir);
     output::write_config(out_dir, cfg, &mut files)?;
+    output::write_brain_mask(out_dir, anatomy, &mut files)?;
+    let known_corrupt = cohort::known_corrupt(&patients);
+    output::write_known_corrupt(out_dir, &known_corrupt, &mut files)?;
 
     let jobs: Vec<(&cohort::PatientPlan, &cohort::VisitPlan, &cohort::ScanPlan)> = patients
         .iter()
@@ -336,7 +381,7 @@ pub fn generate(
     }
 
     output::write_tables(out_dir, cfg, &prep, anatomy, &patients, &mut files)?;
-    output::write_manifest(out_dir, cfg, anatomy, &files, jobs.len(), total)?;
+    output::write_manifest(out_dir, cfg, anatomy, &files, &known_corrupt, jobs.len(), total)?;
 
     let seconds = started.elapsed().as_secs_f64();
     let count = |g: PatientGroup| patients.iter().filter(|p| p.group == g).count();
@@ -349,6 +394,7 @@ pub fn generate(
         duplicates: jobs.iter().filter(|(_, _, s)| s.duplicate).count(),
         images_written: total,
         missing_rows: jobs.len() - total,
+        corrupt_scans: jobs.iter().filter(|(_, _, s)| s.corrupt).count(),
         seconds,
         seconds_per_image: seconds / total.max(1) as f64,
     })

@@ -1,7 +1,10 @@
-//! Writing a synthetic cohort: images and atrophy maps, the ADNI table, the ground-truth tables,
-//! the atlas, the resolved config and, last, the manifest. Every file is written atomically.
+//! Writing a synthetic cohort: images (truncated ones for the known-corrupt visits) and atrophy
+//! maps, the ADNI table, the ground-truth tables, the atlas, the template brain mask
+//! (`brain_mask.nii.gz`), the known-corrupt list (`known_corrupt.txt`), the resolved config and,
+//! last, the manifest. Every file is written atomically.
 
 use std::fs;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -24,6 +27,13 @@ pub const TABLE_FILE: &str = "ADNI_synth_1.5T.csv";
 pub const IMAGES_DIR: &str = "images";
 /// The manifest, written last: a folder without it holds an incomplete generation.
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// The known-corrupt visits, one `PTID/Visit` a line (sorted; empty when there are none).
+pub const KNOWN_CORRUPT_FILE: &str = "known_corrupt.txt";
+/// The template brain mask (uint8 0/1 on the template grid).
+pub const BRAIN_MASK_FILE: &str = "brain_mask.nii.gz";
+/// Bytes of the uncompressed NIfTI kept in a corrupt image: the 348-byte header and 4096 more
+/// (the extension flag and the start of the voxel data), far fewer than the header announces.
+pub const CORRUPT_KEPT_BYTES: usize = 348 + 4096;
 const CONFIG_FILE: &str = "synth_config.json";
 const GROUND_TRUTH_DIR: &str = "ground_truth";
 
@@ -68,8 +78,16 @@ fn invalid_out(out_dir: &Path, message: String) -> DataError {
 
 /// Names the generator writes at the top of the output folder, plus the TOML config the CLI
 /// may put there before generating.
-const OWN_NAMES: [&str; 6] =
-    [MANIFEST_FILE, CONFIG_FILE, TABLE_FILE, IMAGES_DIR, GROUND_TRUTH_DIR, "synth_config.toml"];
+const OWN_NAMES: [&str; 8] = [
+    MANIFEST_FILE,
+    CONFIG_FILE,
+    TABLE_FILE,
+    KNOWN_CORRUPT_FILE,
+    BRAIN_MASK_FILE,
+    IMAGES_DIR,
+    GROUND_TRUTH_DIR,
+    "synth_config.toml",
+];
 
 /// Makes `out_dir` ready: created if absent. A folder that holds a previous generation (a
 /// manifest or a resolved config) or only the generator's own names is cleared of the
@@ -102,7 +120,8 @@ pub(crate) fn prepare_out_dir(out_dir: &Path) -> Result<()> {
             ),
         ));
     }
-    for f in [MANIFEST_FILE, TABLE_FILE, CONFIG_FILE].map(|n| out_dir.join(n)).into_iter().chain(temporary) {
+    let own_files = [MANIFEST_FILE, TABLE_FILE, CONFIG_FILE, KNOWN_CORRUPT_FILE, BRAIN_MASK_FILE];
+    for f in own_files.map(|n| out_dir.join(n)).into_iter().chain(temporary) {
         if f.is_file() {
             fs::remove_file(&f).map_err(|e| DataError::io(&f, e))?;
         }
@@ -134,13 +153,51 @@ fn atrophy_rel(scan: &ScanPlan) -> String {
     format!("{GROUND_TRUTH_DIR}/atrophy/{}_atrophy.nii.gz", scan.record.image_id)
 }
 
-/// Writes one scan's image and atrophy map.
+/// Writes the template brain mask as uint8 0/1 on the template grid.
+pub(crate) fn write_brain_mask(out_dir: &Path, anatomy: &Anatomy, files: &mut FileList) -> Result<()> {
+    let mask = anatomy.brain_mask.mapv(|m| u8::from(m > 0.5));
+    write_array(&out_dir.join(BRAIN_MASK_FILE), &mask, &anatomy.t1.affine, ByteOrder::Little)?;
+    files.record(BRAIN_MASK_FILE)
+}
+
+/// Writes the known-corrupt list, one `PTID/Visit` a line.
+pub(crate) fn write_known_corrupt(out_dir: &Path, entries: &[String], files: &mut FileList) -> Result<()> {
+    let text: String = entries.iter().map(|e| format!("{e}\n")).collect();
+    write_bytes_atomically(&out_dir.join(KNOWN_CORRUPT_FILE), text.as_bytes())?;
+    files.record(KNOWN_CORRUPT_FILE)
+}
+
+/// Replaces the NIfTI file at `path` (a `.nii.gz`) by a corrupt one: a valid gzip stream of the
+/// first [`CORRUPT_KEPT_BYTES`] bytes of its uncompressed content (less, for a tiny file), so
+/// that the header announces more voxel data than the file holds and reading it fails.
+fn corrupt_in_place(path: &Path) -> Result<()> {
+    let compressed = fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let mut head = Vec::with_capacity(CORRUPT_KEPT_BYTES + 1);
+    flate2::read::MultiGzDecoder::new(compressed.as_slice())
+        .take(CORRUPT_KEPT_BYTES as u64 + 1)
+        .read_to_end(&mut head)
+        .map_err(|e| DataError::io(path, e))?;
+    // Always cut: a file no longer than the kept bytes loses its second half.
+    let keep = if head.len() > CORRUPT_KEPT_BYTES { CORRUPT_KEPT_BYTES } else { head.len() / 2 };
+    head.truncate(keep);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&head).map_err(|e| DataError::io(path, e))?;
+    let bytes = gz.finish().map_err(|e| DataError::io(path, e))?;
+    write_bytes_atomically(path, &bytes)
+}
+
+/// Writes one scan's image and atrophy map; the image of a corrupt scan is written in full,
+/// then truncated (see [`corrupt_in_place`]). Its atrophy map is written as for any scan.
 pub(crate) fn write_scan(out_dir: &Path, anatomy: &Anatomy, scan: &ScanPlan, r: &Rendered) -> Result<Vec<WrittenFile>> {
     let affine = anatomy.t1.affine;
     let mut out = Vec::with_capacity(2);
-    for (rel, data) in [(image_rel(scan), &r.image), (atrophy_rel(scan), &r.atrophy)] {
+    for (rel, data, is_image) in [(image_rel(scan), &r.image, true), (atrophy_rel(scan), &r.atrophy, false)] {
+        let path = out_dir.join(&rel);
         // Little-endian on every machine, so that the bytes do not depend on the platform.
-        write_array(&out_dir.join(&rel), data, &affine, ByteOrder::Little)?;
+        write_array(&path, data, &affine, ByteOrder::Little)?;
+        if is_image && scan.corrupt {
+            corrupt_in_place(&path)?;
+        }
         out.push(record(out_dir, &rel)?);
     }
     Ok(out)
@@ -199,6 +256,7 @@ pub(crate) fn write_tables(
         scans.widening.push(round6(widening));
         scans.diffuse.push(round6(pl.diffuse_loss));
         scans.written.push(yes_no(s.written).to_string());
+        scans.corrupt.push(yes_no(s.corrupt).to_string());
         scans.image_path.push(if s.written { image_rel(s) } else { String::new() });
         scans.atrophy_path.push(if s.written { atrophy_rel(s) } else { String::new() });
         for (t, target) in prep.atrophy.iter().enumerate() {
@@ -253,6 +311,7 @@ struct ScanColumns {
     widening: Vec<f64>,
     diffuse: Vec<f64>,
     written: Vec<String>,
+    corrupt: Vec<String>,
     image_path: Vec<String>,
     atrophy_path: Vec<String>,
 }
@@ -280,6 +339,7 @@ impl ScanColumns {
                 f("ventricle_widening_mm", self.widening),
                 f("diffuse_loss", self.diffuse),
                 s("image_written", self.written),
+                s("corrupt", self.corrupt),
                 s("image_path", self.image_path),
                 s("atrophy_path", self.atrophy_path),
             ],
@@ -326,6 +386,36 @@ impl RegionColumns {
     }
 }
 
+/// Version of the output layout; bumped whenever the generator writes other files.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// True when `out_dir` holds a complete cohort of this generator version made with exactly
+/// `cfg`: the manifest exists with the current format version, the stored config equals `cfg`
+/// byte for byte, and every file the manifest lists exists with its recorded size.
+pub fn is_complete(out_dir: &Path, cfg: &SynthConfig) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Listed {
+        path: String,
+        bytes: u64,
+    }
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        format_version: u32,
+        files: Vec<Listed>,
+    }
+    let Ok(text) = std::fs::read_to_string(out_dir.join(MANIFEST_FILE)) else { return false };
+    let Ok(m) = serde_json::from_str::<Stored>(&text) else { return false };
+    if m.format_version != FORMAT_VERSION {
+        return false;
+    }
+    let Ok(mut expected) = serde_json::to_vec_pretty(cfg) else { return false };
+    expected.push(b'\n');
+    if std::fs::read(out_dir.join(CONFIG_FILE)).ok().as_deref() != Some(expected.as_slice()) {
+        return false;
+    }
+    m.files.iter().all(|f| std::fs::metadata(out_dir.join(&f.path)).map(|md| md.len() == f.bytes).unwrap_or(false))
+}
+
 #[derive(Serialize)]
 struct Manifest<'a> {
     generator: &'static str,
@@ -335,15 +425,21 @@ struct Manifest<'a> {
     grid_shape: [usize; 3],
     scans: usize,
     images_written: usize,
+    /// The known-corrupt visits (`PTID/Visit`), as in `known_corrupt.txt`.
+    known_corrupt: &'a [String],
+    /// The template brain mask file.
+    brain_mask: &'static str,
     files: &'a [WrittenFile],
 }
 
-/// Writes the manifest (every file with its size, sorted by path), last.
+/// Writes the manifest (every file with its size, sorted by path, and the known-corrupt list),
+/// last.
 pub(crate) fn write_manifest(
     out_dir: &Path,
     cfg: &SynthConfig,
     anatomy: &Anatomy,
     files: &FileList,
+    known_corrupt: &[String],
     scans: usize,
     images_written: usize,
 ) -> Result<()> {
@@ -351,12 +447,14 @@ pub(crate) fn write_manifest(
     list.sort();
     let m = Manifest {
         generator: "adni-data synth",
-        format_version: 1,
+        format_version: FORMAT_VERSION,
         seed: cfg.seed,
         atlas: &anatomy.atlas.name,
         grid_shape: anatomy.grid().shape,
         scans,
         images_written,
+        known_corrupt,
+        brain_mask: BRAIN_MASK_FILE,
         files: &list,
     };
     let mut bytes = serde_json::to_vec_pretty(&m)

@@ -67,7 +67,7 @@ pub(crate) struct Prepared<'a> {
     pub dims: [usize; 3],
     t1: Cow<'a, [f32]>,
     mask: Cow<'a, [f32]>,
-    /// Median T1 intensity of the lateral ventricles: what lost tissue turns into.
+    /// Median T1 intensity in the ventricle regions: what lost tissue turns into.
     pub csf: f32,
     /// 95th percentile of T1 inside the brain: the reference for the noise level.
     pub white: f32,
@@ -516,6 +516,7 @@ pub(crate) fn render_scan(
             }
             let py = warp.centre[1] + (j as f32 - warp.centre[1]) * warp.inv_scale[1] + warp.shift[1];
             let bij = bias[0][i] * bias[1][j] * scale;
+            #[allow(clippy::needless_range_loop)] // k indexes the bias, bump tables and the output alike
             for k in 0..dims[2] {
                 let pz = warp.centre[2] + (k as f32 - warp.centre[2]) * warp.inv_scale[2] + warp.shift[2];
                 let mut p = [px, py, pz];
