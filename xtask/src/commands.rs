@@ -412,3 +412,14 @@ pub fn prepare(config: &Path, force: bool) -> Result<()> {
     outln!("prepare: done in {:.1} s; outputs in {}", t.elapsed().as_secs_f64(), run_dir.display());
     Ok(())
 }
+
+/// Loads a config named on the command line (see [`find_config`]); for the other command modules.
+pub fn load_config_file(path: &Path) -> Result<ProjectConfig> {
+    load_config(path)
+}
+
+/// The cohort of a config: its table filtered against its image folder; for the other command
+/// modules.
+pub fn cohort_of(cfg: &ProjectConfig) -> Result<Cohort> {
+    load_cohort(cfg)
+}

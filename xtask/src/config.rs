@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use adni_data::cohort::CohortFilter;
 use adni_data::synth::SynthConfig;
+use model::NetworkConfig;
+use model::train::TrainConfig;
 
 /// The project root: the folder that holds the workspace `Cargo.toml`. Relative paths inside a
 /// config file are resolved against it, so a config means the same thing from any directory.
@@ -208,10 +210,14 @@ pub struct ProjectConfig {
     pub split: SplitSection,
     /// `[preprocess]`.
     pub preprocess: PreprocessSection,
+    /// `[train]`: training and evaluation (`cargo xtask train`); defaults are the paper's.
+    pub train: TrainConfig,
+    /// `[model]`: the network's architecture; defaults are the paper's.
+    pub model: NetworkConfig,
 }
 
 /// Top-level sections a config may hold.
-pub const SECTIONS: &[&str] = &["run", "fetch", "data", "synth", "split", "preprocess"];
+pub const SECTIONS: &[&str] = &["run", "fetch", "data", "synth", "split", "preprocess", "train", "model"];
 
 /// The closest candidate to `word`, if any is reasonably close.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -259,6 +265,10 @@ impl ProjectConfig {
         let data = take_section(&mut table, "data", file)?;
         let split = take_section(&mut table, "split", file)?;
         let preprocess = take_section(&mut table, "preprocess", file)?;
+        let train: TrainConfig = take_section(&mut table, "train", file)?;
+        train.validate().map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        let model: NetworkConfig = take_section(&mut table, "model", file)?;
+        model.validate().map_err(|e| anyhow!("{}: in [model]: {e}", file.display()))?;
         let synth = match table.remove("synth") {
             None => SynthSection::default(),
             Some(toml::Value::Table(mut t)) => {
@@ -293,7 +303,7 @@ impl ProjectConfig {
             }
             bail!(msg);
         }
-        Ok(Self { run, fetch, data, synth, split, preprocess })
+        Ok(Self { run, fetch, data, synth, split, preprocess, train, model })
     }
 
     /// Reads and parses a config file.
@@ -358,6 +368,21 @@ mod tests {
     fn wrong_type_names_section() {
         let e = parse("[split]\nk = 'five'\n").unwrap_err().to_string();
         assert!(e.contains("[split]"), "{e}");
+    }
+
+    #[test]
+    fn train_and_model_sections_name_bad_keys_and_values() {
+        let e = parse("[train]\nepoch = 3\n").unwrap_err().to_string();
+        assert!(e.contains("[train]") && e.contains("did you mean `epochs`"), "{e}");
+        let e = parse("[train]\nepochs = 0\n").unwrap_err().to_string();
+        assert!(e.contains("`[train] epochs`") && e.contains("at least 1"), "{e}");
+        let e = parse("[train]\nkeep = 'first'\n").unwrap_err().to_string();
+        assert!(e.contains("[train]") && e.contains("first"), "{e}");
+        let e = parse("[model]\ndropout = 1.5\n").unwrap_err().to_string();
+        assert!(e.contains("[model]") && e.contains("dropout"), "{e}");
+        let c = parse("[train]\nepochs = 2\nkeep = 'best'\n[model]\nchannels = [2, 2, 2, 2]\n").unwrap();
+        assert_eq!((c.train.epochs, c.train.keep, c.model.channels), (2, model::train::KeepEpoch::Best, [2; 4]));
+        assert_eq!(c.train.batch_size, 5, "paper default");
     }
 
     #[test]

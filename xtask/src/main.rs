@@ -4,9 +4,11 @@
 //! inside a config are relative to the project root. Each command writes the fully resolved config
 //! beside its outputs.
 
+mod bench_cmd;
 mod commands;
 mod config;
 mod fetch;
+mod train_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,6 +99,10 @@ enum Cmd {
         #[arg(long)]
         force: bool,
     },
+    /// Benchmark the paper's CNN (train step, inference, input gradient) against PyTorch
+    Bench(bench_cmd::BenchArgs),
+    /// Train the paper's CNN: k-fold over patients or hold-out, per-fold jobs, resume, merge
+    Train(train_cmd::TrainArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +117,8 @@ fn main() -> ExitCode {
         Cmd::Preprocess { config } => commands::preprocess(&config),
         Cmd::Inspect { file, json } => commands::inspect(&file, json),
         Cmd::Prepare { config, force } => commands::prepare(&config, force),
+        Cmd::Train(args) => train_cmd::train(&args),
+        Cmd::Bench(args) => bench_cmd::bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,515 @@
+//! Benchmark of the paper's CNN (`ClassificationModel3D`, PAPER.md section 1) on Burn.
+//!
+//! ```text
+//! cargo bench -p model --bench paper_cnn -- [--grids 2mm,1mm] [--reps 5] [--threads 2]
+//! ```
+//!
+//! Cases, per grid (2 mm = 97×115×97, 1 mm = 193×229×193), with the paper's network:
+//!
+//! - `train`: one Adam step (lr 1e-4, PyTorch's β and ε) in training mode (BatchNorm on batch
+//!   statistics, dropout 0.8): `forward_train` + cross-entropy + backward + step, batch 5;
+//!   reported per scan (time / batch).
+//! - `forward`: `forward_eval` (running statistics, no dropout) on the plain backend (no
+//!   autodiff), batch 5; per scan.
+//! - `input_grad`: `input_gradient` of the softmax probability of class 1 (AD) for one scan, in
+//!   inference mode and without weight gradients (the sensitivity analysis of the paper).
+//!
+//! Honesty rules, shared with `scripts/bench_pytorch.py` (the same network in PyTorch):
+//! every case runs in a child process of its own (fresh allocator, fresh thread pool, an honest
+//! peak memory); inside it, untimed warm-up repetitions come first, then `--reps` timed ones; the
+//! median and the minimum are reported. Each timed repetition ends by reading a result back to
+//! the host (the loss, the logits, the gradient's sum) and syncing the device, so lazy or
+//! asynchronous backends are timed to completion. Peak memory is the child's `VmHWM` (peak
+//! resident set, from `/proc/self/status`); on CUDA it is host memory only.
+//!
+//! The CPU backend is Flex; its kernels run on rayon's global pool, which each child builds with
+//! `--threads` threads (reported as `threads`). `--device cuda` (builds with `--features cuda`)
+//! runs the same cases on the GPU; `--check-agreement` (CUDA only) compares CPU and CUDA
+//! inference on the same weights.
+//!
+//! `cargo xtask bench` runs this binary and the PyTorch script and writes
+//! `results/bench/bench.{json,md}`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
+use model::{ClassificationModel3D, NetworkConfig, input_gradient};
+use serde_json::{Value, json};
+
+/// The grids of the benchmark, by name.
+const GRIDS: [(&str, [usize; 3]); 2] = [("2mm", [97, 115, 97]), ("1mm", [193, 229, 193])];
+/// The cases, in the order they run.
+const CASES: [&str; 3] = ["train", "forward", "input_grad"];
+/// The class whose probability `input_grad` differentiates (1 = AD); the cost does not depend on it.
+const TARGET_CLASS: usize = 1;
+/// Adam learning rate of the paper.
+const LEARNING_RATE: f64 = 1e-4;
+/// Tolerance of `--check-agreement`: max |Δp| between CPU and CUDA softmax outputs.
+const AGREEMENT_TOLERANCE: f64 = 1e-4;
+
+/// Command-line options.
+#[derive(Debug, Clone)]
+struct Options {
+    grids: Vec<String>,
+    cases: Vec<String>,
+    reps: usize,
+    warmup: usize,
+    threads: usize,
+    batch: usize,
+    seed: u64,
+    device: String,
+    json: Option<PathBuf>,
+    check_agreement: bool,
+    /// Child mode: run this one (grid, case) and print its JSON.
+    child: Option<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            grids: vec!["2mm".into()],
+            cases: CASES.iter().map(|c| c.to_string()).collect(),
+            reps: 5,
+            warmup: 1,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            batch: 5,
+            seed: 2018,
+            device: "cpu".into(),
+            json: None,
+            check_agreement: false,
+            child: None,
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: cargo bench -p model --bench paper_cnn -- [options]
+  --grids LIST        comma-separated grids: 2mm, 1mm (default 2mm)
+  --cases LIST        comma-separated: train, forward, input_grad (default all)
+  --reps N            timed repetitions per case (default 5)
+  --warmup N          untimed repetitions before them (default 1)
+  --threads N         rayon threads of the CPU backend (default: all cores)
+  --batch N           batch of train and forward (default 5; input_grad uses 1)
+  --seed N            weights and input seed (default 2018)
+  --device cpu|cuda   backend (cuda needs --features cuda)
+  --json FILE         also write the results as JSON
+  --check-agreement   (cuda) compare CPU and CUDA inference on the same weights";
+
+fn parse_args(args: &[String]) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut it = args.iter();
+    let list = |v: &str| v.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect::<Vec<_>>();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        let number = |name: &str, v: String| v.parse::<usize>().map_err(|_| format!("{name}: `{v}` is not a number"));
+        match arg.as_str() {
+            // `cargo bench` passes `--bench` to every bench binary.
+            "--bench" => {}
+            "--grids" => o.grids = list(&value("--grids")?),
+            "--cases" => o.cases = list(&value("--cases")?),
+            "--reps" => o.reps = number("--reps", value("--reps")?)?,
+            "--warmup" => o.warmup = number("--warmup", value("--warmup")?)?,
+            "--threads" => o.threads = number("--threads", value("--threads")?)?,
+            "--batch" => o.batch = number("--batch", value("--batch")?)?,
+            "--seed" => o.seed = number("--seed", value("--seed")?)? as u64,
+            "--device" => o.device = value("--device")?,
+            "--json" => o.json = Some(PathBuf::from(value("--json")?)),
+            "--check-agreement" => o.check_agreement = true,
+            "--child" => o.child = Some((value("--child")?, value("--child")?)),
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    for g in &o.grids {
+        if grid_shape(g).is_none() {
+            return Err(format!("unknown grid `{g}`; expected 2mm or 1mm"));
+        }
+    }
+    for c in &o.cases {
+        if !CASES.contains(&c.as_str()) {
+            return Err(format!("unknown case `{c}`; expected one of {}", CASES.join(", ")));
+        }
+    }
+    if o.reps == 0 || o.threads == 0 || o.batch == 0 {
+        return Err("--reps, --threads and --batch must be at least 1".into());
+    }
+    if !matches!(o.device.as_str(), "cpu" | "cuda") {
+        return Err(format!("unknown device `{}`; expected cpu or cuda", o.device));
+    }
+    Ok(o)
+}
+
+fn grid_shape(name: &str) -> Option<[usize; 3]> {
+    GRIDS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse_args(&args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = if let Some((grid, case)) = opts.child.clone() {
+        child_main(&opts, &grid, &case).map(|v| println!("{v}"))
+    } else {
+        parent_main(&opts, &args)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: one child process per case, then the summary.
+
+fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let load_before = loadavg();
+    let started = Instant::now();
+    let mut results = Vec::new();
+    for grid in &opts.grids {
+        for case in &opts.cases {
+            eprintln!("paper_cnn: {} {grid} {case} (warm-up {}, reps {}) …", opts.device, opts.warmup, opts.reps);
+            let mut cmd = Command::new(&exe);
+            cmd.args(["--child", grid, case])
+                .args(["--reps", &opts.reps.to_string(), "--warmup", &opts.warmup.to_string()])
+                .args(["--threads", &opts.threads.to_string(), "--batch", &opts.batch.to_string()])
+                .args(["--seed", &opts.seed.to_string(), "--device", &opts.device])
+                .env("RAYON_NUM_THREADS", opts.threads.to_string());
+            let out = cmd.output().map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "case {grid}/{case} failed ({}):\n{}",
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line = stdout.lines().last().unwrap_or_default();
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| format!("case {grid}/{case}: unreadable output `{line}`: {e}"))?;
+            eprintln!("  {}", one_line(&v));
+            results.push(v);
+        }
+    }
+    let mut summary = json!({
+        "framework": "burn",
+        "burn_version": "0.21.0",
+        "backend": if opts.device == "cuda" { "cuda" } else { "flex" },
+        "device": opts.device,
+        "threads": opts.threads,
+        "cpu": cpu_model(),
+        "command": format!("cargo bench -p model --bench paper_cnn -- {}", shell_words(args)),
+        "loadavg_before": load_before,
+        "loadavg_after": loadavg(),
+        "wall_s": started.elapsed().as_secs_f64(),
+        "results": results,
+    });
+    if opts.check_agreement {
+        let out = Command::new(&exe)
+            .args(["--check-agreement", "--child", &opts.grids[0], "agreement", "--seed", &opts.seed.to_string()])
+            .env("RAYON_NUM_THREADS", opts.threads.to_string())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).map_err(|_| {
+            format!("agreement check failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr))
+        })?;
+        eprintln!("agreement: {v}");
+        summary["agreement"] = v;
+    }
+    println!("{}", table(&summary));
+    if let Some(path) = &opts.json {
+        write_json(path, &summary)?;
+        eprintln!("paper_cnn: wrote {}", path.display());
+    }
+    if summary["agreement"]["pass"] == json!(false) {
+        return Err(format!("CPU and CUDA disagree: {}", summary["agreement"]));
+    }
+    Ok(())
+}
+
+fn one_line(v: &Value) -> String {
+    format!(
+        "{} {}: {:.4} s/scan median, {:.4} min, peak {:.0} MB",
+        v["grid"].as_str().unwrap_or("?"),
+        v["case"].as_str().unwrap_or("?"),
+        v["per_scan_median_s"].as_f64().unwrap_or(f64::NAN),
+        v["per_scan_min_s"].as_f64().unwrap_or(f64::NAN),
+        v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+    )
+}
+
+fn table(summary: &Value) -> String {
+    let mut s = format!(
+        "\nburn 0.21.0 {} ({} threads), warm-up excluded, per scan\n{:<5} {:<11} {:>6} {:>5} {:>12} {:>12} {:>10}\n",
+        summary["backend"].as_str().unwrap_or("?"),
+        summary["threads"],
+        "grid",
+        "case",
+        "batch",
+        "reps",
+        "median s",
+        "min s",
+        "peak MB"
+    );
+    for v in summary["results"].as_array().into_iter().flatten() {
+        s += &format!(
+            "{:<5} {:<11} {:>6} {:>5} {:>12.4} {:>12.4} {:>10.0}\n",
+            v["grid"].as_str().unwrap_or("?"),
+            v["case"].as_str().unwrap_or("?"),
+            v["batch"],
+            v["reps"],
+            v["per_scan_median_s"].as_f64().unwrap_or(f64::NAN),
+            v["per_scan_min_s"].as_f64().unwrap_or(f64::NAN),
+            v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    s
+}
+
+/// Writes under a temporary name in the same folder, then renames (never a half-written file).
+fn write_json(path: &Path, v: &Value) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let text = serde_json::to_string_pretty(v).map_err(|e| e.to_string())?;
+    std::fs::write(&tmp, text + "\n").map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename onto {}: {e}", path.display()))
+}
+
+fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .filter(|a| *a != "--bench")
+        .map(|a| {
+            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./,=:".contains(c)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn loadavg() -> Value {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| {
+            let v: Vec<f64> = s.split_whitespace().take(3).filter_map(|x| x.parse().ok()).collect();
+            json!(v)
+        })
+        .unwrap_or(Value::Null)
+}
+
+fn cpu_model() -> Value {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| json!(m.trim()))
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// A `kB` field of `/proc/self/status` in MB (`VmHWM` = peak resident set, `VmRSS` = current).
+fn status_mb(field: &str) -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child: one case.
+
+fn child_main(opts: &Options, grid: &str, case: &str) -> Result<Value, String> {
+    let start_rss = status_mb("VmRSS");
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build_global()
+        .map_err(|e| format!("cannot build the rayon pool: {e}"))?;
+    let shape = grid_shape(grid).ok_or_else(|| format!("unknown grid `{grid}`"))?;
+    if opts.check_agreement {
+        return check_agreement(grid, shape, opts.seed);
+    }
+    let mut v = match opts.device.as_str() {
+        "cpu" => run_case::<model::CpuTrain>(&Default::default(), shape, case, opts)?,
+        _ => run_cuda(shape, case, opts)?,
+    };
+    v["grid"] = json!(grid);
+    v["start_rss_mb"] = json!(start_rss);
+    v["peak_rss_mb"] = json!(status_mb("VmHWM"));
+    v["threads"] = json!(rayon::current_num_threads());
+    Ok(v)
+}
+
+#[cfg(feature = "cuda")]
+fn run_cuda(shape: [usize; 3], case: &str, opts: &Options) -> Result<Value, String> {
+    let device = model::device::cuda_device(0).map_err(|e| e.to_string())?;
+    run_case::<model::GpuTrain>(&device, shape, case, opts)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_cuda(_: [usize; 3], _: &str, _: &Options) -> Result<Value, String> {
+    Err(model::ModelError::CudaNotCompiled.to_string())
+}
+
+/// Times `step` after `warmup` untimed calls; returns the seconds of each timed call.
+fn time_reps(warmup: usize, reps: usize, mut step: impl FnMut()) -> Vec<f64> {
+    for _ in 0..warmup {
+        step();
+    }
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            step();
+            t.elapsed().as_secs_f64()
+        })
+        .collect()
+}
+
+fn sync<B: Backend>(device: &B::Device) {
+    // Flex is synchronous; on CUDA this waits for the queued kernels.
+    if let Err(e) = B::sync(device) {
+        panic!("device sync failed: {e:?}");
+    }
+}
+
+fn run_case<B: AutodiffBackend>(device: &B::Device, shape: [usize; 3], case: &str, opts: &Options) -> Result<Value, String> {
+    B::seed(device, opts.seed);
+    let config = NetworkConfig::default();
+    let model: ClassificationModel3D<B> = config.init(shape, device).map_err(|e| e.to_string())?;
+    let batch = if case == "input_grad" { 1 } else { opts.batch };
+    let [d, h, w] = shape;
+    let x = Tensor::<B::InnerBackend, 5>::random([batch, 1, d, h, w], Distribution::Normal(0.0, 1.0), device);
+    let ready_rss;
+    let times = match case {
+        "train" => {
+            let labels: Vec<i64> = (0..batch as i64).map(|i| i % 2).collect();
+            let y = Tensor::<B, 1, Int>::from_data(TensorData::new(labels, [batch]), device);
+            let x = Tensor::<B, 5>::from_inner(x);
+            let loss_fn = CrossEntropyLossConfig::new().init(device);
+            // PyTorch's Adam defaults (β = 0.9, 0.999; ε = 1e-8), as the paper.
+            let mut optim = AdamConfig::new().with_epsilon(1e-8).init::<B, ClassificationModel3D<B>>();
+            let mut model = Some(model);
+            ready_rss = status_mb("VmRSS");
+            time_reps(opts.warmup, opts.reps, || {
+                let m = model.take().expect("model is put back after every step");
+                let loss = loss_fn.forward(m.forward_train(x.clone()), y.clone());
+                let grads = GradientsParams::from_grads(loss.backward(), &m);
+                let m = optim.step(LEARNING_RATE, m, grads);
+                let _: f32 = loss.into_scalar().elem();
+                sync::<B>(device);
+                model = Some(m);
+            })
+        }
+        "forward" => {
+            let inference = model.valid();
+            ready_rss = status_mb("VmRSS");
+            time_reps(opts.warmup, opts.reps, || {
+                let _ = inference.forward_eval(x.clone()).into_data();
+                sync::<B::InnerBackend>(device);
+            })
+        }
+        "input_grad" => {
+            ready_rss = status_mb("VmRSS");
+            let mut failure = None;
+            let times = time_reps(opts.warmup, opts.reps, || match input_gradient(&model, x.clone(), TARGET_CLASS, true) {
+                Ok(g) => {
+                    let _: f32 = g.abs().sum().into_scalar().elem();
+                    sync::<B::InnerBackend>(device);
+                }
+                Err(e) => failure = Some(e.to_string()),
+            });
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            times
+        }
+        other => return Err(format!("unknown case `{other}`")),
+    };
+    let per_scan = if case == "input_grad" { 1 } else { batch } as f64;
+    let median = median(&times);
+    let min = times.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(json!({
+        "shape": shape,
+        "case": case,
+        "batch": batch,
+        "warmup": opts.warmup,
+        "reps": opts.reps,
+        "times_s": times,
+        "median_s": median,
+        "min_s": min,
+        "per_scan_median_s": median / per_scan,
+        "per_scan_min_s": min / per_scan,
+        "ready_rss_mb": ready_rss,
+    }))
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU versus CUDA on the same weights.
+
+#[cfg(feature = "cuda")]
+fn check_agreement(grid: &str, shape: [usize; 3], seed: u64) -> Result<Value, String> {
+    use burn::module::Module;
+    use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+    use burn::tensor::activation::softmax;
+    use model::{Cpu, Gpu};
+
+    let cpu = Default::default();
+    let gpu = model::device::cuda_device(0).map_err(|e| e.to_string())?;
+    Cpu::seed(&cpu, seed);
+    let config = NetworkConfig::default();
+    let net_cpu: ClassificationModel3D<model::CpuTrain> = config.init(shape, &cpu).map_err(|e| e.to_string())?;
+    let x = Tensor::<Cpu, 5>::random([3, 1, shape[0], shape[1], shape[2]], Distribution::Normal(0.0, 1.0), &cpu);
+    // One training forward moves the BatchNorm running statistics off their initial 0 / 1.
+    let _ = net_cpu.forward_train(Tensor::from_inner(x.clone()));
+    let net_cpu = net_cpu.valid();
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let bytes = recorder.record(net_cpu.clone().into_record(), ()).map_err(|e| e.to_string())?;
+    let record = recorder.load(bytes, &gpu).map_err(|e| e.to_string())?;
+    let net_gpu: ClassificationModel3D<Gpu> =
+        config.init(shape, &gpu).map_err(|e| e.to_string())?.load_record(record);
+    let x_gpu = Tensor::<Gpu, 5>::from_data(x.to_data(), &gpu);
+    let p_cpu = softmax(net_cpu.forward_eval(x), 1).into_data().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    let p_gpu = softmax(net_gpu.forward_eval(x_gpu), 1).into_data().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    let max_dp = p_cpu.iter().zip(&p_gpu).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max);
+    Ok(json!({
+        "grid": grid,
+        "scans": 3,
+        "p_cpu": p_cpu,
+        "p_cuda": p_gpu,
+        "max_abs_dp": max_dp,
+        "tolerance": AGREEMENT_TOLERANCE,
+        "pass": max_dp < AGREEMENT_TOLERANCE,
+    }))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn check_agreement(_: &str, _: [usize; 3], _: u64) -> Result<Value, String> {
+    Err(model::ModelError::CudaNotCompiled.to_string())
+}
