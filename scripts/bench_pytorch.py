@@ -41,6 +41,26 @@ def loadavg():
         return None
 
 
+def cpu_snapshot():
+    """(CPU-busy seconds of the whole machine, CPU seconds of this process and its children)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [float(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return None
+    busy = v[0] + v[1] + v[2] + sum(v[5:8])
+    t = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system
+
+
+def other_cpu_cores(before, wall):
+    """Average number of cores that other processes kept busy (near 0 for a trustworthy run)."""
+    after = cpu_snapshot()
+    if before is None or after is None or wall <= 0:
+        return None
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / wall)
+
+
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -224,6 +244,7 @@ def main():
             p.error(f"unknown case {c!r}; expected one of {', '.join(CASES)}")
     results = []
     load_before = loadavg()
+    cpu_before = cpu_snapshot()
     started = time.perf_counter()
     for g in grids:
         for c in cases:
@@ -246,6 +267,7 @@ def main():
         "command": " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
+        "other_cpu_cores": other_cpu_cores(cpu_before, time.perf_counter() - started),
         "wall_s": time.perf_counter() - started,
         "results": results,
     }, indent=1))

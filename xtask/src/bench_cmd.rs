@@ -29,6 +29,10 @@ const ISSUE_REFERENCE: [(&str, &str, f64); 5] = [
     ("1mm", "forward", 0.65),
 ];
 
+/// Average number of cores used by other processes during a run from which the report warns
+/// that the machine was busy.
+const BUSY_CORES: f64 = 0.2;
+
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
@@ -205,7 +209,9 @@ fn compare(runs: &[Value]) -> Vec<Value> {
                 .and_then(|rs| rs.iter().find(|t| t["grid"] == r["grid"] && t["case"] == r["case"]))
                 .cloned();
             let (torch_median, torch_min, torch_peak, source) = match &measured {
-                Some(t) => (t["per_scan_median_s"].clone(), t["per_scan_min_s"].clone(), t["peak_rss_mb"].clone(), "measured"),
+                Some(t) => {
+                    (t["per_scan_median_s"].clone(), t["per_scan_min_s"].clone(), t["peak_rss_mb"].clone(), "measured")
+                }
                 None => {
                     let reference = ISSUE_REFERENCE.iter().find(|(g, c, _)| *g == grid && *c == case);
                     (json!(reference.map(|r| r.2)), Value::Null, Value::Null, "issue 3 reference, not measured here")
@@ -238,12 +244,24 @@ fn markdown(report: &Value) -> String {
     let num = |v: &Value, digits: usize| v.as_f64().map_or("–".to_string(), |x| format!("{x:.digits$}"));
     let mut s = String::from("# Benchmark: the paper's CNN, Burn 0.21 vs PyTorch\n\n");
     s += &format!("- {}\n", report["pytorch_note"].as_str().unwrap_or(""));
-    s += &format!("- created {} at {}\n", report["created_utc"].as_str().unwrap_or("?"), report["git"].as_str().unwrap_or("?"));
+    s += &format!(
+        "- created {} at {}\n",
+        report["created_utc"].as_str().unwrap_or("?"),
+        report["git"].as_str().unwrap_or("?")
+    );
     s += "- per scan: train and forward time / batch (5); input_grad is one scan. Median (min) of the timed \
           repetitions after an untimed warm-up, each case in a fresh process; peak = the process's peak resident \
           memory (VmHWM). train = Adam step in training mode (batch statistics, dropout 0.8); forward = inference \
           (running statistics, no autograd); input_grad = ∂softmax/∂input in inference mode, no weight gradients.\n";
-    s += "- ratio = Burn median / PyTorch median (> 1: Burn is slower)\n\n";
+    s += "- ratio = Burn median / PyTorch median (> 1: Burn is slower)\n";
+    if let Some(load) = busiest_load(report) {
+        s += &format!(
+            "- **the machine was not idle**: other processes kept {load:.2} cores busy on average during a run, so \
+             these times are inflated and noisy (PyTorch's OpenMP threads suffer most); rerun on an idle machine \
+             before comparing\n"
+        );
+    }
+    s += "\n";
     s += "| threads | grid | case | batch | Burn s/scan | PyTorch s/scan | ratio | Burn peak MB | PyTorch peak MB |\n";
     s += "|---:|---|---|---:|---:|---:|---:|---:|---:|\n";
     for r in report["rows"].as_array().into_iter().flatten() {
@@ -275,19 +293,40 @@ fn markdown(report: &Value) -> String {
     for run in report["runs"].as_array().into_iter().flatten() {
         let b = &run["burn"];
         s += &format!(
-            "- {} threads: {}; Burn {} load average {} → {}",
+            "- {} threads: {}; during the Burn ({}) run other processes used {} cores on average (load average {} → {})",
             run["threads"],
             b["cpu"].as_str().unwrap_or("?"),
             b["backend"].as_str().unwrap_or("?"),
+            num(&b["other_cpu_cores"], 2),
             b["loadavg_before"],
             b["loadavg_after"]
         );
-        if let Some(v) = run["pytorch"]["torch_version"].as_str() {
-            s += &format!("; PyTorch {v} load average {} → {}", run["pytorch"]["loadavg_before"], run["pytorch"]["loadavg_after"]);
+        let p = &run["pytorch"];
+        if let Some(v) = p["torch_version"].as_str() {
+            s += &format!(
+                "; during the PyTorch {v} run {} cores (load average {} → {})",
+                num(&p["other_cpu_cores"], 2),
+                p["loadavg_before"],
+                p["loadavg_after"]
+            );
         }
         s += "\n";
     }
     s
+}
+
+/// The most cores that other processes kept busy, on average, during one of the runs, if that
+/// is enough to distort the timings (at least [`BUSY_CORES`]).
+fn busiest_load(report: &Value) -> Option<f64> {
+    let mut max = f64::NAN;
+    for run in report["runs"].as_array().into_iter().flatten() {
+        for who in ["burn", "pytorch"] {
+            if let Some(l) = run[who]["other_cpu_cores"].as_f64() {
+                max = max.max(l);
+            }
+        }
+    }
+    (max >= BUSY_CORES).then_some(max)
 }
 
 fn read_json(path: &Path) -> Result<Value> {
@@ -369,6 +408,26 @@ mod tests {
         let rows = compare(&runs);
         assert_eq!(rows[0]["pytorch_source"], json!("measured"));
         assert!((rows[0]["ratio_median"].as_f64().unwrap() - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_busy_machine_is_flagged() {
+        let busy = json!({"runs": [{"burn": {"other_cpu_cores": 0.05}, "pytorch": {"other_cpu_cores": 0.9}}]});
+        assert_eq!(busiest_load(&busy), Some(0.9));
+        let quiet = json!({"runs": [{"burn": {"other_cpu_cores": 0.05}, "pytorch": null}]});
+        assert_eq!(busiest_load(&quiet), None);
+    }
+
+    #[test]
+    fn the_report_labels_reference_numbers_as_not_measured() {
+        let runs = vec![json!({
+            "threads": 2,
+            "burn": {"results": [{"grid": "2mm", "case": "forward", "batch": 5, "per_scan_median_s": 0.154, "per_scan_min_s": 0.15, "peak_rss_mb": 400.0}]},
+            "pytorch": null,
+        })];
+        let report = json!({"rows": compare(&runs), "runs": runs, "pytorch_note": "PyTorch not measured"});
+        let md = markdown(&report);
+        assert!(md.contains("| 2 | 2mm | forward | 5 | 0.154 (0.150) | 0.077 (issue ref.) | 2.00× |"), "{md}");
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         TrainOptions { fold: args.fold, resume: args.resume, merge_only: args.merge, stop_after_batches: None };
     let grid = spec.source.model_grid().shape;
     eprintln!(
-        "train: {} on {} scans, grid {}×{}×{}, {} epochs, batch {}, keep {:?}, device {device} → {}",
+        "train: {} on {} scans, grid {}×{}×{}, {} epochs, batch {}, keep {}, device {device} → {}",
         match cfg.train.mode {
             TrainMode::Kfold => format!("{}-fold cross-validation", spec.splits.len()),
             TrainMode::Holdout => "hold-out split".to_owned(),
@@ -92,7 +92,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         grid[2],
         cfg.train.epochs,
         cfg.train.batch_size,
-        cfg.train.keep,
+        format!("{:?}", cfg.train.keep).to_lowercase(),
         dir.display()
     );
     if !dir.join("resolved_config.toml").exists() {

@@ -51,6 +51,7 @@ const TARGET_CLASS: usize = 1;
 /// Adam learning rate of the paper.
 const LEARNING_RATE: f64 = 1e-4;
 /// Tolerance of `--check-agreement`: max |Δp| between CPU and CUDA softmax outputs.
+#[cfg(feature = "cuda")]
 const AGREEMENT_TOLERANCE: f64 = 1e-4;
 
 /// Command-line options.
@@ -178,6 +179,7 @@ fn main() -> ExitCode {
 fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
     let load_before = loadavg();
+    let cpu_before = cpu_snapshot();
     let started = Instant::now();
     let mut results = Vec::new();
     for grid in &opts.grids {
@@ -215,6 +217,7 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
         "command": format!("cargo bench -p model --bench paper_cnn -- {}", shell_words(args)),
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
+        "other_cpu_cores": other_cpu_cores(cpu_before, started),
         "wall_s": started.elapsed().as_secs_f64(),
         "results": results,
     });
@@ -271,8 +274,8 @@ fn table(summary: &Value) -> String {
             "{:<5} {:<11} {:>6} {:>5} {:>12.4} {:>12.4} {:>10.0}\n",
             v["grid"].as_str().unwrap_or("?"),
             v["case"].as_str().unwrap_or("?"),
-            v["batch"],
-            v["reps"],
+            v["batch"].to_string(),
+            v["reps"].to_string(),
             v["per_scan_median_s"].as_f64().unwrap_or(f64::NAN),
             v["per_scan_min_s"].as_f64().unwrap_or(f64::NAN),
             v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
@@ -316,14 +319,40 @@ fn loadavg() -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Linux's `USER_HZ`: the unit of `/proc/stat` and `/proc/self/stat` times (100 on every
+/// mainstream architecture).
+const TICKS_PER_S: f64 = 100.0;
+
+/// (CPU-busy seconds of the whole machine, CPU seconds of this process and its finished
+/// children), from `/proc`.
+fn cpu_snapshot() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let f: Vec<f64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy = f[0] + f[1] + f[2] + f.get(5).unwrap_or(&0.0) + f.get(6).unwrap_or(&0.0) + f.get(7).unwrap_or(&0.0);
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = me[me.rfind(')')? + 1..].split_whitespace().collect();
+    // Fields 14–17 of proc(5) (utime, stime, cutime, cstime); `fields[0]` is field 3.
+    let own: f64 = fields.get(11..15)?.iter().filter_map(|x| x.parse::<f64>().ok()).sum();
+    Some((busy / TICKS_PER_S, own / TICKS_PER_S))
+}
+
+/// Average number of cores that *other* processes kept busy since `before`: a benchmark is only
+/// trustworthy where this is near 0.
+fn other_cpu_cores(before: Option<(f64, f64)>, started: Instant) -> Value {
+    match (before, cpu_snapshot()) {
+        (Some((b0, o0)), Some((b1, o1))) => {
+            json!((((b1 - b0) - (o1 - o0)) / started.elapsed().as_secs_f64()).max(0.0))
+        }
+        _ => Value::Null,
+    }
+}
+
 fn cpu_model() -> Value {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| json!(m.trim()))
+            s.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|m| json!(m.trim()))
         })
         .unwrap_or(Value::Null)
 }
@@ -392,7 +421,12 @@ fn sync<B: Backend>(device: &B::Device) {
     }
 }
 
-fn run_case<B: AutodiffBackend>(device: &B::Device, shape: [usize; 3], case: &str, opts: &Options) -> Result<Value, String> {
+fn run_case<B: AutodiffBackend>(
+    device: &B::Device,
+    shape: [usize; 3],
+    case: &str,
+    opts: &Options,
+) -> Result<Value, String> {
     B::seed(device, opts.seed);
     let config = NetworkConfig::default();
     let model: ClassificationModel3D<B> = config.init(shape, device).map_err(|e| e.to_string())?;
@@ -431,13 +465,14 @@ fn run_case<B: AutodiffBackend>(device: &B::Device, shape: [usize; 3], case: &st
         "input_grad" => {
             ready_rss = status_mb("VmRSS");
             let mut failure = None;
-            let times = time_reps(opts.warmup, opts.reps, || match input_gradient(&model, x.clone(), TARGET_CLASS, true) {
-                Ok(g) => {
-                    let _: f32 = g.abs().sum().into_scalar().elem();
-                    sync::<B::InnerBackend>(device);
-                }
-                Err(e) => failure = Some(e.to_string()),
-            });
+            let times =
+                time_reps(opts.warmup, opts.reps, || match input_gradient(&model, x.clone(), TARGET_CLASS, true) {
+                    Ok(g) => {
+                        let _: f32 = g.abs().sum().into_scalar().elem();
+                        sync::<B::InnerBackend>(device);
+                    }
+                    Err(e) => failure = Some(e.to_string()),
+                });
             if let Some(e) = failure {
                 return Err(e);
             }
@@ -492,8 +527,7 @@ fn check_agreement(grid: &str, shape: [usize; 3], seed: u64) -> Result<Value, St
     let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
     let bytes = recorder.record(net_cpu.clone().into_record(), ()).map_err(|e| e.to_string())?;
     let record = recorder.load(bytes, &gpu).map_err(|e| e.to_string())?;
-    let net_gpu: ClassificationModel3D<Gpu> =
-        config.init(shape, &gpu).map_err(|e| e.to_string())?.load_record(record);
+    let net_gpu: ClassificationModel3D<Gpu> = config.init(shape, &gpu).map_err(|e| e.to_string())?.load_record(record);
     let x_gpu = Tensor::<Gpu, 5>::from_data(x.to_data(), &gpu);
     let p_cpu = softmax(net_cpu.forward_eval(x), 1).into_data().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
     let p_gpu = softmax(net_gpu.forward_eval(x_gpu), 1).into_data().to_vec::<f32>().map_err(|e| format!("{e:?}"))?;

@@ -32,19 +32,13 @@ fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
 }
 
 fn main() {
-    let reps: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(5);
+    let reps: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(5);
     let device = Default::default();
     // Conv outputs of blocks 1..4 at 97×115×97 (before pooling), batch 5.
-    let shapes = [
-        [5, 8, 95, 113, 95],
-        [5, 16, 45, 54, 45],
-        [5, 32, 13, 16, 13],
-        [5, 64, 4, 6, 4],
-    ];
-    println!("shape | stock train fwd | ours train fwd | stock train fwd+bwd | ours train fwd+bwd | stock eval fwd | ours eval fwd");
+    let shapes = [[5, 8, 95, 113, 95], [5, 16, 45, 54, 45], [5, 32, 13, 16, 13], [5, 64, 4, 6, 4]];
+    println!(
+        "shape | stock train fwd | ours train fwd | stock train fwd+bwd | ours train fwd+bwd | stock eval fwd | ours eval fwd"
+    );
     let mut totals = [0.0f64; 6];
     for shape in shapes {
         let c = shape[1];
@@ -83,10 +77,7 @@ fn main() {
         for (total, v) in totals.iter_mut().zip(t) {
             *total += v;
         }
-        println!(
-            "{shape:?} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4}",
-            t[0], t[1], t[2], t[3], t[4], t[5]
-        );
+        println!("{shape:?} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4}", t[0], t[1], t[2], t[3], t[4], t[5]);
     }
     println!(
         "all four | {:.4} | {:.4} | {:.4} | {:.4} | {:.4} | {:.4}",

@@ -131,11 +131,7 @@ fn find_library(matches: impl Fn(&str) -> bool) -> Found {
         return Found::OnLoaderPath;
     }
     let in_dir = |dir: &Path| -> Option<PathBuf> {
-        std::fs::read_dir(dir)
-            .ok()?
-            .flatten()
-            .map(|entry| entry.path())
-            .find(|p| name_matches(p))
+        std::fs::read_dir(dir).ok()?.flatten().map(|entry| entry.path()).find(|p| name_matches(p))
     };
     if loader_dirs().iter().any(|dir| in_dir(dir).is_some()) {
         return Found::OnLoaderPath;
@@ -161,9 +157,8 @@ fn ldconfig_entries() -> Vec<PathBuf> {
 
 /// Folders the dynamic loader searches: `LD_LIBRARY_PATH` and the default system folders.
 fn loader_dirs() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
-        .map(|v| std::env::split_paths(&v).collect())
-        .unwrap_or_default();
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("LD_LIBRARY_PATH").map(|v| std::env::split_paths(&v).collect()).unwrap_or_default();
     dirs.extend(["/lib", "/lib64", "/usr/lib", "/usr/lib64"].map(PathBuf::from));
     dirs
 }

@@ -29,9 +29,7 @@ pub mod weights;
 use std::path::PathBuf;
 
 pub use device::{DeviceKind, check_cuda};
-pub use network::{
-    ClassificationModel3D, ConvBlock, NetworkConfig, input_gradient, input_gradient_for,
-};
+pub use network::{ClassificationModel3D, ConvBlock, NetworkConfig, input_gradient, input_gradient_for};
 pub use norm::BatchNorm3d;
 pub use pool::max_pool3d;
 
@@ -134,7 +132,9 @@ pub enum ModelError {
         hint: String,
     },
     /// A weights file holds keys the network does not have.
-    #[error("weights file {path}: unexpected keys {keys:?}; expected only the PyTorch state-dict keys of ClassificationModel3D")]
+    #[error(
+        "weights file {path}: unexpected keys {keys:?}; expected only the PyTorch state-dict keys of ClassificationModel3D"
+    )]
     UnexpectedKeys {
         /// The file.
         path: PathBuf,

@@ -56,26 +56,14 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self {
-            channels: [8, 16, 32, 64],
-            pools: [2, 3, 2, 3],
-            kernel: 3,
-            dense: [128, 64],
-            dropout: 0.8,
-            classes: 2,
-        }
+        Self { channels: [8, 16, 32, 64], pools: [2, 3, 2, 3], kernel: 3, dense: [128, 64], dropout: 0.8, classes: 2 }
     }
 }
 
 impl NetworkConfig {
     /// Checks that every field has a usable value.
     pub fn validate(&self) -> Result<(), ModelError> {
-        let bad = |field, message: &str| {
-            Err(ModelError::InvalidConfig {
-                field,
-                message: message.to_string(),
-            })
-        };
+        let bad = |field, message: &str| Err(ModelError::InvalidConfig { field, message: message.to_string() });
         if self.channels.contains(&0) {
             return bad("channels", "must all be at least 1");
         }
@@ -99,10 +87,7 @@ impl NetworkConfig {
 
     /// The smallest number of voxels per axis for which every block still has one voxel left.
     pub fn min_grid_size(&self) -> usize {
-        self.pools
-            .iter()
-            .rev()
-            .fold(1, |need, &pool| need * pool + self.kernel - 1)
+        self.pools.iter().rev().fold(1, |need, &pool| need * pool + self.kernel - 1)
     }
 
     /// Per-axis spatial size after the four blocks, or the error for a grid that is too small.
@@ -140,12 +125,10 @@ impl NetworkConfig {
     /// Per axis, the range of input sizes that end the four blocks with `out` voxels.
     pub fn input_range_for_output(&self, out: usize) -> std::ops::RangeInclusive<usize> {
         // Inverse of s ↦ floor((s − (k − 1)) / p), applied from the last block back.
-        let (lo, hi) = self.pools.iter().rev().fold((out, out), |(lo, hi), &pool| {
-            (
-                lo * pool + self.kernel - 1,
-                hi * pool + pool - 1 + self.kernel - 1,
-            )
-        });
+        let (lo, hi) =
+            self.pools.iter().rev().fold((out, out), |(lo, hi), &pool| {
+                (lo * pool + self.kernel - 1, hi * pool + pool - 1 + self.kernel - 1)
+            });
         lo..=hi
     }
 
@@ -169,11 +152,7 @@ impl NetworkConfig {
                     .with_bias(true)
                     .init(device);
                 in_channels = out_channels;
-                ConvBlock {
-                    conv,
-                    bn: BatchNorm3d::new(out_channels, device),
-                    pool,
-                }
+                ConvBlock { conv, bn: BatchNorm3d::new(out_channels, device), pool }
             })
             .collect();
         Ok(ClassificationModel3D {
@@ -219,11 +198,7 @@ impl<B: Backend> ConvBlock<B> {
 
     /// The block's max pooling.
     pub fn pool(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        if self.pool == 1 {
-            x
-        } else {
-            max_pool3d(x, [self.pool; 3])
-        }
+        if self.pool == 1 { x } else { max_pool3d(x, [self.pool; 3]) }
     }
 }
 
@@ -258,10 +233,7 @@ impl<B: Backend> ClassificationModel3D<B> {
     /// [`Self::check_input`] where the shape is not known to be right).
     pub fn forward_train(&self, x: Tensor<B, 5>) -> Tensor<B, 2> {
         self.assert_input(&x);
-        let x = self
-            .blocks
-            .iter()
-            .fold(x, |x, block| block.forward_train(x));
+        let x = self.blocks.iter().fold(x, |x, block| block.forward_train(x));
         let x = dropout(x.flatten(1, 4), self.config.dropout);
         self.head(x)
     }
@@ -319,9 +291,7 @@ impl<B: Backend> ClassificationModel3D<B> {
     /// paper's network at 1 mm.
     pub fn num_params(&self) -> usize {
         let tensor_len = |dims: &[usize]| dims.iter().product::<usize>();
-        let linear = |l: &Linear<B>| {
-            tensor_len(&l.weight.dims()) + l.bias.as_ref().map_or(0, |b| b.dims()[0])
-        };
+        let linear = |l: &Linear<B>| tensor_len(&l.weight.dims()) + l.bias.as_ref().map_or(0, |b| b.dims()[0]);
         let blocks: usize = self
             .blocks
             .iter()
@@ -407,11 +377,7 @@ pub fn input_gradient_for<B: AutodiffBackend>(
     let frozen = model.clone().no_grad();
     let x = Tensor::<B, 5>::from_inner(x).require_grad();
     let logits = frozen.forward_eval(x.clone());
-    let out = if of_probability {
-        softmax(logits, 1)
-    } else {
-        logits
-    };
+    let out = if of_probability { softmax(logits, 1) } else { logits };
     let mut selector = vec![0.0f32; dims[0] * classes];
     for (i, &c) in targets.iter().enumerate() {
         selector[i * classes + c] = 1.0;

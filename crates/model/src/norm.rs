@@ -7,11 +7,15 @@
 //!   PyTorch does, so statistics move between the two frameworks unchanged. The batch itself is
 //!   normalised with the biased variance (as in both frameworks).
 //! - Parameters carry the PyTorch names (`weight`, `bias`, `running_mean`, `running_var`).
-//! - Speed: the per-channel statistics are reductions over a `[N, C, D·H·W]` view and the
-//!   normalisation `y = x·scale[c] + shift[c]` is one grouped 1×1×1 convolution, instead of
+//! - Speed: the per-channel statistics are reductions over a `[N, C, D·H·W]` view, and the
+//!   normalisation is one per-channel affine map `y = x·scale[c] + shift[c]` instead of
 //!   subtracting, dividing, multiplying and adding `[1, C, 1, 1, 1]` tensors broadcast over the
-//!   5D input (Flex's broadcast path is several times slower than a same-shape operation). The
-//!   numbers behind this choice are in ARCHITECTURE.md (`crates/model`).
+//!   5D input (Flex's 5D broadcast path is several times slower than a same-shape operation).
+//!   The affine map is a `[N·C, S]` matrix times a column ([`channel_affine_rows`]) where a
+//!   backward pass follows (training, input gradients) and a grouped 1×1×1 convolution
+//!   ([`channel_affine`]) otherwise: the first has the cheaper backward, the second the cheaper
+//!   forward. Measured with `cargo run --release -p model --example bn_speed`; the numbers are
+//!   in ARCHITECTURE.md (`crates/model`).
 //!
 //! The batch variance is computed as E[x²] − E[x]² (one pass over the data), clamped at 0; in
 //! f32 this loses precision only when |mean| ≫ std, which convolution outputs of a z-scored
@@ -74,16 +78,13 @@ impl<B: Backend> BatchNorm3d<B> {
         let sum = flat.clone().sum_dim(2).sum_dim(0).reshape([c]);
         let sum_sq = flat.square().sum_dim(2).sum_dim(0).reshape([c]);
         let mean = sum.div_scalar(count as f64);
-        let var = sum_sq
-            .div_scalar(count as f64)
-            .sub(mean.clone().square())
-            .clamp_min(0.0);
+        let var = sum_sq.div_scalar(count as f64).sub(mean.clone().square()).clamp_min(0.0);
 
         self.update_running(mean.clone().detach(), var.clone().detach(), count);
 
         let scale = self.weight.val().div(var.add_scalar(self.epsilon).sqrt());
         let shift = self.bias.val().sub(mean.mul(scale.clone()));
-        channel_affine(x, scale, shift)
+        channel_affine_rows(x, scale, shift)
     }
 
     /// Inference mode: normalise with the running statistics; nothing is updated. Gradients
@@ -92,15 +93,17 @@ impl<B: Backend> BatchNorm3d<B> {
         let (mean, var) = self.running_stats();
         let scale = self.weight.val().div(var.add_scalar(self.epsilon).sqrt());
         let shift = self.bias.val().sub(mean.mul(scale.clone()));
-        channel_affine(x, scale, shift)
+        if x.is_require_grad() {
+            // A backward pass follows (input gradients): the cheaper backward wins.
+            channel_affine_rows(x, scale, shift)
+        } else {
+            channel_affine(x, scale, shift)
+        }
     }
 
     /// The current running mean and (unbiased) running variance.
     pub fn running_stats(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
-        (
-            self.running_mean.value_sync(),
-            self.running_var.value_sync(),
-        )
+        (self.running_mean.value_sync(), self.running_var.value_sync())
     }
 
     /// A copy whose running statistics are no longer shared with `self`.
@@ -121,19 +124,11 @@ impl<B: Backend> BatchNorm3d<B> {
 
     fn update_running(&self, mean: Tensor<B, 1>, biased_var: Tensor<B, 1>, count: usize) {
         let m = self.momentum;
-        let unbiased = if count > 1 {
-            biased_var.mul_scalar(count as f64 / (count - 1) as f64)
-        } else {
-            biased_var
-        };
+        let unbiased = if count > 1 { biased_var.mul_scalar(count as f64 / (count - 1) as f64) } else { biased_var };
         let (old_mean, old_var) = self.running_stats();
         let device = old_mean.device();
-        let new_mean = old_mean
-            .mul_scalar(1.0 - m)
-            .add(mean.to_device(&device).mul_scalar(m));
-        let new_var = old_var
-            .mul_scalar(1.0 - m)
-            .add(unbiased.to_device(&device).mul_scalar(m));
+        let new_mean = old_mean.mul_scalar(1.0 - m).add(mean.to_device(&device).mul_scalar(m));
+        let new_var = old_var.mul_scalar(1.0 - m).add(unbiased.to_device(&device).mul_scalar(m));
         self.running_mean.update(new_mean.detach());
         self.running_var.update(new_var.detach());
         // Fold the update into the stored value now (on this thread), so that readers on other
@@ -143,19 +138,20 @@ impl<B: Backend> BatchNorm3d<B> {
     }
 }
 
+/// `y[:, c] = x[:, c]·scale[c] + shift[c]` for `x` `[N, C, D, H, W]` as a `[N·C, D·H·W]` matrix
+/// times / plus a `[N·C, 1]` column. Its backward pass (gradients for `x`, `scale` and `shift`)
+/// is about twice as fast on Flex as that of [`channel_affine`], whose forward pass is faster;
+/// so training uses this one and inference the convolution.
+pub fn channel_affine_rows<B: Backend>(x: Tensor<B, 5>, scale: Tensor<B, 1>, shift: Tensor<B, 1>) -> Tensor<B, 5> {
+    let [n, c, d, h, w] = x.dims();
+    let column = |v: Tensor<B, 1>| v.reshape([1, c]).repeat_dim(0, n).reshape([n * c, 1]);
+    x.reshape([n * c, d * h * w]).mul(column(scale)).add(column(shift)).reshape([n, c, d, h, w])
+}
+
 /// `y[:, c] = x[:, c]·scale[c] + shift[c]` for `x` `[N, C, D, H, W]`, computed as a grouped
 /// (depth-wise) 1×1×1 convolution, which avoids broadcasting `[1, C, 1, 1, 1]` tensors.
 /// Differentiable in `x`, `scale` and `shift`.
-pub fn channel_affine<B: Backend>(
-    x: Tensor<B, 5>,
-    scale: Tensor<B, 1>,
-    shift: Tensor<B, 1>,
-) -> Tensor<B, 5> {
+pub fn channel_affine<B: Backend>(x: Tensor<B, 5>, scale: Tensor<B, 1>, shift: Tensor<B, 1>) -> Tensor<B, 5> {
     let c = x.dims()[1];
-    conv3d(
-        x,
-        scale.reshape([c, 1, 1, 1, 1]),
-        Some(shift),
-        ConvOptions::new([1, 1, 1], [0, 0, 0], [1, 1, 1], c),
-    )
+    conv3d(x, scale.reshape([c, 1, 1, 1, 1]), Some(shift), ConvOptions::new([1, 1, 1], [0, 0, 0], [1, 1, 1], c))
 }

@@ -39,14 +39,7 @@ pub fn max_pool3d<B: Backend>(x: Tensor<B, 5>, kernel: [usize; 3]) -> Tensor<B, 
     let x = if kh == 1 && kw == 1 {
         x.reshape([n * c, d, h, w])
     } else {
-        max_pool2d(
-            x.reshape([n * c, d, h, w]),
-            [kh, kw],
-            [kh, kw],
-            [0, 0],
-            [1, 1],
-            false,
-        )
+        max_pool2d(x.reshape([n * c, d, h, w]), [kh, kw], [kh, kw], [0, 0], [1, 1], false)
     };
     let x = if kd == 1 {
         x

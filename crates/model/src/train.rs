@@ -24,7 +24,7 @@
 //! |---|---|
 //! | `splits/<split>.csv` | the splits trained (`PTID,Image.ID,set`) |
 //! | `folds/<split>/normalization/` | the fold's z-score (fitted on its training scans only) |
-//! | `folds/<split>/model.mpk` | the kept model (Burn record: weights and BatchNorm running statistics) |
+//! | `folds/<split>/model.safetensors` | the kept model: weights and BatchNorm running statistics under the PyTorch state-dict keys (loads in PyTorch; [`load_fold_model`] here) |
 //! | `folds/<split>/network.json` | the architecture and input grid of the model |
 //! | `folds/<split>/metrics_epochs.csv` | per epoch: train, validation (keep = best) and test metrics |
 //! | `folds/<split>/predictions.csv` | per test (and validation) scan: label, P(AD), prediction of the kept model |
@@ -63,6 +63,7 @@ use crate::checkpoint::{
 };
 use crate::data::{NormalizedScans, ScanItem, VolumeSource};
 use crate::metrics::{BinaryMetrics, METRIC_NAMES, Prediction, bootstrap_intervals, mean_sd, nan_as_null};
+use crate::weights::{export_safetensors, import_safetensors};
 use crate::{ClassificationModel3D, DeviceKind, ModelError, NetworkConfig};
 
 /// How the cohort is split for training.
@@ -849,6 +850,10 @@ fn train_fold<B: AutodiffBackend>(
         test_scans: test_items.len(),
     });
     let loss_fn = CrossEntropyLossConfig::new().init::<B>(device);
+    // Predictions made in this call of the last and of the best epoch, reused for the kept model
+    // (evaluating the same weights on the same scans again would give the same numbers).
+    let mut last_evaluated: Option<Evaluated> = None;
+    let mut best_evaluated: Option<Evaluated> = None;
 
     for epoch in first + 1..=t.epochs {
         let started = Instant::now();
@@ -875,12 +880,14 @@ fn train_fold<B: AutodiffBackend>(
             }
         }
         let eval_model = model.valid();
-        let evaluate = |set: SplitSet, data: NormalizedScans<'_>| -> Result<BinaryMetrics, TrainError> {
+        let evaluate = |set: SplitSet, data: NormalizedScans<'_>| -> Result<Vec<Prediction>, TrainError> {
             progress(&TrainEvent::Evaluating { split: name, epoch, set, scans: data.len() });
-            Ok(BinaryMetrics::from_predictions(&predict(&eval_model, data, t.eval_batch_size, device)?))
+            predict(&eval_model, data, t.eval_batch_size, device)
         };
-        let validation = if val_data.is_empty() { None } else { Some(evaluate(SplitSet::Validation, val_data)?) };
-        let test = if t.evaluate_test_each_epoch { Some(evaluate(SplitSet::Test, test_data)?) } else { None };
+        let val_preds = if val_data.is_empty() { None } else { Some(evaluate(SplitSet::Validation, val_data)?) };
+        let test_preds = if t.evaluate_test_each_epoch { Some(evaluate(SplitSet::Test, test_data)?) } else { None };
+        let metrics = |p: &Option<Vec<Prediction>>| p.as_deref().map(BinaryMetrics::from_predictions);
+        let (validation, test) = (metrics(&val_preds), metrics(&test_preds));
         let record = EpochRecord {
             epoch,
             train: BinaryMetrics::from_predictions(&train_preds),
@@ -888,6 +895,7 @@ fn train_fold<B: AutodiffBackend>(
             test,
             seconds: started.elapsed().as_secs_f64(),
         };
+        let evaluated = Evaluated { epoch, validation: val_preds, test: test_preds };
 
         // Checkpoint: records first, the index last, then the previous epoch's records go.
         std::fs::create_dir_all(&ckpt_dir).map_err(|e| TrainError::Io { path: ckpt_dir.clone(), source: e })?;
@@ -899,6 +907,7 @@ fn train_fold<B: AutodiffBackend>(
             };
             if better {
                 best = Some(BestEpoch { epoch, score });
+                best_evaluated = Some(evaluated.clone());
                 let file = best_model_file(epoch);
                 save_record::<B, _>(model.clone().into_record(), &ckpt_dir.join(&file))?;
                 best_file = Some(file);
@@ -908,6 +917,7 @@ fn train_fold<B: AutodiffBackend>(
         save_record::<B, _>(model.clone().into_record(), &ckpt_dir.join(&mfile))?;
         save_record::<B, _>(optim.to_record(), &ckpt_dir.join(&ofile))?;
         history.push(record);
+        last_evaluated = Some(evaluated);
         let state = CheckpointState {
             settings: settings.clone(),
             epochs_done: epoch,
@@ -935,11 +945,24 @@ fn train_fold<B: AutodiffBackend>(
         }
         _ => t.epochs,
     };
+    let cached = [last_evaluated, best_evaluated].into_iter().flatten().find(|e| e.epoch == kept_epoch);
+    let (mut cached_val, mut cached_test) = match cached {
+        Some(e) => (e.validation, e.test),
+        None => (None, None),
+    };
     let eval_model = model.valid();
     let mut predictions = Vec::new();
-    let mut final_metrics = |set: SplitSet, data: NormalizedScans<'_>| -> Result<BinaryMetrics, TrainError> {
-        progress(&TrainEvent::Evaluating { split: name, epoch: kept_epoch, set, scans: data.len() });
-        let preds = predict(&eval_model, data, t.eval_batch_size, device)?;
+    let mut final_metrics = |set: SplitSet,
+                             data: NormalizedScans<'_>,
+                             cached: Option<Vec<Prediction>>|
+     -> Result<BinaryMetrics, TrainError> {
+        let preds = match cached {
+            Some(p) => p,
+            None => {
+                progress(&TrainEvent::Evaluating { split: name, epoch: kept_epoch, set, scans: data.len() });
+                predict(&eval_model, data, t.eval_batch_size, device)?
+            }
+        };
         predictions.extend(data.scans.iter().zip(&preds).map(|(s, p)| ScanPrediction {
             image_id: s.image_id,
             ptid: s.ptid.clone(),
@@ -948,9 +971,13 @@ fn train_fold<B: AutodiffBackend>(
         }));
         Ok(BinaryMetrics::from_predictions(&preds))
     };
-    let test = final_metrics(SplitSet::Test, test_data)?;
-    let validation = if val_data.is_empty() { None } else { Some(final_metrics(SplitSet::Validation, val_data)?) };
-    save_record::<B, _>(model.clone().into_record(), &dir.join("model.mpk"))?;
+    let test = final_metrics(SplitSet::Test, test_data, cached_test.take())?;
+    let validation = if val_data.is_empty() {
+        None
+    } else {
+        Some(final_metrics(SplitSet::Validation, val_data, cached_val.take())?)
+    };
+    export_safetensors(&eval_model, &dir.join(MODEL_FILE))?;
     write_json(&dir.join("network.json"), &NetworkRecord { network: spec.network.clone(), input_grid: grid })?;
     write_fold_predictions(&dir.join("predictions.csv"), name, &predictions)?;
     let result = FoldResult {
@@ -970,7 +997,19 @@ fn train_fold<B: AutodiffBackend>(
     Ok(true)
 }
 
-/// `network.json`: what is needed to rebuild a fold's model before loading `model.mpk`.
+/// Held-out predictions of one epoch's model.
+#[derive(Debug, Clone)]
+struct Evaluated {
+    epoch: usize,
+    validation: Option<Vec<Prediction>>,
+    test: Option<Vec<Prediction>>,
+}
+
+/// The kept model of a fold: safetensors with the PyTorch state-dict keys
+/// ([`crate::weights::export_safetensors`]).
+pub const MODEL_FILE: &str = "model.safetensors";
+
+/// `network.json`: the architecture and input grid of a fold's model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkRecord {
     /// The architecture.
@@ -979,14 +1018,25 @@ pub struct NetworkRecord {
     pub input_grid: [usize; 3],
 }
 
-/// Loads a fold's kept model (`folds/<split>/model.mpk` with its `network.json`).
+/// Loads a fold's kept model (`folds/<split>/model.safetensors`, architecture from its
+/// `network.json`).
 pub fn load_fold_model<B: Backend>(
     fold_dir: &Path,
     device: &B::Device,
 ) -> Result<ClassificationModel3D<B>, TrainError> {
     let net: NetworkRecord = read_json(&fold_dir.join("network.json"))?;
-    let model = net.network.init::<B>(net.input_grid, device)?;
-    Ok(model.load_record(load_record::<B, _>(&fold_dir.join("model.mpk"), device)?))
+    let model = import_safetensors::<B>(&fold_dir.join(MODEL_FILE), &net.network, device)?;
+    if model.input_shape() != net.input_grid {
+        return Err(TrainError::Checkpoint {
+            path: fold_dir.join(MODEL_FILE),
+            message: format!(
+                "the weights are for grid {:?}, network.json says {:?}",
+                model.input_shape(),
+                net.input_grid
+            ),
+        });
+    }
+    Ok(model)
 }
 
 fn check_same_settings(found: &str, expected: &str, path: &Path) -> Result<(), TrainError> {

@@ -28,13 +28,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::module::{Param, RunningState};
-use burn_store::pytorch::PytorchReader;
-use burn_store::{
-    BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, ModuleStore, SafetensorsStore,
-    TensorSnapshot,
-};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorData};
+use burn_store::pytorch::PytorchReader;
+use burn_store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, ModuleStore, SafetensorsStore, TensorSnapshot};
 
 use crate::network::{ClassificationModel3D, NetworkConfig, PAPER_GRID_1MM};
 use crate::{ModelError, format_grid};
@@ -45,10 +42,7 @@ pub const META_INPUT_SHAPE: &str = "input_shape";
 pub const META_NETWORK_CONFIG: &str = "network_config";
 
 /// The PyTorch state dict of `config` at `input`: keys in PyTorch's order with their shapes.
-pub fn state_dict_shapes(
-    config: &NetworkConfig,
-    input: [usize; 3],
-) -> Result<Vec<(String, Vec<usize>)>, ModelError> {
+pub fn state_dict_shapes(config: &NetworkConfig, input: [usize; 3]) -> Result<Vec<(String, Vec<usize>)>, ModelError> {
     let flatten = config.flatten_size(input)?;
     let k = config.kernel;
     let mut keys = Vec::new();
@@ -73,15 +67,8 @@ pub fn state_dict_shapes(
 /// Writes the model's weights and BatchNorm running statistics as safetensors with the PyTorch
 /// key names, plus the input grid and the architecture as metadata. The file appears under its
 /// name only when complete (written to a temporary name in the same folder, then renamed).
-pub fn export_safetensors<B: Backend>(
-    model: &ClassificationModel3D<B>,
-    path: &Path,
-) -> Result<(), ModelError> {
-    let io = |action, source| ModelError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    };
+pub fn export_safetensors<B: Backend>(model: &ClassificationModel3D<B>, path: &Path) -> Result<(), ModelError> {
+    let io = |action, source| ModelError::Io { action, path: path.to_path_buf(), source };
     let config_json = serde_json::to_string(model.config())
         .map_err(|e| io("cannot serialise the config for", std::io::Error::other(e)))?;
     let grid = model.input_shape();
@@ -90,10 +77,7 @@ pub fn export_safetensors<B: Backend>(
         .overwrite(true)
         .with_to_adapter(BurnToPyTorchAdapter)
         .remap(burn_to_pytorch_remapper(model.blocks.len()))
-        .metadata(
-            META_INPUT_SHAPE,
-            format!("{},{},{}", grid[0], grid[1], grid[2]),
-        )
+        .metadata(META_INPUT_SHAPE, format!("{},{},{}", grid[0], grid[1], grid[2]))
         .metadata(META_NETWORK_CONFIG, config_json);
     if let Err(e) = model.save_into(&mut store) {
         let _ = std::fs::remove_file(&tmp);
@@ -179,10 +163,7 @@ impl WeightsFile {
         } else if n == 9 && head[8] == b'{' {
             Self::open_safetensors(path)
         } else {
-            Err(format_error(
-                path,
-                "neither safetensors nor a PyTorch torch.save file (zip or legacy pickle)",
-            ))
+            Err(format_error(path, "neither safetensors nor a PyTorch torch.save file (zip or legacy pickle)"))
         }
     }
 
@@ -194,12 +175,7 @@ impl WeightsFile {
             .get_all_snapshots()
             .map_err(|e| format_error(path, &format!("cannot read safetensors: {e}")))?
             .clone();
-        Ok(Self {
-            path: path.to_path_buf(),
-            format: WeightsFormat::Safetensors,
-            tensors,
-            metadata,
-        })
+        Ok(Self { path: path.to_path_buf(), format: WeightsFormat::Safetensors, tensors, metadata })
     }
 
     /// Opens a PyTorch `torch.save` state dict.
@@ -214,12 +190,7 @@ impl WeightsFile {
         let reader = PytorchReader::new(path)
             .map_err(|e| format_error(path, &format!("cannot read as a torch.save file: {e}")))?;
         let tensors = strip_state_dict_prefix(reader.into_tensors().into_iter().collect());
-        Ok(Self {
-            path: path.to_path_buf(),
-            format: WeightsFormat::Pytorch,
-            tensors,
-            metadata: BTreeMap::new(),
-        })
+        Ok(Self { path: path.to_path_buf(), format: WeightsFormat::Pytorch, tensors, metadata: BTreeMap::new() })
     }
 
     /// The container format.
@@ -230,10 +201,7 @@ impl WeightsFile {
     /// Keys and shapes of all tensors in the file (after removing a common `state_dict.` or
     /// `module.` prefix from PyTorch files).
     pub fn shapes(&self) -> BTreeMap<String, Vec<usize>> {
-        self.tensors
-            .iter()
-            .map(|(k, t)| (k.clone(), t.shape.to_vec()))
-            .collect()
+        self.tensors.iter().map(|(k, t)| (k.clone(), t.shape.to_vec())).collect()
     }
 
     /// The safetensors header metadata (empty for PyTorch files).
@@ -249,11 +217,42 @@ impl WeightsFile {
         let parts: Vec<Option<usize>> = text.split(',').map(|p| p.trim().parse().ok()).collect();
         match parts.as_slice() {
             [Some(d), Some(h), Some(w)] => Ok(Some([*d, *h, *w])),
-            _ => Err(format_error(
-                &self.path,
-                &format!("metadata `{META_INPUT_SHAPE}` is `{text}`, expected `D,H,W`"),
-            )),
+            _ => Err(format_error(&self.path, &format!("metadata `{META_INPUT_SHAPE}` is `{text}`, expected `D,H,W`"))),
         }
+    }
+
+    /// The architecture these weights belong to: the recorded config of a file written by
+    /// [`export_safetensors`]; otherwise channels, kernel, dense sizes and classes read from the
+    /// tensor shapes, with the paper's pools and dropout (pools leave no trace in the shapes).
+    pub fn inferred_config(&self) -> Result<NetworkConfig, ModelError> {
+        if let Some(json) = self.metadata.get(META_NETWORK_CONFIG) {
+            return serde_json::from_str(json).map_err(|e| {
+                format_error(&self.path, &format!("metadata `{META_NETWORK_CONFIG}` is not a network config: {e}"))
+            });
+        }
+        let shape = |key: &str, rank: usize| -> Result<Vec<usize>, ModelError> {
+            let t = self.tensors.get(key).ok_or_else(|| ModelError::MissingKey {
+                path: self.path.clone(),
+                key: key.to_string(),
+                expected: Vec::new(),
+                hint: String::new(),
+            })?;
+            if t.shape.len() != rank {
+                return Err(format_error(
+                    &self.path,
+                    &format!("key `{key}` has shape {:?}, expected {rank} dimensions", t.shape.to_vec()),
+                ));
+            }
+            Ok(t.shape.to_vec())
+        };
+        let mut config = NetworkConfig::default();
+        for i in 0..4 {
+            config.channels[i] = shape(&format!("Conv_{}.weight", i + 1), 5)?[0];
+        }
+        config.kernel = shape("Conv_1.weight", 5)?[2];
+        config.dense = [shape("dense_1.weight", 2)?[0], shape("dense_2.weight", 2)?[0]];
+        config.classes = shape("dense_3.weight", 2)?[0];
+        Ok(config)
     }
 
     /// Builds the network `config` on `input` (or the recorded grid) from these tensors,
@@ -269,10 +268,7 @@ impl WeightsFile {
         let grid = match (input, self.recorded_grid()?) {
             (Some(grid), _) | (None, Some(grid)) => grid,
             (None, None) => {
-                let hint = self
-                    .dense_1_in_features()
-                    .map(|f| fitting_grids_hint(config, f))
-                    .unwrap_or_default();
+                let hint = self.dense_1_in_features().map(|f| fitting_grids_hint(config, f)).unwrap_or_default();
                 return Err(format_error(
                     &self.path,
                     &format!(
@@ -294,27 +290,12 @@ impl WeightsFile {
             let conv_b = take(&format!("Conv_{n}.bias"))?;
             block.conv.bias = Some(Param::from_tensor(Tensor::from_data(conv_b, device)));
             let bn = &mut block.bn;
-            bn.weight = Param::from_tensor(Tensor::from_data(
-                take(&format!("Conv_{n}_bn.weight"))?,
-                device,
-            ));
-            bn.bias = Param::from_tensor(Tensor::from_data(
-                take(&format!("Conv_{n}_bn.bias"))?,
-                device,
-            ));
-            bn.running_mean = RunningState::new(Tensor::from_data(
-                take(&format!("Conv_{n}_bn.running_mean"))?,
-                device,
-            ));
-            bn.running_var = RunningState::new(Tensor::from_data(
-                take(&format!("Conv_{n}_bn.running_var"))?,
-                device,
-            ));
+            bn.weight = Param::from_tensor(Tensor::from_data(take(&format!("Conv_{n}_bn.weight"))?, device));
+            bn.bias = Param::from_tensor(Tensor::from_data(take(&format!("Conv_{n}_bn.bias"))?, device));
+            bn.running_mean = RunningState::new(Tensor::from_data(take(&format!("Conv_{n}_bn.running_mean"))?, device));
+            bn.running_var = RunningState::new(Tensor::from_data(take(&format!("Conv_{n}_bn.running_var"))?, device));
         }
-        for (j, dense) in [&mut model.dense_1, &mut model.dense_2, &mut model.dense_3]
-            .into_iter()
-            .enumerate()
-        {
+        for (j, dense) in [&mut model.dense_1, &mut model.dense_2, &mut model.dense_3].into_iter().enumerate() {
             let n = j + 1;
             let weight = transpose_2d(take(&format!("dense_{n}.weight"))?);
             dense.weight = Param::from_tensor(Tensor::from_data(weight, device));
@@ -336,15 +317,9 @@ impl WeightsFile {
             return Ok(());
         };
         let recorded: NetworkConfig = serde_json::from_str(json).map_err(|e| {
-            format_error(
-                &self.path,
-                &format!("metadata `{META_NETWORK_CONFIG}` is not a network config: {e}"),
-            )
+            format_error(&self.path, &format!("metadata `{META_NETWORK_CONFIG}` is not a network config: {e}"))
         })?;
-        let same_weights = NetworkConfig {
-            dropout: config.dropout,
-            ..recorded.clone()
-        };
+        let same_weights = NetworkConfig { dropout: config.dropout, ..recorded.clone() };
         if &same_weights != config {
             return Err(format_error(
                 &self.path,
@@ -387,10 +362,7 @@ impl WeightsFile {
             if !is_float(found.dtype) {
                 return Err(format_error(
                     &self.path,
-                    &format!(
-                        "key `{key}` holds {:?} values, expected floating point",
-                        found.dtype
-                    ),
+                    &format!("key `{key}` holds {:?} values, expected floating point", found.dtype),
                 ));
             }
             if found.shape.as_slice() != shape.as_slice() {
@@ -409,10 +381,7 @@ impl WeightsFile {
             }
         }
         if !unexpected.is_empty() {
-            return Err(ModelError::UnexpectedKeys {
-                path: self.path.clone(),
-                keys: unexpected,
-            });
+            return Err(ModelError::UnexpectedKeys { path: self.path.clone(), keys: unexpected });
         }
         Ok(())
     }
@@ -424,14 +393,9 @@ impl WeightsFile {
             expected: Vec::new(),
             hint: String::new(),
         })?;
-        let data = snapshot
-            .to_data()
-            .map_err(|e| format_error(&self.path, &format!("cannot read key `{key}`: {e:?}")))?;
-        Ok(if data.dtype == DType::F32 {
-            data
-        } else {
-            data.convert::<f32>()
-        })
+        let data =
+            snapshot.to_data().map_err(|e| format_error(&self.path, &format!("cannot read key `{key}`: {e:?}")))?;
+        Ok(if data.dtype == DType::F32 { data } else { data.convert::<f32>() })
     }
 }
 
@@ -449,9 +413,7 @@ fn burn_to_pytorch_remapper(blocks: usize) -> KeyRemapper {
 
 /// Drops the prefix in front of the PyTorch keys of nested or wrapped state dicts
 /// (`state_dict.Conv_1.weight`, `module.Conv_1.weight`), found from the `Conv_1.weight` key.
-fn strip_state_dict_prefix(
-    tensors: BTreeMap<String, TensorSnapshot>,
-) -> BTreeMap<String, TensorSnapshot> {
+fn strip_state_dict_prefix(tensors: BTreeMap<String, TensorSnapshot>) -> BTreeMap<String, TensorSnapshot> {
     let anchor = "Conv_1.weight";
     let prefix = tensors
         .keys()
@@ -461,18 +423,13 @@ fn strip_state_dict_prefix(
     if prefix.is_empty() {
         return tensors;
     }
-    tensors
-        .into_iter()
-        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v)))
-        .collect()
+    tensors.into_iter().filter_map(|(k, v)| k.strip_prefix(&prefix).map(|s| (s.to_string(), v))).collect()
 }
 
 /// `[rows, cols]` → `[cols, rows]` (PyTorch's dense weight (out, in) → Burn's (in, out)).
 fn transpose_2d(data: TensorData) -> TensorData {
     let [rows, cols] = [data.shape[0], data.shape[1]];
-    let values = data
-        .to_vec::<f32>()
-        .expect("converted to f32 before the transpose");
+    let values = data.to_vec::<f32>().expect("converted to f32 before the transpose");
     let mut out = vec![0.0f32; values.len()];
     for r in 0..rows {
         for c in 0..cols {
@@ -488,11 +445,7 @@ fn is_float(dtype: DType) -> bool {
 
 /// The `__metadata__` object of a safetensors header (8-byte little-endian length + JSON).
 fn read_safetensors_metadata(path: &Path) -> Result<BTreeMap<String, String>, ModelError> {
-    let io = |source| ModelError::Io {
-        action: "cannot read",
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| ModelError::Io { action: "cannot read", path: path.to_path_buf(), source };
     let mut file = std::fs::File::open(path).map_err(io)?;
     let mut len = [0u8; 8];
     file.read_exact(&mut len).map_err(io)?;
@@ -540,17 +493,11 @@ fn is_tar(path: &Path) -> bool {
 }
 
 fn format_error(path: &Path, message: &str) -> ModelError {
-    ModelError::WeightsFormat {
-        path: path.to_path_buf(),
-        message: message.to_string(),
-    }
+    ModelError::WeightsFormat { path: path.to_path_buf(), message: message.to_string() }
 }
 
 fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "weights".to_string());
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "weights".to_string());
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
@@ -575,7 +522,7 @@ fn fitting_grids_hint_for(config: &NetworkConfig, grid: [usize; 3], features: us
 /// Which input grids give `features` flatten features with this architecture.
 fn fitting_grids_hint(config: &NetworkConfig, features: usize) -> String {
     let channels = config.channels[3];
-    if features == 0 || features % channels != 0 {
+    if features == 0 || !features.is_multiple_of(channels) {
         return format!(
             "; {features} features is not a multiple of the last block's {channels} channels: \
              the file is for a different architecture"
@@ -584,11 +531,11 @@ fn fitting_grids_hint(config: &NetworkConfig, features: usize) -> String {
     let voxels = features / channels;
     let mut triples = Vec::new();
     for a in 1..=voxels {
-        if voxels % a != 0 {
+        if !voxels.is_multiple_of(a) {
             continue;
         }
         for b in 1..=voxels / a {
-            if (voxels / a) % b == 0 {
+            if (voxels / a).is_multiple_of(b) {
                 triples.push([a, b, voxels / a / b]);
             }
         }
@@ -612,11 +559,8 @@ fn fitting_grids_hint(config: &NetworkConfig, features: usize) -> String {
             )
         })
         .collect();
-    let more = if triples.len() > shown.len() {
-        format!(" and {} more", triples.len() - shown.len())
-    } else {
-        String::new()
-    };
+    let more =
+        if triples.len() > shown.len() { format!(" and {} more", triples.len() - shown.len()) } else { String::new() };
     let paper = if config.flatten_size(PAPER_GRID_1MM).ok() == Some(features) {
         format!("; the paper's 1 mm grid {} fits", format_grid(PAPER_GRID_1MM))
     } else {

@@ -13,8 +13,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use model::network::{GRID_2MM, PAPER_GRID_1MM};
 use model::{
-    BatchNorm3d, ClassificationModel3D, Cpu, CpuTrain, DeviceKind, ModelError, NetworkConfig,
-    input_gradient, input_gradient_for, max_pool3d,
+    BatchNorm3d, ClassificationModel3D, Cpu, CpuTrain, DeviceKind, ModelError, NetworkConfig, input_gradient,
+    input_gradient_for, max_pool3d,
 };
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -28,10 +28,7 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next_f32(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((self.0 >> 40) as f32) / ((1u64 << 24) as f32)
     }
     /// Approximately normal (sum of uniforms), mean `mean`, sd `sd`.
@@ -54,10 +51,7 @@ fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 fn max_abs(a: &[f32]) -> f32 {
@@ -66,14 +60,7 @@ fn max_abs(a: &[f32]) -> f32 {
 
 /// Four cheap blocks (k = 3, pools 2) for mechanics tests; needs ≥ 46 voxels per axis.
 fn tiny_config() -> NetworkConfig {
-    NetworkConfig {
-        channels: [2, 3, 3, 4],
-        pools: [2, 2, 2, 2],
-        kernel: 3,
-        dense: [8, 6],
-        dropout: 0.8,
-        classes: 2,
-    }
+    NetworkConfig { channels: [2, 3, 3, 4], pools: [2, 2, 2, 2], kernel: 3, dense: [8, 6], dropout: 0.8, classes: 2 }
 }
 
 const TINY_GRID: [usize; 3] = [46, 48, 47];
@@ -87,9 +74,7 @@ fn random_scans(rng: &mut Lcg, n: usize, grid: [usize; 3]) -> Vec<f32> {
 #[test]
 fn paper_network_has_737026_trainable_parameters_at_1mm() {
     let _guard = serial();
-    let model = NetworkConfig::default()
-        .init::<Cpu>(PAPER_GRID_1MM, &Default::default())
-        .unwrap();
+    let model = NetworkConfig::default().init::<Cpu>(PAPER_GRID_1MM, &Default::default()).unwrap();
     assert_eq!(model.num_params(), 737_026);
     // Burn counts every float tensor of the module, BatchNorm running statistics included:
     // PAPER.md's 737,266 "with BN running stats".
@@ -124,14 +109,8 @@ fn too_small_grid_is_an_error_not_a_panic() {
         let err = config.flatten_size(grid).unwrap_err();
         let message = err.to_string();
         assert!(matches!(err, ModelError::GridTooSmall { .. }), "{message}");
-        assert!(
-            message.contains("needs at least 78 voxels per axis"),
-            "{message}"
-        );
-        assert!(
-            message.contains(&format!("{}×{}×{}", grid[0], grid[1], grid[2])),
-            "{message}"
-        );
+        assert!(message.contains("needs at least 78 voxels per axis"), "{message}");
+        assert!(message.contains(&format!("{}×{}×{}", grid[0], grid[1], grid[2])), "{message}");
         let init = config.init::<Cpu>(grid, &Default::default());
         assert!(init.is_err());
     }
@@ -152,29 +131,15 @@ fn config_rejects_unknown_fields_and_defaults_to_the_paper() {
     assert_eq!(partial.dense, [128, 64]);
     let err = serde_json::from_str::<NetworkConfig>(r#"{"chanels": [1, 2, 3, 4]}"#).unwrap_err();
     assert!(err.to_string().contains("chanels"), "{err}");
-    let bad = NetworkConfig {
-        dropout: 1.0,
-        ..NetworkConfig::default()
-    };
-    assert!(matches!(
-        bad.validate(),
-        Err(ModelError::InvalidConfig {
-            field: "dropout",
-            ..
-        })
-    ));
+    let bad = NetworkConfig { dropout: 1.0, ..NetworkConfig::default() };
+    assert!(matches!(bad.validate(), Err(ModelError::InvalidConfig { field: "dropout", .. })));
 }
 
 // ---------------------------------------------------------------- pooling
 
 /// Brute-force PyTorch MaxPool3d(kernel = stride, floor mode): values and, for an upstream
 /// gradient `g`, the input gradient (to the first maximal element of each window in raster order).
-fn brute_force_pool(
-    x: &[f32],
-    dims: [usize; 5],
-    k: [usize; 3],
-    g: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
+fn brute_force_pool(x: &[f32], dims: [usize; 5], k: [usize; 3], g: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let [n, c, d, h, w] = dims;
     let (od, oh, ow) = (d / k[0], h / k[1], w / k[2]);
     let mut out = vec![0.0; n * c * od * oh * ow];
@@ -215,11 +180,7 @@ fn check_pool(dims: [usize; 5], k: [usize; 3], x: Vec<f32>, rng: &mut Lcg) {
     let input = tensor::<CpuTrain, 5>(x, dims).require_grad();
     let out = max_pool3d(input.clone(), k);
     assert_eq!(out.dims(), out_dims, "dims {dims:?} kernel {k:?}");
-    let grads = out
-        .clone()
-        .mul(tensor::<CpuTrain, 5>(g, out_dims))
-        .sum()
-        .backward();
+    let grads = out.clone().mul(tensor::<CpuTrain, 5>(g, out_dims)).sum().backward();
     let got_grad = values(input.grad(&grads).unwrap());
     assert_eq!(values(out), want_out, "values, dims {dims:?} kernel {k:?}");
     assert_eq!(got_grad, want_grad, "gradients, dims {dims:?} kernel {k:?}");
@@ -251,9 +212,7 @@ fn max_pool3d_ties_send_the_gradient_to_the_first_maximum_like_pytorch() {
     let dims = [1, 2, 7, 8, 9];
     let constant = vec![1.5; dims.iter().product()];
     check_pool(dims, [2, 3, 2], constant, &mut rng);
-    let plateaus: Vec<f32> = (0..dims.iter().product::<usize>())
-        .map(|i| ((i / 5) % 3) as f32)
-        .collect();
+    let plateaus: Vec<f32> = (0..dims.iter().product::<usize>()).map(|i| ((i / 5) % 3) as f32).collect();
     check_pool(dims, [3, 2, 3], plateaus, &mut rng);
 }
 
@@ -269,17 +228,11 @@ fn reference_batch_norm_train<B: Backend>(
 ) -> (Tensor<B, 5>, Tensor<B, 1>, Tensor<B, 1>) {
     let [n, c, d, h, w] = x.dims();
     let count = n * d * h * w;
-    let per_channel = |t: Tensor<B, 5>| {
-        t.swap_dims(0, 1)
-            .reshape([c, count])
-            .mean_dim(1)
-            .reshape([1, c, 1, 1, 1])
-    };
+    let per_channel = |t: Tensor<B, 5>| t.swap_dims(0, 1).reshape([c, count]).mean_dim(1).reshape([1, c, 1, 1, 1]);
     let mean = per_channel(x.clone());
     let centred = x - mean.clone();
     let var = per_channel(centred.clone().square());
-    let y = centred / (var.clone() + 1e-5).sqrt() * gamma.reshape([1, c, 1, 1, 1])
-        + beta.reshape([1, c, 1, 1, 1]);
+    let y = centred / (var.clone() + 1e-5).sqrt() * gamma.reshape([1, c, 1, 1, 1]) + beta.reshape([1, c, 1, 1, 1]);
     let unbiased = var.reshape([c]).detach() * (count as f64 / (count - 1) as f64);
     let new_mean = running.0 * 0.9 + mean.reshape([c]).detach() * 0.1;
     let new_var = running.1 * 0.9 + unbiased * 0.1;
@@ -307,9 +260,7 @@ fn batch_norm_matches_reference_values_running_stats_and_gradients() {
     bn.running_var = burn::module::RunningState::new(tensor(rv.clone(), [c]));
     let xa = tensor::<CpuTrain, 5>(x.clone(), dims).require_grad();
     let ya = bn.forward_train(xa.clone());
-    let grads_a = (ya.clone() * tensor::<CpuTrain, 5>(g.clone(), dims))
-        .sum()
-        .backward();
+    let grads_a = (ya.clone() * tensor::<CpuTrain, 5>(g.clone(), dims)).sum().backward();
     let (rm_a, rv_a) = bn.running_stats();
 
     // Reference.
@@ -322,48 +273,23 @@ fn batch_norm_matches_reference_values_running_stats_and_gradients() {
         beta_b.clone(),
         (tensor(rm.clone(), [c]), tensor(rv.clone(), [c])),
     );
-    let grads_b = (yb.clone() * tensor::<CpuTrain, 5>(g, dims))
-        .sum()
-        .backward();
+    let grads_b = (yb.clone() * tensor::<CpuTrain, 5>(g, dims)).sum().backward();
 
     let close = |what: &str, a: Vec<f32>, b: Vec<f32>, tol: f32| {
         let diff = max_abs_diff(&a, &b);
-        assert!(
-            diff <= tol * max_abs(&b).max(1.0),
-            "{what}: max |Δ| {diff} (scale {})",
-            max_abs(&b)
-        );
+        assert!(diff <= tol * max_abs(&b).max(1.0), "{what}: max |Δ| {diff} (scale {})", max_abs(&b));
     };
     close("forward", values(ya), values(yb), 1e-4);
     close("running mean", values(rm_a), values(rm_b), 1e-5);
     close("running var", values(rv_a), values(rv_b), 1e-4);
-    close(
-        "grad x",
-        values(xa.grad(&grads_a).unwrap()),
-        values(xb.grad(&grads_b).unwrap()),
-        1e-3,
-    );
-    close(
-        "grad gamma",
-        values(bn.weight.val().grad(&grads_a).unwrap()),
-        values(gamma_b.grad(&grads_b).unwrap()),
-        1e-3,
-    );
-    close(
-        "grad beta",
-        values(bn.bias.val().grad(&grads_a).unwrap()),
-        values(beta_b.grad(&grads_b).unwrap()),
-        1e-4,
-    );
+    close("grad x", values(xa.grad(&grads_a).unwrap()), values(xb.grad(&grads_b).unwrap()), 1e-3);
+    close("grad gamma", values(bn.weight.val().grad(&grads_a).unwrap()), values(gamma_b.grad(&grads_b).unwrap()), 1e-3);
+    close("grad beta", values(bn.bias.val().grad(&grads_a).unwrap()), values(beta_b.grad(&grads_b).unwrap()), 1e-4);
 
     // Inference mode uses the (updated) running statistics and updates nothing.
     let (rm_now, rv_now) = bn.running_stats();
     let y_eval = values(bn.forward_eval(tensor::<CpuTrain, 5>(x.clone(), dims)));
-    let scale: Vec<f32> = values(rv_now.clone())
-        .iter()
-        .zip(&gamma)
-        .map(|(v, g)| g / (v + 1e-5).sqrt())
-        .collect();
+    let scale: Vec<f32> = values(rv_now.clone()).iter().zip(&gamma).map(|(v, g)| g / (v + 1e-5).sqrt()).collect();
     let means = values(rm_now.clone());
     let spatial = dims[2] * dims[3] * dims[4];
     let want: Vec<f32> = x
@@ -393,22 +319,12 @@ fn forward_eval_is_independent_of_the_batch_even_on_autodiff() {
         let _ = model.forward_train(batch);
     }
     let a = random_scans(&mut rng, 1, TINY_GRID);
-    let b: Vec<f32> = random_scans(&mut rng, 1, TINY_GRID)
-        .iter()
-        .map(|v| 3.0 * v + 1.0)
-        .collect();
+    let b: Vec<f32> = random_scans(&mut rng, 1, TINY_GRID).iter().map(|v| 3.0 * v + 1.0).collect();
     let alone = values(model.forward_eval(tensor::<CpuTrain, 5>(a.clone(), [1, 1, 46, 48, 47])));
-    let both = values(model.forward_eval(tensor::<CpuTrain, 5>(
-        [a.clone(), b].concat(),
-        [2, 1, 46, 48, 47],
-    )));
+    let both = values(model.forward_eval(tensor::<CpuTrain, 5>([a.clone(), b].concat(), [2, 1, 46, 48, 47])));
     assert!(max_abs_diff(&alone, &both[..2]) < 1e-5, "{alone:?} vs {both:?}");
     // And the same on the inner backend.
-    let inner = values(
-        model
-            .valid()
-            .forward_eval(tensor::<Cpu, 5>(a, [1, 1, 46, 48, 47])),
-    );
+    let inner = values(model.valid().forward_eval(tensor::<Cpu, 5>(a, [1, 1, 46, 48, 47])));
     assert!(max_abs_diff(&alone, &inner) < 1e-6);
 }
 
@@ -438,10 +354,7 @@ fn forward_train_uses_dropout_and_batch_statistics() {
 fn one_batch_overfits_with_adam() {
     let _guard = serial();
     let device = Default::default();
-    let config = NetworkConfig {
-        dropout: 0.0,
-        ..tiny_config()
-    };
+    let config = NetworkConfig { dropout: 0.0, ..tiny_config() };
     <CpuTrain as Backend>::seed(&device, 1);
     let mut model = config.init::<CpuTrain>(TINY_GRID, &device).unwrap();
     let mut optim = AdamConfig::new().init::<CpuTrain, ClassificationModel3D<CpuTrain>>();
@@ -451,21 +364,14 @@ fn one_batch_overfits_with_adam() {
     // Class 1 scans are brighter, but the net must still fit them from scratch.
     let x: Vec<f32> = labels
         .iter()
-        .flat_map(|&l| {
-            random_scans(&mut rng, 1, TINY_GRID)
-                .into_iter()
-                .map(move |v| v + 0.3 * l as f32)
-        })
+        .flat_map(|&l| random_scans(&mut rng, 1, TINY_GRID).into_iter().map(move |v| v + 0.3 * l as f32))
         .collect();
     let x = tensor::<CpuTrain, 5>(x, [n, 1, 46, 48, 47]);
     let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(labels.to_vec(), [n]), &device);
     let mut losses = Vec::new();
     for _ in 0..30 {
         let logits = model.forward_train(x.clone());
-        let loss = log_softmax(logits, 1)
-            .gather(1, y.clone().reshape([n, 1]))
-            .mean()
-            .neg();
+        let loss = log_softmax(logits, 1).gather(1, y.clone().reshape([n, 1])).mean().neg();
         losses.push(values(loss.clone())[0]);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-2, model, grads);
@@ -504,28 +410,17 @@ fn same_seed_gives_identical_weights() {
 fn input_gradient_is_per_scan_and_matches_finite_differences() {
     let _guard = serial();
     let device = Default::default();
-    let config = NetworkConfig {
-        dropout: 0.8,
-        ..tiny_config()
-    };
+    let config = NetworkConfig { dropout: 0.8, ..tiny_config() };
     let model = config.init::<CpuTrain>(TINY_GRID, &device).unwrap();
     let mut rng = Lcg(17);
-    let _ = model.forward_train(tensor::<CpuTrain, 5>(
-        random_scans(&mut rng, 2, TINY_GRID),
-        [2, 1, 46, 48, 47],
-    ));
+    let _ = model.forward_train(tensor::<CpuTrain, 5>(random_scans(&mut rng, 2, TINY_GRID), [2, 1, 46, 48, 47]));
     let a = random_scans(&mut rng, 1, TINY_GRID);
     let b = random_scans(&mut rng, 1, TINY_GRID);
     let shape1 = [1, 1, 46, 48, 47];
     let alone = values(input_gradient(&model, tensor::<Cpu, 5>(a.clone(), shape1), 1, true).unwrap());
     let both = values(
-        input_gradient_for(
-            &model,
-            tensor::<Cpu, 5>([a.clone(), b].concat(), [2, 1, 46, 48, 47]),
-            &[1, 0],
-            true,
-        )
-        .unwrap(),
+        input_gradient_for(&model, tensor::<Cpu, 5>([a.clone(), b].concat(), [2, 1, 46, 48, 47]), &[1, 0], true)
+            .unwrap(),
     );
     assert!(max_abs(&alone) > 0.0);
     assert!(max_abs_diff(&alone, &both[..alone.len()]) <= 1e-6 * max_abs(&alone).max(1e-3));

@@ -9,13 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use adni_data::cohort::{Cohort, CohortFilter, build_cohort};
+use adni_data::preprocess::Normalizer;
 use adni_data::preprocess::PreprocessSpec;
 use adni_data::splits::{Split, SplitSet, holdout_split, kfold_splits};
 use adni_data::synth::{Anatomy, BRAIN_MASK_FILE, IMAGES_DIR, KNOWN_CORRUPT_FILE, SynthConfig, TABLE_FILE, generate};
 use adni_data::table::read_adni_table;
-use model::data::VolumeSource;
-use model::train::{KeepEpoch, RunSpec, TrainConfig, TrainError, TrainMode, TrainOptions, fold_dir, train_run};
-use model::{CpuTrain, NetworkConfig};
+use model::checkpoint::read_json;
+use model::data::{NormalizedScans, ScanItem, VolumeSource};
+use model::train::{
+    FoldResult, KeepEpoch, RunSpec, TrainConfig, TrainError, TrainMode, TrainOptions, fold_dir, load_fold_model,
+    predict, train_run,
+};
+use model::{Cpu, CpuTrain, NetworkConfig};
 
 /// Files of a run that must be identical between runs with the same settings.
 const COMPARED: [&str; 5] =
@@ -106,9 +111,12 @@ fn assert_same_outputs(a: &Path, b: &Path) {
 #[test]
 fn reference_run_writes_every_output() {
     let dir = reference();
-    for file in
-        COMPARED.iter().copied().chain(["summary.md", "timing.csv", "splits/fold2.csv", "folds/fold1/model.mpk"])
-    {
+    for file in COMPARED.iter().copied().chain([
+        "summary.md",
+        "timing.csv",
+        "splits/fold2.csv",
+        "folds/fold1/model.safetensors",
+    ]) {
         assert!(dir.join(file).is_file(), "{file} missing");
     }
     for fold in ["fold1", "fold2"] {
@@ -260,6 +268,62 @@ fn holdout_with_best_epoch_on_inner_validation() {
         let ptid = line.split(',').next().unwrap();
         assert!(!test_patients.contains(ptid), "{ptid} is a test patient");
     }
+}
+
+#[test]
+fn kept_model_reloads_and_reproduces_its_predictions() {
+    let dir = fold_dir(reference(), "fold1");
+    let result: FoldResult = read_json(&dir.join("fold_result.json")).unwrap();
+    let model = load_fold_model::<Cpu>(&dir, &Default::default()).unwrap();
+    let norm = Normalizer::load(&dir.join("normalization")).unwrap();
+    let spec = spec("x");
+    let fx = fixture();
+    let test: Vec<ScanItem> = result
+        .predictions
+        .iter()
+        .map(|p| ScanItem::from_cohort(fx.cohort.scans.iter().find(|s| s.record.image_id == p.image_id).unwrap()))
+        .collect();
+    let data = NormalizedScans { source: &spec.source, normalizer: &norm, scans: &test };
+    let again = predict(&model, data, 3, &Default::default()).unwrap();
+    for (p, q) in result.predictions.iter().zip(&again) {
+        assert_eq!(p.prediction, *q, "Image.ID {}", p.image_id);
+    }
+    assert_eq!(again.len(), spec.splits[0].scan_count(SplitSet::Test));
+}
+
+#[test]
+fn each_fold_is_normalised_on_its_training_scans_only() {
+    let spec = spec("x");
+    for split in &spec.splits {
+        let norm = Normalizer::load(&fold_dir(reference(), &split.name).join("normalization")).unwrap();
+        let mut fitted = norm.image_ids.clone();
+        fitted.sort_unstable();
+        let mut train = split.image_ids(SplitSet::Train);
+        train.sort_unstable();
+        assert_eq!(fitted, train, "{}: fitted on exactly its training scans (fewer than 200)", split.name);
+    }
+}
+
+#[test]
+fn batches_are_normalised_volumes_in_c_order() {
+    let fx = fixture();
+    let scans: Vec<ScanItem> = fx.cohort.scans.iter().take(3).map(ScanItem::from_cohort).collect();
+    let norm = fx.source.fit_normalizer(&scans, 200, 1).unwrap();
+    let data = NormalizedScans { source: &fx.source, normalizer: &norm, scans: &scans };
+    let batch = data.batch(&[2, 0]).unwrap();
+    let [d, h, w] = fx.source.model_grid().shape;
+    assert_eq!(batch.shape, [2, 1, d, h, w]);
+    assert_eq!(batch.labels, vec![scans[2].label, scans[0].label]);
+    let mut expected = fx.source.load(&scans[2]).unwrap();
+    norm.apply(&mut expected).unwrap();
+    let first: Vec<f32> = expected.iter().copied().collect();
+    assert_eq!(&batch.values[..d * h * w], &first[..]);
+    // Voxel (i, j, k) of the second scan sits at ((1·D + i)·H + j)·W + k.
+    let mut second = fx.source.load(&scans[0]).unwrap();
+    norm.apply(&mut second).unwrap();
+    let (i, j, k) = (d / 2, h / 3, w / 4);
+    assert_eq!(batch.values[((d + i) * h + j) * w + k], second[[i, j, k]]);
+    assert!(data.batch(&[7]).is_err(), "an index past the set is an error");
 }
 
 /// Guard against a silently different split: the reference run's split files are what

@@ -10,8 +10,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use model::network::PAPER_GRID_1MM;
 use model::weights::{
-    WeightsFile, export_safetensors, import_pytorch, import_safetensors, import_weights,
-    state_dict_shapes,
+    WeightsFile, export_safetensors, import_pytorch, import_safetensors, import_weights, state_dict_shapes,
 };
 use model::{ClassificationModel3D, Cpu, ModelError, NetworkConfig};
 
@@ -23,14 +22,7 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 fn small_config() -> NetworkConfig {
-    NetworkConfig {
-        channels: [2, 3, 4, 5],
-        pools: [2, 2, 2, 2],
-        kernel: 3,
-        dense: [6, 4],
-        dropout: 0.8,
-        classes: 2,
-    }
+    NetworkConfig { channels: [2, 3, 4, 5], pools: [2, 2, 2, 2], kernel: 3, dense: [6, 4], dropout: 0.8, classes: 2 }
 }
 
 const GRID: [usize; 3] = [46, 50, 47];
@@ -41,13 +33,9 @@ fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 
 fn input(n: usize, seed: u32) -> Tensor<Cpu, 5> {
     let len = n * GRID.iter().product::<usize>();
-    let v: Vec<f32> = (0..len)
-        .map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0)
-        .collect();
-    Tensor::from_data(
-        TensorData::new(v, [n, 1, GRID[0], GRID[1], GRID[2]]),
-        &Default::default(),
-    )
+    let v: Vec<f32> =
+        (0..len).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect();
+    Tensor::from_data(TensorData::new(v, [n, 1, GRID[0], GRID[1], GRID[2]]), &Default::default())
 }
 
 /// All parameters and running statistics, by PyTorch key, in PyTorch layout.
@@ -56,30 +44,18 @@ fn state_dict(model: &ClassificationModel3D<Cpu>) -> BTreeMap<String, Vec<f32>> 
     for (i, block) in model.blocks.iter().enumerate() {
         let n = i + 1;
         out.insert(format!("Conv_{n}.weight"), values(block.conv.weight.val()));
-        out.insert(
-            format!("Conv_{n}.bias"),
-            values(block.conv.bias.as_ref().unwrap().val()),
-        );
+        out.insert(format!("Conv_{n}.bias"), values(block.conv.bias.as_ref().unwrap().val()));
         let (rm, rv) = block.bn.running_stats();
         out.insert(format!("Conv_{n}_bn.weight"), values(block.bn.weight.val()));
         out.insert(format!("Conv_{n}_bn.bias"), values(block.bn.bias.val()));
         out.insert(format!("Conv_{n}_bn.running_mean"), values(rm));
         out.insert(format!("Conv_{n}_bn.running_var"), values(rv));
     }
-    for (j, dense) in [&model.dense_1, &model.dense_2, &model.dense_3]
-        .into_iter()
-        .enumerate()
-    {
+    for (j, dense) in [&model.dense_1, &model.dense_2, &model.dense_3].into_iter().enumerate() {
         let n = j + 1;
         // Burn keeps (in, out); PyTorch (out, in).
-        out.insert(
-            format!("dense_{n}.weight"),
-            values(dense.weight.val().transpose()),
-        );
-        out.insert(
-            format!("dense_{n}.bias"),
-            values(dense.bias.as_ref().unwrap().val()),
-        );
+        out.insert(format!("dense_{n}.weight"), values(dense.weight.val().transpose()));
+        out.insert(format!("dense_{n}.bias"), values(dense.bias.as_ref().unwrap().val()));
     }
     out
 }
@@ -94,14 +70,8 @@ fn trained_model() -> ClassificationModel3D<Cpu> {
         let c = block.bn.channels();
         let gamma: Vec<f32> = (0..c).map(|k| 0.5 + 0.1 * (k + i) as f32).collect();
         let beta: Vec<f32> = (0..c).map(|k| 0.05 * k as f32 - 0.1).collect();
-        block.bn.weight = burn::module::Param::from_tensor(Tensor::from_data(
-            TensorData::new(gamma, [c]),
-            &device,
-        ));
-        block.bn.bias = burn::module::Param::from_tensor(Tensor::from_data(
-            TensorData::new(beta, [c]),
-            &device,
-        ));
+        block.bn.weight = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(gamma, [c]), &device));
+        block.bn.bias = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(beta, [c]), &device));
     }
     model
 }
@@ -116,12 +86,7 @@ fn safetensors_header(path: &Path) -> (BTreeMap<String, (String, Vec<usize>)>, s
         if k == "__metadata__" {
             continue;
         }
-        let shape = v["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap() as usize)
-            .collect();
+        let shape = v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
         keys.insert(k.clone(), (v["dtype"].as_str().unwrap().to_string(), shape));
     }
     (keys, header["__metadata__"].clone())
@@ -133,14 +98,9 @@ fn safetensors_values(path: &Path, key: &str) -> Vec<f32> {
     let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
     let offsets = header[key]["data_offsets"].as_array().unwrap();
-    let (start, end) = (
-        8 + len + offsets[0].as_u64().unwrap() as usize,
-        8 + len + offsets[1].as_u64().unwrap() as usize,
-    );
-    bytes[start..end]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+    let (start, end) =
+        (8 + len + offsets[0].as_u64().unwrap() as usize, 8 + len + offsets[1].as_u64().unwrap() as usize);
+    bytes[start..end].chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
 }
 
 #[test]
@@ -153,18 +113,13 @@ fn safetensors_round_trip_gives_identical_weights_and_outputs() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 1, "no temporary file left behind");
 
-    let loaded: ClassificationModel3D<Cpu> =
-        import_safetensors(&path, &small_config(), &Default::default()).unwrap();
+    let loaded: ClassificationModel3D<Cpu> = import_safetensors(&path, &small_config(), &Default::default()).unwrap();
     assert_eq!(loaded.input_shape(), GRID, "grid read from the metadata");
     assert_eq!(state_dict(&loaded), state_dict(&model));
     let x = input(2, 7);
-    assert_eq!(
-        values(loaded.forward_eval(x.clone())),
-        values(model.forward_eval(x))
-    );
+    assert_eq!(values(loaded.forward_eval(x.clone())), values(model.forward_eval(x)));
     // Auto-detection reads the same file.
-    let again: ClassificationModel3D<Cpu> =
-        import_weights(&path, &small_config(), None, &Default::default()).unwrap();
+    let again: ClassificationModel3D<Cpu> = import_weights(&path, &small_config(), None, &Default::default()).unwrap();
     assert_eq!(state_dict(&again), state_dict(&model));
 }
 
@@ -173,9 +128,7 @@ fn exported_keys_and_shapes_are_the_pytorch_state_dict() {
     let _guard = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("paper.safetensors");
-    let model = NetworkConfig::default()
-        .init::<Cpu>(PAPER_GRID_1MM, &Default::default())
-        .unwrap();
+    let model = NetworkConfig::default().init::<Cpu>(PAPER_GRID_1MM, &Default::default()).unwrap();
     export_safetensors(&model, &path).unwrap();
     let (keys, metadata) = safetensors_header(&path);
 
@@ -196,17 +149,13 @@ fn exported_keys_and_shapes_are_the_pytorch_state_dict() {
     want.insert("dense_3.weight".into(), vec![2, 64]);
     want.insert("dense_3.bias".into(), vec![2]);
 
-    let got: BTreeMap<String, Vec<usize>> = keys
-        .iter()
-        .map(|(k, (_, shape))| (k.clone(), shape.clone()))
-        .collect();
+    let got: BTreeMap<String, Vec<usize>> = keys.iter().map(|(k, (_, shape))| (k.clone(), shape.clone())).collect();
     assert_eq!(got, want);
     assert!(keys.values().all(|(dtype, _)| dtype == "F32"));
     assert_eq!(metadata["input_shape"], "193,229,193");
-    let library: BTreeMap<String, Vec<usize>> = state_dict_shapes(&NetworkConfig::default(), PAPER_GRID_1MM)
-        .unwrap()
-        .into_iter()
-        .collect();
+    assert_eq!(WeightsFile::open(&path).unwrap().inferred_config().unwrap(), NetworkConfig::default());
+    let library: BTreeMap<String, Vec<usize>> =
+        state_dict_shapes(&NetworkConfig::default(), PAPER_GRID_1MM).unwrap().into_iter().collect();
     assert_eq!(library, want);
 
     // The dense weights are stored transposed to PyTorch's (out, in): element [o][i] of the file
@@ -217,10 +166,7 @@ fn exported_keys_and_shapes_are_the_pytorch_state_dict() {
         assert_eq!(file[o * 128 + i], burn_w[i * 64 + o], "[{o}][{i}]");
     }
     // Conv weights keep PyTorch's layout (out, in, kd, kh, kw): identical bytes.
-    assert_eq!(
-        safetensors_values(&path, "Conv_2.weight"),
-        values(model.blocks[1].conv.weight.val())
-    );
+    assert_eq!(safetensors_values(&path, "Conv_2.weight"), values(model.blocks[1].conv.weight.val()));
 }
 
 // ---------------------------------------------------------------- torch.save fixture
@@ -271,9 +217,7 @@ fn torch_save_zip(entries: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
         pickle.extend_from_slice(b"tQ");
         int(&mut pickle, 0);
         tuple(&mut pickle, shape);
-        let strides: Vec<usize> = (0..shape.len())
-            .map(|d| shape[d + 1..].iter().product())
-            .collect();
+        let strides: Vec<usize> = (0..shape.len()).map(|d| shape[d + 1..].iter().product()).collect();
         tuple(&mut pickle, &strides);
         pickle.push(0x89); // NEWFALSE: requires_grad
         global(&mut pickle, "collections", "OrderedDict");
@@ -283,15 +227,13 @@ fn torch_save_zip(entries: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     pickle.extend_from_slice(b"u.");
 
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored);
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     zip.start_file("archive/data.pkl", options).unwrap();
     zip.write_all(&pickle).unwrap();
     zip.start_file("archive/byteorder", options).unwrap();
     zip.write_all(b"little").unwrap();
     for (index, (_, _, data)) in entries.iter().enumerate() {
-        zip.start_file(format!("archive/data/{index}"), options)
-            .unwrap();
+        zip.start_file(format!("archive/data/{index}"), options).unwrap();
         for v in data {
             zip.write_all(&v.to_le_bytes()).unwrap();
         }
@@ -326,8 +268,7 @@ fn torch_save_state_dict_imports_the_values_written() {
     let path = dir.path().join("weights.pth");
     std::fs::write(&path, torch_save_zip(&entries)).unwrap();
 
-    let model: ClassificationModel3D<Cpu> =
-        import_pytorch(&path, &small_config(), GRID, &Default::default()).unwrap();
+    let model: ClassificationModel3D<Cpu> = import_pytorch(&path, &small_config(), GRID, &Default::default()).unwrap();
     let got = state_dict(&model);
     assert_eq!(got.len(), entries.len());
     for (key, _, data) in &entries {
@@ -346,9 +287,12 @@ fn torch_save_state_dict_imports_the_values_written() {
         import_pytorch(&prefixed, &small_config(), GRID, &Default::default()).unwrap();
     assert_eq!(state_dict(&model), got);
 
-    // What the file holds, for inspection.
+    // What the file holds, for inspection; the architecture read from the shapes (pools are
+    // invisible in them and default to the paper's).
     let file = WeightsFile::open(&path).unwrap();
     assert_eq!(file.shapes()["Conv_2.weight"], vec![3, 2, 3, 3, 3]);
+    let inferred = file.inferred_config().unwrap();
+    assert_eq!(inferred, NetworkConfig { pools: [2, 3, 2, 3], ..small_config() });
 }
 
 #[test]
@@ -388,10 +332,7 @@ fn bad_weights_files_are_errors_naming_key_and_shapes() {
     let err = import(&path, [94, 94, 94]).err().unwrap();
     let msg = err.to_string();
     assert!(matches!(err, ModelError::ShapeMismatch { .. }), "{msg}");
-    assert!(
-        msg.contains("dense_1.weight") && msg.contains("[6, 5]") && msg.contains("[6, 320]"),
-        "{msg}"
-    );
+    assert!(msg.contains("dense_1.weight") && msg.contains("[6, 5]") && msg.contains("[6, 320]"), "{msg}");
     assert!(msg.contains("grid 94×94×94 gives"), "{msg}");
     assert!(msg.contains("46..="), "{msg}");
 
@@ -408,19 +349,47 @@ fn bad_weights_files_are_errors_naming_key_and_shapes() {
     std::fs::write(&path, b"this is not a tensor file").unwrap();
     let err = import_weights::<Cpu>(&path, &config, Some(GRID), &device).err().unwrap();
     assert!(matches!(err, ModelError::WeightsFormat { .. }), "{err}");
-    let err = import_weights::<Cpu>(&dir.path().join("nope.pt"), &config, Some(GRID), &device)
-        .err()
-        .unwrap();
+    let err = import_weights::<Cpu>(&dir.path().join("nope.pt"), &config, Some(GRID), &device).err().unwrap();
     assert!(err.to_string().contains("nope.pt"), "{err}");
 
     // A safetensors file for another architecture (pools are recorded in the metadata).
     let model = config.init::<Cpu>(GRID, &device).unwrap();
     let path = dir.path().join("other.safetensors");
     export_safetensors(&model, &path).unwrap();
-    let other = NetworkConfig {
-        pools: [2, 2, 2, 1],
-        ..config.clone()
-    };
+    let other = NetworkConfig { pools: [2, 2, 2, 1], ..config.clone() };
     let msg = import_safetensors::<Cpu>(&path, &other, &device).err().unwrap().to_string();
     assert!(msg.contains("different network"), "{msg}");
+}
+
+/// The cross-check with real PyTorch, when a fixture exists:
+/// `python3 scripts/make_torch_fixture.py make DIR` then
+/// `MODEL_TORCH_FIXTURE_DIR=DIR cargo test --release -p model --test weights -- --ignored`.
+#[test]
+#[ignore = "needs MODEL_TORCH_FIXTURE_DIR made by scripts/make_torch_fixture.py (PyTorch)"]
+fn pytorch_written_state_dict_gives_pytorch_probabilities() {
+    let _guard = serial();
+    let dir = std::path::PathBuf::from(
+        std::env::var("MODEL_TORCH_FIXTURE_DIR")
+            .expect("set MODEL_TORCH_FIXTURE_DIR to a folder made by make_torch_fixture.py"),
+    );
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let config: NetworkConfig = serde_json::from_value(reference["config"].clone()).unwrap();
+    let grid: Vec<usize> = serde_json::from_value(reference["grid"].clone()).unwrap();
+    let grid = [grid[0], grid[1], grid[2]];
+    let want: Vec<Vec<f32>> = serde_json::from_value(reference["probabilities"].clone()).unwrap();
+    let model: ClassificationModel3D<Cpu> =
+        import_pytorch(&dir.join("weights.pth"), &config, grid, &Default::default()).unwrap();
+    let n = 2 * grid.iter().product::<usize>();
+    let x: Vec<f32> = (0..n)
+        .map(|i| {
+            let i = i as f64;
+            ((0.37 * i).sin() + 0.5 * (0.011 * i).cos() + 0.1 * (i % 7.0)) as f32
+        })
+        .collect();
+    let x = Tensor::<Cpu, 5>::from_data(TensorData::new(x, [2, 1, grid[0], grid[1], grid[2]]), &Default::default());
+    let probs = values(burn::tensor::activation::softmax(model.forward_eval(x), 1));
+    for (got, want) in probs.iter().zip(want.concat()) {
+        assert!((got - want).abs() < 1e-4, "{probs:?} vs {want}");
+    }
 }

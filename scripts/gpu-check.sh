@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# GPU check of issue 3, for a session that is lent a GPU machine (the `device` tool). It
+#   1. builds with `--features cuda` (xtask and the paper_cnn benchmark),
+#   2. checks that CPU and CUDA inference agree on the same weights (max |Δp| < 1e-4, 1 mm),
+#   3. makes a 1 mm synthetic cohort (procedural phantom, 193×229×193; no download) and trains
+#      one epoch on CUDA (hold-out split, the paper's network and settings), timed,
+#   4. runs `cargo xtask bench` on CUDA (Burn vs PyTorch CUDA where torch is there; 2 mm, 1 mm),
+#   5. writes gpu-check.md (a small Markdown table) and the raw files to $OUT (or results/gpu-check).
+#
+# The GPU machine has no Rust toolchain and no network, so the binaries are built here first:
+#   bash scripts/gpu-check.sh build      # on this machine: → target/gpu-check/*.xz (~20 MB)
+#   device run: command "bash scripts/gpu-check.sh run", carry ["target/gpu-check"], timeout_s 540
+# On a GPU machine that has cargo and the crates, `bash scripts/gpu-check.sh all` does both.
+# `SMOKE=1 bash scripts/gpu-check.sh run` runs the same steps on the CPU with a tiny phantom
+# (checks this script without a GPU; no agreement check).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+pkg=target/gpu-check
+
+# The CUDA build, exactly as .ci/run checks it (one cargo call, so the Burn stack builds once),
+# printing "name path" for the xtask binary and the paper_cnn bench. Extra cargo arguments follow.
+cuda_build() {
+    cargo build --release -p xtask -p model --bin xtask --bench paper_cnn --message-format=json-render-diagnostics "$@" |
+        python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] in ("xtask", "paper_cnn") and m.get("executable"):
+        print(m["target"]["name"], m["executable"])'
+}
+
+build() {
+    echo "== build (--features xtask/cuda)"
+    mkdir -p "$pkg"
+    local name src
+    cuda_build --features xtask/cuda | while read -r name src; do
+        cp "$src" "$pkg/$name" && strip "$pkg/$name" && xz -T0 -6 -f "$pkg/$name"
+    done
+    [ -f "$pkg/xtask.xz" ] && [ -f "$pkg/paper_cnn.xz" ] || { echo "build incomplete: $(ls "$pkg")" >&2; exit 1; }
+    ls -la "$pkg"
+}
+
+unpack() {
+    bin=/tmp/gpu-check-bin
+    mkdir -p "$bin"
+    for name in xtask paper_cnn; do
+        if [ -f "$pkg/$name.xz" ]; then
+            if command -v xz >/dev/null; then xz -dc "$pkg/$name.xz" >"$bin/$name"; else
+                python3 -c 'import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+                    "$pkg/$name.xz" "$bin/$name"; fi
+            chmod +x "$bin/$name"
+        elif [ "${SMOKE:-0}" = 1 ] && command -v cargo >/dev/null; then
+            # CPU smoke test on a development machine: this build, without CUDA.
+            cp "$(cuda_build | awk -v n="$name" '$1 == n {print $2}')" "$bin/$name"
+        else
+            echo "no $name binary: run 'bash scripts/gpu-check.sh build' first (and carry $pkg)" >&2; exit 1
+        fi
+    done
+}
+
+run() {
+    unpack
+    local out=${OUT:-$root/results/gpu-check} work=/tmp/gpu-check-work device=cuda
+    local shape="[193, 229, 193]" n=8 grids=2mm,1mm reps=5
+    if [ "${SMOKE:-0}" = 1 ]; then device=cpu shape="[80, 96, 80]" n=3 grids=2mm reps=1; fi
+    mkdir -p "$out" && rm -rf "$work" && mkdir -p "$work"
+    # cudarc loads libcuda and libnvrtc at run time: add the usual CUDA folders and the pip wheels'.
+    local extra
+    extra=$(ls -d /usr/local/cuda/lib64 /usr/local/nvidia/lib64 \
+        "$(python3 -c 'import nvidia,os; print(os.path.dirname(nvidia.__path__[0]))' 2>/dev/null)"/nvidia/*/lib 2>/dev/null |
+        tr '\n' ':' || true)
+    export LD_LIBRARY_PATH="${extra}${LD_LIBRARY_PATH:-}"
+    { nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"; } | tee "$out/gpu.txt"
+
+    local agree="skipped (SMOKE)"
+    if [ "$device" = cuda ]; then
+        echo "== CPU vs CUDA inference on the same weights (1 mm, 3 scans)"
+        "$bin/paper_cnn" --device cuda --cases "" --grids 1mm --check-agreement --json "$out/agreement.json"
+        agree=$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["agreement"]
+print(f"max |Δp| = {a[\"max_abs_dp\"]:.2e} ({\"pass\" if a[\"pass\"] else \"FAIL\"}, tolerance {a[\"tolerance\"]:g})")' "$out/agreement.json")
+    fi
+
+    echo "== synthetic cohort $shape (phantom) and one training epoch on $device"
+    cat >"$work/gpu-check.toml" <<EOF
+[run]
+name = "gpu-check"
+results_dir = "$work/results"
+
+[synth]
+out_dir = "$work/synth"
+anatomy = "phantom"
+phantom_shape = $shape
+n_cn = $n
+n_ad = $n
+n_mci = 0
+n_corrupt = 0
+missing_fraction = 0.0
+
+[data]
+table = "$work/synth/ADNI_synth_1.5T.csv"
+images = "$work/synth/images"
+known_corrupt_file = "$work/synth/known_corrupt.txt"
+
+[split]
+k = 2
+holdout_ad = 2
+holdout_cn = 2
+
+[preprocess]
+mask = "$work/synth/brain_mask.nii.gz"
+downsample = 1
+cache_dir = "$work/cache"
+
+[train]
+mode = "holdout"
+epochs = 1
+device = "$device"
+EOF
+    local t0 t1 t2
+    t0=$(date +%s.%N)
+    "$bin/xtask" prepare --config "$work/gpu-check.toml" 2>&1 | tail -5
+    t1=$(date +%s.%N)
+    "$bin/xtask" train --config "$work/gpu-check.toml" --device "$device" 2>&1 | tee "$out/train.log" | tail -15
+    t2=$(date +%s.%N)
+    local timing
+    timing=$(find "$work/results" -name timing.csv | head -1)
+    [ -n "$timing" ] && cp "$timing" "$out/timing.csv"
+    local epoch_line
+    epoch_line=$(python3 - "$work/gpu-check.toml" "$t1" "$t2" "${timing:-}" <<'PY'
+import csv, sys
+_, cfg, t1, t2, timing = sys.argv
+rows = list(csv.DictReader(open(timing))) if timing else []
+epoch = next((r for r in rows if r.get("epoch") not in (None, "", "total")), None)
+col = next((c for c in (epoch or {}) if "second" in c), None)
+sec = f"{float(epoch[col]):.1f} s" if epoch and col else "see timing.csv"
+print(f"epoch {sec}; whole `xtask train` {float(t2) - float(t1):.1f} s (incl. start-up, kernel compilation, evaluation)")
+PY
+)
+
+    echo "== benchmark on $device"
+    "$bin/xtask" bench --device "$device" --bench-bin "$bin/paper_cnn" --grids "$grids" --reps "$reps" --out "$out"
+
+    {
+        echo "# GPU check (issue 3)"
+        echo
+        echo "| check | result |"
+        echo "|---|---|"
+        echo "| GPU | $(head -1 "$out/gpu.txt") |"
+        echo "| CPU vs CUDA inference, same weights | $agree |"
+        echo "| prepare (synth + preprocess, $shape, $((2 * n)) patients) | $(python3 -c "print(f'{$t1 - $t0:.1f} s')") |"
+        echo "| one training epoch on $device ($shape, batch 5) | $epoch_line |"
+        echo
+        sed -n '/^| threads/,/^$/p' "$out/bench.md"
+    } >"$out/gpu-check.md"
+    cat "$out/gpu-check.md"
+}
+
+case "${1:-run}" in
+build) build ;;
+run) run ;;
+all) build && run ;;
+*) echo "usage: $0 [build|run|all]" >&2; exit 2 ;;
+esac
