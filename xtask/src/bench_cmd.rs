@@ -293,7 +293,7 @@ fn markdown(report: &Value) -> String {
     for run in report["runs"].as_array().into_iter().flatten() {
         let b = &run["burn"];
         s += &format!(
-            "- {} threads: {}; during the Burn ({}) run other processes used {} cores on average (load average {} → {})",
+            "- threads {}: {}; during the Burn ({}) run other processes used {} cores on average (load average {} → {})",
             run["threads"],
             b["cpu"].as_str().unwrap_or("?"),
             b["backend"].as_str().unwrap_or("?"),
