@@ -268,6 +268,9 @@ def main():
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
         "other_cpu_cores": other_cpu_cores(cpu_before, time.perf_counter() - started),
+        # Allocator and thread settings change the timings a lot (see paper_cnn.rs, timing_env).
+        "env": {k: v for k, v in os.environ.items()
+                if k.startswith(("MALLOC_", "GLIBC_", "OMP_", "MKL_", "KMP_", "RAYON_")) or k == "LD_PRELOAD"},
         "wall_s": time.perf_counter() - started,
         "results": results,
     }, indent=1))

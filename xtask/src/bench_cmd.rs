@@ -301,6 +301,9 @@ fn markdown(report: &Value) -> String {
             b["loadavg_before"],
             b["loadavg_after"]
         );
+        if b["env"].as_object().is_some_and(|e| !e.is_empty()) {
+            s += &format!("; environment {}", b["env"]);
+        }
         let p = &run["pytorch"];
         if let Some(v) = p["torch_version"].as_str() {
             s += &format!(

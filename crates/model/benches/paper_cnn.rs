@@ -218,6 +218,7 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
         "other_cpu_cores": other_cpu_cores(cpu_before, started),
+        "env": timing_env(),
         "wall_s": started.elapsed().as_secs_f64(),
         "results": results,
     });
@@ -317,6 +318,21 @@ fn loadavg() -> Value {
             json!(v)
         })
         .unwrap_or(Value::Null)
+}
+
+/// Environment variables that change the timings (allocator and thread-pool settings), as set.
+/// glibc's allocator matters a lot here: returning every large tensor to the OS and faulting it
+/// in again costs a large share of a step, so a run with `GLIBC_TUNABLES` is not comparable to
+/// one without.
+fn timing_env() -> Value {
+    let vars = std::env::vars().filter(|(k, _)| {
+        k.starts_with("MALLOC_")
+            || k.starts_with("GLIBC_")
+            || k.starts_with("OMP_")
+            || k.starts_with("RAYON_")
+            || k == "LD_PRELOAD"
+    });
+    Value::Object(vars.map(|(k, v)| (k, json!(v))).collect())
 }
 
 /// Linux's `USER_HZ`: the unit of `/proc/stat` and `/proc/self/stat` times (100 on every
