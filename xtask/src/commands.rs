@@ -391,7 +391,12 @@ fn run_synth(cfg: &ProjectConfig, force: bool) -> Result<()> {
 
 /// `cargo xtask prepare`: fetch-data (for real anatomy) → synth → cohort → split.
 pub fn prepare(config: &Path, force: bool) -> Result<()> {
-    let cfg = load_config(config)?;
+    prepare_with(&load_config(config)?, force)
+}
+
+/// `prepare` for a loaded config.
+pub fn prepare_with(cfg: &ProjectConfig, force: bool) -> Result<()> {
+    let cfg = cfg.clone();
     let t = Instant::now();
     if cfg.synth.params.anatomy == adni_data::synth::AnatomySource::Real {
         eprintln!("== fetch-data");

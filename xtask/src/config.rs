@@ -16,6 +16,8 @@ use adni_data::synth::SynthConfig;
 use model::NetworkConfig;
 use model::train::TrainConfig;
 
+pub use crate::relevance_config::RelevanceSection;
+
 /// The project root: the folder that holds the workspace `Cargo.toml`. Relative paths inside a
 /// config file are resolved against it, so a config means the same thing from any directory.
 pub fn workspace_root() -> PathBuf {
@@ -214,10 +216,25 @@ pub struct ProjectConfig {
     pub train: TrainConfig,
     /// `[model]`: the network's architecture; defaults are the paper's.
     pub model: NetworkConfig,
+    /// `[relevance]`: relevance maps (`cargo xtask interpret`).
+    pub relevance: RelevanceSection,
+    /// `[reproduce]`: stage settings of `cargo xtask reproduce-paper`.
+    pub reproduce: ReproduceSection,
+}
+
+/// `[reproduce]`: what `cargo xtask reproduce-paper` changes per stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReproduceSection {
+    /// Epochs of each cross-validation fold; 0 = `[train] epochs`. Default 0.
+    pub cv_epochs: usize,
+    /// Epochs of the hold-out model (the model of the heatmaps); 0 = `[train] epochs`. Default 0.
+    pub holdout_epochs: usize,
 }
 
 /// Top-level sections a config may hold.
-pub const SECTIONS: &[&str] = &["run", "fetch", "data", "synth", "split", "preprocess", "train", "model"];
+pub const SECTIONS: &[&str] =
+    &["run", "fetch", "data", "synth", "split", "preprocess", "train", "model", "relevance", "reproduce"];
 
 /// The closest candidate to `word`, if any is reasonably close.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -269,6 +286,8 @@ impl ProjectConfig {
         train.validate().map_err(|e| anyhow!("{}: {e}", file.display()))?;
         let model: NetworkConfig = take_section(&mut table, "model", file)?;
         model.validate().map_err(|e| anyhow!("{}: in [model]: {e}", file.display()))?;
+        let relevance = take_section(&mut table, "relevance", file)?;
+        let reproduce = take_section(&mut table, "reproduce", file)?;
         let synth = match table.remove("synth") {
             None => SynthSection::default(),
             Some(toml::Value::Table(mut t)) => {
@@ -303,7 +322,7 @@ impl ProjectConfig {
             }
             bail!(msg);
         }
-        Ok(Self { run, fetch, data, synth, split, preprocess, train, model })
+        Ok(Self { run, fetch, data, synth, split, preprocess, train, model, relevance, reproduce })
     }
 
     /// Reads and parses a config file.

@@ -8,6 +8,10 @@ mod bench_cmd;
 mod commands;
 mod config;
 mod fetch;
+mod interpret_cmd;
+mod relevance_config;
+mod report_cmd;
+mod reproduce_cmd;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -103,6 +107,12 @@ enum Cmd {
     Bench(bench_cmd::BenchArgs),
     /// Train the paper's CNN: k-fold over patients or hold-out, per-fold jobs, resume, merge
     Train(train_cmd::TrainArgs),
+    /// Relevance maps: of a trained run's test scans (--run), or of one scan (--weights --scan)
+    Interpret(Box<interpret_cmd::InterpretArgs>),
+    /// Tables and figures of a results folder (regional relevance, method comparison, ground truth, training)
+    Report(report_cmd::ReportArgs),
+    /// The whole study in one command: data → 5-fold CV → hold-out → relevance maps → tables, figures, REPORT.md
+    ReproducePaper(reproduce_cmd::ReproduceArgs),
 }
 
 fn main() -> ExitCode {
@@ -119,6 +129,9 @@ fn main() -> ExitCode {
         Cmd::Prepare { config, force } => commands::prepare(&config, force),
         Cmd::Train(args) => train_cmd::train(&args),
         Cmd::Bench(args) => bench_cmd::bench(&args),
+        Cmd::Interpret(args) => interpret_cmd::interpret(&args),
+        Cmd::Report(args) => report_cmd::report(&args),
+        Cmd::ReproducePaper(args) => reproduce_cmd::reproduce(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -50,7 +50,12 @@ macro_rules! outln {
 
 /// `cargo xtask train`.
 pub fn train(args: &TrainArgs) -> Result<()> {
-    let mut cfg = load_config_file(&args.config)?;
+    train_with(load_config_file(&args.config)?, args).map(|_| ())
+}
+
+/// Trains the run a loaded config describes (`args.config` is not read again); returns the
+/// run's outcome.
+pub fn train_with(mut cfg: crate::config::ProjectConfig, args: &TrainArgs) -> Result<RunOutcome> {
     let device = args.device.unwrap_or(cfg.train.device);
     cfg.train.device = device;
     device.check().context("cannot train on the requested device")?;
@@ -108,7 +113,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     display.clear();
     cfg.write_resolved(&dir)?;
     report(&outcome, started.elapsed().as_secs_f64(), &dir);
-    Ok(())
+    Ok(outcome)
 }
 
 #[cfg(feature = "cuda")]

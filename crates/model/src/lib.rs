@@ -19,6 +19,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod device;
+pub mod fast;
 pub mod metrics;
 pub mod network;
 pub mod norm;

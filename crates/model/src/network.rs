@@ -180,20 +180,31 @@ pub struct ConvBlock<B: Backend> {
 impl<B: Backend> ConvBlock<B> {
     /// The block in training mode (batch statistics).
     pub fn forward_train(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = self.bn.forward_train(self.conv.forward(x));
+        let x = self.bn.forward_train(self.conv_forward(x));
         self.pool(relu(x))
     }
 
     /// The block in inference mode (running statistics).
     pub fn forward_eval(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = self.bn.forward_eval(self.conv.forward(x));
+        let x = self.bn.forward_eval(self.conv_forward(x));
         self.pool(relu(x))
     }
 
     /// Convolution and batch normalisation in inference mode, before the ReLU (for relevance
     /// methods that change the ReLU's backward pass).
     pub fn conv_bn_eval(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        self.bn.forward_eval(self.conv.forward(x))
+        self.bn.forward_eval(self.conv_forward(x))
+    }
+
+    /// The block's convolution: [`crate::fast::conv3d`] (the fast CPU path where it applies)
+    /// for the network's valid stride-1 convolutions, Burn's `Conv3d::forward` otherwise.
+    pub fn conv_forward(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        let c = &self.conv;
+        let plain = c.stride == [1, 1, 1]
+            && c.dilation == [1, 1, 1]
+            && c.groups == 1
+            && matches!(c.padding, PaddingConfig3d::Valid | PaddingConfig3d::Explicit(0, 0, 0));
+        if plain { crate::fast::conv3d(x, c.weight.val(), c.bias.as_ref().map(|b| b.val())) } else { c.forward(x) }
     }
 
     /// The block's max pooling.

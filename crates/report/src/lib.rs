@@ -1,1 +1,36 @@
-//! Regional tables, figures and reports (filled in by the report issue).
+//! Summaries of relevance maps: regional tables, method comparison, scores against a known
+//! ground truth, per-patient summaries, and the figures of the study.
+//!
+//! Inputs are plain arrays and tables: relevance maps as `ndarray` volumes indexed `[i, j, k]`
+//! (the NIfTI x, y, z voxel axes of the project's RAS MNI grids), atlases from
+//! [`adni_data::atlas`], and the training run's own CSV files read into polars frames. Outputs
+//! are polars frames ([`tables::write_table`] writes them as CSV and Markdown) and PNG figures
+//! ([`figures`]), all written atomically.
+//!
+//! | module | what it owns |
+//! |---|---|
+//! | [`classification`] | the training run's tables read back (epochs, folds, summary, predictions) |
+//! | [`regions`] | relevance per atlas region: the paper's score, density, rank; atlas placement |
+//! | [`compare`] | method against method: normalised distance, correlation, top-10 overlap |
+//! | [`ground_truth`] | relevance mass / rank accuracy and the pointing game against planted atrophy |
+//! | [`patients`] | per scan: top regions and the share of relevance in the temporal lobe |
+//! | [`tables`] | CSV + Markdown writing, stacking tables under key columns, reading CSV |
+//! | [`figures`] | the paper's figure, slice grids, bar charts, matrices, learning and ROC curves |
+//!
+//! *Architecture invariant:* `report` knows nothing about Burn or any model; it reads arrays and
+//! tables and writes tables and pictures. It does not reach back up the chain (no relevance
+//! computation, no training).
+//!
+//! *Architecture invariant:* figures render text with the font embedded in this crate
+//! (`assets/DejaVuSans.ttf`), never with system fonts, so they look the same on every machine.
+
+pub mod classification;
+pub mod compare;
+pub mod error;
+pub mod figures;
+pub mod ground_truth;
+pub mod patients;
+pub mod regions;
+pub mod tables;
+
+pub use error::{ReportError, Result};

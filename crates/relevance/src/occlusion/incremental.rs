@@ -1,0 +1,277 @@
+//! Incremental occlusion for the paper's network ([`ClassificationModel3D`]): an occluded cube
+//! changes only the activations inside its receptive field, so each block is recomputed over the
+//! affected region only and the rest is taken from one unoccluded forward pass.
+//!
+//! Per axis, at a block with input size `S`, kernel `k` (valid, stride 1) and pooling `p`
+//! (window = stride, floor mode, `Q = ⌊(S − k + 1)/p⌋` outputs), a change of the input voxels
+//! `[lo, hi]` changes the convolution outputs `[max(0, lo − k + 1), min(hi, S − k)]` and the
+//! pooled outputs `[olo/p, ohi/p] ∩ [0, Q − 1]`. When that range is empty (the change lies in
+//! the trailing voxels that floor mode drops) nothing further changes and the output is the
+//! unoccluded one. Otherwise the pooled outputs `[qlo, qhi]` are recomputed from the input crop
+//! `[qlo·p, (qhi + 1)·p + k − 1)`: the block's unoccluded input with the cube's changed values
+//! pasted in. Those pooled outputs are the changed region of the next block's input.
+//!
+//! Batching: every cube of a batch gets the same crop size per axis (the largest of the batch),
+//! its start moved down where needed to stay inside the grid, on the pooling grid, so the crops
+//! stack into one `[P, C, …]` tensor that goes through convolution → BatchNorm → ReLU → pooling
+//! in one call; only each cube's truly affected outputs are kept. After the last block each
+//! cube's changed region is pasted into the unoccluded features and the dense head runs on the
+//! whole batch. Crops are gathered and scattered on host buffers (rayon over cubes), so each
+//! block costs one tensor round trip per batch.
+
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use model::ClassificationModel3D;
+use rayon::prelude::*;
+
+use super::host::{Box3, HostGrid, copy_box, tensor_from, tensor_values};
+use crate::paper_model::head_with;
+use crate::{Output, ReluPoint, select_output};
+
+/// Sizes of one block.
+#[derive(Debug, Clone, Copy)]
+struct BlockGeometry {
+    /// Spatial size of the block's input.
+    input: [usize; 3],
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+    pool: usize,
+    /// Spatial size of the block's (pooled) output.
+    pooled: [usize; 3],
+}
+
+impl BlockGeometry {
+    /// The pooled outputs that a change of the input voxels `region` (non-empty) changes, or
+    /// `None` where it changes none.
+    fn affected(&self, region: &Box3) -> Option<Box3> {
+        let mut out = Box3 { lo: [0; 3], hi: [0; 3] };
+        for a in 0..3 {
+            let (k, p) = (self.kernel, self.pool);
+            let first_conv = region.lo[a].saturating_sub(k - 1);
+            let last_conv = (region.hi[a] - 1).min(self.input[a] - k);
+            let first = first_conv / p;
+            let last = (last_conv / p).min(self.pooled[a].checked_sub(1)?);
+            if first > last {
+                return None;
+            }
+            out.lo[a] = first;
+            out.hi[a] = last + 1;
+        }
+        Some(out)
+    }
+}
+
+/// The values of one cube's activations that differ (or may differ) from the unoccluded ones,
+/// at the input of some block: `data` is `[C, region]`.
+#[derive(Debug, Clone)]
+struct Patch {
+    /// Index of the cube in the caller's list.
+    slot: usize,
+    region: Box3,
+    data: Vec<f32>,
+}
+
+/// The unoccluded activations of a scan and what is needed to update them per cube.
+pub(crate) struct IncrementalEngine<'m, B: Backend> {
+    model: &'m ClassificationModel3D<B>,
+    device: B::Device,
+    blocks: Vec<BlockGeometry>,
+    /// `base[b]` is the input of block `b`; `base[blocks]` the features before the head.
+    base: Vec<HostGrid>,
+    /// Logits of the unoccluded scan `[1, classes]`.
+    base_logits: Tensor<B, 2>,
+}
+
+/// Result of evaluating a list of cubes.
+pub(crate) struct CubeOutputs {
+    /// The explained output per cube; `None` where the cube's change vanished before the head
+    /// (the output is the unoccluded one).
+    pub outputs: Vec<Option<f32>>,
+    /// Number of batches.
+    pub batches: usize,
+}
+
+impl<'m, B: Backend> IncrementalEngine<'m, B> {
+    /// Runs the unoccluded scan `x` `[1, 1, D, H, W]` (shape already checked) block by block.
+    pub fn new(model: &'m ClassificationModel3D<B>, x: Tensor<B, 5>) -> Self {
+        let device = x.device();
+        let relu = ReluPoint::standard();
+        let config = model.config();
+        let mut blocks = Vec::with_capacity(model.blocks.len());
+        let mut base = Vec::with_capacity(model.blocks.len() + 1);
+        let mut a = x;
+        for block in &model.blocks {
+            let host = HostGrid::from_tensor(a.clone());
+            a = block.pool(relu.apply(block.conv_bn_eval(a)));
+            let [_, out_channels, p0, p1, p2] = a.dims();
+            blocks.push(BlockGeometry {
+                input: host.dims,
+                in_channels: host.channels,
+                out_channels,
+                kernel: config.kernel,
+                pool: block.pool,
+                pooled: [p0, p1, p2],
+            });
+            base.push(host);
+        }
+        base.push(HostGrid::from_tensor(a.clone()));
+        let base_logits = head_with(model, a, &relu);
+        IncrementalEngine { model, device, blocks, base, base_logits }
+    }
+
+    /// Logits of the unoccluded scan `[1, classes]`.
+    pub fn base_logits(&self) -> Tensor<B, 2> {
+        self.base_logits.clone()
+    }
+
+    /// The input scan on the host.
+    pub fn scan(&self) -> &HostGrid {
+        &self.base[0]
+    }
+
+    /// Upper bound of the `f32` values that one cube keeps alive in a block call, for the
+    /// largest crops that `cubes` lead to: crop, convolution output twice (convolution, then
+    /// normalisation), pooled output; the head's copy of the features at the end.
+    pub fn values_per_cube(&self, cubes: &[Box3]) -> usize {
+        let mut widest = vec![[0usize; 3]; self.blocks.len()];
+        for cube in cubes {
+            let mut region = *cube;
+            for (g, w) in self.blocks.iter().zip(widest.iter_mut()) {
+                let Some(q) = g.affected(&region) else { break };
+                let len = q.len();
+                for a in 0..3 {
+                    w[a] = w[a].max(len[a]);
+                }
+                region = q;
+            }
+        }
+        let blocks = self.blocks.iter().zip(&widest).map(|(g, n)| {
+            let crop: usize = (0..3).map(|a| n[a] * g.pool + g.kernel - 1).product();
+            let conv: usize = (0..3).map(|a| n[a] * g.pool).product();
+            let pooled: usize = n.iter().product();
+            g.in_channels * crop + g.out_channels * (2 * conv + pooled)
+        });
+        blocks.max().unwrap_or(0).max(self.base[self.blocks.len()].len())
+    }
+
+    /// The explained output (`output` of class `class`) with each cube of `cubes` set to
+    /// `value` (all channels), `batch` cubes per batch; `progress` gets the cubes done.
+    pub fn cube_outputs(
+        &self,
+        cubes: &[Box3],
+        value: f32,
+        class: usize,
+        output: Output,
+        batch: usize,
+        progress: &mut dyn FnMut(usize),
+    ) -> CubeOutputs {
+        let mut outputs = vec![None; cubes.len()];
+        let mut batches = 0;
+        let channels = self.base[0].channels;
+        for (chunk_index, chunk) in cubes.chunks(batch.max(1)).enumerate() {
+            let first = chunk_index * batch.max(1);
+            let mut patches: Vec<Patch> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, cube)| Patch { slot: first + i, region: *cube, data: vec![value; channels * cube.volume()] })
+                .collect();
+            for b in 0..self.blocks.len() {
+                patches = self.block_step(b, patches);
+                if patches.is_empty() {
+                    break;
+                }
+            }
+            if !patches.is_empty() {
+                for (slot, out) in self.head_outputs(&patches, class, output) {
+                    outputs[slot] = Some(out);
+                }
+            }
+            batches += 1;
+            progress(first + chunk.len());
+        }
+        CubeOutputs { outputs, batches }
+    }
+
+    /// Recomputes block `b` over the affected region of every patch (patches at its input);
+    /// returns the patches at its output, without those whose change vanished.
+    fn block_step(&self, b: usize, patches: Vec<Patch>) -> Vec<Patch> {
+        let g = self.blocks[b];
+        let base = &self.base[b];
+        let live: Vec<(Patch, Box3)> =
+            patches.into_iter().filter_map(|p| g.affected(&p.region).map(|q| (p, q))).collect();
+        if live.is_empty() {
+            return Vec::new();
+        }
+        let mut n = [0usize; 3];
+        for (_, q) in &live {
+            let len = q.len();
+            for a in 0..3 {
+                n[a] = n[a].max(len[a]);
+            }
+        }
+        let crop_len = [0, 1, 2].map(|a| n[a] * g.pool + g.kernel - 1);
+        let starts: Vec<[usize; 3]> =
+            live.iter().map(|(_, q)| [0, 1, 2].map(|a| q.lo[a].min(g.pooled[a] - n[a]))).collect();
+        let per_crop = g.in_channels * crop_len.iter().product::<usize>();
+        let mut buffer = vec![0.0f32; live.len() * per_crop];
+        buffer.par_chunks_mut(per_crop).zip(live.par_iter().zip(&starts)).for_each(|(crop, ((patch, _), start))| {
+            let at = start.map(|s| s * g.pool);
+            copy_box(&base.data, base.dims, at, crop, crop_len, [0; 3], crop_len, g.in_channels);
+            let window = Box3 { lo: at, hi: [0, 1, 2].map(|a| at[a] + crop_len[a]) };
+            let paste = patch.region.intersect(&window);
+            copy_box(
+                &patch.data,
+                patch.region.len(),
+                [0, 1, 2].map(|a| paste.lo[a] - patch.region.lo[a]),
+                crop,
+                crop_len,
+                [0, 1, 2].map(|a| paste.lo[a] - at[a]),
+                paste.len(),
+                g.in_channels,
+            );
+        });
+        let mut shape = vec![live.len(), g.in_channels];
+        shape.extend_from_slice(&crop_len);
+        let x: Tensor<B, 5> = tensor_from(buffer, shape, &self.device);
+        let block = &self.model.blocks[b];
+        let y = block.pool(ReluPoint::standard().apply(block.conv_bn_eval(x)));
+        debug_assert_eq!(y.dims()[2..], n[..]);
+        let values = tensor_values(y);
+        let per_out = g.out_channels * n.iter().product::<usize>();
+        live.into_par_iter()
+            .zip(starts)
+            .zip(values.par_chunks(per_out))
+            .map(|(((patch, q), start), out)| {
+                let mut data = vec![0.0f32; g.out_channels * q.volume()];
+                let from = [0, 1, 2].map(|a| q.lo[a] - start[a]);
+                copy_box(out, n, from, &mut data, q.len(), [0; 3], q.len(), g.out_channels);
+                Patch { slot: patch.slot, region: q, data }
+            })
+            .collect()
+    }
+
+    /// The head on the unoccluded features with each patch pasted in: `(slot, output)`.
+    fn head_outputs(&self, patches: &[Patch], class: usize, output: Output) -> Vec<(usize, f32)> {
+        let features = &self.base[self.blocks.len()];
+        let per = features.len();
+        let mut buffer = vec![0.0f32; patches.len() * per];
+        buffer.par_chunks_mut(per).zip(patches.par_iter()).for_each(|(copy, patch)| {
+            copy.copy_from_slice(&features.data);
+            copy_box(
+                &patch.data,
+                patch.region.len(),
+                [0; 3],
+                copy,
+                features.dims,
+                patch.region.lo,
+                patch.region.len(),
+                features.channels,
+            );
+        });
+        let x: Tensor<B, 5> = tensor_from(buffer, features.batch_shape(patches.len()), &self.device);
+        let logits = head_with(self.model, x, &ReluPoint::standard());
+        let values = tensor_values(select_output(logits, &vec![class; patches.len()], output));
+        patches.iter().map(|p| p.slot).zip(values).collect()
+    }
+}

@@ -1,0 +1,240 @@
+//! `cargo xtask reproduce-paper`: the whole study in one command.
+//!
+//! fetch data → synthesise the cohort → k-fold cross-validation → hold-out training → relevance
+//! maps of the hold-out test scans → tables and figures → `REPORT.md`, into `results/<run>/`:
+//!
+//! | path | what |
+//! |---|---|
+//! | `cv/` | the k-fold run (`cargo xtask train`'s layout) |
+//! | `holdout/` | the hold-out run; `holdout/relevance/` its maps (`cargo xtask interpret`'s layout) |
+//! | `report/` | tables (CSV + Markdown) and figures (PNG) |
+//! | `stages.csv` | seconds per stage, and whether it ran or was found complete |
+//! | `REPORT.md` | links every table and figure; config, data, versions, timings, differences from the paper |
+//!
+//! A stage whose outputs exist and are complete is skipped (training skips finished folds and
+//! merges; interpretation checks `relevance/complete.json`; the report is always rewritten, it is
+//! cheap); `--force` deletes and redoes them.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use model::train::TrainMode;
+
+use crate::commands::{find_config, load_config_file, prepare_with};
+use crate::config::ProjectConfig;
+use crate::interpret_cmd::{InterpretArgs, run_mode};
+use crate::train_cmd::{TrainArgs, train_with};
+
+/// Arguments of `cargo xtask reproduce-paper`.
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// Config (default `configs/reproduce.toml`, or `configs/reproduce-quick.toml` with --quick)
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The small, fast variant (tiny phantom cohort, small network, few epochs, coarse occlusion)
+    #[arg(long)]
+    pub quick: bool,
+    /// Redo every stage even if its outputs are complete
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// One stage's record.
+struct Stage {
+    name: &'static str,
+    seconds: f64,
+    what: String,
+}
+
+/// `cargo xtask reproduce-paper`.
+pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
+    let default = if args.quick { "configs/reproduce-quick.toml" } else { "configs/reproduce.toml" };
+    let config_path = find_config(args.config.as_deref().unwrap_or(Path::new(default)))?;
+    let cfg = load_config_file(&config_path)?;
+    let root = cfg.run.dir();
+    if args.force && root.exists() {
+        eprintln!("reproduce-paper: --force: removing {}", root.display());
+        std::fs::remove_dir_all(&root).with_context(|| format!("cannot remove {}", root.display()))?;
+    }
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    cfg.write_resolved(&root)?;
+    let started = Instant::now();
+    let mut stages: Vec<Stage> = Vec::new();
+
+    // 1. Data: fetch (real anatomy), synthesise, cohort, splits, preprocessing cache.
+    let t = Instant::now();
+    eprintln!("\n=== reproduce-paper: data ({})", config_path.display());
+    prepare_with(&stage_config(&cfg, "data", None), args.force)?;
+    stages.push(Stage { name: "data", seconds: t.elapsed().as_secs_f64(), what: "fetch, synth, cohort, split, preprocess".into() });
+
+    // 2. k-fold cross-validation, 3. hold-out training.
+    for (name, mode) in [("cv", TrainMode::Kfold), ("holdout", TrainMode::Holdout)] {
+        let t = Instant::now();
+        eprintln!("\n=== reproduce-paper: train {name}");
+        let stage_cfg = stage_config(&cfg, name, Some(mode));
+        let targs = TrainArgs { config: config_path.clone(), fold: None, resume: true, merge: false, device: None };
+        let outcome = train_with(stage_cfg, &targs)?;
+        let what = if outcome.trained.is_empty() {
+            format!("complete, skipped ({})", outcome.skipped.join(", "))
+        } else {
+            format!("trained {}", outcome.trained.join(", "))
+        };
+        stages.push(Stage { name: if name == "cv" { "train-cv" } else { "train-holdout" }, seconds: t.elapsed().as_secs_f64(), what });
+    }
+
+    // 4. Relevance maps of the hold-out test scans.
+    let t = Instant::now();
+    eprintln!("\n=== reproduce-paper: interpret");
+    let iargs = InterpretArgs { run: Some(root.join("holdout")), force: args.force, ..Default::default() };
+    let outcome = run_mode(&iargs, &root.join("holdout"))?;
+    stages.push(Stage {
+        name: "interpret",
+        seconds: t.elapsed().as_secs_f64(),
+        what: if outcome.skipped {
+            format!("complete, skipped ({})", outcome.dir.display())
+        } else {
+            format!("{} scans", outcome.scans)
+        },
+    });
+
+    // 5. Tables and figures.
+    let t = Instant::now();
+    eprintln!("\n=== reproduce-paper: report");
+    let written = crate::report_cmd::write_report(&cfg, &root)?;
+    stages.push(Stage { name: "report", seconds: t.elapsed().as_secs_f64(), what: format!("{} files", written.len()) });
+
+    let total = started.elapsed().as_secs_f64();
+    carry_over_timings(&root, &mut stages);
+    write_stages(&root, &stages, total)?;
+    crate::report_cmd::write_report_md(&cfg, &config_path, &root, &stages_markdown(&stages, total))?;
+    let checked = verify_outputs(&cfg, &root)?;
+    eprintln!("reproduce-paper: all {checked} expected files exist and are non-empty");
+    eprintln!("\nreproduce-paper: done in {:.0} s → {}", total, root.join("REPORT.md").display());
+    Ok(())
+}
+
+/// The config of one stage: its own run folder below the reproduction's folder.
+fn stage_config(cfg: &ProjectConfig, name: &str, mode: Option<TrainMode>) -> ProjectConfig {
+    let mut c = cfg.clone();
+    c.run.results_dir = cfg.run.dir();
+    c.run.name = name.to_string();
+    if let Some(mode) = mode {
+        c.train.mode = mode;
+        let epochs = match mode {
+            TrainMode::Kfold => cfg.reproduce.cv_epochs,
+            TrainMode::Holdout => cfg.reproduce.holdout_epochs,
+        };
+        if epochs > 0 {
+            c.train.epochs = epochs;
+        }
+    }
+    c
+}
+
+fn stages_markdown(stages: &[Stage], total: f64) -> String {
+    let mut md = String::from("| stage | seconds | what |\n|---|---:|---|\n");
+    for s in stages {
+        let _ = writeln!(md, "| {} | {:.1} | {} |", s.name, s.seconds, s.what);
+    }
+    let _ = writeln!(md, "| **total** | **{total:.1}** | |");
+    md
+}
+
+/// A stage found complete keeps the timing of the call that computed it (from the previous
+/// `stages.csv`), marked as such; the total stays this call's wall time.
+fn carry_over_timings(root: &Path, stages: &mut [Stage]) {
+    let Ok(text) = std::fs::read_to_string(root.join("stages.csv")) else { return };
+    for line in text.lines().skip(1) {
+        let mut parts = line.splitn(3, ',');
+        let (Some(name), Some(secs), Some(what)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let Ok(secs) = secs.parse::<f64>() else { continue };
+        for s in stages.iter_mut() {
+            if s.name == name && s.what.starts_with("complete") {
+                let what = what.trim_matches('"');
+                if !what.starts_with("complete") {
+                    let earlier = what.split(" [computed earlier").next().unwrap_or(what);
+                    s.what = format!("{earlier} [computed earlier; now found complete]");
+                    s.seconds = secs;
+                }
+            }
+        }
+    }
+}
+
+fn write_stages(root: &Path, stages: &[Stage], total: f64) -> Result<()> {
+    let mut csv = String::from("stage,seconds,what\n");
+    for s in stages {
+        let _ = writeln!(csv, "{},{:.3},\"{}\"", s.name, s.seconds, s.what.replace('"', "'"));
+    }
+    let _ = writeln!(csv, "total,{total:.3},");
+    adni_data::fsutil::write_bytes_atomically(&root.join("stages.csv"), csv.as_bytes())?;
+    Ok(())
+}
+
+/// Checks that every file the reproduction promises exists and is non-empty; the error lists the
+/// missing ones. Returns the number of files checked.
+pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
+    let mut expected: Vec<PathBuf> = ["REPORT.md", "stages.csv", "resolved_config.toml"].map(PathBuf::from).to_vec();
+    for run in ["cv", "holdout"] {
+        for f in ["summary.csv", "summary.md", "metrics_epochs.csv", "metrics_folds.csv", "predictions.csv"] {
+            expected.push(Path::new(run).join(f));
+        }
+        let figs = Path::new("report/figures");
+        expected.push(figs.join(format!("learning_curves_{run}.png")));
+        expected.push(figs.join(format!("roc_{run}.png")));
+        let tables = Path::new("report/tables");
+        for t in ["summary", "folds"] {
+            expected.push(tables.join(format!("classification_{run}_{t}.csv")));
+            expected.push(tables.join(format!("classification_{run}_{t}.md")));
+        }
+    }
+    let rel = Path::new("holdout/relevance");
+    for f in ["index.csv", "scans.csv", "timing.csv", "background.nii.gz", "scan_regions.csv", "complete.json"] {
+        expected.push(rel.join(f));
+    }
+    let figs = Path::new("report/figures");
+    let tables = Path::new("report/tables");
+    for m in &cfg.relevance.methods {
+        for g in ["AD", "CN", "all"] {
+            expected.push(rel.join(format!("maps/{}_{g}.nii.gz", m.name())));
+        }
+        expected.push(figs.join(format!("slices_{}_AD.png", m.name())));
+        expected.push(figs.join(format!("top_regions_{}_AD.png", m.name())));
+        expected.push(tables.join(format!("regions_{}_AD.csv", m.name())));
+    }
+    for f in ["paper_figure_AD.png", "paper_figure_CN.png"] {
+        expected.push(figs.join(f));
+    }
+    if cfg.relevance.methods.len() >= 2 {
+        expected.push(figs.join("method_distance_AD.png"));
+        expected.push(tables.join("method_comparison_AD.csv"));
+    }
+    for t in ["regions", "patients", "relevance_timing"] {
+        expected.push(tables.join(format!("{t}.csv")));
+        expected.push(tables.join(format!("{t}.md")));
+    }
+    // Synthetic cohorts have a ground truth.
+    if crate::config::resolve(&cfg.synth.out_dir).join("ground_truth").join("scans.csv").exists() {
+        expected.push(rel.join("ground_truth.csv"));
+        expected.push(figs.join("ground_truth.png"));
+        expected.push(tables.join("ground_truth_summary.csv"));
+    }
+    let missing: Vec<String> = expected
+        .iter()
+        .filter(|p| std::fs::metadata(root.join(p)).map_or(true, |m| m.len() == 0))
+        .map(|p| p.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "reproduce-paper finished but {} expected file(s) are missing or empty in {}: {}",
+            missing.len(),
+            root.display(),
+            missing.join(", ")
+        );
+    }
+    Ok(expected.len())
+}
