@@ -6,7 +6,9 @@
 //! repetitions and thread count; then prints both side by side with their ratio and writes
 //! `results/bench/bench.json` (everything measured, the exact commands, the machine's load) and
 //! `bench.md` (the table). Without torch it says so and compares with the reference numbers of
-//! issue 3, labelled as not measured here.
+//! issue 3, labelled as not measured here. `--with-straightforward` also runs the Burn benchmark
+//! with the fast CPU paths off (`model::fast`), for a before/after column; `--markdown FILE`
+//! (e.g. `BENCHMARKS.md`) writes the report there too.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -71,6 +73,14 @@ pub struct BenchArgs {
     /// Output folder
     #[arg(long, default_value = "results/bench")]
     out: PathBuf,
+    /// Also run the Burn benchmark with the fast CPU paths off (Burn's own operations) and show
+    /// it beside the fast one
+    #[arg(long)]
+    with_straightforward: bool,
+    /// Also write the Markdown report to this file (relative to the project root), e.g.
+    /// BENCHMARKS.md
+    #[arg(long)]
+    markdown: Option<PathBuf>,
 }
 
 /// `cargo xtask bench`.
@@ -129,6 +139,21 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         let burn = read_json(&burn_json)?;
         let _ = std::fs::remove_file(&burn_json);
 
+        let straightforward = if args.with_straightforward && args.device == "cpu" {
+            let mut plain = Command::new(cmd.get_program());
+            plain.args(cmd.get_args()).arg("--straightforward").current_dir(&root);
+            eprintln!("bench: $ {}", show(&plain));
+            let status = plain.status().with_context(|| format!("cannot run {}", show(&plain)))?;
+            if !status.success() {
+                bail!("the Burn benchmark (straightforward) failed ({status}): {}", show(&plain));
+            }
+            let v = read_json(&burn_json)?;
+            let _ = std::fs::remove_file(&burn_json);
+            Some(v)
+        } else {
+            None
+        };
+
         let pytorch = match &torch {
             Ok(_) => {
                 let mut cmd = Command::new(&args.python);
@@ -149,7 +174,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             }
             Err(_) => None,
         };
-        runs.push(json!({ "threads": t, "burn": burn, "pytorch": pytorch }));
+        runs.push(json!({ "threads": t, "burn": burn, "pytorch": pytorch, "burn_straightforward": straightforward }));
     }
 
     let rows = compare(&runs);
@@ -168,6 +193,11 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     });
     let md = markdown(&report);
     println!("\n{md}");
+    if let Some(file) = &args.markdown {
+        let path = if file.is_absolute() { file.clone() } else { root.join(file) };
+        write_bytes_atomically(&path, benchmarks_md(&md).as_bytes())?;
+        eprintln!("bench: wrote {}", path.display());
+    }
     write_bytes_atomically(&out.join("bench.json"), (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     write_bytes_atomically(&out.join("bench.md"), md.as_bytes())?;
     eprintln!("bench: wrote {} and bench.md", out.join("bench.json").display());
@@ -217,6 +247,15 @@ fn compare(runs: &[Value]) -> Vec<Value> {
                     (json!(reference.map(|r| r.2)), Value::Null, Value::Null, "issue 3 reference, not measured here")
                 }
             };
+            let plain = run["burn_straightforward"]["results"]
+                .as_array()
+                .and_then(|rs| rs.iter().find(|p| p["grid"] == r["grid"] && p["case"] == r["case"]))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let speedup = match (plain["per_scan_median_s"].as_f64(), r["per_scan_median_s"].as_f64()) {
+                (Some(a), Some(b)) if b > 0.0 => json!(a / b),
+                _ => Value::Null,
+            };
             let ratio = match (r["per_scan_median_s"].as_f64(), torch_median.as_f64()) {
                 (Some(a), Some(b)) if b > 0.0 => json!(a / b),
                 _ => Value::Null,
@@ -234,6 +273,9 @@ fn compare(runs: &[Value]) -> Vec<Value> {
                 "pytorch_peak_rss_mb": torch_peak,
                 "pytorch_source": source,
                 "ratio_median": ratio,
+                "burn_straightforward_per_scan_median_s": plain["per_scan_median_s"],
+                "burn_straightforward_peak_rss_mb": plain["peak_rss_mb"],
+                "fast_speedup": speedup,
             }));
         }
     }
@@ -261,13 +303,20 @@ fn markdown(report: &Value) -> String {
              before comparing\n"
         );
     }
+    let with_plain = report["rows"].as_array().into_iter().flatten().any(|r| !r["fast_speedup"].is_null());
+    if with_plain {
+        s += "- Burn straightforward = the same benchmark with the fast CPU paths off (`--straightforward`: Burn's \
+              own conv3d, pooling and BatchNorm; same allocator); speed-up = straightforward / fast\n";
+    }
     s += "\n";
-    s += "| threads | grid | case | batch | Burn s/scan | PyTorch s/scan | ratio | Burn peak MB | PyTorch peak MB |\n";
-    s += "|---:|---|---|---:|---:|---:|---:|---:|---:|\n";
+    s += "| threads | grid | case | batch | Burn s/scan | PyTorch s/scan | ratio | Burn peak MB | PyTorch peak MB |";
+    s += if with_plain { " Burn straightforward s/scan | speed-up | straightforward peak MB |\n" } else { "\n" };
+    s += "|---:|---|---|---:|---:|---:|---:|---:|---:|";
+    s += if with_plain { "---:|---:|---:|\n" } else { "\n" };
     for r in report["rows"].as_array().into_iter().flatten() {
         let measured = r["pytorch_source"] == json!("measured");
         s += &format!(
-            "| {} | {} | {} | {} | {} ({}) | {}{} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} ({}) | {}{} | {} | {} | {} |",
             r["threads"],
             r["grid"].as_str().unwrap_or(""),
             r["case"].as_str().unwrap_or(""),
@@ -280,11 +329,23 @@ fn markdown(report: &Value) -> String {
             num(&r["burn_peak_rss_mb"], 0),
             num(&r["pytorch_peak_rss_mb"], 0),
         );
+        if with_plain {
+            s += &format!(
+                " {} | {} | {} |",
+                num(&r["burn_straightforward_per_scan_median_s"], 3),
+                r["fast_speedup"].as_f64().map_or("–".into(), |x| format!("{x:.2}×")),
+                num(&r["burn_straightforward_peak_rss_mb"], 0),
+            );
+        }
+        s += "\n";
     }
     s += "\nCommands:\n\n```\n";
     s += &format!("{}\n", report["command"].as_str().unwrap_or(""));
     for run in report["runs"].as_array().into_iter().flatten() {
         s += &format!("{}\n", run["burn"]["command"].as_str().unwrap_or(""));
+        if let Some(c) = run["burn_straightforward"]["command"].as_str() {
+            s += &format!("{c}\n");
+        }
         if let Some(c) = run["pytorch"]["command"].as_str() {
             s += &format!("{c}\n");
         }
@@ -316,6 +377,23 @@ fn markdown(report: &Value) -> String {
         s += "\n";
     }
     s
+}
+
+/// `BENCHMARKS.md`: how to regenerate it and what the fast CPU paths are, then the report.
+fn benchmarks_md(report: &str) -> String {
+    let body = report.strip_prefix("# Benchmark: the paper's CNN, Burn 0.21 vs PyTorch\n\n").unwrap_or(report);
+    format!(
+        "# Benchmarks: the paper's CNN, Burn 0.21 (CPU) vs PyTorch\n\n\
+         Regenerate (about 25 minutes on 2 cores; run it on an idle machine):\n\n\
+         ```\n\
+         cargo xtask bench --grids 2mm,1mm --threads 2,1 --reps 3 --with-straightforward --markdown BENCHMARKS.md\n\
+         ```\n\n\
+         Burn runs with the project's fast CPU paths (`crates/model/src/fast`: convolution, pooling and \
+         BatchNorm kernels with their backward passes, and mimalloc as the binaries' allocator), on by default; \
+         `MODEL_FAST_CPU=0` or `model::fast::set_fast_cpu(false)` switches back to Burn's own operations \
+         (\"straightforward\"). Both give the same values and gradients up to float rounding \
+         (`crates/model/tests/fast.rs`, `fast_training.rs`).\n\n{body}"
+    )
 }
 
 /// The most cores that other processes kept busy, on average, during one of the runs, if that
@@ -431,6 +509,22 @@ mod tests {
         let report = json!({"rows": compare(&runs), "runs": runs, "pytorch_note": "PyTorch not measured"});
         let md = markdown(&report);
         assert!(md.contains("| 2 | 2mm | forward | 5 | 0.154 (0.150) | 0.077 (issue ref.) | 2.00× |"), "{md}");
+    }
+
+    #[test]
+    fn the_straightforward_run_becomes_a_speedup_column() {
+        let runs = vec![json!({
+            "threads": 2,
+            "burn": {"results": [{"grid": "2mm", "case": "train", "batch": 5, "per_scan_median_s": 0.2, "per_scan_min_s": 0.19, "peak_rss_mb": 700.0}]},
+            "burn_straightforward": {"results": [{"grid": "2mm", "case": "train", "batch": 5, "per_scan_median_s": 0.8, "per_scan_min_s": 0.7, "peak_rss_mb": 1100.0}]},
+            "pytorch": {"results": [{"grid": "2mm", "case": "train", "per_scan_median_s": 0.25, "per_scan_min_s": 0.24, "peak_rss_mb": 1375.0}]},
+        })];
+        let rows = compare(&runs);
+        assert!((rows[0]["fast_speedup"].as_f64().unwrap() - 4.0).abs() < 1e-9);
+        let report = json!({"rows": rows, "runs": runs, "pytorch_note": "measured"});
+        let md = markdown(&report);
+        assert!(md.contains("| 2 | 2mm | train | 5 | 0.200 (0.190) | 0.250 (0.240) | 0.80× | 700 | 1375 | 0.800 | 4.00× | 1100 |"), "{md}");
+        assert!(benchmarks_md(&md).starts_with("# Benchmarks: the paper's CNN"));
     }
 
     #[test]

@@ -861,6 +861,24 @@ fn single_mode(a: &InterpretArgs) -> Result<()> {
         (file.into_model::<Cpu>(&config, Some(grid), &device)?, None)
     };
     let grid = model.input_shape();
+    // A fold of a run: its preprocessing (brain mask before downsampling) applies to a raw scan.
+    let run_mask = if weights.is_dir() && vol.grid().shape != grid {
+        let resolved = weights.join("../../resolved_config.toml");
+        match ProjectConfig::load(&resolved) {
+            Ok(run_cfg) => run_cfg.preprocess.mask_path(),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let mut vol = vol;
+    if let Some(mask) = run_mask {
+        let (m, _, _) = read_volume(&mask)?;
+        if m.data.shape() == vol.data.shape() {
+            eprintln!("interpret: masking with the run's brain mask {}", mask.display());
+            adni_data::preprocess::apply_mask(&mut vol.data, &m.data)?;
+        }
+    }
     let vol = fit_to_grid(vol, grid, scan_path)?;
     let mut x = vol.data;
     match (a.normalization.as_deref(), default_norm) {

@@ -1,8 +1,13 @@
 //! Benchmark of the paper's CNN (`ClassificationModel3D`, PAPER.md section 1) on Burn.
 //!
 //! ```text
-//! cargo bench -p model --bench paper_cnn -- [--grids 2mm,1mm] [--reps 5] [--threads 2]
+//! cargo bench -p model --bench paper_cnn -- [--grids 2mm,1mm] [--reps 5] [--threads 2] [--straightforward]
 //! ```
+//!
+//! By default the CPU backend runs the project's fast CPU paths (`model::fast`: convolution,
+//! pooling and BatchNorm kernels; mimalloc as the allocator of this binary);
+//! `--straightforward` switches the kernels off (Burn's own operations), for before/after
+//! comparisons (the allocator stays).
 //!
 //! Cases, per grid (2 mm = 97×115×97, 1 mm = 193×229×193), with the paper's network:
 //!
@@ -42,6 +47,10 @@ use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
 use model::{ClassificationModel3D, NetworkConfig, input_gradient};
 use serde_json::{Value, json};
 
+/// The allocator the project's binaries use (see `model::fast::FastAlloc`).
+#[global_allocator]
+static GLOBAL: model::fast::FastAlloc = model::fast::FastAlloc;
+
 /// The grids of the benchmark, by name.
 const GRIDS: [(&str, [usize; 3]); 2] = [("2mm", [97, 115, 97]), ("1mm", [193, 229, 193])];
 /// The cases, in the order they run.
@@ -67,6 +76,8 @@ struct Options {
     device: String,
     json: Option<PathBuf>,
     check_agreement: bool,
+    /// Burn's own operations instead of the fast CPU paths (`model::fast::set_fast_cpu(false)`).
+    straightforward: bool,
     /// Child mode: run this one (grid, case) and print its JSON.
     child: Option<(String, String)>,
 }
@@ -84,6 +95,7 @@ impl Default for Options {
             device: "cpu".into(),
             json: None,
             check_agreement: false,
+            straightforward: false,
             child: None,
         }
     }
@@ -100,7 +112,8 @@ usage: cargo bench -p model --bench paper_cnn -- [options]
   --seed N            weights and input seed (default 2018)
   --device cpu|cuda   backend (cuda needs --features cuda)
   --json FILE         also write the results as JSON
-  --check-agreement   (cuda) compare CPU and CUDA inference on the same weights";
+  --check-agreement   (cuda) compare CPU and CUDA inference on the same weights
+  --straightforward   Burn's own operations instead of the fast CPU paths (model::fast)";
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut o = Options::default();
@@ -122,6 +135,7 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--device" => o.device = value("--device")?,
             "--json" => o.json = Some(PathBuf::from(value("--json")?)),
             "--check-agreement" => o.check_agreement = true,
+            "--straightforward" => o.straightforward = true,
             "--child" => o.child = Some((value("--child")?, value("--child")?)),
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
@@ -191,6 +205,9 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
                 .args(["--threads", &opts.threads.to_string(), "--batch", &opts.batch.to_string()])
                 .args(["--seed", &opts.seed.to_string(), "--device", &opts.device])
                 .env("RAYON_NUM_THREADS", opts.threads.to_string());
+            if opts.straightforward {
+                cmd.arg("--straightforward");
+            }
             let out = cmd.output().map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
             if !out.status.success() {
                 return Err(format!(
@@ -213,6 +230,7 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
         "backend": if opts.device == "cuda" { "cuda" } else { "flex" },
         "device": opts.device,
         "threads": opts.threads,
+        "fast_cpu": !opts.straightforward,
         "cpu": cpu_model(),
         "command": format!("cargo bench -p model --bench paper_cnn -- {}", shell_words(args)),
         "loadavg_before": load_before,
@@ -259,9 +277,10 @@ fn one_line(v: &Value) -> String {
 
 fn table(summary: &Value) -> String {
     let mut s = format!(
-        "\nburn 0.21.0 {} ({} threads), warm-up excluded, per scan\n{:<5} {:<11} {:>6} {:>5} {:>12} {:>12} {:>10}\n",
+        "\nburn 0.21.0 {} ({} threads, {}), warm-up excluded, per scan\n{:<5} {:<11} {:>6} {:>5} {:>12} {:>12} {:>10}\n",
         summary["backend"].as_str().unwrap_or("?"),
         summary["threads"],
+        if summary["fast_cpu"] == json!(false) { "straightforward" } else { "fast CPU paths" },
         "grid",
         "case",
         "batch",
@@ -386,6 +405,7 @@ fn status_mb(field: &str) -> Option<f64> {
 
 fn child_main(opts: &Options, grid: &str, case: &str) -> Result<Value, String> {
     let start_rss = status_mb("VmRSS");
+    model::fast::set_fast_cpu(!opts.straightforward);
     rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build_global()
@@ -402,6 +422,7 @@ fn child_main(opts: &Options, grid: &str, case: &str) -> Result<Value, String> {
     v["start_rss_mb"] = json!(start_rss);
     v["peak_rss_mb"] = json!(status_mb("VmHWM"));
     v["threads"] = json!(rayon::current_num_threads());
+    v["fast_cpu"] = json!(model::fast::fast_cpu());
     Ok(v)
 }
 

@@ -22,7 +22,7 @@
 //! input do not reach (the tests compare against a two-pass reference).
 
 use burn::module::{Module, Param, RunningState};
-use burn::tensor::Tensor;
+use burn::tensor::{Tensor, TensorData};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv3d;
 use burn::tensor::ops::ConvOptions;
@@ -74,6 +74,15 @@ impl<B: Backend> BatchNorm3d<B> {
     pub fn forward_train(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let [n, c, d, h, w] = x.dims();
         let count = n * d * h * w;
+        let x = match crate::fast::batch_norm_train(x, self.weight.val(), self.bias.val(), self.epsilon) {
+            Ok((y, mean, var)) => {
+                let device = y.device();
+                let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
+                self.update_running(stat(mean), stat(var), count);
+                return y;
+            }
+            Err(x) => x,
+        };
         let flat = x.clone().reshape([n, c, d * h * w]);
         let sum = flat.clone().sum_dim(2).sum_dim(0).reshape([c]);
         let sum_sq = flat.square().sum_dim(2).sum_dim(0).reshape([c]);
@@ -99,6 +108,15 @@ impl<B: Backend> BatchNorm3d<B> {
         } else {
             channel_affine(x, scale, shift)
         }
+    }
+
+    /// The inference-mode map as `y = x·scale[c] + shift[c]`: `scale = γ / √(running var + ε)`,
+    /// `shift = β − running mean · scale`.
+    pub fn eval_affine(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let (mean, var) = self.running_stats();
+        let scale = self.weight.val().div(var.add_scalar(self.epsilon).sqrt());
+        let shift = self.bias.val().sub(mean.mul(scale.clone()));
+        (scale, shift)
     }
 
     /// The current running mean and (unbiased) running variance.

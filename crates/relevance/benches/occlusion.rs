@@ -39,6 +39,10 @@ use burn::tensor::{Tensor, TensorData};
 use model::{ClassificationModel3D, Cpu, NetworkConfig};
 use relevance::occlusion::{Occluder, OcclusionConfig, OcclusionMode};
 
+/// The allocator the project's binaries use (see `model::fast::FastAlloc`).
+#[global_allocator]
+static GLOBAL: model::fast::FastAlloc = model::fast::FastAlloc;
+
 /// A benchmark case.
 struct Case {
     name: &'static str,
@@ -376,6 +380,8 @@ fn main() {
         println!("- {n}");
     }
     println!(
-        "- CPU backend Flex, {threads} rayon threads; load average (1, 5, 15 min) before: {load_before}, after: {load_after}"
+        "- CPU backend Flex, {threads} rayon threads, convolutions by {} (`MODEL_FAST_CPU=0` switches), \
+         mimalloc; load average (1, 5, 15 min) before: {load_before}, after: {load_after}",
+        if model::fast::fast_cpu() { "`model::fast`" } else { "Burn's own conv3d" }
     );
 }

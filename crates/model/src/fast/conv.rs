@@ -31,6 +31,9 @@ use rayon::prelude::*;
 /// together with the weight and the tile's output.
 const TILE_FLOATS: usize = 64 * 1024;
 
+/// Tile groups of the weight gradient (fixed, so the order of the sums is too).
+const WEIGHT_GRAD_GROUPS: usize = 32;
+
 /// Below this many output channels, the forward pass accumulates shifted input rows directly
 /// (no im2col, no matrix product): a matrix-multiply micro-kernel is 8 rows tall, so one or two
 /// rows would waste most of it. This is the input gradient of a one-channel first layer.
@@ -240,33 +243,39 @@ pub fn backward_weight(x: &[f32], grad: &[f32], s: &ConvShape) -> (Vec<f32>, Vec
     let plane = od * oh * ow;
     let offsets = patch_offsets(s);
     let tiles = tiles(s);
-    let zero = || (vec![0.0f32; s.c_out * k], Vec::new(), Vec::new());
-    let (dw, _, _) = tiles
-        .par_iter()
-        .fold(zero, |(mut dw, mut col, mut g), tile| {
-            let (start, len) = tile.span(s);
-            let x_scan = &x[tile.n * scan_len..(tile.n + 1) * scan_len];
-            im2col(x_scan, &offsets, start, len, &mut col);
-            // dY of the tile on the full-width raster, zero where the column is dropped.
-            g.clear();
-            g.resize(s.c_out * len, 0.0);
-            for (co, g_row) in g.chunks_exact_mut(len).enumerate() {
-                let src = &grad[(tile.n * s.c_out + co) * plane..];
-                for r in 0..tile.y1 - tile.y0 {
-                    let from = (tile.z * oh + tile.y0 + r) * ow;
-                    g_row[r * w_in..r * w_in + ow].copy_from_slice(&src[from..from + ow]);
+    // Partial sums over fixed groups of tiles, added in group order: the result does not depend
+    // on the thread count or on rayon's scheduling (runs with the same seed stay bit-identical).
+    let group = tiles.len().div_ceil(WEIGHT_GRAD_GROUPS).max(1);
+    let partials: Vec<Vec<f32>> = tiles
+        .par_chunks(group)
+        .map(|group| {
+            let (mut dw, mut col, mut g) = (vec![0.0f32; s.c_out * k], Vec::new(), Vec::new());
+            for tile in group {
+                let (start, len) = tile.span(s);
+                let x_scan = &x[tile.n * scan_len..(tile.n + 1) * scan_len];
+                im2col(x_scan, &offsets, start, len, &mut col);
+                // dY of the tile on the full-width raster, zero where the column is dropped.
+                g.clear();
+                g.resize(s.c_out * len, 0.0);
+                for (co, g_row) in g.chunks_exact_mut(len).enumerate() {
+                    let src = &grad[(tile.n * s.c_out + co) * plane..];
+                    for r in 0..tile.y1 - tile.y0 {
+                        let from = (tile.z * oh + tile.y0 + r) * ow;
+                        g_row[r * w_in..r * w_in + ow].copy_from_slice(&src[from..from + ow]);
+                    }
                 }
+                let colv = ArrayView2::from_shape((k, len), &col[..]).expect("col is [K, L]");
+                let gv = ArrayView2::from_shape((s.c_out, len), &g[..]).expect("grad tile is [Co, L]");
+                let mut dwv = ArrayViewMut2::from_shape((s.c_out, k), &mut dw[..]).expect("dW is [Co, K]");
+                general_mat_mul(1.0, &gv, &colv.t(), 1.0, &mut dwv);
             }
-            let colv = ArrayView2::from_shape((k, len), &col[..]).expect("col is [K, L]");
-            let gv = ArrayView2::from_shape((s.c_out, len), &g[..]).expect("grad tile is [Co, L]");
-            let mut dwv = ArrayViewMut2::from_shape((s.c_out, k), &mut dw[..]).expect("dW is [Co, K]");
-            general_mat_mul(1.0, &gv, &colv.t(), 1.0, &mut dwv);
-            (dw, col, g)
+            dw
         })
-        .reduce(zero, |(mut a, c, g), (b, _, _)| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            (a, c, g)
-        });
+        .collect();
+    let mut dw = vec![0.0f32; s.c_out * k];
+    for p in &partials {
+        dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+    }
     let mut db = vec![0.0f32; s.c_out];
     for scan in grad.chunks_exact(s.c_out * plane) {
         for (d, ch) in db.iter_mut().zip(scan.chunks_exact(plane)) {

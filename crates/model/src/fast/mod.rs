@@ -9,9 +9,27 @@
 //!   product on all cores ([`conv`]). Flex's own conv3d backward goes through a transposed
 //!   convolution and a convolution with the batch as channels, which is several times slower.
 //!
+//! - [`max_pool3d`]: max pooling with window = stride and its backward pass (argmax indices kept
+//!   from the forward pass) in one pass over the input ([`pool`]); Burn has no 3D pooling, and
+//!   the straightforward [`crate::pool::max_pool3d`] chains two 2D poolings whose depth pass
+//!   takes Flex's slow generic path.
+//! - [`affine_max_pool3d_relu`]: inference only (Flex without autodiff): BatchNorm's affine map,
+//!   the max pooling and the ReLU of a block fused in one pass.
+//! - [`batch_norm_train`]: training-mode BatchNorm (batch statistics) forward and backward, two
+//!   passes each ([`norm`]), instead of a dozen broadcast tensor operations and their autodiff
+//!   steps.
+//! - in the blocks (`network`), ReLU after the pooling instead of before it: `max` commutes
+//!   with the monotone ReLU, so values and gradients are the same (including which element of a
+//!   tied window gets the gradient), on a tensor `pool³` times smaller.
+//!
 //! Every other backend (CUDA, NdArray, …) and every tensor that is not `f32` takes the
 //! straightforward path unchanged, so the model stays generic over `B: Backend`: the choice is
 //! made at run time from the backend's type (`TypeId`), not with a trait bound.
+//!
+//! - [`FastAlloc`]: mimalloc, to be declared as the `#[global_allocator]` of a binary
+//!   (`xtask`, the benchmark). glibc's malloc returns every freed large tensor to the OS and
+//!   the next one is faulted in again, page by page; mimalloc keeps and reuses them. Not
+//!   affected by the switch (an allocator cannot change at run time).
 //!
 //! The switch: [`set_fast_cpu`] (process-wide), or the environment variable `MODEL_FAST_CPU=0`
 //! (also `false`/`off`) read once at the first use. Both paths give the same values up to float
@@ -19,6 +37,12 @@
 //! fixed-seed training run: `crates/model/tests/fast.rs`).
 
 pub mod conv;
+pub mod norm;
+pub mod pool;
+
+/// The global allocator for the project's binaries: `#[global_allocator] static GLOBAL:
+/// model::fast::FastAlloc = model::fast::FastAlloc;` (mimalloc; no `unsafe` needed).
+pub use mimalloc::MiMalloc as FastAlloc;
 
 use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -81,6 +105,198 @@ pub fn conv3d<B: Backend>(x: Tensor<B, 5>, weight: Tensor<B, 5>, bias: Option<Te
         }
     }
     burn_conv3d(x, weight, bias, ConvOptions::new([1, 1, 1], [0, 0, 0], [1, 1, 1], 1))
+}
+
+/// Training-mode batch normalisation of `x` `[N, C, D, H, W]` with the batch's statistics:
+/// `Ok((y, mean, biased variance))`, differentiable in `x`, `gamma` and `beta` (the gradient
+/// through the statistics included), on the CPU backends with the fast path on; `Err(x)`
+/// (untouched) otherwise.
+#[allow(clippy::type_complexity)]
+pub fn batch_norm_train<B: Backend>(
+    x: Tensor<B, 5>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    epsilon: f64,
+) -> Result<(Tensor<B, 5>, Vec<f32>, Vec<f32>), Tensor<B, 5>> {
+    if !(fast_cpu() && x.dtype() == DType::F32) {
+        return Err(x);
+    }
+    if TypeId::of::<B>() == TypeId::of::<Flex>() {
+        let x: Tensor<Flex, 5> = same(x);
+        let g: Tensor<Flex, 1> = same(gamma);
+        let b: Tensor<Flex, 1> = same(beta);
+        let (y, stats) = bn_forward_flex(
+            &x.into_primitive().tensor(),
+            &g.into_primitive().tensor(),
+            &b.into_primitive().tensor(),
+            epsilon,
+        );
+        let y = Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(y));
+        return Ok((same(y), to_f32(&stats.0), to_f32(&stats.1)));
+    }
+    if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
+        let (y, mean, var) = batch_norm_train_autodiff(same(x), same(gamma), same(beta), epsilon);
+        return Ok((same(y), mean, var));
+    }
+    Err(x)
+}
+
+fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+/// Forward pass of training-mode BatchNorm on Flex: the output and the batch (mean, biased
+/// variance) in `f64`.
+fn bn_forward_flex(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64) -> (FlexTensor, (Vec<f64>, Vec<f64>)) {
+    let dims = x.shape().dims::<5>();
+    let (c, spatial) = (dims[1], dims[2] * dims[3] * dims[4]);
+    let xv = values(x);
+    let (mean, var) = norm::batch_stats(&xv, c, spatial);
+    let (g, b) = (values(gamma), values(beta));
+    let scale: Vec<f32> = (0..c).map(|i| (f64::from(g[i]) / (var[i] + epsilon).sqrt()) as f32).collect();
+    let shift: Vec<f32> = (0..c).map(|i| (f64::from(b[i]) - mean[i] * f64::from(scale[i])) as f32).collect();
+    let y = norm::affine(&xv, &scale, &shift, spatial);
+    (flex(y, dims.to_vec()), (mean, var))
+}
+
+/// Backward step of [`batch_norm_train`] on `Autodiff<Flex>`: parents (x, γ, β); the state is
+/// the input, γ, the batch statistics and ε.
+#[derive(Debug)]
+struct BatchNormBackward;
+
+impl Backward<Flex, 3> for BatchNormBackward {
+    type State = (FlexTensor, FlexTensor, std::sync::Arc<(Vec<f64>, Vec<f64>)>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_g, node_b] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (x, gamma, stats, epsilon) = ops.state;
+        let dims = x.shape().dims::<5>();
+        let c = dims[1];
+        let spatial = dims[2] * dims[3] * dims[4];
+        let (dx, dg, db) =
+            norm::backward(&values(&x), &values(&grad), &values(&gamma), &stats.0, &stats.1, epsilon, spatial);
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, flex(dx, dims.to_vec()));
+        }
+        if let Some(node) = node_g {
+            grads.register::<Flex>(node.id, flex(dg, vec![c]));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, flex(db, vec![c]));
+        }
+    }
+}
+
+fn batch_norm_train_autodiff(
+    x: Tensor<CpuAd, 5>,
+    gamma: Tensor<CpuAd, 1>,
+    beta: Tensor<CpuAd, 1>,
+    epsilon: f64,
+) -> (Tensor<CpuAd, 5>, Vec<f32>, Vec<f32>) {
+    let x = x.into_primitive().tensor();
+    let g = gamma.into_primitive().tensor();
+    let b = beta.into_primitive().tensor();
+    let (y, stats) = bn_forward_flex(&x.primitive, &g.primitive, &b.primitive, epsilon);
+    let (mean, var) = (to_f32(&stats.0), to_f32(&stats.1));
+    let out = match BatchNormBackward
+        .prepare::<NoCheckpointing>([x.node.clone(), g.node.clone(), b.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, g.primitive, std::sync::Arc::new(stats), epsilon), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    (Tensor::from_primitive(TensorPrimitive::Float(out)), mean, var)
+}
+
+/// 3D max pooling, window = stride = `kernel`, floor mode, first maximum in raster order on
+/// ties; the same values and gradients as [`crate::pool::max_pool3d`], which it calls where the
+/// fast path does not apply.
+pub fn max_pool3d<B: Backend>(x: Tensor<B, 5>, kernel: [usize; 3]) -> Tensor<B, 5> {
+    if fast_cpu() && x.dtype() == DType::F32 {
+        if TypeId::of::<B>() == TypeId::of::<Flex>() {
+            let x: Tensor<Flex, 5> = same(x);
+            let (out, _) = pool_flex(&x.into_primitive().tensor(), None, false, kernel, false);
+            return same(Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(out)));
+        }
+        if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
+            return same(max_pool3d_autodiff(same(x), kernel));
+        }
+    }
+    crate::pool::max_pool3d(x, kernel)
+}
+
+/// `relu(max_pool3d(x·scale[c] + shift[c]))` in one pass on Flex (inference: no gradients),
+/// `Err(x)` (untouched) on every other backend or with the fast path off.
+pub fn affine_max_pool3d_relu<B: Backend>(
+    x: Tensor<B, 5>,
+    scale: Tensor<B, 1>,
+    shift: Tensor<B, 1>,
+    kernel: [usize; 3],
+) -> Result<Tensor<B, 5>, Tensor<B, 5>> {
+    if !(fast_cpu() && x.dtype() == DType::F32 && TypeId::of::<B>() == TypeId::of::<Flex>()) {
+        return Err(x);
+    }
+    let x: Tensor<Flex, 5> = same(x);
+    let scale: Tensor<Flex, 1> = same(scale);
+    let shift: Tensor<Flex, 1> = same(shift);
+    let (scale, shift) = (scale.into_primitive().tensor(), shift.into_primitive().tensor());
+    let (scale, shift) = (values(&scale), values(&shift));
+    let (out, _) = pool_flex(&x.into_primitive().tensor(), Some((&scale, &shift)), true, kernel, false);
+    Ok(same(Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(out))))
+}
+
+fn pool_shape(x: &FlexTensor, kernel: [usize; 3]) -> pool::PoolShape {
+    let [n, c, d, h, w] = x.shape().dims::<5>();
+    pool::PoolShape { planes: n * c, channels: c, input: [d, h, w], kernel }
+}
+
+fn pool_flex(
+    x: &FlexTensor,
+    affine: Option<(&[f32], &[f32])>,
+    relu: bool,
+    kernel: [usize; 3],
+    with_indices: bool,
+) -> (FlexTensor, Vec<u32>) {
+    let s = pool_shape(x, kernel);
+    let [n, c, ..] = x.shape().dims::<5>();
+    let (out, idx) = pool::forward(&values(x), &s, affine, relu, with_indices);
+    let [od, oh, ow] = s.output();
+    (flex(out, vec![n, c, od, oh, ow]), idx)
+}
+
+/// Backward step of [`max_pool3d`] on `Autodiff<Flex>`: the argmax indices and the input shape.
+#[derive(Debug)]
+struct MaxPool3dBackward;
+
+impl Backward<Flex, 1> for MaxPool3dBackward {
+    type State = (std::sync::Arc<Vec<u32>>, [usize; 5], [usize; 3]);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (idx, dims, kernel) = ops.state;
+        if let Some(node) = node {
+            let [n, c, d, h, w] = dims;
+            let s = pool::PoolShape { planes: n * c, channels: c, input: [d, h, w], kernel };
+            let dx = pool::backward(&values(&grad), &idx, &s);
+            grads.register::<Flex>(node.id, flex(dx, dims.to_vec()));
+        }
+    }
+}
+
+fn max_pool3d_autodiff(x: Tensor<CpuAd, 5>, kernel: [usize; 3]) -> Tensor<CpuAd, 5> {
+    let x = x.into_primitive().tensor();
+    let dims = x.primitive.shape().dims::<5>();
+    let out = match MaxPool3dBackward.prepare::<NoCheckpointing>([x.node.clone()]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (y, idx) = pool_flex(&x.primitive, None, false, kernel, true);
+            prep.finish((std::sync::Arc::new(idx), dims, kernel), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(pool_flex(&x.primitive, None, false, kernel, false).0),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
 }
 
 fn shape_of(x: &FlexTensor, w: &FlexTensor) -> ConvShape {

@@ -1,0 +1,128 @@
+//! `cargo xtask reproduce-paper --quick` end to end, in a temporary folder: the shipped quick
+//! config (`configs/reproduce-quick.toml`) with every path moved into the folder. The command
+//! itself checks that every expected file exists and is non-empty; this test also checks a few
+//! contents, the skip-when-complete behaviour and the single-scan `interpret` mode on the trained
+//! model.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn xtask(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().expect("cannot start the xtask binary")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// The quick config with its data, cache and results paths inside `dir`.
+fn quick_config_in(dir: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let shipped = std::fs::read_to_string(root.join("configs/reproduce-quick.toml")).expect("quick config");
+    let mut cfg: toml::Table = shipped.parse().expect("quick config parses");
+    let d = dir.display().to_string();
+    let set = |cfg: &mut toml::Table, section: &str, key: &str, value: String| {
+        cfg.entry(section)
+            .or_insert_with(|| toml::Value::Table(Default::default()))
+            .as_table_mut()
+            .expect("section")
+            .insert(key.into(), toml::Value::String(value));
+    };
+    set(&mut cfg, "run", "results_dir", format!("{d}/results"));
+    set(&mut cfg, "synth", "out_dir", format!("{d}/synth"));
+    set(&mut cfg, "data", "table", format!("{d}/synth/ADNI_synth_1.5T.csv"));
+    set(&mut cfg, "data", "images", format!("{d}/synth/images"));
+    set(&mut cfg, "data", "known_corrupt_file", format!("{d}/synth/known_corrupt.txt"));
+    set(&mut cfg, "preprocess", "mask", format!("{d}/synth/brain_mask.nii.gz"));
+    set(&mut cfg, "preprocess", "cache_dir", format!("{d}/cache"));
+    let path = dir.join("quick.toml");
+    std::fs::write(&path, toml::to_string(&cfg).expect("serialise")).expect("write config");
+    path
+}
+
+#[test]
+fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cfg = quick_config_in(tmp.path());
+    let cfg_s = cfg.to_str().expect("utf-8 path");
+
+    let out = xtask(&["reproduce-paper", "--config", cfg_s]);
+    assert!(out.status.success(), "reproduce-paper failed:\n{}", text(&out));
+    assert!(text(&out).contains("expected files exist and are non-empty"), "{}", text(&out));
+
+    let root = tmp.path().join("results/reproduce-quick");
+    let report = std::fs::read_to_string(root.join("REPORT.md")).expect("REPORT.md");
+    for needle in ["## Timings", "## Classification", "## Figures", "paper_figure_AD.png", "## What differs from the paper"]
+    {
+        assert!(report.contains(needle), "REPORT.md lacks {needle:?}");
+    }
+    // Every figure REPORT.md links exists.
+    for line in report.lines().filter(|l| l.starts_with("![")) {
+        let link = line.split("](").nth(1).and_then(|s| s.strip_suffix(')')).expect("image link");
+        assert!(root.join(link).is_file(), "REPORT.md links a missing figure {link}");
+    }
+    // Maps: all eight methods, three groups, and the per-scan index.
+    let index = std::fs::read_to_string(root.join("holdout/relevance/index.csv")).expect("index.csv");
+    assert_eq!(index.lines().count(), 1 + 8 * 3, "index.csv:\n{index}");
+
+    // A second call finds every stage complete.
+    let again = xtask(&["reproduce-paper", "--config", cfg_s]);
+    assert!(again.status.success(), "second run failed:\n{}", text(&again));
+    let t = text(&again);
+    assert!(t.contains("already finished (skipped)") && t.contains("is complete"), "stages were redone:\n{t}");
+
+    // Single-scan mode on the trained hold-out model: one map of the scan's grid.
+    let scan = walk_first_nii(&tmp.path().join("synth/images")).expect("a scan");
+    let fold = root.join("holdout/folds/holdout");
+    let map = tmp.path().join("one_map.nii.gz");
+    let one = xtask(&[
+        "interpret",
+        "--weights",
+        fold.to_str().unwrap(),
+        "--scan",
+        scan.to_str().unwrap(),
+        "--method",
+        "occlusion",
+        "--size",
+        "10",
+        "--stride",
+        "10",
+        "--out",
+        map.to_str().unwrap(),
+    ]);
+    assert!(one.status.success(), "interpret --scan failed:\n{}", text(&one));
+    let info = xtask(&["inspect", map.to_str().unwrap()]);
+    assert!(text(&info).contains("[40, 48, 40]"), "{}", text(&info));
+
+    // An unknown layer is a clear error naming the valid ones.
+    let bad = xtask(&[
+        "interpret",
+        "--weights",
+        fold.to_str().unwrap(),
+        "--scan",
+        scan.to_str().unwrap(),
+        "--method",
+        "grad-cam",
+        "--layer",
+        "conv9",
+        "--out",
+        map.to_str().unwrap(),
+    ]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("unknown layer `conv9`; valid layers: conv1, block1"), "{}", text(&bad));
+}
+
+fn walk_first_nii(dir: &Path) -> Option<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            if let Some(f) = walk_first_nii(&p) {
+                return Some(f);
+            }
+        } else if p.to_str().is_some_and(|s| s.ends_with(".nii.gz")) {
+            return Some(p);
+        }
+    }
+    None
+}
