@@ -523,7 +523,12 @@ mod tests {
         assert!((rows[0]["fast_speedup"].as_f64().unwrap() - 4.0).abs() < 1e-9);
         let report = json!({"rows": rows, "runs": runs, "pytorch_note": "measured"});
         let md = markdown(&report);
-        assert!(md.contains("| 2 | 2mm | train | 5 | 0.200 (0.190) | 0.250 (0.240) | 0.80× | 700 | 1375 | 0.800 | 4.00× | 1100 |"), "{md}");
+        assert!(
+            md.contains(
+                "| 2 | 2mm | train | 5 | 0.200 (0.190) | 0.250 (0.240) | 0.80× | 700 | 1375 | 0.800 | 4.00× | 1100 |"
+            ),
+            "{md}"
+        );
         assert!(benchmarks_md(&md).starts_with("# Benchmarks: the paper's CNN"));
     }
 

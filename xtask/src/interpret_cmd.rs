@@ -606,6 +606,13 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
             Some(path) => ground_truth_mask(path, p.downsample, gt_fraction)?,
             None => None,
         };
+        // Chance level of mass (and rank) accuracy: the share of the brain inside the truth mask,
+        // what a map that is uniform over the brain scores.
+        let truth_fraction = truth_mask.as_ref().map_or(f64::NAN, |t| {
+            let inside = t.iter().filter(|&&v| v).count() as f64;
+            let brain = source.model_mask.as_ref().map_or(t.len(), |m| m.iter().filter(|&&v| v > 0.5).count());
+            inside / brain.max(1) as f64
+        });
         let trained = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(inner.clone());
         let random_ad = random.as_ref().map(|r| (ClassificationModel3D::<Autodiff<Cpu>>::from_inner(r.clone()), r));
         for &method in &methods {
@@ -627,7 +634,13 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
                 region_frames.push(scan_region_frame(&map, atlas, method, split, scan)?);
             }
             if let Some(mask) = &truth_mask {
-                gt_rows.push(method, "trained", scan, report::ground_truth::score_map(map.view(), mask.view())?);
+                gt_rows.push(
+                    method,
+                    "trained",
+                    scan,
+                    report::ground_truth::score_map(map.view(), mask.view())?,
+                    truth_fraction,
+                );
                 if let Some((rad, rinner)) = &random_ad {
                     let t = Instant::now();
                     let rmap = compute_map(method, rad, rinner, &x, labels.as_ref(), &params)
@@ -635,7 +648,13 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
                     let e = timing.entry((method, "random")).or_default();
                     e.0 += 1;
                     e.1 += t.elapsed().as_secs_f64();
-                    gt_rows.push(method, "random", scan, report::ground_truth::score_map(rmap.view(), mask.view())?);
+                    gt_rows.push(
+                        method,
+                        "random",
+                        scan,
+                        report::ground_truth::score_map(rmap.view(), mask.view())?,
+                        truth_fraction,
+                    );
                 }
             }
             bar.inc(1);
@@ -785,10 +804,19 @@ struct GtRows {
     rank: Vec<f64>,
     pointing: Vec<Option<bool>>,
     share: Vec<f64>,
+    truth_fraction: Vec<f64>,
 }
 
 impl GtRows {
-    fn push(&mut self, method: Method, model: &'static str, scan: &ScanItem, s: report::ground_truth::GroundTruthScores) {
+    fn push(
+        &mut self,
+        method: Method,
+        model: &'static str,
+        scan: &ScanItem,
+        s: report::ground_truth::GroundTruthScores,
+        truth_fraction: f64,
+    ) {
+        self.truth_fraction.push(truth_fraction);
         self.method.push(method.name());
         self.model.push(model);
         self.ptid.push(scan.ptid.clone());
@@ -806,6 +834,7 @@ impl GtRows {
                 Column::new("method".into(), &self.method),
                 Column::new("model".into(), &self.model),
                 Column::new("pointing_share".into(), &self.share),
+                Column::new("truth_fraction".into(), &self.truth_fraction),
                 Column::new("PTID".into(), &self.ptid),
                 Column::new("Image.ID".into(), &self.image_id),
                 Column::new("mass_accuracy".into(), &self.mass),

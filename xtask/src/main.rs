@@ -4,6 +4,8 @@
 //! inside a config are relative to the project root. Each command writes the fully resolved config
 //! beside its outputs.
 
+#[global_allocator]
+static GLOBAL: model::fast::FastAlloc = model::fast::FastAlloc; // mimalloc, see model::fast
 mod bench_cmd;
 mod commands;
 mod config;

@@ -75,7 +75,7 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
         table(&run.summary, &format!("classification_{name}_summary"), &mut written)?;
         table(&run.folds, &format!("classification_{name}_folds"), &mut written)?;
         let p = figs.join(format!("learning_curves_{name}.png"));
-        figures::learning_curves(&run.epochs, (1200, 800), &p)?;
+        figures::learning_curves(&with_kept_epoch(&run.epochs, &run.folds)?, (1200, 800), &p)?;
         written.push(p);
         let p = figs.join(format!("roc_{name}.png"));
         figures::roc_curves(&run.predictions, (900, 800), &p)?;
@@ -218,6 +218,23 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
         table(&read_csv(&timing)?, "relevance_timing", &mut written)?;
     }
     Ok(written)
+}
+
+/// The epochs table with each fold's kept epoch (from the folds table) as a `kept_epoch` column,
+/// so the learning curves mark the right epoch also with `keep = "best"`.
+fn with_kept_epoch(epochs: &DataFrame, folds: &DataFrame) -> Result<DataFrame> {
+    let fold_split = column_str(folds, "metrics_folds.csv", "split")?;
+    let kept = column_str(folds, "metrics_folds.csv", "kept_epoch")?;
+    let split = column_str(epochs, "metrics_epochs.csv", "split")?;
+    let values: Vec<Option<i64>> = split
+        .iter()
+        .map(|s| fold_split.iter().position(|f| f == s).and_then(|i| kept[i].trim().parse::<i64>().ok()))
+        .collect();
+    let mut out = epochs.clone();
+    if out.column("kept_epoch").is_err() {
+        out.with_column(Column::new("kept_epoch".into(), values))?;
+    }
+    Ok(out)
 }
 
 /// One row per (method, scan) of `scan_regions.csv`: the scan's top-5 regions and its share of

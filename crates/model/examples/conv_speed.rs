@@ -20,11 +20,18 @@ fn main() {
     let device = Default::default();
     let channels = [1, 8, 16, 32, 64];
     let pools = [2, 3, 2, 3];
-    println!("{grid}, batch {batch}, best of {reps}, seconds; load {}", std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
-    println!("{:<6} {:>10} {:>10} {:>10} {:>10} {:>10}", "block", "fwd burn", "fwd fast", "f+b burn", "f+b fast", "max |Δ|");
+    println!(
+        "{grid}, batch {batch}, best of {reps}, seconds; load {}",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
+    );
+    println!(
+        "{:<6} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "block", "fwd burn", "fwd fast", "f+b burn", "f+b fast", "max |Δ|"
+    );
     for block in 0..4 {
         let (ci, co) = (channels[block], channels[block + 1]);
-        let x = Tensor::<Cpu, 5>::random([batch, ci, size[0], size[1], size[2]], Distribution::Normal(0.0, 1.0), &device);
+        let x =
+            Tensor::<Cpu, 5>::random([batch, ci, size[0], size[1], size[2]], Distribution::Normal(0.0, 1.0), &device);
         let w = Tensor::<Cpu, 5>::random([co, ci, 3, 3, 3], Distribution::Normal(0.0, 0.2), &device);
         let b = Tensor::<Cpu, 1>::random([co], Distribution::Normal(0.0, 0.2), &device);
         let mut fwd = [0.0; 2];
@@ -48,7 +55,15 @@ fn main() {
             outs.push(fast::conv3d(x.clone(), w.clone(), Some(b.clone())));
         }
         let diff: f32 = (outs[0].clone() - outs[1].clone()).abs().max().into_scalar();
-        println!("{:<6} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.2e}", block + 1, fwd[0], fwd[1], both[0], both[1], diff);
+        println!(
+            "{:<6} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.2e}",
+            block + 1,
+            fwd[0],
+            fwd[1],
+            both[0],
+            both[1],
+            diff
+        );
         size = size.map(|s| (s - 2) / pools[block]);
     }
 }

@@ -179,25 +179,26 @@ pub struct ConvBlock<B: Backend> {
 impl<B: Backend> ConvBlock<B> {
     /// The block in training mode (batch statistics).
     pub fn forward_train(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let x = self.bn.forward_train(self.conv_forward(x));
-        self.relu_pool(x)
+        let x = self.conv_forward(x);
+        match self.bn.forward_train_max_pool_relu(x, self.pool) {
+            Ok(y) => y,
+            Err(x) => self.relu_pool(self.bn.forward_train(x)),
+        }
     }
 
     /// The block in inference mode (running statistics).
     pub fn forward_eval(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let x = self.conv_forward(x);
-        let x = if self.pool > 1 && !x.is_require_grad() {
-            // Inference without gradients: BatchNorm, pooling and ReLU in one pass where the
-            // fast CPU path applies.
+        if crate::fast::fast_cpu() {
+            // BatchNorm, pooling and ReLU as one operation where the fast CPU path applies.
             let (scale, shift) = self.bn.eval_affine();
             match crate::fast::affine_max_pool3d_relu(x, scale, shift, [self.pool; 3]) {
-                Ok(y) => return y,
-                Err(x) => x,
+                Ok(y) => y,
+                Err(x) => self.relu_pool(self.bn.forward_eval(x)),
             }
         } else {
-            x
-        };
-        self.relu_pool(self.bn.forward_eval(x))
+            self.pool(relu(self.bn.forward_eval(x)))
+        }
     }
 
     /// ReLU then pooling; with the fast CPU path on, pooling then ReLU, which gives the same

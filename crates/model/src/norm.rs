@@ -22,10 +22,10 @@
 //! input do not reach (the tests compare against a two-pass reference).
 
 use burn::module::{Module, Param, RunningState};
-use burn::tensor::{Tensor, TensorData};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv3d;
 use burn::tensor::ops::ConvOptions;
+use burn::tensor::{Tensor, TensorData};
 
 /// PyTorch's `BatchNorm3d` default epsilon.
 pub const BN_EPSILON: f64 = 1e-5;
@@ -76,9 +76,7 @@ impl<B: Backend> BatchNorm3d<B> {
         let count = n * d * h * w;
         let x = match crate::fast::batch_norm_train(x, self.weight.val(), self.bias.val(), self.epsilon) {
             Ok((y, mean, var)) => {
-                let device = y.device();
-                let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
-                self.update_running(stat(mean), stat(var), count);
+                self.update_running_values(mean, var, count);
                 return y;
             }
             Err(x) => x,
@@ -94,6 +92,31 @@ impl<B: Backend> BatchNorm3d<B> {
         let scale = self.weight.val().div(var.add_scalar(self.epsilon).sqrt());
         let shift = self.bias.val().sub(mean.mul(scale.clone()));
         channel_affine_rows(x, scale, shift)
+    }
+
+    /// Training mode followed by the block's max pooling (window = stride = `pool`) and ReLU,
+    /// `relu(max_pool3d(bn(x)))`, as one fused operation where the fast CPU path applies
+    /// (`crate::fast::batch_norm_max_pool3d_relu_train`; running statistics updated as in
+    /// [`Self::forward_train`]); `Err(x)` (untouched) where it does not.
+    pub fn forward_train_max_pool_relu(&self, x: Tensor<B, 5>, pool: usize) -> Result<Tensor<B, 5>, Tensor<B, 5>> {
+        let [n, _, d, h, w] = x.dims();
+        let (y, mean, var) = crate::fast::batch_norm_max_pool3d_relu_train(
+            x,
+            self.weight.val(),
+            self.bias.val(),
+            self.epsilon,
+            [pool; 3],
+        )?;
+        self.update_running_values(mean, var, n * d * h * w);
+        Ok(y)
+    }
+
+    /// [`Self::update_running`] from per-channel values (a fused fast path's batch statistics).
+    fn update_running_values(&self, mean: Vec<f32>, biased_var: Vec<f32>, count: usize) {
+        let device = self.running_mean.value_sync().device();
+        let c = mean.len();
+        let stat = |v: Vec<f32>| Tensor::<B, 1>::from_data(TensorData::new(v, [c]), &device);
+        self.update_running(stat(mean), stat(biased_var), count);
     }
 
     /// Inference mode: normalise with the running statistics; nothing is updated. Gradients

@@ -65,12 +65,7 @@ fn conv_case(
     // A random linear functional of the output, so every output element has its own gradient.
     let loss = (y.clone() * tensor::<CpuTrain, 5>(g.to_vec(), dims)).sum();
     let grads = loss.backward();
-    [
-        values(y),
-        values(xt.grad(&grads).unwrap()),
-        values(wt.grad(&grads).unwrap()),
-        values(bt.grad(&grads).unwrap()),
-    ]
+    [values(y), values(xt.grad(&grads).unwrap()), values(wt.grad(&grads).unwrap()), values(bt.grad(&grads).unwrap())]
 }
 
 #[test]
@@ -168,31 +163,96 @@ fn fast_max_pool3d_matches_the_straightforward_pooling_values_and_gradients() {
 }
 
 #[test]
-fn fused_inference_affine_pool_relu_matches_the_three_steps() {
+fn fused_affine_pool_relu_matches_the_three_steps_values_and_gradients() {
     fast::set_fast_cpu(true);
     let mut rng = Lcg(5);
-    let dims = [2, 3, 8, 7, 9];
-    let x = rng.vec(dims.iter().product(), 1.0);
-    let scale = vec![0.7, -1.3, 0.0];
-    let shift = vec![0.1, 0.2, -0.3];
-    let xt = tensor::<Cpu, 5>(x, dims);
-    let (s, b) = (tensor::<Cpu, 1>(scale.clone(), [3]), tensor::<Cpu, 1>(shift.clone(), [3]));
-    let fused = fast::affine_max_pool3d_relu(xt.clone(), s.clone(), b.clone(), [2, 2, 2]).expect("fast path on Flex");
-    let reference = burn::tensor::activation::relu(model::pool::max_pool3d(
-        model::norm::channel_affine_rows(xt, s, b),
-        [2, 2, 2],
-    ));
-    assert_close("fused affine → pool → ReLU", &values(fused), &values(reference), 1e-6);
-    // Not applicable on the autodiff backend: the input comes back untouched.
-    let ad = tensor::<CpuTrain, 5>(vec![0.0; 2 * 3 * 8 * 7 * 9], dims);
-    assert!(
-        fast::affine_max_pool3d_relu(ad, tensor(scale, [3]), tensor(shift, [3]), [2, 2, 2]).is_err(),
-        "the fused inference path must not run under autodiff"
-    );
+    for (dims, k) in [([2, 3, 8, 7, 9], [2, 2, 2]), ([1, 3, 9, 10, 6], [3, 3, 3]), ([2, 3, 4, 5, 3], [1, 1, 1])] {
+        let x = rng.vec(dims.iter().product(), 1.0);
+        // A negative and a zero scale: the affine map must come before the pooling.
+        let scale = vec![0.7, -1.3, 0.0];
+        let shift = vec![0.1, 0.2, -0.3];
+        let out_dims = [dims[0], dims[1], dims[2] / k[0], dims[3] / k[1], dims[4] / k[2]];
+        let g = rng.vec(out_dims.iter().product(), 1.0);
+        let run = |fast_path: bool| {
+            let xt = tensor::<CpuTrain, 5>(x.clone(), dims).require_grad();
+            let st = tensor::<CpuTrain, 1>(scale.clone(), [3]).require_grad();
+            let bt = tensor::<CpuTrain, 1>(shift.clone(), [3]).require_grad();
+            let y = if fast_path {
+                fast::affine_max_pool3d_relu(xt.clone(), st.clone(), bt.clone(), k).expect("fast path on Autodiff<Flex>")
+            } else {
+                let z = model::norm::channel_affine_rows(xt.clone(), st.clone(), bt.clone());
+                burn::tensor::activation::relu(model::pool::max_pool3d(z, k))
+            };
+            let grads = (y.clone() * tensor::<CpuTrain, 5>(g.clone(), out_dims)).sum().backward();
+            [
+                values(y),
+                values(xt.grad(&grads).unwrap()),
+                values(st.grad(&grads).unwrap()),
+                values(bt.grad(&grads).unwrap()),
+            ]
+        };
+        let (f, r) = (run(true), run(false));
+        for (i, what) in ["output", "input gradient", "scale gradient", "shift gradient"].iter().enumerate() {
+            assert_close(&format!("{dims:?}/{k:?} {what}"), &f[i], &r[i], 1e-5);
+        }
+        let plain = fast::affine_max_pool3d_relu(
+            tensor::<Cpu, 5>(x.clone(), dims),
+            tensor(scale.clone(), [3]),
+            tensor(shift.clone(), [3]),
+            k,
+        )
+        .expect("fast path on Flex");
+        assert_close(&format!("{dims:?}/{k:?} output on Flex"), &values(plain), &r[0], 1e-6);
+    }
+}
+
+#[test]
+fn fused_batch_norm_pool_relu_train_matches_the_three_steps_values_statistics_and_gradients() {
+    fast::set_fast_cpu(true);
+    let mut rng = Lcg(21);
+    for (dims, k) in [([3, 4, 8, 7, 9], [2, 2, 2]), ([2, 2, 9, 6, 7], [3, 3, 3]), ([2, 3, 3, 4, 5], [1, 1, 1])] {
+        let c = dims[1];
+        let x: Vec<f32> = rng.vec(dims.iter().product(), 2.0).iter().map(|v| v - 1.0).collect();
+        let gamma: Vec<f32> = rng.vec(c, 1.0);
+        let beta = rng.vec(c, 1.0);
+        let out_dims = [dims[0], c, dims[2] / k[0], dims[3] / k[1], dims[4] / k[2]];
+        let g = rng.vec(out_dims.iter().product(), 1.0);
+        let run = |fast_path: bool| {
+            let xt = tensor::<CpuTrain, 5>(x.clone(), dims).require_grad();
+            let gt = tensor::<CpuTrain, 1>(gamma.clone(), [c]).require_grad();
+            let bt = tensor::<CpuTrain, 1>(beta.clone(), [c]).require_grad();
+            let (y, var) = if fast_path {
+                let (y, _, var) = fast::batch_norm_max_pool3d_relu_train(xt.clone(), gt.clone(), bt.clone(), 1e-5, k)
+                    .expect("fast path");
+                (y, var)
+            } else {
+                let centered = xt.clone() - xt.clone().mean_dim(0).mean_dim(2).mean_dim(3).mean_dim(4);
+                let var = values(centered.square().mean_dim(0).mean_dim(2).mean_dim(3).mean_dim(4).reshape([c]));
+                let z = reference_batch_norm(xt.clone(), gt.clone(), bt.clone());
+                (burn::tensor::activation::relu(model::pool::max_pool3d(z, k)), var)
+            };
+            let grads = (y.clone() * tensor::<CpuTrain, 5>(g.clone(), out_dims)).sum().backward();
+            [
+                values(y),
+                var,
+                values(xt.grad(&grads).unwrap()),
+                values(gt.grad(&grads).unwrap()),
+                values(bt.grad(&grads).unwrap()),
+            ]
+        };
+        let (f, r) = (run(true), run(false));
+        for (i, what) in ["output", "batch variance", "input gradient", "γ gradient", "β gradient"].iter().enumerate() {
+            assert_close(&format!("{dims:?}/{k:?} {what}"), &f[i], &r[i], 2e-5);
+        }
+    }
 }
 
 /// Training-mode BatchNorm written out with broadcasts (two-pass variance).
-fn reference_batch_norm(x: Tensor<CpuTrain, 5>, gamma: Tensor<CpuTrain, 1>, beta: Tensor<CpuTrain, 1>) -> Tensor<CpuTrain, 5> {
+fn reference_batch_norm(
+    x: Tensor<CpuTrain, 5>,
+    gamma: Tensor<CpuTrain, 1>,
+    beta: Tensor<CpuTrain, 1>,
+) -> Tensor<CpuTrain, 5> {
     let c = x.dims()[1];
     let mean = x.clone().mean_dim(0).mean_dim(2).mean_dim(3).mean_dim(4);
     let centered = x - mean;

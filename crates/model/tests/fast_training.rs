@@ -68,11 +68,15 @@ fn everything(fast_path: bool) -> Vec<(String, Vec<f32>)> {
     out.push(("input gradient".into(), values(input_gradient(&m, x.clone(), 1, true).unwrap())));
     CpuTrain::seed(&Default::default(), SEED + 1);
     let y = Tensor::<CpuTrain, 1, Int>::from_data(TensorData::new(vec![0i64, 1, 1], [3]), &Default::default());
-    let loss = CrossEntropyLossConfig::new().init(&Default::default()).forward(m.forward_train(Tensor::from_inner(x)), y);
+    let loss =
+        CrossEntropyLossConfig::new().init(&Default::default()).forward(m.forward_train(Tensor::from_inner(x)), y);
     let grads = loss.backward();
     for (i, b) in m.blocks.iter().enumerate() {
         out.push((format!("conv {i} weight gradient"), values(b.conv.weight.val().grad(&grads).unwrap())));
-        out.push((format!("conv {i} bias gradient"), values(b.conv.bias.as_ref().unwrap().val().grad(&grads).unwrap())));
+        out.push((
+            format!("conv {i} bias gradient"),
+            values(b.conv.bias.as_ref().unwrap().val().grad(&grads).unwrap()),
+        ));
         out.push((format!("bn {i} γ gradient"), values(b.bn.weight.val().grad(&grads).unwrap())));
         out.push((format!("bn {i} β gradient"), values(b.bn.bias.val().grad(&grads).unwrap())));
         let (mean, var) = b.bn.running_stats();
@@ -122,6 +126,9 @@ fn fixed_seed_training_gives_the_same_loss_curve_with_and_without_the_fast_path(
     // The curve must move (a constant curve would pass trivially).
     assert!((fast[0] - fast[11]).abs() > 1e-3, "loss did not change: {fast:?}");
     for (step, (f, p)) in fast.iter().zip(&plain).enumerate() {
-        assert!((f - p).abs() <= 1e-4 * p.abs().max(1.0), "step {step}: fast {f} vs straightforward {p}\n{fast:?}\n{plain:?}");
+        assert!(
+            (f - p).abs() <= 1e-4 * p.abs().max(1.0),
+            "step {step}: fast {f} vs straightforward {p}\n{fast:?}\n{plain:?}"
+        );
     }
 }

@@ -317,7 +317,11 @@ fn run_case(case: &Case, options: &Options, rows: &mut Vec<Row>, notes: &mut Vec
             evaluated: full_run.stats.evaluated,
             skipped: full_run.stats.skipped,
             seconds,
-            note: format!("full scan, measured; batches of {batch}; without skipping {} passes", full_run.stats.total),
+            note: format!(
+                "full scan, measured; batches of {batch}; without skipping {} passes ≈ {:.0} s at this rate",
+                full_run.stats.total,
+                seconds * full_run.stats.total as f64 / full_run.stats.evaluated.max(1) as f64
+            ),
         });
         seconds
     } else {

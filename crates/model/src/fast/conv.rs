@@ -63,7 +63,12 @@ impl ConvShape {
     pub fn output(&self) -> [usize; 3] {
         let [d, h, w] = self.input;
         let [kd, kh, kw] = self.kernel;
-        assert!(kd >= 1 && kh >= 1 && kw >= 1 && kd <= d && kh <= h && kw <= w, "kernel {:?} does not fit {:?}", self.kernel, self.input);
+        assert!(
+            kd >= 1 && kh >= 1 && kw >= 1 && kd <= d && kh <= h && kw <= w,
+            "kernel {:?} does not fit {:?}",
+            self.kernel,
+            self.input
+        );
         [d - kd + 1, h - kh + 1, w - kw + 1]
     }
 

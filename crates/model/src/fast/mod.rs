@@ -42,18 +42,18 @@ pub mod pool;
 
 /// The global allocator for the project's binaries: `#[global_allocator] static GLOBAL:
 /// model::fast::FastAlloc = model::fast::FastAlloc;` (mimalloc; no `unsafe` needed).
-pub use mimalloc::MiMalloc as FastAlloc;
+pub use tikv_jemallocator::Jemalloc as FastAlloc;
 
 use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::backend::Autodiff;
+use burn::backend::Flex;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::Flex;
 use burn::tensor::backend::Backend;
 use burn::tensor::module::conv3d as burn_conv3d;
 use burn::tensor::ops::ConvOptions;
@@ -147,7 +147,12 @@ fn to_f32(v: &[f64]) -> Vec<f32> {
 
 /// Forward pass of training-mode BatchNorm on Flex: the output and the batch (mean, biased
 /// variance) in `f64`.
-fn bn_forward_flex(x: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64) -> (FlexTensor, (Vec<f64>, Vec<f64>)) {
+fn bn_forward_flex(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    beta: &FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, (Vec<f64>, Vec<f64>)) {
     let dims = x.shape().dims::<5>();
     let (c, spatial) = (dims[1], dims[2] * dims[3] * dims[4]);
     let xv = values(x);
@@ -217,7 +222,7 @@ pub fn max_pool3d<B: Backend>(x: Tensor<B, 5>, kernel: [usize; 3]) -> Tensor<B, 
     if fast_cpu() && x.dtype() == DType::F32 {
         if TypeId::of::<B>() == TypeId::of::<Flex>() {
             let x: Tensor<Flex, 5> = same(x);
-            let (out, _) = pool_flex(&x.into_primitive().tensor(), None, false, kernel, false);
+            let out = pool_flex(&x.into_primitive().tensor(), None, false, kernel);
             return same(Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(out)));
         }
         if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
@@ -227,24 +232,226 @@ pub fn max_pool3d<B: Backend>(x: Tensor<B, 5>, kernel: [usize; 3]) -> Tensor<B, 
     crate::pool::max_pool3d(x, kernel)
 }
 
-/// `relu(max_pool3d(x·scale[c] + shift[c]))` in one pass on Flex (inference: no gradients),
-/// `Err(x)` (untouched) on every other backend or with the fast path off.
+/// `relu(max_pool3d(x·scale[c] + shift[c]))` (BatchNorm in inference mode, pooling, ReLU) in one
+/// pass, differentiable in `x`, `scale` and `shift`, on the CPU backends with the fast path on;
+/// `Err(x)` (untouched) otherwise.
 pub fn affine_max_pool3d_relu<B: Backend>(
     x: Tensor<B, 5>,
     scale: Tensor<B, 1>,
     shift: Tensor<B, 1>,
     kernel: [usize; 3],
 ) -> Result<Tensor<B, 5>, Tensor<B, 5>> {
-    if !(fast_cpu() && x.dtype() == DType::F32 && TypeId::of::<B>() == TypeId::of::<Flex>()) {
+    if !(fast_cpu() && x.dtype() == DType::F32) {
         return Err(x);
     }
-    let x: Tensor<Flex, 5> = same(x);
-    let scale: Tensor<Flex, 1> = same(scale);
-    let shift: Tensor<Flex, 1> = same(shift);
-    let (scale, shift) = (scale.into_primitive().tensor(), shift.into_primitive().tensor());
-    let (scale, shift) = (values(&scale), values(&shift));
-    let (out, _) = pool_flex(&x.into_primitive().tensor(), Some((&scale, &shift)), true, kernel, false);
-    Ok(same(Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(out))))
+    if TypeId::of::<B>() == TypeId::of::<Flex>() {
+        let x: Tensor<Flex, 5> = same(x);
+        let scale: Tensor<Flex, 1> = same(scale);
+        let shift: Tensor<Flex, 1> = same(shift);
+        let (scale, shift) = (scale.into_primitive().tensor(), shift.into_primitive().tensor());
+        let (scale, shift) = (values(&scale), values(&shift));
+        let out = pool_flex(&x.into_primitive().tensor(), Some((&scale, &shift)), true, kernel);
+        return Ok(same(Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(out))));
+    }
+    if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
+        return Ok(same(affine_pool_relu_autodiff(same(x), same(scale), same(shift), kernel)));
+    }
+    Err(x)
+}
+
+/// Backward step of [`affine_max_pool3d_relu`] on `Autodiff<Flex>`: parents (x, scale, shift).
+#[derive(Debug)]
+struct AffinePoolReluBackward;
+
+/// What a fused affine → pooling → ReLU keeps for its backward pass: the input, the pooled
+/// output (after the ReLU), the affine map and the window; the maxima are found again from them.
+#[derive(Debug, Clone)]
+struct PooledState {
+    x: FlexTensor,
+    out: FlexTensor,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    kernel: [usize; 3],
+}
+
+impl PooledState {
+    fn shape(&self) -> pool::PoolShape {
+        pool_shape(&self.x, self.kernel)
+    }
+
+    /// Input values, pooled output and the first-maximum index of each window whose output is
+    /// positive (`u32::MAX` elsewhere).
+    fn unpack(&self) -> (std::borrow::Cow<'_, [f32]>, std::borrow::Cow<'_, [f32]>, Vec<u32>) {
+        let (x, out) = (values(&self.x), values(&self.out));
+        let idx = pool::argmax(&x, &out, &self.shape(), Some((&self.scale, &self.shift)), true);
+        (x, out, idx)
+    }
+}
+
+impl Backward<Flex, 3> for AffinePoolReluBackward {
+    type State = PooledState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_scale, node_shift] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let st = ops.state;
+        let s = st.shape();
+        let g = values(&grad);
+        let (x, out, idx) = st.unpack();
+        if node_scale.is_some() || node_shift.is_some() {
+            let sums = pool::sparse_sums(&x, &g, &out, &idx, &s);
+            if let Some(node) = node_scale {
+                grads.register::<Flex>(node.id, flex(sums.iter().map(|v| v.1 as f32).collect(), vec![s.channels]));
+            }
+            if let Some(node) = node_shift {
+                grads.register::<Flex>(node.id, flex(sums.iter().map(|v| v.0 as f32).collect(), vec![s.channels]));
+            }
+        }
+        if let Some(node) = node_x {
+            let dx = pool::scatter_backward(&x, &g, &out, &idx, &s, &st.scale, None);
+            grads.register::<Flex>(node.id, flex(dx, st.x.shape().dims::<5>().to_vec()));
+        }
+    }
+}
+
+fn affine_pool_relu_autodiff(
+    x: Tensor<CpuAd, 5>,
+    scale: Tensor<CpuAd, 1>,
+    shift: Tensor<CpuAd, 1>,
+    kernel: [usize; 3],
+) -> Tensor<CpuAd, 5> {
+    let x = x.into_primitive().tensor();
+    let sc = scale.into_primitive().tensor();
+    let sh = shift.into_primitive().tensor();
+    let (scale_v, shift_v) = (values(&sc.primitive).into_owned(), values(&sh.primitive).into_owned());
+    let out = match AffinePoolReluBackward
+        .prepare::<NoCheckpointing>([x.node.clone(), sc.node.clone(), sh.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let y = pool_flex(&x.primitive, Some((&scale_v, &shift_v)), true, kernel);
+            let st = PooledState { x: x.primitive, out: y.clone(), scale: scale_v, shift: shift_v, kernel };
+            prep.finish(st, y)
+        }
+        OpsKind::UnTracked(prep) => {
+            prep.finish(pool_flex(&x.primitive, Some((&scale_v, &shift_v)), true, kernel))
+        }
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+/// Training-mode BatchNorm (batch statistics), max pooling and ReLU of a block in one
+/// differentiable operation: `Ok((relu(max_pool3d(bn(x))), batch mean, biased batch variance))`
+/// on the CPU backends with the fast path on, `Err(x)` (untouched) otherwise. The normalised
+/// tensor is never stored, and the backward pass reads the output gradient at the window maxima
+/// only.
+#[allow(clippy::type_complexity)]
+pub fn batch_norm_max_pool3d_relu_train<B: Backend>(
+    x: Tensor<B, 5>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    epsilon: f64,
+    kernel: [usize; 3],
+) -> Result<(Tensor<B, 5>, Vec<f32>, Vec<f32>), Tensor<B, 5>> {
+    if !(fast_cpu() && x.dtype() == DType::F32) {
+        return Err(x);
+    }
+    if TypeId::of::<B>() == TypeId::of::<Flex>() {
+        let x: Tensor<Flex, 5> = same(x);
+        let g: Tensor<Flex, 1> = same(gamma);
+        let b: Tensor<Flex, 1> = same(beta);
+        let x = x.into_primitive().tensor();
+        let (g, b) = (g.into_primitive().tensor(), b.into_primitive().tensor());
+        let (scale, shift, stats) = bn_affine_of_batch(&x, &values(&g), &values(&b), epsilon);
+        let y = pool_flex(&x, Some((&scale, &shift)), true, kernel);
+        let y = Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(y));
+        return Ok((same(y), to_f32(&stats.0), to_f32(&stats.1)));
+    }
+    if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
+        let (y, mean, var) = bn_pool_relu_autodiff(same(x), same(gamma), same(beta), epsilon, kernel);
+        return Ok((same(y), mean, var));
+    }
+    Err(x)
+}
+
+/// Batch statistics of `x` and the per-channel affine map of training-mode BatchNorm.
+#[allow(clippy::type_complexity)]
+fn bn_affine_of_batch(
+    x: &FlexTensor,
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+) -> (Vec<f32>, Vec<f32>, (Vec<f64>, Vec<f64>)) {
+    let dims = x.shape().dims::<5>();
+    let (c, spatial) = (dims[1], dims[2] * dims[3] * dims[4]);
+    let (mean, var) = norm::batch_stats(&values(x), c, spatial);
+    let scale: Vec<f32> = (0..c).map(|i| (f64::from(gamma[i]) / (var[i] + epsilon).sqrt()) as f32).collect();
+    let shift: Vec<f32> = (0..c).map(|i| (f64::from(beta[i]) - mean[i] * f64::from(scale[i])) as f32).collect();
+    (scale, shift, (mean, var))
+}
+
+/// Backward step of [`batch_norm_max_pool3d_relu_train`]: parents (x, γ, β).
+#[derive(Debug)]
+struct BnPoolReluBackward;
+
+impl Backward<Flex, 3> for BnPoolReluBackward {
+    type State = (PooledState, Vec<f32>, std::sync::Arc<(Vec<f64>, Vec<f64>)>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_g, node_b] = ops.parents;
+        let grad = grads.consume::<Flex>(&ops.node);
+        let (st, gamma, stats, epsilon) = ops.state;
+        let s = st.shape();
+        let g = values(&grad);
+        let (x, out, idx) = st.unpack();
+        // The gradient of the normalised tensor is g' at the window maxima and 0 elsewhere, so
+        // its per-channel sums are read at the maxima only.
+        let sums = pool::sparse_sums(&x, &g, &out, &idx, &s);
+        let count = (x.len() / s.channels) as f64;
+        let (dgamma, dbeta, coef) = norm::backward_coefficients(&sums, &gamma, &stats.0, &stats.1, epsilon, count);
+        if let Some(node) = node_x {
+            let a: Vec<f32> = coef.iter().map(|c| c.0).collect();
+            let k: Vec<f32> = coef.iter().map(|c| c.1).collect();
+            let m: Vec<f32> = coef.iter().map(|c| c.2).collect();
+            let dx = pool::scatter_backward(&x, &g, &out, &idx, &s, &a, Some((&k, &m)));
+            grads.register::<Flex>(node.id, flex(dx, st.x.shape().dims::<5>().to_vec()));
+        }
+        if let Some(node) = node_g {
+            grads.register::<Flex>(node.id, flex(dgamma, vec![s.channels]));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, flex(dbeta, vec![s.channels]));
+        }
+    }
+}
+
+fn bn_pool_relu_autodiff(
+    x: Tensor<CpuAd, 5>,
+    gamma: Tensor<CpuAd, 1>,
+    beta: Tensor<CpuAd, 1>,
+    epsilon: f64,
+    kernel: [usize; 3],
+) -> (Tensor<CpuAd, 5>, Vec<f32>, Vec<f32>) {
+    let x = x.into_primitive().tensor();
+    let g = gamma.into_primitive().tensor();
+    let b = beta.into_primitive().tensor();
+    let gamma_v = values(&g.primitive).into_owned();
+    let (scale, shift, stats) = bn_affine_of_batch(&x.primitive, &gamma_v, &values(&b.primitive), epsilon);
+    let (mean, var) = (to_f32(&stats.0), to_f32(&stats.1));
+    let out = match BnPoolReluBackward
+        .prepare::<NoCheckpointing>([x.node.clone(), g.node.clone(), b.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => {
+            let y = pool_flex(&x.primitive, Some((&scale, &shift)), true, kernel);
+            let st = PooledState { x: x.primitive, out: y.clone(), scale, shift, kernel };
+            prep.finish((st, gamma_v, std::sync::Arc::new(stats), epsilon), y)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(pool_flex(&x.primitive, Some((&scale, &shift)), true, kernel)),
+    };
+    (Tensor::from_primitive(TensorPrimitive::Float(out)), mean, var)
 }
 
 fn pool_shape(x: &FlexTensor, kernel: [usize; 3]) -> pool::PoolShape {
@@ -252,49 +459,41 @@ fn pool_shape(x: &FlexTensor, kernel: [usize; 3]) -> pool::PoolShape {
     pool::PoolShape { planes: n * c, channels: c, input: [d, h, w], kernel }
 }
 
-fn pool_flex(
-    x: &FlexTensor,
-    affine: Option<(&[f32], &[f32])>,
-    relu: bool,
-    kernel: [usize; 3],
-    with_indices: bool,
-) -> (FlexTensor, Vec<u32>) {
+fn pool_flex(x: &FlexTensor, affine: Option<(&[f32], &[f32])>, relu: bool, kernel: [usize; 3]) -> FlexTensor {
     let s = pool_shape(x, kernel);
     let [n, c, ..] = x.shape().dims::<5>();
-    let (out, idx) = pool::forward(&values(x), &s, affine, relu, with_indices);
+    let out = pool::forward(&values(x), &s, affine, relu);
     let [od, oh, ow] = s.output();
-    (flex(out, vec![n, c, od, oh, ow]), idx)
+    flex(out, vec![n, c, od, oh, ow])
 }
 
-/// Backward step of [`max_pool3d`] on `Autodiff<Flex>`: the argmax indices and the input shape.
+/// Backward step of [`max_pool3d`] on `Autodiff<Flex>`: the input, the output and the window
+/// (the maxima are found again from them).
 #[derive(Debug)]
 struct MaxPool3dBackward;
 
 impl Backward<Flex, 1> for MaxPool3dBackward {
-    type State = (std::sync::Arc<Vec<u32>>, [usize; 5], [usize; 3]);
+    type State = (FlexTensor, FlexTensor, [usize; 3]);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [node] = ops.parents;
         let grad = grads.consume::<Flex>(&ops.node);
-        let (idx, dims, kernel) = ops.state;
+        let (x, out, kernel) = ops.state;
         if let Some(node) = node {
-            let [n, c, d, h, w] = dims;
-            let s = pool::PoolShape { planes: n * c, channels: c, input: [d, h, w], kernel };
+            let s = pool_shape(&x, kernel);
+            let idx = pool::argmax(&values(&x), &values(&out), &s, None, false);
             let dx = pool::backward(&values(&grad), &idx, &s);
-            grads.register::<Flex>(node.id, flex(dx, dims.to_vec()));
+            grads.register::<Flex>(node.id, flex(dx, x.shape().dims::<5>().to_vec()));
         }
     }
 }
 
 fn max_pool3d_autodiff(x: Tensor<CpuAd, 5>, kernel: [usize; 3]) -> Tensor<CpuAd, 5> {
     let x = x.into_primitive().tensor();
-    let dims = x.primitive.shape().dims::<5>();
+    let y = pool_flex(&x.primitive, None, false, kernel);
     let out = match MaxPool3dBackward.prepare::<NoCheckpointing>([x.node.clone()]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let (y, idx) = pool_flex(&x.primitive, None, false, kernel, true);
-            prep.finish((std::sync::Arc::new(idx), dims, kernel), y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(pool_flex(&x.primitive, None, false, kernel, false).0),
+        OpsKind::Tracked(prep) => prep.finish((x.primitive, y.clone(), kernel), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
     };
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
@@ -407,7 +606,10 @@ fn conv3d_autodiff(x: Tensor<CpuAd, 5>, w: Tensor<CpuAd, 5>, b: Option<Tensor<Cp
         }
         None => {
             let y = conv3d_forward_flex(&x.primitive, &w.primitive, None);
-            match Conv3dNoBiasBackward.prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()]).compute_bound().stateful()
+            match Conv3dNoBiasBackward
+                .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
+                .compute_bound()
+                .stateful()
             {
                 OpsKind::Tracked(prep) => prep.finish((x.primitive, w.primitive), y),
                 OpsKind::UnTracked(prep) => prep.finish(y),

@@ -63,7 +63,7 @@ fn channel_sums(a: &[f32], b: &[f32], channels: usize, spatial: usize) -> Vec<(f
 
 /// Batch statistics of `x` `[N, C, S]`: per channel the mean and the biased variance.
 pub fn batch_stats(x: &[f32], channels: usize, spatial: usize) -> (Vec<f64>, Vec<f64>) {
-    assert!(channels > 0 && spatial > 0 && x.len() % (channels * spatial) == 0, "batch norm input length");
+    assert!(channels > 0 && spatial > 0 && x.len().is_multiple_of(channels * spatial), "batch norm input length");
     let count = (x.len() / channels) as f64;
     channel_sums(x, x, channels, spatial)
         .into_iter()
@@ -85,6 +85,34 @@ pub fn affine(x: &[f32], scale: &[f32], shift: &[f32], spatial: usize) -> Vec<f3
     y
 }
 
+/// From the per-channel sums `(Σ dy, Σ dy·x)` over the `count` values of a channel: `(dγ, dβ,
+/// (A, B, C))` with the input gradient `dx = A·dy + B·x + C` per channel.
+#[allow(clippy::type_complexity)]
+pub fn backward_coefficients(
+    sums: &[(f64, f64)],
+    gamma: &[f32],
+    mean: &[f64],
+    var: &[f64],
+    epsilon: f64,
+    count: f64,
+) -> (Vec<f32>, Vec<f32>, Vec<(f32, f32, f32)>) {
+    let channels = gamma.len();
+    let mut dgamma = vec![0.0f32; channels];
+    let mut dbeta = vec![0.0f32; channels];
+    let mut coef = vec![(0.0f32, 0.0f32, 0.0f32); channels];
+    for c in 0..channels {
+        let sigma = (var[c] + epsilon).sqrt();
+        let (sum_dy, sum_dy_x) = sums[c];
+        let sum_dy_xhat = (sum_dy_x - mean[c] * sum_dy) / sigma;
+        dbeta[c] = sum_dy as f32;
+        dgamma[c] = sum_dy_xhat as f32;
+        let g = f64::from(gamma[c]) / sigma;
+        let k = sum_dy_xhat / count / sigma;
+        coef[c] = (g as f32, (-g * k) as f32, (g * (k * mean[c] - sum_dy / count)) as f32);
+    }
+    (dgamma, dbeta, coef)
+}
+
 /// Backward pass of training-mode batch normalisation: `(dx, dγ, dβ)` from the layer's input
 /// `x`, the output gradient `dy` (both `[N, C, S]`), γ, the batch mean and biased variance used
 /// in the forward pass, and ε.
@@ -101,20 +129,7 @@ pub fn backward(
     assert_eq!(x.len(), dy.len(), "batch norm gradient length");
     let count = (x.len() / channels) as f64;
     let s = channel_sums(dy, x, channels, spatial);
-    let mut dgamma = vec![0.0f32; channels];
-    let mut dbeta = vec![0.0f32; channels];
-    // dx = A·dy + B·x + C per channel.
-    let mut coef = vec![(0.0f32, 0.0f32, 0.0f32); channels];
-    for c in 0..channels {
-        let sigma = (var[c] + epsilon).sqrt();
-        let (sum_dy, sum_dy_x) = s[c];
-        let sum_dy_xhat = (sum_dy_x - mean[c] * sum_dy) / sigma;
-        dbeta[c] = sum_dy as f32;
-        dgamma[c] = sum_dy_xhat as f32;
-        let g = f64::from(gamma[c]) / sigma;
-        let k = sum_dy_xhat / count / sigma;
-        coef[c] = (g as f32, (-g * k) as f32, (g * (k * mean[c] - sum_dy / count)) as f32);
-    }
+    let (dgamma, dbeta, coef) = backward_coefficients(&s, gamma, mean, var, epsilon, count);
     let mut dx = vec![0.0f32; x.len()];
     dx.par_chunks_mut(spatial).enumerate().for_each(|(i, dxp)| {
         let (a, b, c) = coef[i % channels];

@@ -30,97 +30,128 @@ impl PoolShape {
     pub fn output(&self) -> [usize; 3] {
         let [d, h, w] = self.input;
         let [kd, kh, kw] = self.kernel;
-        assert!(kd >= 1 && kh >= 1 && kw >= 1 && kd <= d && kh <= h && kw <= w, "max_pool3d: kernel {:?} does not fit {:?}", self.kernel, self.input);
+        assert!(
+            kd >= 1 && kh >= 1 && kw >= 1 && kd <= d && kh <= h && kw <= w,
+            "max_pool3d: kernel {:?} does not fit {:?}",
+            self.kernel,
+            self.input
+        );
         [d / kd, h / kh, w / kw]
     }
 }
 
 /// Max pooling of `x` `[planes, D, H, W]`, optionally of `x·scale[c] + shift[c]` (channel
 /// `c = plane % channels`) computed on the fly, optionally followed by a ReLU on the output.
-/// Returns the pooled values and, if `with_indices`, the index of each maximum within its
-/// plane (for the backward pass).
+///
+/// No argmax indices are kept: the backward pass finds each window's first maximum again from
+/// the input and the output ([`argmax`]), which halves the forward pass's work and memory and
+/// skips the windows a ReLU zeroed.
 ///
 /// # Panics
 ///
 /// If a slice length does not match `s`.
-pub fn forward(
-    x: &[f32],
-    s: &PoolShape,
-    affine: Option<(&[f32], &[f32])>,
-    relu: bool,
-    with_indices: bool,
-) -> (Vec<f32>, Vec<u32>) {
+pub fn forward(x: &[f32], s: &PoolShape, affine: Option<(&[f32], &[f32])>, relu: bool) -> Vec<f32> {
     let [od, oh, ow] = s.output();
     let plane_in = s.input.iter().product::<usize>();
     assert_eq!(x.len(), s.planes * plane_in, "max_pool3d input length");
     assert!(u32::try_from(plane_in).is_ok(), "max_pool3d: plane too large for u32 indices");
     if let Some((scale, shift)) = affine {
-        assert!(scale.len() == s.channels && shift.len() == s.channels && s.planes % s.channels == 0);
+        assert!(scale.len() == s.channels && shift.len() == s.channels && s.planes.is_multiple_of(s.channels));
     }
-    let row_out = oh * ow;
-    let mut out = vec![0.0f32; s.planes * od * row_out];
-    let mut idx = if with_indices { vec![0u32; out.len()] } else { Vec::new() };
-    if with_indices {
-        out.par_chunks_mut(row_out)
-            .zip(idx.par_chunks_mut(row_out))
-            .enumerate()
-            .for_each(|(r, (o, i))| pool_slab(x, s, affine, relu, r, o, Some(i)));
-    } else {
-        out.par_chunks_mut(row_out).enumerate().for_each(|(r, o)| pool_slab(x, s, affine, relu, r, o, None));
-    }
-    (out, idx)
+    let mut out = vec![0.0f32; s.planes * od * oh * ow];
+    out.par_chunks_mut(oh * ow).enumerate().for_each(|(r, o)| pool_slab(x, s, affine, relu, r, o));
+    out
 }
 
-/// Pools output depth slice `r % od` of plane `r / od` into `out` (`[oh, ow]`) and `idx`.
-fn pool_slab(
-    x: &[f32],
-    s: &PoolShape,
-    affine: Option<(&[f32], &[f32])>,
-    relu: bool,
-    r: usize,
-    out: &mut [f32],
-    mut idx: Option<&mut [u32]>,
-) {
+/// The per-channel affine map of plane `p` (identity without one).
+fn affine_of(affine: Option<(&[f32], &[f32])>, p: usize, channels: usize) -> (f32, f32) {
+    affine.map_or((1.0, 0.0), |(sc, sh)| (sc[p % channels], sh[p % channels]))
+}
+
+/// The value the pooling compares: `v·a + b` with an affine map, `v` without (the same float
+/// operations in the forward pass and in [`argmax`], so equality tests are exact).
+#[inline(always)]
+fn mapped(v: f32, a: f32, b: f32, with_affine: bool) -> f32 {
+    if with_affine { v * a + b } else { v }
+}
+
+/// Pools output depth slice `r % od` of plane `r / od` into `out` (`[oh, ow]`). Branch-free
+/// maxima (a later element wins only if strictly greater, so the value is that of the first
+/// maximum), first along W within each input row, then across the window's rows.
+fn pool_slab(x: &[f32], s: &PoolShape, affine: Option<(&[f32], &[f32])>, relu: bool, r: usize, out: &mut [f32]) {
     let [d, h, w] = s.input;
     let [kd, kh, kw] = s.kernel;
     let [od, oh, ow] = s.output();
-    let plane_in = d * h * w;
     let (p, z) = (r / od, r % od);
-    let plane = &x[p * plane_in..(p + 1) * plane_in];
-    let (a, b) = affine.map_or((1.0, 0.0), |(sc, sh)| (sc[p % s.channels], sh[p % s.channels]));
-    let mut best = vec![f32::NEG_INFINITY; ow];
-    let mut arg = vec![0u32; ow];
+    let plane = &x[p * d * h * w..(p + 1) * d * h * w];
+    let (a, b) = affine_of(affine, p, s.channels);
+    let with_affine = affine.is_some();
+    let mut row_max = vec![0.0f32; ow];
     for y in 0..oh {
+        let best = &mut out[y * ow..(y + 1) * ow];
         for dz in 0..kd {
             for dy in 0..kh {
-                let row_start = ((z * kd + dz) * h + y * kh + dy) * w;
-                let row = &plane[row_start..row_start + ow * kw];
-                let first = dz == 0 && dy == 0;
-                for (ox, win) in row.chunks_exact(kw).enumerate() {
-                    for (dx, &v) in win.iter().enumerate() {
-                        let v = if affine.is_some() { v * a + b } else { v };
-                        if (first && dx == 0) || v > best[ox] {
-                            best[ox] = v;
-                            arg[ox] = (row_start + ox * kw + dx) as u32;
+                let start = ((z * kd + dz) * h + y * kh + dy) * w;
+                for (m, win) in row_max.iter_mut().zip(plane[start..start + ow * kw].chunks_exact(kw)) {
+                    let mut v = mapped(win[0], a, b, with_affine);
+                    for &u in &win[1..] {
+                        let u = mapped(u, a, b, with_affine);
+                        v = if u > v { u } else { v };
+                    }
+                    *m = v;
+                }
+                if dz == 0 && dy == 0 {
+                    best.copy_from_slice(&row_max);
+                } else {
+                    best.iter_mut().zip(&row_max).for_each(|(b, &m)| *b = if m > *b { m } else { *b });
+                }
+            }
+        }
+        if relu {
+            best.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
+/// Index (within its plane) of each window's first maximum in (D, H, W) raster order, found
+/// again from the input `x` and the pooled output `out` of [`forward`] with the same arguments.
+/// With `relu`, windows whose output is 0 get `u32::MAX` (their gradient is 0).
+pub fn argmax(x: &[f32], out: &[f32], s: &PoolShape, affine: Option<(&[f32], &[f32])>, relu: bool) -> Vec<u32> {
+    let [d, h, w] = s.input;
+    let [kd, kh, kw] = s.kernel;
+    let [od, oh, ow] = s.output();
+    let plane_out = od * oh * ow;
+    assert_eq!(out.len(), s.planes * plane_out, "max_pool3d output length");
+    let with_affine = affine.is_some();
+    let mut idx = vec![u32::MAX; out.len()];
+    idx.par_chunks_mut(plane_out).enumerate().for_each(|(p, ip)| {
+        let plane = &x[p * d * h * w..(p + 1) * d * h * w];
+        let (a, b) = affine_of(affine, p, s.channels);
+        let op = &out[p * plane_out..(p + 1) * plane_out];
+        for (o, (&target, i)) in op.iter().zip(ip.iter_mut()).enumerate() {
+            if relu && target <= 0.0 {
+                continue;
+            }
+            let (z, y, xo) = (o / (oh * ow), o / ow % oh, o % ow);
+            'window: for dz in 0..kd {
+                for dy in 0..kh {
+                    let start = ((z * kd + dz) * h + y * kh + dy) * w + xo * kw;
+                    for (dx, &v) in plane[start..start + kw].iter().enumerate() {
+                        if mapped(v, a, b, with_affine) == target {
+                            *i = (start + dx) as u32;
+                            break 'window;
                         }
                     }
                 }
             }
         }
-        let o = &mut out[y * ow..(y + 1) * ow];
-        if relu {
-            o.iter_mut().zip(&best).for_each(|(o, &v)| *o = v.max(0.0));
-        } else {
-            o.copy_from_slice(&best);
-        }
-        if let Some(i) = idx.as_deref_mut() {
-            i[y * ow..(y + 1) * ow].copy_from_slice(&arg);
-        }
-    }
+    });
+    idx
 }
 
 /// Gradient with respect to the pooling input `[planes, D, H, W]`: each output gradient goes to
-/// the input element its maximum came from (`idx`, from [`forward`]); everything else is 0.
+/// the input element its maximum came from (`idx`, from [`argmax`] without ReLU); everything
+/// else is 0.
 ///
 /// # Panics
 ///
@@ -135,7 +166,75 @@ pub fn backward(grad: &[f32], idx: &[u32], s: &PoolShape) -> Vec<f32> {
         let g = &grad[p * plane_out..(p + 1) * plane_out];
         let i = &idx[p * plane_out..(p + 1) * plane_out];
         for (&g, &i) in g.iter().zip(i) {
-            dx_plane[i as usize] += g;
+            // u32::MAX: no element equals the output (a NaN window); it gets no gradient.
+            if let Some(d) = dx_plane.get_mut(i as usize) {
+                *d += g;
+            }
+        }
+    });
+    dx
+}
+
+/// Per channel `(Σ g', Σ g'·x[argmax])` for the fused pooling + ReLU, where `g'` is the output
+/// gradient `g` after the ReLU (0 where `out` ≤ 0; `idx` from [`argmax`] with `relu`): the sums a BatchNorm or affine map in front
+/// of the pooling needs, read at the maxima only.
+pub fn sparse_sums(x: &[f32], g: &[f32], out: &[f32], idx: &[u32], s: &PoolShape) -> Vec<(f64, f64)> {
+    let plane_in = s.input.iter().product::<usize>();
+    let plane_out = s.output().iter().product::<usize>();
+    assert!(g.len() == s.planes * plane_out && out.len() == g.len() && idx.len() == g.len());
+    let per_plane: Vec<(f64, f64)> = (0..s.planes)
+        .into_par_iter()
+        .map(|p| {
+            let xp = &x[p * plane_in..(p + 1) * plane_in];
+            let r = p * plane_out..(p + 1) * plane_out;
+            let (mut sg, mut sgx) = (0.0f64, 0.0f64);
+            for ((&g, &o), &i) in g[r.clone()].iter().zip(&out[r.clone()]).zip(&idx[r]) {
+                if o <= 0.0 {
+                    continue;
+                }
+                let g = f64::from(g);
+                sg += g;
+                sgx += g * f64::from(xp[i as usize]);
+            }
+            (sg, sgx)
+        })
+        .collect();
+    let mut total = vec![(0.0, 0.0); s.channels];
+    for (p, (a, b)) in per_plane.into_iter().enumerate() {
+        total[p % s.channels].0 += a;
+        total[p % s.channels].1 += b;
+    }
+    total
+}
+
+/// Input gradient of `y = relu(max_pool(x·scale[c] + shift[c]))`-like fused maps, written as
+/// `dx = k[c]·x + m[c]` everywhere (`dense`, the part that comes through batch statistics; none
+/// for a fixed affine map) plus `a[c]·g'` at each window's maximum, with `g'` the output gradient
+/// after the ReLU.
+pub fn scatter_backward(
+    x: &[f32],
+    g: &[f32],
+    out: &[f32],
+    idx: &[u32],
+    s: &PoolShape,
+    a: &[f32],
+    dense: Option<(&[f32], &[f32])>,
+) -> Vec<f32> {
+    let plane_in = s.input.iter().product::<usize>();
+    let plane_out = s.output().iter().product::<usize>();
+    let mut dx = vec![0.0f32; s.planes * plane_in];
+    dx.par_chunks_mut(plane_in).enumerate().for_each(|(p, dxp)| {
+        let c = p % s.channels;
+        if let Some((k, m)) = dense {
+            let xp = &x[p * plane_in..(p + 1) * plane_in];
+            let (k, m) = (k[c], m[c]);
+            dxp.iter_mut().zip(xp).for_each(|(d, &x)| *d = k * x + m);
+        }
+        let r = p * plane_out..(p + 1) * plane_out;
+        for ((&g, &o), &i) in g[r.clone()].iter().zip(&out[r.clone()]).zip(&idx[r]) {
+            if o > 0.0 {
+                dxp[i as usize] += a[c] * g;
+            }
         }
     });
     dx
