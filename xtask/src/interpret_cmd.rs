@@ -317,7 +317,11 @@ pub fn compute_map(
                 output: p.output,
                 memory_budget_mb: budget,
                 skip_unchanged: o.skip_unchanged,
-                mode: if o.mode == "naive" { occlusion::OcclusionMode::Naive } else { occlusion::OcclusionMode::Incremental },
+                mode: if o.mode == "naive" {
+                    occlusion::OcclusionMode::Naive
+                } else {
+                    occlusion::OcclusionMode::Incremental
+                },
             };
             occlusion::occlusion(inner, x, &cfg, None)?.map
         }
@@ -370,9 +374,10 @@ fn ground_truth_index(cfg: &ProjectConfig) -> Result<Option<BTreeMap<i64, PathBu
     let paths = report::tables::column_str(&df, "ground_truth/scans.csv", "atrophy_path")?;
     let mut out = BTreeMap::new();
     for (row, (id, path)) in ids.iter().zip(&paths).enumerate() {
-        let id: i64 = id.trim().parse().map_err(|_| {
-            anyhow!("{} row {}: Image.ID {id:?} is not an integer", scans.display(), row + 2)
-        })?;
+        let id: i64 = id
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("{} row {}: Image.ID {id:?} is not an integer", scans.display(), row + 2))?;
         out.insert(id, root.join(path));
     }
     Ok(Some(out))
@@ -490,7 +495,11 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
             .unwrap_or_default();
         if methods.iter().all(|m| done_methods.iter().any(|d| d == m.name())) {
             eprintln!("interpret: {} is complete (use --force to recompute)", out.display());
-            return Ok(InterpretOutcome { dir: out, scans: done["scans"].as_u64().unwrap_or(0) as usize, skipped: true });
+            return Ok(InterpretOutcome {
+                dir: out,
+                scans: done["scans"].as_u64().unwrap_or(0) as usize,
+                skipped: true,
+            });
         }
     }
     // A new computation: the old marker no longer describes the folder.
@@ -593,7 +602,11 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
         let mut x = raw;
         norm.apply(&mut x).with_context(|| format!("image {} ({})", scan.image_id, scan.path.display()))?;
         let logits = inner.forward_eval(to_tensor::<Cpu>(&x, &device));
-        let probs: Vec<f32> = burn::tensor::activation::softmax(logits, 1).into_data().convert::<f32>().to_vec().map_err(|e| anyhow!("{e:?}"))?;
+        let probs: Vec<f32> = burn::tensor::activation::softmax(logits, 1)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .map_err(|e| anyhow!("{e:?}"))?;
         let p_ad = f64::from(probs[1]);
         let predicted = usize::from(probs[1] > probs[0]);
         let target = match params.target {
@@ -669,7 +682,11 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
         write_volume(&out.join(&file), &Volume { data: a.mean(), affine: grid.affine }, OutputType::Float32)?;
         index.push(method.name(), group, a.n, &file);
     }
-    write_volume(&out.join("background.nii.gz"), &Volume { data: background.mean(), affine: grid.affine }, OutputType::Float32)?;
+    write_volume(
+        &out.join("background.nii.gz"),
+        &Volume { data: background.mean(), affine: grid.affine },
+        OutputType::Float32,
+    )?;
     write_csv_atomically(&out.join("index.csv"), &mut index.frame()?)?;
     write_csv_atomically(&out.join("scans.csv"), &mut scan_rows.frame()?)?;
     if !region_frames.is_empty() {
@@ -699,7 +716,13 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
 }
 
 /// One scan's region table with its identifying columns in front.
-fn scan_region_frame(map: &Array3<f32>, atlas: &Atlas, method: Method, split: &str, scan: &ScanItem) -> Result<DataFrame> {
+fn scan_region_frame(
+    map: &Array3<f32>,
+    atlas: &Atlas,
+    method: Method,
+    split: &str,
+    scan: &ScanItem,
+) -> Result<DataFrame> {
     let mut df = report::regions::region_scores(map.view(), atlas, true)?;
     let n = df.height();
     let label = if scan.label == 1 { "AD" } else { "CN" };
@@ -880,8 +903,9 @@ fn single_mode(a: &InterpretArgs) -> Result<()> {
     }
     // The weights: a run's fold folder (with its normalisation), or a weights file.
     let (model, default_norm): (ClassificationModel3D<Cpu>, Option<PathBuf>) = if weights.is_dir() {
-        let m = load_fold_model::<Cpu>(weights, &device)
-            .with_context(|| format!("{} is not a fold folder of a run (network.json, model.safetensors)", weights.display()))?;
+        let m = load_fold_model::<Cpu>(weights, &device).with_context(|| {
+            format!("{} is not a fold folder of a run (network.json, model.safetensors)", weights.display())
+        })?;
         (m, Some(weights.join("normalization")))
     } else {
         let file = WeightsFile::open(weights)?;
@@ -933,7 +957,12 @@ fn single_mode(a: &InterpretArgs) -> Result<()> {
     let t = Instant::now();
     let map = compute_map(method, &trained, &model, &x, atlas.as_ref(), &params)?;
     write_volume(out, &Volume { data: map, affine: vol.affine }, OutputType::Float32)?;
-    eprintln!("interpret: {method} of {} in {:.1} s → {}", scan_path.display(), t.elapsed().as_secs_f64(), out.display());
+    eprintln!(
+        "interpret: {method} of {} in {:.1} s → {}",
+        scan_path.display(),
+        t.elapsed().as_secs_f64(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -945,7 +974,11 @@ fn fit_to_grid(vol: Volume, grid: [usize; 3], path: &Path) -> Result<Volume> {
     }
     for f in 2..=4 {
         if vol.grid().downsampled(f).shape == grid {
-            eprintln!("interpret: downsampling {} by {f} to the model grid {}", path.display(), model::format_grid(grid));
+            eprintln!(
+                "interpret: downsampling {} by {f} to the model grid {}",
+                path.display(),
+                model::format_grid(grid)
+            );
             return Ok(downsample(&vol, f));
         }
     }

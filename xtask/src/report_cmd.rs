@@ -83,7 +83,10 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
     }
 
     let Some(rel) = relevance_dir(root) else {
-        eprintln!("report: no relevance maps under {} (run `cargo xtask interpret`); classification only", root.display());
+        eprintln!(
+            "report: no relevance maps under {} (run `cargo xtask interpret`); classification only",
+            root.display()
+        );
         return Ok(written);
     };
     let index = read_csv(&rel.join("index.csv"))?;
@@ -91,9 +94,12 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
     let groups = column_str(&index, "index.csv", "group")?;
     let files = column_str(&index, "index.csv", "file")?;
     // Methods in the canonical order.
-    let methods: Vec<Method> = Method::ALL.into_iter().filter(|m| methods_in_index.iter().any(|n| n == m.name())).collect();
+    let methods: Vec<Method> =
+        Method::ALL.into_iter().filter(|m| methods_in_index.iter().any(|n| n == m.name())).collect();
     let file_of = |method: Method, group: &str| -> Option<PathBuf> {
-        (0..files.len()).find(|&i| methods_in_index[i] == method.name() && groups[i] == group).map(|i| rel.join(&files[i]))
+        (0..files.len())
+            .find(|&i| methods_in_index[i] == method.name() && groups[i] == group)
+            .map(|i| rel.join(&files[i]))
     };
     let (background, grid) = read_map(&rel.join("background.nii.gz"))?;
     let atlas = match crate::interpret_cmd::load_atlas(cfg, &grid) {
@@ -111,7 +117,12 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
             if let Some(path) = file_of(m, g) {
                 let (data, map_grid) = read_map(&path)?;
                 if map_grid.shape != grid.shape {
-                    bail!("{}: grid {:?} differs from the background's {:?}", path.display(), map_grid.shape, grid.shape);
+                    bail!(
+                        "{}: grid {:?} differs from the background's {:?}",
+                        path.display(),
+                        map_grid.shape,
+                        grid.shape
+                    );
                 }
                 maps.push((m, g, data));
             }
@@ -126,7 +137,13 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
             if *g == "AD" {
                 ad_region_tables.push((m.name().to_string(), df.clone()));
                 let p = figs.join(format!("top_regions_{}_AD.png", m.name()));
-                figures::bar_chart_top_regions(&df, 15, &format!("{} · AD average · top 15 regions ({})", m.name(), atlas.name), (1100, 800), &p)?;
+                figures::bar_chart_top_regions(
+                    &df,
+                    15,
+                    &format!("{} · AD average · top 15 regions ({})", m.name(), atlas.name),
+                    (1100, 800),
+                    &p,
+                )?;
                 written.push(p);
             }
             region_parts.push((vec![("method", m.name().to_string()), ("group", g.to_string())], df));
@@ -137,6 +154,28 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
             for (name, df) in &ad_region_tables {
                 table(df, &format!("regions_{name}_AD"), &mut written)?;
             }
+        }
+    }
+    // The paper's atlas, AAL (62 regions after merging), as well whenever it was fetched and is
+    // not the main atlas already.
+    if cfg.relevance.atlas != "aal" && cfg.relevance.atlas != "synth" {
+        let mut aal_cfg = cfg.clone();
+        aal_cfg.relevance.atlas = "aal".into();
+        match crate::interpret_cmd::load_atlas(&aal_cfg, &grid) {
+            Ok(aal) => {
+                let mut parts: Vec<(Vec<(&str, String)>, DataFrame)> = Vec::new();
+                for (m, g, data) in &maps {
+                    let df = report::regions::region_scores(data.view(), &aal, true)?;
+                    if *g == "AD" {
+                        table(&df, &format!("regions_{}_AD_aal", m.name()), &mut written)?;
+                    }
+                    parts.push((vec![("method", m.name().to_string()), ("group", g.to_string())], df));
+                }
+                if !parts.is_empty() {
+                    table(&stack_with_keys(&parts)?, "regions_aal", &mut written)?;
+                }
+            }
+            Err(e) => eprintln!("report: no AAL tables ({e:#})"),
         }
     }
 
@@ -189,7 +228,15 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
     for &m in &methods {
         if let Some(v) = map_of(m, "AD") {
             let p = figs.join(format!("slices_{}_AD.png", m.name()));
-            figures::plot_slices(background.view(), v, 6, 99.9, &format!("{} · AD average", m.name()), (1400, 800), &p)?;
+            figures::plot_slices(
+                background.view(),
+                v,
+                6,
+                99.9,
+                &format!("{} · AD average", m.name()),
+                (1400, 800),
+                &p,
+            )?;
             written.push(p);
         }
     }
@@ -241,7 +288,8 @@ fn with_kept_epoch(epochs: &DataFrame, folds: &DataFrame) -> Result<DataFrame> {
 /// relevance in the temporal lobe.
 fn per_scan_patient_table(df: &DataFrame) -> Result<DataFrame> {
     let keys = ["method", "PTID", "Image.ID", "label"];
-    let cols: Vec<Vec<String>> = keys.iter().map(|k| column_str(df, "scan_regions.csv", k)).collect::<report::Result<_>>()?;
+    let cols: Vec<Vec<String>> =
+        keys.iter().map(|k| column_str(df, "scan_regions.csv", k)).collect::<report::Result<_>>()?;
     let mut order: Vec<Vec<String>> = Vec::new();
     let mut rows_of: std::collections::HashMap<Vec<String>, Vec<u32>> = Default::default();
     for i in 0..df.height() {
@@ -298,7 +346,12 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
     );
     let cohort_csv = root.join("data").join("cohort").join("cohort_report.csv");
     if let Ok(text) = read_csv(&cohort_csv).and_then(|df| report::tables::to_markdown(&df)) {
-        let _ = writeln!(md, "\nCohort filters, in the study's order ([csv]({})):\n\n{}\n", rel_link(&cohort_csv), text.trim_end());
+        let _ = writeln!(
+            md,
+            "\nCohort filters, in the study's order ([csv]({})):\n\n{}\n",
+            rel_link(&cohort_csv),
+            text.trim_end()
+        );
     }
     let _ = writeln!(
         md,
@@ -309,7 +362,10 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
     let _ = writeln!(md, "## Timings (this machine)\n\n{stages_md}");
 
     let _ = writeln!(md, "## Classification\n");
-    for (name, what) in [("cv", format!("{}-fold cross-validation over patients", cfg.split.k)), ("holdout", "hold-out split (the model of the heatmaps)".into())] {
+    for (name, what) in [
+        ("cv", format!("{}-fold cross-validation over patients", cfg.split.k)),
+        ("holdout", "hold-out split (the model of the heatmaps)".into()),
+    ] {
         let summary = root.join(name).join("summary.md");
         if let Ok(text) = std::fs::read_to_string(&summary) {
             // Demote the summary's own headings below this section's.
@@ -339,7 +395,11 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
     }
     let gt_summary = tables.join("ground_truth_summary.md");
     if let Ok(text) = std::fs::read_to_string(&gt_summary) {
-        let _ = writeln!(md, "\n### Relevance against the planted atrophy (trained vs randomised weights)\n\n{}", text.trim_end());
+        let _ = writeln!(
+            md,
+            "\n### Relevance against the planted atrophy (trained vs randomised weights)\n\n{}",
+            text.trim_end()
+        );
     }
     let _ = writeln!(md, "\n## What differs from the paper\n\n{}", differences(cfg));
     adni_data::fsutil::write_bytes_atomically(&root.join("REPORT.md"), md.as_bytes())?;
@@ -377,16 +437,23 @@ fn differences(cfg: &ProjectConfig) -> String {
         r.occlusion.size, r.occlusion.stride, r.occlusion.spread, r.occlusion.mode
     ));
     if r.scans_per_patient > 0 {
-        d.push(format!("Relevance averages use at most {} scan(s) per test patient (the study: all).", r.scans_per_patient));
+        d.push(format!(
+            "Relevance averages use at most {} scan(s) per test patient (the study: all).",
+            r.scans_per_patient
+        ));
     }
     d.push("Beyond the study: a working 3D Grad-CAM and guided Grad-CAM, integrated gradients, SmoothGrad, ground-truth scores and a randomised-weights baseline.".into());
-    d.push("Initialisation: PyTorch ≥ 1.2 defaults (BatchNorm γ = 1; the paper's PyTorch 0.3 drew γ from U(0, 1)).".into());
+    d.push(
+        "Initialisation: PyTorch ≥ 1.2 defaults (BatchNorm γ = 1; the paper's PyTorch 0.3 drew γ from U(0, 1)).".into(),
+    );
     d.iter().map(|s| format!("- {s}")).collect::<Vec<_>>().join("\n")
 }
 
 fn sorted_files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == ext)).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == ext)).collect()
+        })
         .unwrap_or_default();
     v.sort();
     v

@@ -69,7 +69,11 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let t = Instant::now();
     eprintln!("\n=== reproduce-paper: data ({})", config_path.display());
     prepare_with(&stage_config(&cfg, "data", None), args.force)?;
-    stages.push(Stage { name: "data", seconds: t.elapsed().as_secs_f64(), what: "fetch, synth, cohort, split, preprocess".into() });
+    stages.push(Stage {
+        name: "data",
+        seconds: t.elapsed().as_secs_f64(),
+        what: "fetch, synth, cohort, split, preprocess".into(),
+    });
 
     // 2. k-fold cross-validation, 3. hold-out training.
     for (name, mode) in [("cv", TrainMode::Kfold), ("holdout", TrainMode::Holdout)] {
@@ -83,7 +87,11 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
         } else {
             format!("trained {}", outcome.trained.join(", "))
         };
-        stages.push(Stage { name: if name == "cv" { "train-cv" } else { "train-holdout" }, seconds: t.elapsed().as_secs_f64(), what });
+        stages.push(Stage {
+            name: if name == "cv" { "train-cv" } else { "train-holdout" },
+            seconds: t.elapsed().as_secs_f64(),
+            what,
+        });
     }
 
     // 4. Relevance maps of the hold-out test scans.

@@ -52,7 +52,8 @@ fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
 
     let root = tmp.path().join("results/reproduce-quick");
     let report = std::fs::read_to_string(root.join("REPORT.md")).expect("REPORT.md");
-    for needle in ["## Timings", "## Classification", "## Figures", "paper_figure_AD.png", "## What differs from the paper"]
+    for needle in
+        ["## Timings", "## Classification", "## Figures", "paper_figure_AD.png", "## What differs from the paper"]
     {
         assert!(report.contains(needle), "REPORT.md lacks {needle:?}");
     }

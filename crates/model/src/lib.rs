@@ -7,6 +7,11 @@
 //! - [`pool`]: exact 3D max pooling (Burn has none) built from two 2D poolings.
 //! - [`norm`]: a PyTorch-compatible `BatchNorm3d` (unbiased running variance) computed with
 //!   reductions and a per-channel grouped 1×1×1 convolution instead of broadcasting.
+//! - [`fast`]: the fast CPU paths, on by default on [`Cpu`] / [`CpuTrain`] (convolution and
+//!   its backward passes as cache-sized im2col × SIMD matrix products, fused BatchNorm → max
+//!   pooling → ReLU with a sparse backward pass, and mimalloc for the binaries), with
+//!   `MODEL_FAST_CPU=0` / [`fast::set_fast_cpu`] to switch back to Burn's own operations; other
+//!   backends (CUDA) always take Burn's operations.
 //! - [`device`]: CPU / CUDA choice; asking for CUDA without support is an error, never a panic.
 //! - [`weights`]: safetensors export/import and PyTorch `torch.save` import with the PyTorch
 //!   state-dict key names (`Conv_1.weight`, `Conv_1_bn.running_mean`, `dense_1.weight`, …).

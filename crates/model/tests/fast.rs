@@ -178,7 +178,8 @@ fn fused_affine_pool_relu_matches_the_three_steps_values_and_gradients() {
             let st = tensor::<CpuTrain, 1>(scale.clone(), [3]).require_grad();
             let bt = tensor::<CpuTrain, 1>(shift.clone(), [3]).require_grad();
             let y = if fast_path {
-                fast::affine_max_pool3d_relu(xt.clone(), st.clone(), bt.clone(), k).expect("fast path on Autodiff<Flex>")
+                fast::affine_max_pool3d_relu(xt.clone(), st.clone(), bt.clone(), k)
+                    .expect("fast path on Autodiff<Flex>")
             } else {
                 let z = model::norm::channel_affine_rows(xt.clone(), st.clone(), bt.clone());
                 burn::tensor::activation::relu(model::pool::max_pool3d(z, k))
@@ -241,7 +242,8 @@ fn fused_batch_norm_pool_relu_train_matches_the_three_steps_values_statistics_an
             ]
         };
         let (f, r) = (run(true), run(false));
-        for (i, what) in ["output", "batch variance", "input gradient", "γ gradient", "β gradient"].iter().enumerate() {
+        for (i, what) in ["output", "batch variance", "input gradient", "γ gradient", "β gradient"].iter().enumerate()
+        {
             assert_close(&format!("{dims:?}/{k:?} {what}"), &f[i], &r[i], 2e-5);
         }
     }

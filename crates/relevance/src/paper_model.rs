@@ -35,7 +35,11 @@ fn layer_of<B: Backend>(model: &ClassificationModel3D<B>, layer: &str) -> Result
 }
 
 /// The head (flatten → dense → ReLU → dense → ReLU → dense) with ReLU points.
-pub fn head_with<B: Backend>(model: &ClassificationModel3D<B>, features: Tensor<B, 5>, relu: &ReluPoint<B>) -> Tensor<B, 2> {
+pub fn head_with<B: Backend>(
+    model: &ClassificationModel3D<B>,
+    features: Tensor<B, 5>,
+    relu: &ReluPoint<B>,
+) -> Tensor<B, 2> {
     let x = features.flatten::<2>(1, 4);
     let x = relu.apply(model.dense_1.forward(x));
     let x = relu.apply(model.dense_2.forward(x));

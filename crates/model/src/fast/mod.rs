@@ -2,25 +2,25 @@
 //! operations (the "straightforward" path).
 //!
 //! What is replaced, on the CPU backends [`crate::Cpu`] (Flex) and [`crate::CpuTrain`]
-//! (`Autodiff<Flex>`) only:
+//! (`Autodiff<Flex>`) only, each as a custom operation with its own backward step:
 //!
 //! - [`conv3d`]: the valid, stride-1 3D convolution of every block and both of its backward
 //!   passes (input and weight/bias gradients), as cache-sized im2col tiles times a SIMD matrix
 //!   product on all cores ([`conv`]). Flex's own conv3d backward goes through a transposed
 //!   convolution and a convolution with the batch as channels, which is several times slower.
-//!
-//! - [`max_pool3d`]: max pooling with window = stride and its backward pass (argmax indices kept
-//!   from the forward pass) in one pass over the input ([`pool`]); Burn has no 3D pooling, and
-//!   the straightforward [`crate::pool::max_pool3d`] chains two 2D poolings whose depth pass
-//!   takes Flex's slow generic path.
-//! - [`affine_max_pool3d_relu`]: inference only (Flex without autodiff): BatchNorm's affine map,
-//!   the max pooling and the ReLU of a block fused in one pass.
-//! - [`batch_norm_train`]: training-mode BatchNorm (batch statistics) forward and backward, two
-//!   passes each ([`norm`]), instead of a dozen broadcast tensor operations and their autodiff
-//!   steps.
-//! - in the blocks (`network`), ReLU after the pooling instead of before it: `max` commutes
-//!   with the monotone ReLU, so values and gradients are the same (including which element of a
-//!   tied window gets the gradient), on a tensor `pool³` times smaller.
+//! - [`batch_norm_max_pool3d_relu_train`] (training) and [`affine_max_pool3d_relu`] (inference,
+//!   BatchNorm on running statistics): the rest of a block, BatchNorm → max pooling → ReLU, as
+//!   one operation. The normalised tensor is never stored; the forward pass is one pass for the
+//!   statistics (training) and one for normalise-and-pool; the backward pass finds each window's
+//!   maximum again ([`pool::argmax`], only where the ReLU let the gradient through), reads the
+//!   output gradient there only, and writes the input gradient in one pass. ReLU after the
+//!   pooling is exact: max commutes with the monotone ReLU, and a window whose maximum is ≤ 0
+//!   gets a zero gradient either way.
+//! - [`max_pool3d`] (the blocks' `pool`, for relevance methods) and [`batch_norm_train`]
+//!   (`BatchNorm3d::forward_train`): the same kernels for the unfused steps. Burn has no 3D
+//!   pooling, and the straightforward [`crate::pool::max_pool3d`] chains two 2D poolings whose
+//!   depth pass takes Flex's slow generic path; the straightforward BatchNorm is a dozen
+//!   broadcast tensor operations and their autodiff steps.
 //!
 //! Every other backend (CUDA, NdArray, …) and every tensor that is not `f32` takes the
 //! straightforward path unchanged, so the model stays generic over `B: Backend`: the choice is
@@ -28,13 +28,16 @@
 //!
 //! - [`FastAlloc`]: mimalloc, to be declared as the `#[global_allocator]` of a binary
 //!   (`xtask`, the benchmark). glibc's malloc returns every freed large tensor to the OS and
-//!   the next one is faulted in again, page by page; mimalloc keeps and reuses them. Not
+//!   the next one is faulted in again, page by page; mimalloc reuses more of them. Not
 //!   affected by the switch (an allocator cannot change at run time).
 //!
 //! The switch: [`set_fast_cpu`] (process-wide), or the environment variable `MODEL_FAST_CPU=0`
-//! (also `false`/`off`) read once at the first use. Both paths give the same values up to float
-//! rounding (tested against each other on random inputs, values and all gradients, and on a
-//! fixed-seed training run: `crates/model/tests/fast.rs`).
+//! (also `false`/`off`/`no`) read once at the first use. Both paths give the same values up to
+//! float rounding: tested against each other on random inputs of odd shapes (values and all
+//! gradients, `crates/model/tests/fast.rs`) and on the whole network (logits, input gradients,
+//! every parameter gradient, and a fixed-seed training run's loss curve,
+//! `crates/model/tests/fast_training.rs`). The kernels are deterministic (the weight
+//! gradient sums fixed groups of tiles in a fixed order), so same-seed runs stay bit-identical.
 
 pub mod conv;
 pub mod norm;
@@ -42,7 +45,7 @@ pub mod pool;
 
 /// The global allocator for the project's binaries: `#[global_allocator] static GLOBAL:
 /// model::fast::FastAlloc = model::fast::FastAlloc;` (mimalloc; no `unsafe` needed).
-pub use tikv_jemallocator::Jemalloc as FastAlloc;
+pub use mimalloc::MiMalloc as FastAlloc;
 
 use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -334,9 +337,7 @@ fn affine_pool_relu_autodiff(
             let st = PooledState { x: x.primitive, out: y.clone(), scale: scale_v, shift: shift_v, kernel };
             prep.finish(st, y)
         }
-        OpsKind::UnTracked(prep) => {
-            prep.finish(pool_flex(&x.primitive, Some((&scale_v, &shift_v)), true, kernel))
-        }
+        OpsKind::UnTracked(prep) => prep.finish(pool_flex(&x.primitive, Some((&scale_v, &shift_v)), true, kernel)),
     };
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
