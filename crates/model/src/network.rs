@@ -403,6 +403,15 @@ pub fn input_gradient_for<B: AutodiffBackend>(
         return Err(ModelError::TargetClass { class, classes });
     }
     let device = x.device();
+    // Burn initialises a fresh module's parameters lazily, and a clone of an uninitialised
+    // parameter draws its own values: initialise in place first, so the frozen copy is `model`.
+    struct Initialise;
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Initialise {
+        fn visit_float<const K: usize>(&mut self, param: &burn::module::Param<Tensor<B, K>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Initialise);
     let frozen = model.clone().no_grad();
     let x = Tensor::<B, 5>::from_inner(x).require_grad();
     let logits = frozen.forward_eval(x.clone());

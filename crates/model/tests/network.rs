@@ -480,3 +480,20 @@ fn cuda_check_never_panics() {
         assert!(matches!(err, ModelError::CudaUnavailable(_)), "{err}");
     }
 }
+
+#[test]
+fn input_gradient_of_a_freshly_built_model_explains_that_model() {
+    // Burn initialises fresh parameters lazily and a clone of an uninitialised parameter draws
+    // new values; input_gradient clones the model, so without initialising in place first two
+    // calls would explain two different random networks.
+    let _g = serial();
+    let device = Default::default();
+    <CpuTrain as Backend>::seed(&device, 17);
+    let model = tiny_config().init::<CpuTrain>(TINY_GRID, &device).unwrap();
+    let x = random_scans(&mut Lcg(5), 1, TINY_GRID);
+    let shape = [1, 1, TINY_GRID[0], TINY_GRID[1], TINY_GRID[2]];
+    let g1 = values(input_gradient(&model, tensor::<Cpu, 5>(x.clone(), shape), 1, false).unwrap());
+    let g2 = values(input_gradient(&model, tensor::<Cpu, 5>(x, shape), 1, false).unwrap());
+    assert!(g1.iter().any(|v| *v != 0.0), "a dead network: the test could not fail; pick another seed");
+    assert_eq!(g1, g2, "two calls on one fresh model gave different gradients");
+}
