@@ -284,7 +284,10 @@ pub fn compute_map(
                 output: p.output,
                 budget_mb: budget,
             };
-            gradient::integrated_gradients(model, x, &cfg, None)?
+            // Signed attributions: the configured post-processing (abs by default) makes the map
+            // comparable with the others (region shares and the original's distance assume
+            // non-negative maps).
+            p.post.apply(gradient::integrated_gradients(model, x, &cfg, None)?)
         }
         Method::Smoothgrad => {
             let cfg = gradient::SmoothGradConfig {
@@ -303,7 +306,7 @@ pub fn compute_map(
             if method == Method::GradCam {
                 cam::grad_cam(model, x, &cfg, None)?
             } else {
-                cam::guided_grad_cam(model, x, &cfg, None)?
+                p.post.apply(cam::guided_grad_cam(model, x, &cfg, None)?)
             }
         }
         Method::Occlusion => {

@@ -89,7 +89,10 @@ pub struct RelevanceSection {
     pub target: String,
     /// `"probability"` (softmax, the study; default) or `"logit"`.
     pub output: String,
-    /// Gradient post-processing: `"abs"` (default), `"square"`, `"none"`.
+    /// Post-processing of the signed maps: `"abs"` (default), `"square"`, `"none"`. Applied to
+    /// sensitivity, guided backprop and SmoothGrad (per sample) as the study did, and to
+    /// integrated gradients and guided Grad-CAM after they are computed, so that every map is
+    /// non-negative for the region shares and the original's distance.
     pub postprocess: String,
     /// Memory budget of one batch of model inputs and activations, in MB. Default 1024.
     pub memory_budget_mb: usize,
