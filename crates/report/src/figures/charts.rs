@@ -169,7 +169,7 @@ pub fn comparison_matrix(df: &DataFrame, column: &str, title: &str, size: (u32, 
         let (bw, bh) = body.dim_in_pixel();
         let (ox, oy) = (body.get_base_pixel().0, body.get_base_pixel().1);
         let label_w = f64::from(widest(root, &methods, font).min(bw / 3)) + font;
-        let top_h = font * 2.0;
+        let top_h = font * 2.8;
         let cell =
             ((f64::from(bw) - label_w - font) / m as f64).min((f64::from(bh) - top_h - font) / m as f64).max(4.0);
         let x0 = f64::from(ox) + label_w;
@@ -210,9 +210,25 @@ pub fn comparison_matrix(df: &DataFrame, column: &str, title: &str, size: (u32, 
                 ((x0 - font * 0.4) as i32, cy as i32),
                 text_style(font, BLACK).pos(Pos::new(HPos::Right, VPos::Center)),
             ))?;
+            // Column header: on two lines, broken at a hyphen, when one line does not fit.
             let cx = x0 + (i as f64 + 0.5) * cell;
-            let label = fit_text(root, name, font, (cell - 2.0) as u32);
-            root.draw(&Text::new(label, (cx as i32, (y0 - top_h / 2.0) as i32), text_style(font, BLACK).pos(center)))?;
+            let hf = font * 0.85;
+            let fits = |t: &str| f64::from(widest(root, &[t.to_string()], hf)) <= cell - 2.0;
+            let lines: Vec<String> = match name
+                .char_indices()
+                .filter(|&(_, c)| c == '-')
+                .map(|(k, _)| k)
+                .min_by_key(|&k| (2 * k).abs_diff(name.len()))
+            {
+                Some(k) if !fits(name) => vec![name[..=k].to_string(), name[k + 1..].to_string()],
+                _ => vec![name.clone()],
+            };
+            let n = lines.len() as f64;
+            for (l, line) in lines.iter().enumerate() {
+                let label = fit_text(root, line, hf, (cell - 2.0) as u32);
+                let y = y0 - top_h + top_h * (l as f64 + 0.5) / n;
+                root.draw(&Text::new(label, (cx as i32, y as i32), text_style(hf, BLACK).pos(center)))?;
+            }
         }
         Ok(())
     })
