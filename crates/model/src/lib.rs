@@ -35,7 +35,9 @@ pub mod weights;
 use std::path::PathBuf;
 
 pub use device::{DeviceKind, check_cuda};
-pub use network::{ClassificationModel3D, ConvBlock, NetworkConfig, input_gradient, input_gradient_for};
+pub use network::{
+    ClassificationModel3D, ConvBlock, NetworkConfig, input_gradient, input_gradient_for, materialize_parameters,
+};
 pub use norm::BatchNorm3d;
 pub use pool::max_pool3d;
 

@@ -403,15 +403,8 @@ pub fn input_gradient_for<B: AutodiffBackend>(
         return Err(ModelError::TargetClass { class, classes });
     }
     let device = x.device();
-    // Burn initialises a fresh module's parameters lazily, and a clone of an uninitialised
-    // parameter draws its own values: initialise in place first, so the frozen copy is `model`.
-    struct Initialise;
-    impl<B: Backend> burn::module::ModuleVisitor<B> for Initialise {
-        fn visit_float<const K: usize>(&mut self, param: &burn::module::Param<Tensor<B, K>>) {
-            let _ = param.val();
-        }
-    }
-    model.visit(&mut Initialise);
+    // A clone of a lazily initialised parameter draws its own values: fix them first.
+    materialize_parameters(model);
     let frozen = model.clone().no_grad();
     let x = Tensor::<B, 5>::from_inner(x).require_grad();
     let logits = frozen.forward_eval(x.clone());
@@ -426,6 +419,22 @@ pub fn input_gradient_for<B: AutodiffBackend>(
         // Unreachable for a graph that uses `x`; a zero gradient is the honest answer otherwise.
         Tensor::zeros(dims, &device)
     }))
+}
+
+/// Initialises every parameter of `model` in place.
+///
+/// Burn initialises a freshly built module's parameters lazily, and a clone of a parameter not
+/// yet initialised draws its own independent values. Call this on a freshly built model before
+/// cloning it (for example before `Autodiff::from_inner(model.clone())`), so that every copy is
+/// the same network. A no-op for loaded or trained models.
+pub fn materialize_parameters<B: Backend, M: Module<B>>(model: &M) {
+    struct Initialise;
+    impl<B: Backend> burn::module::ModuleVisitor<B> for Initialise {
+        fn visit_float<const K: usize>(&mut self, param: &burn::module::Param<Tensor<B, K>>) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Initialise);
 }
 
 impl<B: AutodiffBackend> ClassificationModel3D<B> {

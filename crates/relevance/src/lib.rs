@@ -235,21 +235,7 @@ pub fn select_output<B: Backend>(logits: Tensor<B, 2>, targets: &[usize], output
     values.mul(selector).sum_dim(1).reshape([n])
 }
 
-/// Initialises every parameter of `model` in place.
-///
-/// Burn initialises a freshly built module's parameters lazily, and a clone of a parameter not
-/// yet initialised draws its own independent values. Call this on a freshly built model before
-/// cloning it (for example before `Autodiff::from_inner(model.clone())`), so that every copy is
-/// the same network. A no-op for loaded or trained models.
-pub fn materialize_parameters<B: Backend, M: Module<B>>(model: &M) {
-    struct Initialise;
-    impl<B: Backend> burn::module::ModuleVisitor<B> for Initialise {
-        fn visit_float<const K: usize>(&mut self, param: &burn::module::Param<Tensor<B, K>>) {
-            let _ = param.val();
-        }
-    }
-    model.visit(&mut Initialise);
-}
+pub use model::materialize_parameters;
 
 /// Progress callback: `(done, total)` in the method's own units (passes, samples, batches).
 pub type Progress<'a> = Option<&'a (dyn Fn(usize, usize) + Sync)>;
