@@ -10,7 +10,7 @@
 //! | `index.csv` | `method, group, n_scans, file` of the mean maps |
 //! | `scans.csv` | the explained scans: split, PTID, Image.ID, label, P(AD), prediction, target class |
 //! | `scan_regions.csv` | per scan and method: atlas region scores (left/right merged) |
-//! | `ground_truth.csv` | synthetic cohorts only: per scan, method and model (`trained`, `random`): mass accuracy, rank accuracy, pointing game |
+//! | `ground_truth.csv` | synthetic cohorts only, scans with planted atrophy (AD): per scan, method and model (`trained`, `random`): mass accuracy, rank accuracy, pointing game over the brain mask's voxels, and `truth_fraction`, their chance level (the mask's share of the brain) |
 //! | `timing.csv` | seconds per method and model |
 //! | `resolved_config.toml` | the config used |
 //! | `complete.json` | written last: the run is complete (methods, scans) |
@@ -540,16 +540,17 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
         let rows = read_split_csv(&file)?;
         let mut per_patient: BTreeMap<&str, usize> = BTreeMap::new();
         for row in rows.rows.iter().filter(|r| r.set == SplitSet::Test) {
-            let seen = per_patient.entry(row.ptid.as_str()).or_default();
-            *seen += 1;
-            let limit = params.section.scans_per_patient;
-            if limit > 0 && *seen > limit {
-                continue;
-            }
             let scan = by_id.get(&row.image_id).ok_or_else(|| {
                 anyhow!("{}: Image.ID {} is not in the cohort of the run's config", file.display(), row.image_id)
             })?;
-            jobs.push((split.clone(), ScanItem::from_cohort(scan)));
+            let item = ScanItem::from_cohort(scan);
+            let seen = per_patient.entry(row.ptid.as_str()).or_default();
+            *seen += 1;
+            let limit = params.section.scans_per_patient_of(item.label == 1);
+            if limit > 0 && *seen > limit {
+                continue;
+            }
+            jobs.push((split.clone(), item));
         }
     }
     if jobs.is_empty() {
@@ -584,6 +585,10 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
         None
     };
     let labels = atlas.as_ref().map(|a| a.labels.clone());
+    // Ground-truth scores count the brain only (the model's inputs are 0 outside it in every
+    // scan, so no model can use those voxels); the chance level is then the truth's share of the
+    // brain. Without a brain mask, the whole grid.
+    let brain: Option<Array3<bool>> = source.model_mask.as_ref().map(|m| m.mapv(|v| v > 0.5));
     for (split, scan) in &jobs {
         if current.as_ref().is_none_or(|(s, _, _)| s != split) {
             let dir = fold_dir(&run, split);
@@ -622,13 +627,6 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
             Some(path) => ground_truth_mask(path, p.downsample, gt_fraction)?,
             None => None,
         };
-        // Chance level of mass (and rank) accuracy: the share of the brain inside the truth mask,
-        // what a map that is uniform over the brain scores.
-        let truth_fraction = truth_mask.as_ref().map_or(f64::NAN, |t| {
-            let inside = t.iter().filter(|&&v| v).count() as f64;
-            let brain = source.model_mask.as_ref().map_or(t.len(), |m| m.iter().filter(|&&v| v > 0.5).count());
-            inside / brain.max(1) as f64
-        });
         let trained = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(inner.clone());
         let random_ad = random.as_ref().map(|r| (ClassificationModel3D::<Autodiff<Cpu>>::from_inner(r.clone()), r));
         for &method in &methods {
@@ -654,8 +652,7 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
                     method,
                     "trained",
                     scan,
-                    report::ground_truth::score_map(map.view(), mask.view())?,
-                    truth_fraction,
+                    report::ground_truth::score_map(map.view(), mask.view(), brain.as_ref().map(|b| b.view()))?,
                 );
                 if let Some((rad, rinner)) = &random_ad {
                     let t = Instant::now();
@@ -668,8 +665,7 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
                         method,
                         "random",
                         scan,
-                        report::ground_truth::score_map(rmap.view(), mask.view())?,
-                        truth_fraction,
+                        report::ground_truth::score_map(rmap.view(), mask.view(), brain.as_ref().map(|b| b.view()))?,
                     );
                 }
             }
@@ -840,9 +836,8 @@ impl GtRows {
         model: &'static str,
         scan: &ScanItem,
         s: report::ground_truth::GroundTruthScores,
-        truth_fraction: f64,
     ) {
-        self.truth_fraction.push(truth_fraction);
+        self.truth_fraction.push(s.chance);
         self.method.push(method.name());
         self.model.push(model);
         self.ptid.push(scan.ptid.clone());
@@ -859,13 +854,13 @@ impl GtRows {
             vec![
                 Column::new("method".into(), &self.method),
                 Column::new("model".into(), &self.model),
-                Column::new("pointing_share".into(), &self.share),
-                Column::new("truth_fraction".into(), &self.truth_fraction),
                 Column::new("PTID".into(), &self.ptid),
                 Column::new("Image.ID".into(), &self.image_id),
                 Column::new("mass_accuracy".into(), &self.mass),
                 Column::new("rank_accuracy".into(), &self.rank),
                 Column::new("pointing_hit".into(), &self.pointing),
+                Column::new("pointing_share".into(), &self.share),
+                Column::new(report::ground_truth::CHANCE_COLUMN.into(), &self.truth_fraction),
             ],
         )?)
     }

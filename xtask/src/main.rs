@@ -6,6 +6,7 @@
 
 #[global_allocator]
 static GLOBAL: model::fast::FastAlloc = model::fast::FastAlloc; // mimalloc, see model::fast
+mod baselines_cmd;
 mod bench_cmd;
 mod commands;
 mod config;
@@ -14,6 +15,7 @@ mod interpret_cmd;
 mod relevance_config;
 mod report_cmd;
 mod reproduce_cmd;
+mod sweep_cmd;
 mod train_cmd;
 
 use std::path::PathBuf;
@@ -115,6 +117,8 @@ enum Cmd {
     Report(report_cmd::ReportArgs),
     /// The whole study in one command: data → 5-fold CV → hold-out → relevance maps → tables, figures, REPORT.md
     ReproducePaper(reproduce_cmd::ReproduceArgs),
+    /// Null check and dose–response: reproduce-paper per effect size of the planted atrophy, then a table and a figure
+    Sweep(sweep_cmd::SweepArgs),
 }
 
 fn main() -> ExitCode {
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
         Cmd::Interpret(args) => interpret_cmd::interpret(&args),
         Cmd::Report(args) => report_cmd::report(&args),
         Cmd::ReproducePaper(args) => reproduce_cmd::reproduce(&args),
+        Cmd::Sweep(args) => sweep_cmd::sweep(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -99,6 +99,12 @@ pub struct RelevanceSection {
     /// Explain at most this many scans per test patient (their first in the split file, i.e. the
     /// cohort's order); 0 = every scan (the study). Default 0.
     pub scans_per_patient: usize,
+    /// The same limit for the test patients whose true label is CN, where it differs: they carry
+    /// no planted atrophy, so their maps feed the CN averages and region tables but no
+    /// ground-truth score, and fewer of them save time while every AD scan is explained and
+    /// scored. 0 = every scan. Unset (default) = `scans_per_patient`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cn_scans_per_patient: Option<usize>,
     /// Ground-truth mask of a synthetic scan: voxels whose planted atrophy (on the model grid)
     /// is at least this fraction of the scan's maximum. Default 0.2.
     pub ground_truth_fraction: f32,
@@ -138,6 +144,7 @@ impl Default for RelevanceSection {
             postprocess: "abs".into(),
             memory_budget_mb: 1024,
             scans_per_patient: 0,
+            cn_scans_per_patient: None,
             ground_truth_fraction: 0.2,
             save_scan_maps: false,
             atlas: "cerebra".into(),
@@ -149,6 +156,17 @@ impl Default for RelevanceSection {
             grad_cam: GradCamSection::default(),
             integrated_gradients: IntegratedGradientsSection::default(),
             smoothgrad: SmoothGradSection::default(),
+        }
+    }
+}
+
+impl RelevanceSection {
+    /// The scans-per-patient limit of a test patient (0 = every scan): `cn_scans_per_patient`
+    /// for a CN patient where it is set, else `scans_per_patient`.
+    pub fn scans_per_patient_of(&self, is_ad: bool) -> usize {
+        match (is_ad, self.cn_scans_per_patient) {
+            (false, Some(cn)) => cn,
+            _ => self.scans_per_patient,
         }
     }
 }
@@ -239,5 +257,40 @@ pub struct SmoothGradSection {
 impl Default for SmoothGradSection {
     fn default() -> Self {
         Self { noise_level: 0.15, samples: 16 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::ProjectConfig;
+
+    fn parse(s: &str) -> ProjectConfig {
+        ProjectConfig::from_toml(s, Path::new("test.toml")).unwrap()
+    }
+
+    #[test]
+    fn cn_limit_applies_to_cn_patients_only_and_round_trips() {
+        let c = parse("[relevance]\nscans_per_patient = 0\ncn_scans_per_patient = 1\n");
+        assert_eq!((c.relevance.scans_per_patient_of(true), c.relevance.scans_per_patient_of(false)), (0, 1));
+        assert_eq!(parse(&c.to_toml().unwrap()), c);
+        // unset: one limit for everybody, and the resolved config leaves the key out
+        let c = parse("[relevance]\nscans_per_patient = 2\n");
+        assert_eq!((c.relevance.scans_per_patient_of(true), c.relevance.scans_per_patient_of(false)), (2, 2));
+        let text = c.to_toml().unwrap();
+        assert!(!text.contains("cn_scans_per_patient"), "{text}");
+        assert_eq!(parse(&text), c);
+        let e = ProjectConfig::from_toml("[relevance]\ncn_scans_per_patien = 1\n", Path::new("t.toml")).unwrap_err();
+        assert!(e.to_string().contains("did you mean `cn_scans_per_patient`"), "{e}");
+    }
+
+    #[test]
+    fn reproduce_config_explains_every_ad_test_scan() {
+        // issue 10: every AD scan of the hold-out is scored against the planted atrophy
+        let path = crate::config::workspace_root().join("configs/reproduce.toml");
+        let c = ProjectConfig::from_toml(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        assert_eq!(c.relevance.scans_per_patient_of(true), 0);
+        assert!(c.relevance.random_baseline);
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Inputs: `<root>/cv/` and `<root>/holdout/` (training runs; either may be missing) and
 //! `<root>/holdout/relevance/` (`cargo xtask interpret`). Outputs: `<root>/report/tables/*.{csv,md}`
-//! and `<root>/report/figures/*.png`.
+//! and `<root>/report/figures/*.png`. The linear baselines on the same splits
+//! (`crate::baselines_cmd`) are part of every report.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,13 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
         let p = figs.join(format!("roc_{name}.png"));
         figures::roc_curves(&run.predictions, (900, 800), &p)?;
         written.push(p);
+    }
+
+    // Linear baselines on the same folds (ceiling and shortcut checks); a failure is reported
+    // and leaves the rest of the report alone (`REPORT.md` then says they are missing).
+    match crate::baselines_cmd::write_baselines(cfg, root, &tables) {
+        Ok(files) => written.extend(files),
+        Err(e) => eprintln!("report: no baselines ({e:#})"),
     }
 
     let Some(rel) = relevance_dir(root) else {
@@ -249,15 +257,21 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
         table(&per_scan, "patients", &mut written)?;
     }
 
-    // Ground truth (synthetic cohorts).
+    // Ground truth (synthetic cohorts): the scans with planted atrophy (AD), trained model and
+    // randomised-weights baseline.
     let gt = rel.join("ground_truth.csv");
     if gt.exists() {
         let df = read_csv(&gt)?;
         table(&df, "ground_truth_per_scan", &mut written)?;
-        let summary = report::ground_truth::summarise(&df, &["method", "model"])?;
+        let boot = ground_truth_bootstrap(cfg);
+        let keys = ["method", "model"];
+        let long = report::ground_truth::summarise(&df, &keys, &boot)?;
+        table(&long, "ground_truth_metrics", &mut written)?;
+        let summary = report::ground_truth::scan_summary(&df, &keys, &boot)?;
         table(&summary, "ground_truth_summary", &mut written)?;
+        table(&report::ground_truth::verdicts(&summary)?, "ground_truth_verdict", &mut written)?;
         let p = figs.join("ground_truth.png");
-        figures::ground_truth_chart(&summary, (1200, 800), &p)?;
+        figures::ground_truth_chart(&long, (1200, 800), &p)?;
         written.push(p);
     }
     let timing = rel.join("timing.csv");
@@ -362,6 +376,13 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
     let _ = writeln!(md, "## Timings (this machine)\n\n{stages_md}");
 
     let _ = writeln!(md, "## Classification\n");
+    let experiments = crate::config::workspace_root().join("docs").join("EXPERIMENTS.md");
+    let _ = writeln!(
+        md,
+        "Why the training recipe and the synthetic effect size are what they are, with learning curves and the \
+         paper's exact recipe for comparison: [docs/EXPERIMENTS.md]({}).\n",
+        relative_link(root, &experiments)
+    );
     for (name, what) in [
         ("cv", format!("{}-fold cross-validation over patients", cfg.split.k)),
         ("holdout", "hold-out split (the model of the heatmaps)".into()),
@@ -374,6 +395,8 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
             let _ = writeln!(md, "### {what}\n\n{}\n", text.join("\n").trim_end());
         }
     }
+
+    md.push_str(&crate::baselines_cmd::baselines_markdown(root));
 
     let figs = root.join("report").join("figures");
     let tables = root.join("report").join("tables");
@@ -393,17 +416,201 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
             rel_link(&csv)
         );
     }
-    let gt_summary = tables.join("ground_truth_summary.md");
-    if let Ok(text) = std::fs::read_to_string(&gt_summary) {
-        let _ = writeln!(
-            md,
-            "\n### Relevance against the planted atrophy (trained vs randomised weights)\n\n{}",
-            text.trim_end()
-        );
+    if let Some(text) = ground_truth_markdown(cfg, &tables)? {
+        let _ = writeln!(md, "\n### Relevance against the planted atrophy (trained vs randomised weights)\n\n{text}");
     }
+    let _ = writeln!(md, "\n## Dose–response and null check\n\n{}", sweep_paragraph(cfg, root));
     let _ = writeln!(md, "\n## What differs from the paper\n\n{}", differences(cfg));
     adni_data::fsutil::write_bytes_atomically(&root.join("REPORT.md"), md.as_bytes())?;
     Ok(())
+}
+
+/// The target of the ground-truth section: this many methods pass (mass accuracy ≥ 3× chance
+/// and a lower bound above the randomised model's mean)…
+const GT_TARGET_MIN_PASSING: usize = 3;
+/// …these among them.
+const GT_TARGET_REQUIRED: [&str; 2] = ["occlusion", "area-occlusion"];
+
+/// The resampling of the ground-truth intervals: `[train] bootstrap_samples` resamples of
+/// patients (`PTID`), seeded by `[relevance] seed`.
+fn ground_truth_bootstrap(cfg: &ProjectConfig) -> report::ground_truth::Bootstrap {
+    report::ground_truth::Bootstrap {
+        samples: cfg.train.bootstrap_samples,
+        seed: cfg.relevance.seed,
+        cluster: Some("PTID".into()),
+    }
+}
+
+/// The ground-truth part of `REPORT.md` from `ground_truth_summary.csv` and
+/// `ground_truth_verdict.csv` in `tables`: what was scored and how, the summary with intervals
+/// (the trained model's row above the randomised model's), the verdicts and one line per method
+/// that misses the target. `None` when the tables are not there (no synthetic ground truth).
+fn ground_truth_markdown(cfg: &ProjectConfig, tables: &Path) -> Result<Option<String>> {
+    let (summary_csv, verdict_csv) = (tables.join("ground_truth_summary.csv"), tables.join("ground_truth_verdict.csv"));
+    if !summary_csv.exists() || !verdict_csv.exists() {
+        return Ok(None);
+    }
+    let summary = read_csv(&summary_csv)?;
+    let verdict = read_csv(&verdict_csv)?;
+    let mut md = String::new();
+    let model = column_str(&summary, "ground_truth_summary.csv", "model")?;
+    let n_scans = report::tables::column_f64(&summary, "ground_truth_summary.csv", "n_scans")?;
+    let n_undefined = report::tables::column_f64(&summary, "ground_truth_summary.csv", "n_undefined")?;
+    // all null (no patient column) reads back as text
+    let n_patients = report::tables::column_f64(&summary, "ground_truth_summary.csv", "n_patients")
+        .unwrap_or_else(|_| vec![f64::NAN; summary.height()]);
+    let trained: Vec<usize> = (0..summary.height()).filter(|&i| model[i] == report::ground_truth::TRAINED).collect();
+    let scans = trained.iter().map(|&i| n_scans[i] + n_undefined[i]).fold(0.0f64, f64::max);
+    let patients = trained.iter().map(|&i| n_patients[i]).filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    let boot = ground_truth_bootstrap(cfg);
+    let _ = writeln!(
+        md,
+        "Every hold-out test scan with planted atrophy (AD): {scans} scans of {patients} patients, each explained by \
+         the trained model and by the same network with random weights. Scores count the voxels of the brain mask \
+         only (the inputs are 0 outside it in every scan); **chance** is the atrophy mask's share of those voxels, \
+         averaged over the scans: what a map uniform over the brain scores for mass and rank accuracy, and the hit \
+         rate of a randomly placed maximum. 95 % intervals: percentile bootstrap of the mean over **patients** \
+         ({} resamples, seed {}; a patient's scans are correlated, so they are drawn together) for mass and rank \
+         accuracy; Wilson score interval on the effective number of scans under that clustering for the pointing \
+         game. A map with no positive value in the brain leaves its scan out (`n_undefined`). \
+         Tables: [summary](report/tables/ground_truth_summary.md), [verdicts](report/tables/ground_truth_verdict.md), \
+         [per scan](report/tables/ground_truth_per_scan.md).\n",
+        boot.samples, boot.seed
+    );
+    let _ = writeln!(md, "{}", report::tables::to_markdown(&ground_truth_display(&summary)?)?);
+    let _ = writeln!(
+        md,
+        "Verdict per method: `beats_3x_chance` = mean mass accuracy ≥ {}× chance; `lower_bound_above_random` = \
+         the trained model's 95 % lower bound above the randomised model's mean; `passes` = both.\n",
+        report::ground_truth::TARGET_FACTOR
+    );
+    let _ = writeln!(md, "{}", report::tables::to_markdown(&verdict)?);
+    for line in report::ground_truth::verdict_lines(&verdict, &GT_TARGET_REQUIRED, GT_TARGET_MIN_PASSING)? {
+        let _ = writeln!(md, "- {line}");
+    }
+    Ok(Some(md.trim_end().to_string()))
+}
+
+/// The ground-truth summary for people: per method and model, scans (patients), chance, and each
+/// score as `mean [low, high]`.
+fn ground_truth_display(summary: &DataFrame) -> Result<DataFrame> {
+    const TABLE: &str = "ground_truth_summary.csv";
+    let text = |c: &str| column_str(summary, TABLE, c);
+    let num = |c: &str| report::tables::column_f64(summary, TABLE, c);
+    let f = report::tables::format_float;
+    let (scans, undefined) = (num("n_scans")?, num("n_undefined")?);
+    // all null (no patient column) reads back as text
+    let patients = num("n_patients").unwrap_or_else(|_| vec![f64::NAN; summary.height()]);
+    let with_ci = |m: &str, lo: &str, hi: &str| -> Result<Vec<String>> {
+        let (m, lo, hi) = (num(m)?, num(lo)?, num(hi)?);
+        Ok((0..m.len()).map(|i| format!("{} [{}, {}]", f(m[i]), f(lo[i]), f(hi[i]))).collect())
+    };
+    let scans_text: Vec<String> = (0..summary.height())
+        .map(|i| {
+            let mut s = format!("{}", scans[i]);
+            if patients[i].is_finite() {
+                let _ = write!(s, " ({} patients)", patients[i]);
+            }
+            if undefined[i] > 0.0 {
+                let _ = write!(s, " + {} undefined", undefined[i]);
+            }
+            s
+        })
+        .collect();
+    Ok(DataFrame::new(
+        summary.height(),
+        vec![
+            Column::new("method".into(), text("method")?),
+            Column::new("model".into(), text("model")?),
+            Column::new("scans".into(), scans_text),
+            Column::new("chance".into(), num("chance")?.into_iter().map(f).collect::<Vec<_>>()),
+            Column::new("mass accuracy [95 % CI]".into(), with_ci("mass_accuracy", "mass_ci_low", "mass_ci_high")?),
+            Column::new("× chance".into(), num("mass_vs_chance")?.into_iter().map(f).collect::<Vec<_>>()),
+            Column::new("rank accuracy [95 % CI]".into(), with_ci("rank_accuracy", "rank_ci_low", "rank_ci_high")?),
+            Column::new(
+                "pointing game [Wilson 95 % CI]".into(),
+                with_ci("pointing_rate", "pointing_ci_low", "pointing_ci_high")?,
+            ),
+        ],
+    )?)
+}
+
+/// The ways the synthetic data, the network and the training recipe of `cfg` differ from the
+/// paper's, one sentence each (empty for the paper's exact recipe on ADNI). `REPORT.md` is written
+/// by `reproduce-paper`, so the epochs are those of its `[reproduce]` section.
+fn training_differences(cfg: &ProjectConfig) -> Vec<String> {
+    const WHY: &str = "measured in docs/EXPERIMENTS.md";
+    let paper_net = model::NetworkConfig::default();
+    let paper_train = model::train::TrainConfig::default();
+    let (t, m) = (&cfg.train, &cfg.model);
+    let mut d = Vec::new();
+    if cfg.synth.params.effect_size != 1.0 {
+        d.push(format!(
+            "Effect size {} of the synthetic cohort (the generator's unit effect is too weak for about 50 training \
+             patients: the linear ceiling on the planted regions stays near 0.8; {WHY}).",
+            cfg.synth.params.effect_size
+        ));
+    }
+    if m.dropout != paper_net.dropout {
+        d.push(format!(
+            "Dropout {} on the flatten instead of {} (at 2 mm the flatten is 128 wide and dropout 0.8 keeps the \
+             training loss at chance; {WHY}).",
+            m.dropout, paper_net.dropout
+        ));
+    }
+    let net_rest = model::NetworkConfig { dropout: paper_net.dropout, ..m.clone() };
+    if net_rest != paper_net {
+        d.push(format!("Network: {net_rest:?} instead of the paper's layers."));
+    }
+    if t.learning_rate != paper_train.learning_rate {
+        d.push(format!("Adam learning rate {} instead of {} ({WHY}).", t.learning_rate, paper_train.learning_rate));
+    }
+    if t.augment_flip || t.augment_shift > 0 {
+        d.push(format!(
+            "Augmentation (the paper: none): {}{}{}.",
+            if t.augment_flip { "left–right mirroring with probability ½" } else { "" },
+            if t.augment_flip && t.augment_shift > 0 { " and " } else { "" },
+            if t.augment_shift > 0 {
+                format!("shifts of up to {} voxels per axis", t.augment_shift)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    if t.weight_decay != paper_train.weight_decay {
+        d.push(format!("Weight decay {} (the paper: none).", t.weight_decay));
+    }
+    let r = &cfg.reproduce;
+    if (r.cv_epochs, r.holdout_epochs) != (paper_train.epochs, paper_train.epochs) {
+        d.push(format!(
+            "Training: {} epochs per cross-validation fold and {} for the hold-out model instead of {} (time budget on a \
+             CPU; {WHY}).",
+            r.cv_epochs, r.holdout_epochs, paper_train.epochs
+        ));
+    }
+    d
+}
+
+/// The link to the effect-size sweep of this config (`cargo xtask sweep`, run outside the default
+/// budget), or how to make it.
+fn sweep_paragraph(cfg: &ProjectConfig, root: &Path) -> String {
+    let dir = crate::sweep_cmd::default_out(cfg);
+    let (png, table) = (dir.join("sweep.png"), dir.join("sweep.md"));
+    if png.is_file() {
+        format!(
+            "CV balanced accuracy and each method's mass accuracy against the planted effect size, with effect 0 as \
+             the null check (`cargo xtask sweep`, outside the default budget): [figure]({}), [table]({}).\n\n![sweep]({})",
+            relative_link(root, &png),
+            relative_link(root, &table),
+            relative_link(root, &png)
+        )
+    } else {
+        format!(
+            "Not run for this config yet: `cargo xtask sweep --effect-sizes 0,1,3` (about one `reproduce-paper` per \
+             effect size) writes the figure to `{}`; docs/EXPERIMENTS.md records a measured sweep.",
+            relative_link(root, &png)
+        )
+    }
 }
 
 /// The differences between this configuration and the study, in words.
@@ -416,12 +623,7 @@ fn differences(cfg: &ProjectConfig) -> String {
             cfg.preprocess.downsample, cfg.preprocess.downsample
         ));
     }
-    if cfg.model != model::NetworkConfig::default() {
-        d.push(format!("Network: {:?} instead of the paper's defaults.", cfg.model));
-    }
-    if cfg.train.epochs != 20 {
-        d.push(format!("Training: {} epochs per model instead of 20 (time budget on a CPU).", cfg.train.epochs));
-    }
+    d.extend(training_differences(cfg));
     d.push(format!(
         "Hold-out: {} AD + {} CN patients (the study: 30 + 30 of 344).",
         cfg.split.holdout_ad, cfg.split.holdout_cn
@@ -436,10 +638,14 @@ fn differences(cfg: &ProjectConfig) -> String {
         "Occlusion: cube {} and stride {} voxels of the model grid, {} spread, {} evaluation (exact).",
         r.occlusion.size, r.occlusion.stride, r.occlusion.spread, r.occlusion.mode
     ));
-    if r.scans_per_patient > 0 {
+    let (ad, cn) = (r.scans_per_patient_of(true), r.scans_per_patient_of(false));
+    if ad > 0 || cn > 0 {
+        let limit = |n: usize| if n == 0 { "every scan".to_string() } else { format!("at most {n} scan(s)") };
         d.push(format!(
-            "Relevance averages use at most {} scan(s) per test patient (the study: all).",
-            r.scans_per_patient
+            "Relevance maps of {} of each AD and {} of each CN test patient (the study: every test scan); \
+             the ground-truth scores use the AD scans only.",
+            limit(ad),
+            limit(cn)
         ));
     }
     d.push("Beyond the study: a working 3D Grad-CAM and guided Grad-CAM, integrated gradients, SmoothGrad, ground-truth scores and a randomised-weights baseline.".into());
@@ -447,6 +653,20 @@ fn differences(cfg: &ProjectConfig) -> String {
         "Initialisation: PyTorch ≥ 1.2 defaults (BatchNorm γ = 1; the paper's PyTorch 0.3 drew γ from U(0, 1)).".into(),
     );
     d.iter().map(|s| format!("- {s}")).collect::<Vec<_>>().join("\n")
+}
+
+/// `target` as a link relative to the folder `from` (both absolute), e.g. `../../docs/X.md`;
+/// the absolute path where they share no prefix.
+fn relative_link(from: &Path, target: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = target.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    if common == 0 {
+        return target.display().to_string();
+    }
+    let mut parts: Vec<String> = vec!["..".into(); from.len() - common];
+    parts.extend(to[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    parts.join("/")
 }
 
 fn sorted_files(dir: &Path, ext: &str) -> Vec<PathBuf> {
@@ -471,4 +691,17 @@ fn git_commit() -> String {
 
 fn today() -> String {
     command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "unknown date".into())
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::relative_link;
+    use std::path::Path;
+
+    #[test]
+    fn relative_link_climbs_to_the_common_folder() {
+        let root = Path::new("/repo/results/reproduce");
+        assert_eq!(relative_link(root, Path::new("/repo/docs/EXPERIMENTS.md")), "../../docs/EXPERIMENTS.md");
+        assert_eq!(relative_link(root, Path::new("/repo/results/reproduce/REPORT.md")), "REPORT.md");
+    }
 }

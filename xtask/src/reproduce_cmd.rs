@@ -44,10 +44,21 @@ pub struct ReproduceArgs {
 }
 
 /// One stage's record.
-struct Stage {
-    name: &'static str,
-    seconds: f64,
+pub(crate) struct Stage {
+    /// Stage name (`data`, `train-cv`, `train-holdout`, `interpret`, `report`).
+    pub(crate) name: &'static str,
+    /// Seconds the stage took; for a stage found complete, those of the call that computed it
+    /// (from the previous `stages.csv`) where known.
+    pub(crate) seconds: f64,
     what: String,
+}
+
+/// What one reproduction did.
+pub(crate) struct ReproduceOutcome {
+    /// The stages in order.
+    pub(crate) stages: Vec<Stage>,
+    /// This call's wall time, in seconds.
+    pub(crate) wall_seconds: f64,
 }
 
 /// `cargo xtask reproduce-paper`.
@@ -55,8 +66,15 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let default = if args.quick { "configs/reproduce-quick.toml" } else { "configs/reproduce.toml" };
     let config_path = find_config(args.config.as_deref().unwrap_or(Path::new(default)))?;
     let cfg = load_config_file(&config_path)?;
+    reproduce_with(&cfg, &config_path, args.force).map(|_| ())
+}
+
+/// Every stage of the reproduction a loaded config describes, into `cfg.run.dir()`
+/// (`config_path` is not read again; `REPORT.md` names it). With `force`, the run folder is
+/// deleted first and every stage redone.
+pub(crate) fn reproduce_with(cfg: &ProjectConfig, config_path: &Path, force: bool) -> Result<ReproduceOutcome> {
     let root = cfg.run.dir();
-    if args.force && root.exists() {
+    if force && root.exists() {
         eprintln!("reproduce-paper: --force: removing {}", root.display());
         std::fs::remove_dir_all(&root).with_context(|| format!("cannot remove {}", root.display()))?;
     }
@@ -68,7 +86,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     // 1. Data: fetch (real anatomy), synthesise, cohort, splits, preprocessing cache.
     let t = Instant::now();
     eprintln!("\n=== reproduce-paper: data ({})", config_path.display());
-    prepare_with(&stage_config(&cfg, "data", None), args.force)?;
+    prepare_with(&stage_config(cfg, "data", None), force)?;
     stages.push(Stage {
         name: "data",
         seconds: t.elapsed().as_secs_f64(),
@@ -79,8 +97,9 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     for (name, mode) in [("cv", TrainMode::Kfold), ("holdout", TrainMode::Holdout)] {
         let t = Instant::now();
         eprintln!("\n=== reproduce-paper: train {name}");
-        let stage_cfg = stage_config(&cfg, name, Some(mode));
-        let targs = TrainArgs { config: config_path.clone(), fold: None, resume: true, merge: false, device: None };
+        let stage_cfg = stage_config(cfg, name, Some(mode));
+        let targs =
+            TrainArgs { config: config_path.to_path_buf(), fold: None, resume: true, merge: false, device: None };
         let outcome = train_with(stage_cfg, &targs)?;
         let what = if outcome.trained.is_empty() {
             format!("complete, skipped ({})", outcome.skipped.join(", "))
@@ -97,7 +116,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     // 4. Relevance maps of the hold-out test scans.
     let t = Instant::now();
     eprintln!("\n=== reproduce-paper: interpret");
-    let iargs = InterpretArgs { run: Some(root.join("holdout")), force: args.force, ..Default::default() };
+    let iargs = InterpretArgs { run: Some(root.join("holdout")), force, ..Default::default() };
     let outcome = run_mode(&iargs, &root.join("holdout"))?;
     stages.push(Stage {
         name: "interpret",
@@ -112,17 +131,17 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     // 5. Tables and figures.
     let t = Instant::now();
     eprintln!("\n=== reproduce-paper: report");
-    let written = crate::report_cmd::write_report(&cfg, &root)?;
+    let written = crate::report_cmd::write_report(cfg, &root)?;
     stages.push(Stage { name: "report", seconds: t.elapsed().as_secs_f64(), what: format!("{} files", written.len()) });
 
     let total = started.elapsed().as_secs_f64();
     carry_over_timings(&root, &mut stages);
     write_stages(&root, &stages, total)?;
-    crate::report_cmd::write_report_md(&cfg, &config_path, &root, &stages_markdown(&stages, total))?;
-    let checked = verify_outputs(&cfg, &root)?;
+    crate::report_cmd::write_report_md(cfg, config_path, &root, &stages_markdown(&stages, total))?;
+    let checked = verify_outputs(cfg, &root)?;
     eprintln!("reproduce-paper: all {checked} expected files exist and are non-empty");
     eprintln!("\nreproduce-paper: done in {:.0} s → {}", total, root.join("REPORT.md").display());
-    Ok(())
+    Ok(ReproduceOutcome { stages, wall_seconds: total })
 }
 
 /// The config of one stage: its own run folder below the reproduction's folder.
@@ -221,15 +240,24 @@ pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
         expected.push(figs.join("method_distance_AD.png"));
         expected.push(tables.join("method_comparison_AD.csv"));
     }
+    // Linear baselines on the same folds, in every run.
+    for t in [crate::baselines_cmd::TABLE, crate::baselines_cmd::SUMMARY] {
+        expected.push(tables.join(format!("{t}.csv")));
+        expected.push(tables.join(format!("{t}.md")));
+    }
     for t in ["regions", "patients", "relevance_timing"] {
         expected.push(tables.join(format!("{t}.csv")));
         expected.push(tables.join(format!("{t}.md")));
     }
-    // Synthetic cohorts have a ground truth.
-    if crate::config::resolve(&cfg.synth.out_dir).join("ground_truth").join("scans.csv").exists() {
+    // Synthetic cohorts have a ground truth, unless nothing was planted (effect size 0: every
+    // atrophy map is empty, so no scan is scored).
+    if crate::config::resolve(&cfg.synth.out_dir).join("ground_truth").join("scans.csv").exists()
+        && cfg.synth.params.effect_size > 0.0
+    {
         expected.push(rel.join("ground_truth.csv"));
         expected.push(figs.join("ground_truth.png"));
         expected.push(tables.join("ground_truth_summary.csv"));
+        expected.push(tables.join("ground_truth_verdict.csv"));
     }
     let missing: Vec<String> = expected
         .iter()

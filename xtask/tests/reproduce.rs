@@ -4,41 +4,11 @@
 //! contents, the skip-when-complete behaviour and the single-scan `interpret` mode on the trained
 //! model.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().expect("cannot start the xtask binary")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// The quick config with its data, cache and results paths inside `dir`.
-fn quick_config_in(dir: &Path) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
-    let shipped = std::fs::read_to_string(root.join("configs/reproduce-quick.toml")).expect("quick config");
-    let mut cfg: toml::Table = shipped.parse().expect("quick config parses");
-    let d = dir.display().to_string();
-    let set = |cfg: &mut toml::Table, section: &str, key: &str, value: String| {
-        cfg.entry(section)
-            .or_insert_with(|| toml::Value::Table(Default::default()))
-            .as_table_mut()
-            .expect("section")
-            .insert(key.into(), toml::Value::String(value));
-    };
-    set(&mut cfg, "run", "results_dir", format!("{d}/results"));
-    set(&mut cfg, "synth", "out_dir", format!("{d}/synth"));
-    set(&mut cfg, "data", "table", format!("{d}/synth/ADNI_synth_1.5T.csv"));
-    set(&mut cfg, "data", "images", format!("{d}/synth/images"));
-    set(&mut cfg, "data", "known_corrupt_file", format!("{d}/synth/known_corrupt.txt"));
-    set(&mut cfg, "preprocess", "mask", format!("{d}/synth/brain_mask.nii.gz"));
-    set(&mut cfg, "preprocess", "cache_dir", format!("{d}/cache"));
-    let path = dir.join("quick.toml");
-    std::fs::write(&path, toml::to_string(&cfg).expect("serialise")).expect("write config");
-    path
-}
+use common::{quick_config_in, text, xtask};
 
 #[test]
 fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {

@@ -3,7 +3,9 @@
 //! One *run* trains one model per split — the k folds of a cross-validation over patients, or
 //! the paper's single hold-out split — and merges their results. Per fold: a fresh model, the
 //! z-score fitted on that fold's training scans only, Adam (lr 1e-4, PyTorch's betas and
-//! epsilon, no weight decay), cross-entropy over the two logits, batches of 5, no augmentation.
+//! epsilon, no weight decay), cross-entropy over the two logits, batches of 5, no augmentation:
+//! the paper's recipe by default; `[train]` can change the learning rate, add weight decay and
+//! augment the training scans ([`crate::data::Augmentation`]; seeded per epoch and batch).
 //! After every epoch the fold writes a checkpoint (model, Adam state, history), so a killed run
 //! resumes from its last completed epoch and ends with the same numbers.
 //!
@@ -49,6 +51,7 @@ use adni_data::preprocess::{NORM_META_FILE, Normalizer, select_fit_scans};
 use adni_data::splits::{Split, SplitSet, check_no_leakage, inner_validation_split, write_split_csv};
 use burn::module::{AutodiffModule, Module};
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use polars::prelude::*;
@@ -61,7 +64,7 @@ use crate::checkpoint::{
     CHECKPOINT_DIR, FOLD_RESULT_FILE, STATE_FILE, best_model_file, load_record, model_file, optimizer_file, prune,
     read_json, save_record, write_json,
 };
-use crate::data::{NormalizedScans, ScanItem, VolumeSource};
+use crate::data::{Augmentation, NormalizedScans, ScanItem, VolumeSource};
 use crate::metrics::{BinaryMetrics, METRIC_NAMES, Prediction, bootstrap_intervals, mean_sd, nan_as_null};
 use crate::weights::{export_safetensors, import_safetensors};
 use crate::{ClassificationModel3D, DeviceKind, ModelError, NetworkConfig};
@@ -145,6 +148,15 @@ pub struct TrainConfig {
     pub adam_beta2: f64,
     /// Adam ε. Default 1e-8 (PyTorch's default; Burn's own default is 1e-5).
     pub adam_epsilon: f64,
+    /// L2 penalty added to the gradients by Adam (PyTorch's `Adam(weight_decay=…)`). Default 0
+    /// (the paper).
+    pub weight_decay: f64,
+    /// Mirror each training scan left–right with probability ½ (see
+    /// [`crate::data::Augmentation`]). Default false (the paper: no augmentation).
+    pub augment_flip: bool,
+    /// Translate each training scan by up to this many voxels per axis, zero-filled. Default 0
+    /// (the paper: no augmentation).
+    pub augment_shift: usize,
     /// Seed of the initial weights, shuffles, dropout masks and the inner validation split.
     /// Default 2018.
     pub seed: u64,
@@ -179,6 +191,9 @@ impl Default for TrainConfig {
             adam_beta1: 0.9,
             adam_beta2: 0.999,
             adam_epsilon: 1e-8,
+            weight_decay: 0.0,
+            augment_flip: false,
+            augment_shift: 0,
             seed: 2018,
             keep: KeepEpoch::Last,
             validation_fraction: 0.2,
@@ -192,6 +207,11 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// The training-time augmentation these settings ask for.
+    pub fn augmentation(&self) -> Augmentation {
+        Augmentation { flip_lr: self.augment_flip, max_shift: self.augment_shift }
+    }
+
     /// Checks every value; the error names the key (`[train] epochs`, …) and what was expected.
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |key: &'static str, message: String| Err(TrainError::Config { key, message });
@@ -212,6 +232,9 @@ impl TrainConfig {
         }
         if !(self.adam_epsilon.is_finite() && self.adam_epsilon > 0.0) {
             return bad("adam_epsilon", format!("found {}, expected a finite number > 0", self.adam_epsilon));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight_decay", format!("found {}, expected a finite number ≥ 0", self.weight_decay));
         }
         if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
             return bad(
@@ -554,6 +577,12 @@ struct FoldSettings<'a> {
     eval_batch_size: usize,
     learning_rate: f64,
     adam: [f64; 3],
+    // The options added after the first release are left out of the settings when they have
+    // their paper values, so runs made before them still resume and merge.
+    #[serde(skip_serializing_if = "is_zero_f64")]
+    weight_decay: f64,
+    #[serde(skip_serializing_if = "Augmentation::is_identity")]
+    augmentation: Augmentation,
     seed: u64,
     keep: KeepEpoch,
     validation_fraction: Option<f64>,
@@ -564,6 +593,20 @@ struct FoldSettings<'a> {
     normalization_max_scans: usize,
     normalization_seed: u64,
     split: &'a Split,
+}
+
+/// The augmentation in words, for the summaries.
+fn augmentation_words(a: &Augmentation) -> String {
+    match (a.flip_lr, a.max_shift) {
+        (false, 0) => "no augmentation".into(),
+        (true, 0) => "left–right mirroring (p ½)".into(),
+        (false, s) => format!("shifts of up to {s} voxels"),
+        (true, s) => format!("left–right mirroring (p ½) and shifts of up to {s} voxels"),
+    }
+}
+
+fn is_zero_f64(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn fold_settings(spec: &RunSpec, split: &Split) -> Result<String, TrainError> {
@@ -578,6 +621,8 @@ fn fold_settings(spec: &RunSpec, split: &Split) -> Result<String, TrainError> {
         eval_batch_size: t.eval_batch_size,
         learning_rate: t.learning_rate,
         adam: [t.adam_beta1, t.adam_beta2, t.adam_epsilon],
+        weight_decay: t.weight_decay,
+        augmentation: t.augmentation(),
         seed: t.seed,
         keep: t.keep,
         validation_fraction: best.then_some(t.validation_fraction),
@@ -827,6 +872,7 @@ fn train_fold<B: AutodiffBackend>(
         .with_beta_1(t.adam_beta1 as f32)
         .with_beta_2(t.adam_beta2 as f32)
         .with_epsilon(t.adam_epsilon as f32)
+        .with_weight_decay((t.weight_decay > 0.0).then(|| WeightDecayConfig::new(t.weight_decay as f32)))
         .init::<B, ClassificationModel3D<B>>();
     let (mut history, mut best, first) = match &state {
         Some(s) => {
@@ -850,6 +896,7 @@ fn train_fold<B: AutodiffBackend>(
         test_scans: test_items.len(),
     });
     let loss_fn = CrossEntropyLossConfig::new().init::<B>(device);
+    let augmentation = t.augmentation();
     // Predictions made in this call of the last and of the best epoch, reused for the kept model
     // (evaluating the same weights on the same scans again would give the same numbers).
     let mut last_evaluated: Option<Evaluated> = None;
@@ -862,7 +909,8 @@ fn train_fold<B: AutodiffBackend>(
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(t.seed, name, "shuffle", e, 0)));
         let mut train_preds = Vec::with_capacity(order.len());
         for (b, chunk) in order.chunks(t.batch_size).enumerate() {
-            let batch = train_data.batch(chunk)?;
+            let mut batch = train_data.batch(chunk)?;
+            augmentation.apply(&mut batch, derive_seed(t.seed, name, "augment", e, b as u64));
             let labels = batch.labels.clone();
             let (x, y) = batch.into_tensors::<B>(device);
             model.check_input(x.dims())?;
@@ -1277,14 +1325,17 @@ fn summary_markdown(
     let _ = writeln!(md, "- Kept model: {keep}.");
     let _ = writeln!(
         md,
-        "- Training: {} epochs, batch {}, Adam lr {} (β {}, {}; ε {}), cross-entropy, no augmentation, seed {}; \
-         input grid {}×{}×{} (downsampling {}).",
+        "- Training: {} epochs, batch {}, Adam lr {} (β {}, {}; ε {}; weight decay {}), dropout {} on the flatten, \
+         cross-entropy, {}, seed {}; input grid {}×{}×{} (downsampling {}).",
         t.epochs,
         t.batch_size,
         t.learning_rate,
         t.adam_beta1,
         t.adam_beta2,
         t.adam_epsilon,
+        t.weight_decay,
+        spec.network.dropout,
+        augmentation_words(&t.augmentation()),
         t.seed,
         grid[0],
         grid[1],

@@ -19,7 +19,7 @@ use polars::prelude::*;
 use report::classification::read_run;
 use report::compare::method_comparison;
 use report::figures::{self, OverlayScale};
-use report::ground_truth::{per_scan_frame, score_map, summarise};
+use report::ground_truth::{Bootstrap, per_scan_frame, score_map, summarise};
 use report::patients::patient_table;
 use report::regions::{Placement, place_atlas, region_scores};
 use report::tables::{stack_with_keys, write_table};
@@ -133,17 +133,17 @@ fn main() -> BoxResult<()> {
             let noisy = m.mapv(|v| v * (0.5 + rng.next()));
             rows.push((
                 vec![("method", name.clone()), ("scan", scan.to_string())],
-                score_map(noisy.view(), truth.view())?,
+                score_map(noisy.view(), truth.view(), None)?,
             ));
         }
         let random = brain.mapv(|b| b * rng.next());
         rows.push((
             vec![("method", "random weights".into()), ("scan", scan.to_string())],
-            score_map(random.view(), truth.view())?,
+            score_map(random.view(), truth.view(), None)?,
         ));
     }
     let per_scan = per_scan_frame(&rows)?;
-    let gt_summary = summarise(&per_scan, &["method"])?;
+    let gt_summary = summarise(&per_scan, &["method"], &Bootstrap::default())?;
     write_table(&gt_summary, &tables_dir, "ground_truth_summary")?;
     println!("{gt_summary}");
 

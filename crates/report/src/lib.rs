@@ -10,20 +10,24 @@
 //! | module | what it owns |
 //! |---|---|
 //! | [`classification`] | the training run's tables read back (epochs, folds, summary, predictions) |
+//! | [`baselines`] | linear baselines on the same folds: planted-region ceiling, whole-brain shortcut checks |
 //! | [`regions`] | relevance per atlas region: the paper's score, density, rank; atlas placement |
 //! | [`compare`] | method against method: normalised distance, correlation, top-10 overlap |
 //! | [`ground_truth`] | relevance mass / rank accuracy and the pointing game against planted atrophy |
 //! | [`patients`] | per scan: top regions and the share of relevance in the temporal lobe |
+//! | [`sweep`] | the effect-size sweep: classification and mass accuracy per effect size |
 //! | [`tables`] | CSV + Markdown writing, stacking tables under key columns, reading CSV |
 //! | [`figures`] | the paper's figure, slice grids, bar charts, matrices, learning and ROC curves |
 //!
-//! *Architecture invariant:* `report` knows nothing about Burn or any model; it reads arrays and
+//! *Architecture invariant:* `report` knows nothing about Burn or the CNN; it reads arrays and
 //! tables and writes tables and pictures. It does not reach back up the chain (no relevance
-//! computation, no training).
+//! computation, no CNN training); the only thing it fits is the [`baselines`]' logistic
+//! regression on a handful of per-scan features.
 //!
 //! *Architecture invariant:* figures render text with the font embedded in this crate
 //! (`assets/DejaVuSans.ttf`), never with system fonts, so they look the same on every machine.
 
+pub mod baselines;
 pub mod classification;
 pub mod compare;
 pub mod error;
@@ -31,6 +35,7 @@ pub mod figures;
 pub mod ground_truth;
 pub mod patients;
 pub mod regions;
+pub mod sweep;
 pub mod tables;
 
 pub use error::{ReportError, Result};

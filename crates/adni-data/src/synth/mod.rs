@@ -50,7 +50,7 @@ pub use output::{
 };
 pub use render::{
     AGEING_DIFFUSE_LOSS, AGEING_VENTRICLE_MM, CONTRACTION_MM_AT_UNIT, MAX_TISSUE_LOSS, REFERENCE_BRAIN_MM3,
-    TISSUE_LOSS_AT_UNIT, VENTRICLE_MM_AT_UNIT, VENTRICLE_SMOOTHING_MM,
+    TISSUE_LOSS_AT_UNIT, VENTRICLE_SMOOTHING_MM,
 };
 
 /// Where the template anatomy comes from.
@@ -110,9 +110,16 @@ pub struct SynthConfig {
     /// year; converting MCI 0.30–0.55, +0.15–0.30 per year; CN 0. A region of weight w then
     /// loses `0.35 · effect_size · severity · w` of its tissue signal at its core (towards CSF
     /// intensity; at most 0.9), its boundary moves inward by `1.0 · effect_size · severity · w`
-    /// mm and the ventricle walls move outward by `2.0 · effect_size · severity` mm (plus
-    /// ageing). Default 1.0; 0 gives a cohort without disease effect.
+    /// mm and the ventricle walls move outward by `disease_ventricle_mm · effect_size · severity`
+    /// mm (plus ageing). Default 1.0; 0 gives a cohort without disease effect.
     pub effect_size: f64,
+    /// Outward shift (mm) of the ventricle walls per unit of disease severity (times
+    /// `effect_size`). Default 0: the disease changes only the atrophy regions, so the
+    /// ground-truth atrophy maps cover every voxel the disease changed, and ventricle volume
+    /// does not give the label away (a whole-brain shortcut; see the report's baselines).
+    /// Ventricles still widen with age in every group. Set 2.0 for the generator of
+    /// version 0.1 (disease-driven ventricle widening outside the ground truth).
+    pub disease_ventricle_mm: f64,
     /// Regions with atrophy, matched case-insensitively against the atlas pair names (both
     /// sides). Default: Hippocampus, Amygdala, Entorhinal, Parahippocampal, Inferior temporal,
     /// Middle Temporal (the regions the paper names).
@@ -166,6 +173,7 @@ impl Default for SynthConfig {
             n_corrupt: 1,
             mci_conversion_fraction: 0.35,
             effect_size: 1.0,
+            disease_ventricle_mm: 0.0,
             atrophy_regions: [
                 "Hippocampus",
                 "Amygdala",
@@ -259,6 +267,7 @@ impl SynthConfig {
         }
         for (key, v) in [
             ("effect_size", self.effect_size),
+            ("disease_ventricle_mm", self.disease_ventricle_mm),
             ("ageing", self.ageing),
             ("noise_sd", self.noise_sd),
             ("bias_field", self.bias_field),

@@ -27,8 +27,6 @@ pub const TISSUE_LOSS_AT_UNIT: f64 = 0.35;
 pub const MAX_TISSUE_LOSS: f64 = 0.9;
 /// Inward shift (mm) of the boundary of a region of weight 1, for severity 1 and effect 1.
 pub const CONTRACTION_MM_AT_UNIT: f64 = 1.0;
-/// Outward shift (mm) of the ventricle walls for disease severity 1 and effect 1.
-pub const VENTRICLE_MM_AT_UNIT: f64 = 2.0;
 /// Outward shift (mm) of the ventricle walls per unit of ageing (everyone ages).
 pub const AGEING_VENTRICLE_MM: f64 = 2.0;
 /// Diffuse tissue fraction lost in the whole brain per unit of ageing.
@@ -366,7 +364,7 @@ pub(crate) fn planted(cfg: &SynthConfig, prep: &Prepared, patient: &PatientPlan,
     let widening_mm = prep
         .ventricles
         .iter()
-        .map(|t| (VENTRICLE_MM_AT_UNIT * sev + AGEING_VENTRICLE_MM * visit.ageing).clamp(0.0, t.max_shift_mm))
+        .map(|t| (cfg.disease_ventricle_mm * sev + AGEING_VENTRICLE_MM * visit.ageing).clamp(0.0, t.max_shift_mm))
         .collect();
     Planted {
         tissue_loss,

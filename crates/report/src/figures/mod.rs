@@ -1,6 +1,6 @@
 //! The study's figures as PNG files: the paper's grid of coronal slices (methods × planes), a
 //! `plot_slices`-style grid (3 axes × N slices), the top-region bar chart, the method distance
-//! matrix, learning curves, ROC curves and the ground-truth score chart.
+//! matrix, learning curves, ROC curves, the ground-truth score chart and the effect-size sweep.
 //!
 //! Text is drawn with DejaVu Sans embedded in the crate (`assets/DejaVuSans.ttf`, Bitstream Vera
 //! licence, see `assets/LICENSE-DejaVu.txt`), laid out with `ab_glyph` by this crate's bitmap
@@ -17,6 +17,7 @@
 
 mod charts;
 mod slices;
+mod sweep;
 mod text;
 
 use std::path::Path;
@@ -35,6 +36,7 @@ pub use slices::{
     OverlayScale, PAPER_CORONAL_SLICES_1MM, coronal_index, overlay_max, paper_coronal_slices, paper_figure, percentile,
     plot_slices,
 };
+pub use sweep::sweep_chart;
 
 use crate::error::{ReportError, Result};
 

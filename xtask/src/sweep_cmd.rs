@@ -1,0 +1,474 @@
+//! `cargo xtask sweep`: the null check and dose–response curve of the study.
+//!
+//! For each effect size e of `--effect-sizes` the config is derived with `[synth] effect_size = e`,
+//! its own cohort folder `<[synth] out_dir>-effect-<e>` (the `[data]` and `[preprocess] mask`
+//! paths inside the cohort folder follow it; the preprocessing cache is keyed by each scan's
+//! path, size and time, so cohorts never share entries) and its own run `<out>/effect-<e>/`; then
+//! `reproduce-paper`'s stages run on it (data, CV, hold-out, interpretation, report), skipping
+//! complete ones. Outputs in `<out>/` (default `<[run] results_dir>/<[run] name>-sweep`):
+//!
+//! | path | what |
+//! |---|---|
+//! | `effect-<e>/` | the reproduction at effect size e (`reproduce-paper`'s layout, `REPORT.md` included) |
+//! | `effect-0/null_check/` | the null check's per-scan and summary ground-truth tables (see below) |
+//! | `sweep.csv`, `sweep.md` | one row per effect size: CV balanced accuracy (mean ± SD) and ROC AUC, hold-out balanced accuracy and AUC, per method the trained and randomised-weights mass accuracy and its chance level, the ground truth used, seconds |
+//! | `sweep.png` | CV balanced accuracy (± SD) and each method's mass accuracy against the effect size, chance dashed |
+//! | `resolved_config.toml` | the base config |
+//!
+//! **Null check.** At effect size 0 nothing is planted, so every atrophy map is empty and the
+//! run's report has no ground-truth scores. The generator draws patients, anatomy, scans and
+//! severities from the seed alone (the effect size only scales the planted amounts), so the
+//! effect-0 cohort holds the same patients and scans as every other cohort of the sweep. Its
+//! hold-out maps are therefore kept per scan (`save_scan_maps`) and scored against the atrophy
+//! masks of the same scans in a non-zero cohort of the sweep (effect 1, else the one closest to
+//! 1), with the mask definition of `interpret` (planted loss ≥ `ground_truth_fraction` × the
+//! scan's maximum, on the model grid) over the brain mask's voxels. Only the trained model's
+//! maps are kept per scan, so the randomised-weights column is n/a at effect 0.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use ndarray::Array3;
+use polars::prelude::{Column, DataFrame};
+
+use adni_data::preprocess::{downsample, downsample_mask};
+use adni_data::volume::read_volume;
+use report::ground_truth::{GroundTruthScores, per_scan_frame, score_map};
+use report::sweep::{SweepPoint, read_classification_summary, read_mass_accuracy};
+use report::tables::{column_str, read_csv, write_table};
+
+use crate::commands::{find_config, load_config_file};
+use crate::config::{ProjectConfig, resolve};
+use crate::interpret_cmd::COMPLETE_FILE;
+use crate::reproduce_cmd::reproduce_with;
+
+/// Arguments of `cargo xtask sweep`.
+#[derive(Args, Debug)]
+pub struct SweepArgs {
+    /// Base config (default `configs/reproduce.toml`, or `configs/reproduce-quick.toml` with
+    /// --quick); its [synth] section must generate the cohort that [data] reads
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The small, fast variant (the tiny phantom cohort of `reproduce-paper --quick`)
+    #[arg(long)]
+    pub quick: bool,
+    /// Effect sizes of the planted atrophy, comma-separated (0 = the null check)
+    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 0.25, 0.5, 1.0, 2.0])]
+    pub effect_sizes: Vec<f64>,
+    /// Output folder (default `<[run] results_dir>/<[run] name>-sweep`; relative to the project
+    /// root)
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Redo every stage of every effect size even if its outputs are complete
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Prints a line to standard output; a closed pipe ends the output quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
+/// The sweep's output folder when `--out` is not given: `<[run] results_dir>/<[run] name>-sweep`
+/// (`REPORT.md` of the base run links its figure from there).
+pub(crate) fn default_out(base: &ProjectConfig) -> PathBuf {
+    resolve(&base.run.results_dir).join(format!("{}-sweep", base.run.name))
+}
+
+/// `cargo xtask sweep`.
+pub fn sweep(args: &SweepArgs) -> Result<()> {
+    let started = Instant::now();
+    let default = if args.quick { "configs/reproduce-quick.toml" } else { "configs/reproduce.toml" };
+    let config_path = find_config(args.config.as_deref().unwrap_or(Path::new(default)))?;
+    let base = load_config_file(&config_path)?;
+    let effects = checked_effect_sizes(&args.effect_sizes)?;
+    let reference = null_reference(&effects)?;
+    let out = match &args.out {
+        Some(o) => resolve(o),
+        None => default_out(&base),
+    };
+    let configs: Vec<(f64, ProjectConfig)> =
+        effects.iter().map(|&e| Ok((e, effect_config(&base, e, &out)?))).collect::<Result<_>>()?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    base.write_resolved(&out)?;
+
+    let mut seconds: Vec<f64> = Vec::with_capacity(configs.len());
+    for (k, (e, cfg)) in configs.iter().enumerate() {
+        eprintln!("\n##### sweep: effect size {e} ({}/{}) → {}", k + 1, configs.len(), cfg.run.dir().display());
+        if *e == 0.0 {
+            drop_stale_relevance(cfg)?;
+        }
+        let outcome =
+            reproduce_with(cfg, &config_path, args.force).with_context(|| format!("sweep: effect size {e}"))?;
+        let compute: f64 = outcome.stages.iter().map(|s| s.seconds).sum();
+        eprintln!("sweep: effect size {e}: {compute:.0} s of stages ({:.0} s in this call)", outcome.wall_seconds);
+        seconds.push(compute);
+    }
+
+    // Collect one row per effect size.
+    let mut points: Vec<SweepPoint> = Vec::with_capacity(configs.len());
+    for ((e, cfg), secs) in configs.iter().zip(seconds) {
+        let run = cfg.run.dir();
+        let cv = read_classification_summary(&run.join("cv").join("summary.csv"))?;
+        let holdout = read_classification_summary(&run.join("holdout").join("summary.csv"))?;
+        let (summary, truth, extra) = if *e == 0.0 {
+            let r = reference.ok_or_else(|| anyhow!("no reference effect size for the null check"))?;
+            let (_, ref_cfg) =
+                configs.iter().find(|(x, _)| *x == r).ok_or_else(|| anyhow!("effect size {r} not run"))?;
+            let t = Instant::now();
+            let path = null_check(cfg, ref_cfg).context("sweep: null check at effect size 0")?;
+            (path, format!("effect-{} masks (null check)", effect_label(r)), t.elapsed().as_secs_f64())
+        } else {
+            (run.join("report").join("tables").join("ground_truth_summary.csv"), "planted".to_string(), 0.0)
+        };
+        let mass = read_mass_accuracy(&summary)
+            .with_context(|| format!("sweep: effect size {e}: cannot read the ground-truth summary"))?;
+        points.push(SweepPoint { effect_size: *e, cv, holdout, mass, truth, seconds: secs + extra });
+    }
+
+    let total = started.elapsed().as_secs_f64();
+    let heading = format!(
+        "# Effect-size sweep: `{}`\n\nWritten by `cargo xtask sweep` from `{}` (resolved: \
+         [resolved_config.toml](resolved_config.toml)): one reproduction per effect size of the planted atrophy, \
+         in `effect-<e>/` (each with its own `REPORT.md`).\n\n![sweep](sweep.png)",
+        base.run.name,
+        config_path.strip_prefix(crate::config::workspace_root()).unwrap_or(&config_path).display()
+    );
+    let mut notes = vec![
+        "Mass accuracy: the mean over the hold-out test scans with planted atrophy of the share of positive \
+         relevance inside the truth mask; chance is the mask's share of the scored voxels, what a map uniform over \
+         the brain scores."
+            .to_string(),
+        "Seconds: the reproduction's stage times at that effect size (a stage found complete counts the time of \
+         the call that computed it)."
+            .to_string(),
+    ];
+    if let Some(r) = reference {
+        notes.push(format!(
+            "Effect size 0 plants nothing, so its maps are scored against the atrophy masks of the same scans in the \
+             effect-{} cohort (same seed: same patients, anatomy and scans; tables in `effect-0/null_check/`). Only \
+             the trained model's maps are kept per scan, so the randomised-weights value is n/a there.",
+            effect_label(r)
+        ));
+    }
+    let footer = format!("\nWall time of this call: {total:.0} s.\n");
+    let (csv, md) = report::sweep::write_sweep(&points, &out, &heading, &notes, &footer)?;
+    let png = out.join("sweep.png");
+    report::figures::sweep_chart(&points, (1600, 700), &png)?;
+    outln!("{}", std::fs::read_to_string(&md).unwrap_or_default());
+    outln!("sweep: done in {total:.0} s → {}, {}, {}", csv.display(), md.display(), png.display());
+    Ok(())
+}
+
+/// The effect sizes sorted; errors on an empty list, a negative or non-finite value, or a repeat.
+fn checked_effect_sizes(given: &[f64]) -> Result<Vec<f64>> {
+    if given.is_empty() {
+        bail!("--effect-sizes is empty; give at least one, e.g. --effect-sizes 0,1");
+    }
+    if let Some(bad) = given.iter().find(|e| !e.is_finite() || **e < 0.0) {
+        bail!("--effect-sizes: {bad} is not a finite number ≥ 0");
+    }
+    let mut e = given.to_vec();
+    e.sort_by(f64::total_cmp);
+    if let Some(w) = e.windows(2).find(|w| w[0] == w[1]) {
+        bail!("--effect-sizes: {} is given twice", w[0]);
+    }
+    Ok(e)
+}
+
+/// The non-zero effect size whose masks the null check (effect 0) borrows: 1 if swept, else the
+/// one closest to 1. `None` without effect 0; an error when 0 is the only effect size.
+fn null_reference(effects: &[f64]) -> Result<Option<f64>> {
+    if !effects.contains(&0.0) {
+        return Ok(None);
+    }
+    let best = effects
+        .iter()
+        .copied()
+        .filter(|&e| e > 0.0)
+        .min_by(|a, b| (a - 1.0).abs().total_cmp(&(b - 1.0).abs()).then(b.total_cmp(a)));
+    match best {
+        Some(r) => Ok(Some(r)),
+        None => bail!(
+            "effect size 0 alone has no ground truth: its maps are scored against the atrophy masks of a non-zero \
+             effect size of the same sweep; add one (e.g. --effect-sizes 0,1)"
+        ),
+    }
+}
+
+/// `0.25` → `0.25`, `1` → `1`: the effect size in folder names.
+fn effect_label(e: f64) -> String {
+    format!("{e}")
+}
+
+/// The config of one effect size: `[synth] effect_size = e`, the cohort in
+/// `<out_dir>-effect-<e>` (with the `[data]` and `[preprocess] mask` paths that lie inside the
+/// cohort folder moved along), the run `<out>/effect-<e>`, and at effect 0 the per-scan maps kept
+/// for the null check. Errors when `[data] table` is not the config's synthetic cohort.
+fn effect_config(base: &ProjectConfig, e: f64, out: &Path) -> Result<ProjectConfig> {
+    let mut c = base.clone();
+    c.synth.params.effect_size = e;
+    c.synth.params.validate().context("[synth] with the swept effect size")?;
+    let old_root = resolve(&base.synth.out_dir);
+    let new_root = PathBuf::from(format!("{}-effect-{}", base.synth.out_dir.display(), effect_label(e)));
+    // A path inside the cohort folder, moved to the new one (relative stays relative).
+    let moved =
+        |p: &Path| -> Option<PathBuf> { resolve(p).strip_prefix(&old_root).ok().map(|rest| new_root.join(rest)) };
+    let not_synthetic = |key: &str, p: &Path| {
+        anyhow!(
+            "sweep generates one synthetic cohort per effect size, but [data] {key} = {} is not inside [synth] \
+             out_dir = {}; point [data] at the config's synthetic cohort",
+            p.display(),
+            base.synth.out_dir.display()
+        )
+    };
+    c.data.table = moved(&base.data.table).ok_or_else(|| not_synthetic("table", &base.data.table))?;
+    c.data.images = moved(&base.data.images).ok_or_else(|| not_synthetic("images", &base.data.images))?;
+    if !base.data.known_corrupt_file.is_empty()
+        && let Some(p) = moved(Path::new(&base.data.known_corrupt_file))
+    {
+        c.data.known_corrupt_file = p.display().to_string();
+    }
+    if let Some(p) = base.preprocess.mask_path().and_then(|m| moved(&m)) {
+        c.preprocess.mask = p.display().to_string();
+    }
+    c.synth.out_dir = new_root;
+    let name = out
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| anyhow!("--out {} has no folder name", out.display()))?;
+    c.run.results_dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
+    c.run.name = format!("{name}/effect-{}", effect_label(e));
+    if e == 0.0 {
+        c.relevance.save_scan_maps = true;
+    }
+    Ok(c)
+}
+
+/// The hold-out relevance folder of a run.
+fn relevance_dir(cfg: &ProjectConfig) -> PathBuf {
+    cfg.run.dir().join("holdout").join("relevance")
+}
+
+/// A complete interpretation without the per-scan maps the null check needs (computed before
+/// they were asked for) loses its completion marker, so that the interpretation stage redoes it.
+fn drop_stale_relevance(cfg: &ProjectConfig) -> Result<()> {
+    let rel = relevance_dir(cfg);
+    let marker = rel.join(COMPLETE_FILE);
+    let missing = cfg.relevance.methods.iter().any(|m| !rel.join("maps/scans").join(m.name()).is_dir());
+    if marker.exists() && missing {
+        eprintln!("sweep: {} lacks the per-scan maps of the null check; recomputing it", rel.display());
+        std::fs::remove_file(&marker).with_context(|| format!("cannot remove {}", marker.display()))?;
+    }
+    Ok(())
+}
+
+/// Scores the trained model's per-scan maps of the null-effect run `cfg` against the atrophy
+/// masks of the same scans in the cohort of `reference` (see the module documentation); writes
+/// `<run>/null_check/ground_truth_per_scan.{csv,md}` and `ground_truth_summary.{csv,md}`
+/// (`method`, `model`, `n_scans`, `chance`, `mass_accuracy`) and returns the summary's path.
+fn null_check(cfg: &ProjectConfig, reference: &ProjectConfig) -> Result<PathBuf> {
+    let rel = relevance_dir(cfg);
+    let scans_csv = rel.join("scans.csv");
+    let scans = read_csv(&scans_csv).with_context(|| format!("cannot read {}", scans_csv.display()))?;
+    let file = scans_csv.display().to_string();
+    let (ids, ptids) = (column_str(&scans, &file, "Image.ID")?, column_str(&scans, &file, "PTID")?);
+
+    let ref_root = resolve(&reference.synth.out_dir);
+    let gt_csv = ref_root.join("ground_truth").join("scans.csv");
+    let gt = read_csv(&gt_csv).with_context(|| format!("cannot read {}", gt_csv.display()))?;
+    let gt_file = gt_csv.display().to_string();
+    let (gt_ids, gt_ptids, gt_paths) = (
+        column_str(&gt, &gt_file, "Image.ID")?,
+        column_str(&gt, &gt_file, "PTID")?,
+        column_str(&gt, &gt_file, "atrophy_path")?,
+    );
+
+    let p = &cfg.preprocess;
+    let brain: Option<Array3<bool>> = match p.mask_path() {
+        Some(m) => {
+            let (mask, _, _) =
+                read_volume(&m).with_context(|| format!("cannot read the brain mask {}", m.display()))?;
+            Some(downsample_mask(&mask, p.downsample.max(1)).data.mapv(|v| v > 0.5))
+        }
+        None => None,
+    };
+    let fraction = cfg.relevance.ground_truth_fraction;
+    let mut rows: Vec<(Vec<(&str, String)>, GroundTruthScores)> = Vec::new();
+    for (id, ptid) in ids.iter().zip(&ptids) {
+        let Some(g) = gt_ids.iter().position(|x| x == id) else {
+            bail!(
+                "{file}: Image.ID {id} is not in the reference cohort's {gt_file}; were both generated with one seed?"
+            );
+        };
+        if &gt_ptids[g] != ptid {
+            bail!(
+                "Image.ID {id} belongs to {ptid} in {file} but to {} in {gt_file}; the cohorts differ in more than the \
+                 effect size",
+                gt_ptids[g]
+            );
+        }
+        if gt_paths[g].is_empty() {
+            continue;
+        }
+        let Some(mask) = atrophy_mask(&ref_root.join(&gt_paths[g]), p.downsample, fraction)? else {
+            continue; // nothing planted in this scan (CN) at any effect size
+        };
+        for m in &cfg.relevance.methods {
+            let path = rel.join("maps/scans").join(m.name()).join(format!("{id}.nii.gz"));
+            let (map, _, _) = read_volume(&path).with_context(|| {
+                format!("the null check needs the per-scan map {}; rerun the sweep with --force", path.display())
+            })?;
+            let s = score_map(map.data.view(), mask.view(), brain.as_ref().map(|b| b.view()))
+                .with_context(|| format!("scoring {}", path.display()))?;
+            let keys = vec![
+                ("method", m.name().to_string()),
+                ("model", "trained".to_string()),
+                ("PTID", ptid.clone()),
+                ("Image.ID", id.clone()),
+            ];
+            rows.push((keys, s));
+        }
+    }
+    if rows.is_empty() {
+        bail!("no explained scan of {file} has planted atrophy in the reference cohort; nothing to score");
+    }
+    let dir = cfg.run.dir().join("null_check");
+    write_table(&per_scan_frame(&rows)?, &dir, "ground_truth_per_scan")?;
+    let summary = null_summary(&rows)?;
+    let (csv, _) = write_table(&summary, &dir, "ground_truth_summary")?;
+    let mut text = String::new();
+    for (m, n) in column_str(&summary, "summary", "method")?.iter().zip(column_str(&summary, "summary", "n_scans")?) {
+        let _ = write!(text, " {m} ({n} scans)");
+    }
+    eprintln!("sweep: null check scored{text} → {}", dir.display());
+    Ok(csv)
+}
+
+/// The mask `interpret` scores against: the scan's planted atrophy on the model grid (after the
+/// scans' downsampling), voxels at ≥ `fraction` of its maximum; `None` when nothing was planted.
+fn atrophy_mask(path: &Path, factor: usize, fraction: f32) -> Result<Option<Array3<bool>>> {
+    let (vol, _, _) = read_volume(path).with_context(|| format!("cannot read the atrophy map {}", path.display()))?;
+    let vol = if factor > 1 { downsample(&vol, factor) } else { vol };
+    let max = vol.data.iter().copied().fold(0.0f32, f32::max);
+    Ok((max > 0.0).then(|| vol.data.mapv(|v| v >= fraction * max)))
+}
+
+/// Per method (order of first appearance): the number of scans with a defined mass accuracy
+/// (`n_scans`), the mean chance level over every scored scan and the mean mass accuracy over the
+/// defined ones (wide, like the report's summary).
+fn null_summary(rows: &[(Vec<(&str, String)>, GroundTruthScores)]) -> Result<DataFrame> {
+    let mut methods: Vec<String> = Vec::new();
+    for (k, _) in rows {
+        if !methods.contains(&k[0].1) {
+            methods.push(k[0].1.clone());
+        }
+    }
+    let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    let (mut n, mut chance, mut mass) = (Vec::new(), Vec::new(), Vec::new());
+    for m in &methods {
+        let of_method: Vec<&GroundTruthScores> = rows.iter().filter(|(k, _)| &k[0].1 == m).map(|(_, s)| s).collect();
+        let defined: Vec<f64> = of_method.iter().map(|s| s.mass_accuracy).filter(|v| v.is_finite()).collect();
+        n.push(defined.len() as u64);
+        mass.push(mean(&defined));
+        // the chance level is defined for every scored scan, also where the map is all zero
+        chance.push(mean(&of_method.iter().map(|s| s.chance).filter(|v| v.is_finite()).collect::<Vec<_>>()));
+    }
+    let h = methods.len();
+    Ok(DataFrame::new(
+        h,
+        vec![
+            Column::new("method".into(), methods),
+            Column::new("model".into(), vec!["trained"; h]),
+            Column::new("n_scans".into(), n),
+            Column::new("chance".into(), chance),
+            Column::new("mass_accuracy".into(), mass),
+        ],
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn effect_sizes_are_sorted_and_checked() {
+        assert_eq!(checked_effect_sizes(&[1.0, 0.0, 0.25]).unwrap(), vec![0.0, 0.25, 1.0]);
+        assert!(checked_effect_sizes(&[]).is_err());
+        assert!(checked_effect_sizes(&[-1.0]).unwrap_err().to_string().contains("-1"));
+        assert!(checked_effect_sizes(&[f64::NAN]).is_err());
+        assert!(checked_effect_sizes(&[1.0, 1.0]).unwrap_err().to_string().contains("twice"));
+    }
+
+    #[test]
+    fn the_null_check_borrows_effect_one_or_the_closest() {
+        assert_eq!(null_reference(&[0.0, 0.25, 0.5, 1.0, 2.0]).unwrap(), Some(1.0));
+        assert_eq!(null_reference(&[0.0, 0.5, 2.0]).unwrap(), Some(0.5));
+        // a tie goes to the larger effect (clearer masks)
+        assert_eq!(null_reference(&[0.0, 0.5, 1.5]).unwrap(), Some(1.5));
+        assert_eq!(null_reference(&[0.5, 1.0]).unwrap(), None);
+        assert!(null_reference(&[0.0]).unwrap_err().to_string().contains("add one"));
+    }
+
+    fn quick() -> ProjectConfig {
+        let text = std::fs::read_to_string(crate::config::workspace_root().join("configs/reproduce-quick.toml"))
+            .expect("quick config");
+        ProjectConfig::from_toml(&text, Path::new("reproduce-quick.toml")).expect("parses")
+    }
+
+    #[test]
+    fn derived_config_moves_the_cohort_and_its_paths() {
+        let base = quick();
+        let out = Path::new("/tmp/x/reproduce-quick-sweep");
+        let c = effect_config(&base, 0.25, out).unwrap();
+        assert_eq!(c.synth.params.effect_size, 0.25);
+        assert_eq!(c.synth.out_dir, Path::new("data/synth/quick-effect-0.25"));
+        assert_eq!(c.data.table, Path::new("data/synth/quick-effect-0.25/ADNI_synth_1.5T.csv"));
+        assert_eq!(c.data.images, Path::new("data/synth/quick-effect-0.25/images"));
+        assert_eq!(c.data.known_corrupt_file, "data/synth/quick-effect-0.25/known_corrupt.txt");
+        assert_eq!(c.preprocess.mask, "data/synth/quick-effect-0.25/brain_mask.nii.gz");
+        assert_eq!(c.run.dir(), Path::new("/tmp/x/reproduce-quick-sweep/effect-0.25"));
+        assert!(!c.relevance.save_scan_maps);
+        // everything else is the base config's
+        assert_eq!(
+            (c.train.clone(), c.model.clone(), c.split.clone()),
+            (base.train.clone(), base.model.clone(), base.split.clone())
+        );
+        assert!(effect_config(&base, 0.0, out).unwrap().relevance.save_scan_maps);
+    }
+
+    #[test]
+    fn a_config_that_does_not_read_its_synthetic_cohort_is_refused() {
+        let mut base = quick();
+        base.data.table = "/data/adni/table.csv".into();
+        let e = effect_config(&base, 1.0, Path::new("/tmp/s")).unwrap_err().to_string();
+        assert!(e.contains("[data] table") && e.contains("/data/adni/table.csv"), "{e}");
+    }
+
+    #[test]
+    fn null_summary_averages_defined_scans_per_method() {
+        let s = |mass: f64, chance: f64| GroundTruthScores {
+            mass_accuracy: mass,
+            rank_accuracy: f64::NAN,
+            pointing_hit: None,
+            pointing_share: f64::NAN,
+            chance,
+        };
+        let k = |m: &str| vec![("method", m.to_string())];
+        let rows =
+            vec![(k("a"), s(0.2, 0.1)), (k("b"), s(0.5, 0.1)), (k("a"), s(0.4, 0.3)), (k("a"), s(f64::NAN, 0.9))];
+        let df = null_summary(&rows).unwrap();
+        let m = report::sweep::mass_accuracy_of(&df, "null").unwrap();
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].method, "a");
+        assert!((m[0].trained - 0.3).abs() < 1e-12 && (m[0].chance - 1.3 / 3.0).abs() < 1e-12, "{m:?}");
+        assert!(m[0].random.is_nan());
+        assert_eq!(column_str(&df, "t", "n_scans").unwrap(), vec!["2", "1"]);
+    }
+}
