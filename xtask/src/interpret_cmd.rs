@@ -11,6 +11,7 @@
 //! | `scans.csv` | the explained scans: split, PTID, Image.ID, label, P(AD), prediction, target class |
 //! | `scan_regions.csv` | per scan and method: atlas region scores (left/right merged) |
 //! | `ground_truth.csv` | synthetic cohorts only, scans with planted atrophy (AD): per scan, method and model (`trained`, `random`): mass accuracy, rank accuracy, pointing game over the brain mask's voxels, and `truth_fraction`, their chance level (the mask's share of the brain) |
+//! | `lrp_conservation.csv` | with LRP: per scan and model, the explained logit and the sum of the signed LRP map (the difference: what biases and ε absorbed) |
 //! | `timing.csv` | seconds per method and model |
 //! | `resolved_config.toml` | the config used |
 //! | `complete.json` | written last: the run is complete (methods, scans) |
@@ -128,6 +129,9 @@ pub struct InterpretArgs {
     /// SmoothGrad noise level (fraction of the value range)
     #[arg(long)]
     pub noise_level: Option<f32>,
+    /// LRP composite (`epsilon-plus-box`, `epsilon-plus`, `epsilon-alpha2-beta1`, `alpha1-beta0`, `alpha2-beta1`, `epsilon`)
+    #[arg(long)]
+    pub lrp_rule: Option<String>,
     /// Memory budget per batch, MB
     #[arg(long)]
     pub memory_budget_mb: Option<usize>,
@@ -181,6 +185,7 @@ fn apply_overrides(r: &mut RelevanceSection, a: &InterpretArgs) {
     set!(r.smoothgrad.samples, a.samples);
     set!(r.smoothgrad.noise_level, a.noise_level);
     set!(r.memory_budget_mb, a.memory_budget_mb);
+    set!(r.lrp.rule, a.lrp_rule);
     if let Some(v) = a.value {
         r.occlusion.value = v;
         r.area_occlusion.value = v;
@@ -198,6 +203,8 @@ pub struct Params {
     pub output: Output,
     /// Gradient post-processing.
     pub post: PostProcess,
+    /// LRP rules, target and box.
+    pub lrp: relevance::lrp::LrpConfig,
 }
 
 impl Params {
@@ -234,7 +241,27 @@ impl Params {
         if section.methods.is_empty() {
             bail!("[relevance] methods is empty: name at least one of {}", method_names());
         }
-        Ok(Self { section, target, output, post })
+        let l = &section.lrp;
+        let composite = relevance::lrp::LrpComposite::named(&l.rule, l.epsilon).map_err(|_| {
+            let names = relevance::lrp::LrpComposite::NAMES;
+            let hint = crate::config::closest(&l.rule, names.iter().copied())
+                .map(|b| format!("; did you mean `{b}`?"))
+                .unwrap_or_default();
+            anyhow!("[relevance.lrp] rule = {:?}: expected one of {}{hint}", l.rule, names.join(", "))
+        })?;
+        if !(l.epsilon.is_finite() && l.epsilon >= 0.0) {
+            bail!("[relevance.lrp] epsilon = {}: expected a finite value ≥ 0", l.epsilon);
+        }
+        let bounds = match (l.low, l.high) {
+            (None, None) => None,
+            (Some(low), Some(high)) if low.is_finite() && high.is_finite() && low < high => Some((low, high)),
+            (low, high) => bail!(
+                "[relevance.lrp] low = {low:?}, high = {high:?}: give both, finite, with low < high (or neither: \
+                 each scan's own range)"
+            ),
+        };
+        let lrp = relevance::lrp::LrpConfig { composite, target, bounds };
+        Ok(Self { section, target, output, post, lrp })
     }
 }
 
@@ -256,7 +283,17 @@ fn to_array<B: Backend, const K: usize>(map: Tensor<B, K>, grid: [usize; 3]) -> 
     Array3::from_shape_vec(grid, values).map_err(|e| anyhow!("relevance map has the wrong size: {e}"))
 }
 
-/// Computes one method's map of one normalised scan.
+/// LRP's conservation numbers of one map: the explained logit and the relevance that reached
+/// the input (before post-processing); the difference is what biases and ε absorbed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LrpBalance {
+    /// The target's logit.
+    pub logit: f32,
+    /// Σ of the signed map.
+    pub total: f32,
+}
+
+/// Computes one method's map of one normalised scan (and, for LRP, its conservation numbers).
 pub fn compute_map(
     method: Method,
     model: &ClassificationModel3D<Autodiff<Cpu>>,
@@ -264,7 +301,7 @@ pub fn compute_map(
     scan: &Array3<f32>,
     atlas: Option<&Array3<i32>>,
     p: &Params,
-) -> Result<Array3<f32>> {
+) -> Result<(Array3<f32>, Option<LrpBalance>)> {
     let device = Default::default();
     let grid = [scan.shape()[0], scan.shape()[1], scan.shape()[2]];
     let x = to_tensor::<Cpu>(scan, &device);
@@ -273,6 +310,7 @@ pub fn compute_map(
     let layer = (!s.grad_cam.layer.is_empty()).then(|| s.grad_cam.layer.clone());
     use relevance::{cam, gradient, occlusion};
     let grad = gradient::GradientConfig { target: p.target, output: p.output, post: p.post, budget_mb: budget };
+    let mut balance = None;
     let map: Tensor<Cpu, 5> = match method {
         Method::Sensitivity => gradient::sensitivity(model, x, &grad, None)?,
         Method::GuidedBackprop => gradient::guided_backprop(model, x, &grad, None)?,
@@ -328,6 +366,12 @@ pub fn compute_map(
             };
             occlusion::occlusion(inner, x, &cfg, None)?.map
         }
+        Method::Lrp => {
+            // Signed relevance of the target's logit; post-processed like the other signed maps.
+            let out = relevance::lrp::lrp(inner, x, &p.lrp)?;
+            balance = Some(LrpBalance { logit: out.logits[0], total: out.totals[0] });
+            p.post.apply(out.maps)
+        }
         Method::AreaOcclusion => {
             let labels = atlas.ok_or_else(|| {
                 anyhow!("area occlusion needs an atlas: set [relevance] atlas, or give --atlas FILE.nii.gz")
@@ -341,7 +385,7 @@ pub fn compute_map(
             occlusion::area_occlusion(inner, x, labels.view().into_dyn(), &cfg, None)?.map
         }
     };
-    to_array(map, grid)
+    Ok((to_array(map, grid)?, balance))
 }
 
 /// The atlas named by `[relevance] atlas`, placed on `grid`.
@@ -429,6 +473,43 @@ pub struct InterpretOutcome {
     pub scans: usize,
     /// Whether the outputs were already complete (nothing computed).
     pub skipped: bool,
+}
+
+/// LRP's conservation per scan and model (`lrp_conservation.csv`).
+pub const LRP_CONSERVATION_FILE: &str = "lrp_conservation.csv";
+
+/// Rows of [`LRP_CONSERVATION_FILE`]: split, Image.ID, model, logit, relevance sum.
+#[derive(Default)]
+struct BalanceRows {
+    split: Vec<String>,
+    image_id: Vec<i64>,
+    model: Vec<&'static str>,
+    logit: Vec<f32>,
+    total: Vec<f32>,
+}
+
+impl BalanceRows {
+    fn push(&mut self, split: &str, image_id: i64, model: &'static str, b: LrpBalance) {
+        self.split.push(split.to_string());
+        self.image_id.push(image_id);
+        self.model.push(model);
+        self.logit.push(b.logit);
+        self.total.push(b.total);
+    }
+
+    fn frame(&self) -> Result<DataFrame> {
+        let n = self.split.len();
+        Ok(DataFrame::new(
+            n,
+            vec![
+                Column::new("split".into(), &self.split),
+                Column::new("Image.ID".into(), &self.image_id),
+                Column::new("model".into(), &self.model),
+                Column::new("logit".into(), &self.logit),
+                Column::new("relevance_sum".into(), &self.total),
+            ],
+        )?)
+    }
 }
 
 /// The marker written last.
@@ -573,6 +654,7 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
     let mut scan_rows = ScanRows::default();
     let mut region_frames: Vec<DataFrame> = Vec::new();
     let mut gt_rows = GtRows::default();
+    let mut balance_rows = BalanceRows::default();
     let bar = progress_bar(jobs.len() * methods.len(), "maps");
     let mut current: Option<(String, ClassificationModel3D<Cpu>, Normalizer)> = None;
     let random = if truth.is_some() && params.section.random_baseline {
@@ -632,8 +714,11 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
         for &method in &methods {
             bar.set_message(format!("{method} · {}", scan.image_id));
             let t = Instant::now();
-            let map = compute_map(method, &trained, inner, &x, labels.as_ref(), &params)
+            let (map, balance) = compute_map(method, &trained, inner, &x, labels.as_ref(), &params)
                 .with_context(|| format!("{method} of image {}", scan.image_id))?;
+            if let Some(b) = balance {
+                balance_rows.push(split, scan.image_id, "trained", b);
+            }
             let e = timing.entry((method, "trained")).or_default();
             e.0 += 1;
             e.1 += t.elapsed().as_secs_f64();
@@ -656,8 +741,11 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
                 );
                 if let Some((rad, rinner)) = &random_ad {
                     let t = Instant::now();
-                    let rmap = compute_map(method, rad, rinner, &x, labels.as_ref(), &params)
+                    let (rmap, rbalance) = compute_map(method, rad, rinner, &x, labels.as_ref(), &params)
                         .with_context(|| format!("{method} (random weights) of image {}", scan.image_id))?;
+                    if let Some(b) = rbalance {
+                        balance_rows.push(split, scan.image_id, "random", b);
+                    }
                     let e = timing.entry((method, "random")).or_default();
                     e.0 += 1;
                     e.1 += t.elapsed().as_secs_f64();
@@ -694,6 +782,9 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
     }
     if !gt_rows.method.is_empty() {
         write_csv_atomically(&out.join("ground_truth.csv"), &mut gt_rows.frame()?)?;
+    }
+    if !balance_rows.split.is_empty() {
+        write_csv_atomically(&out.join(LRP_CONSERVATION_FILE), &mut balance_rows.frame()?)?;
     }
     let mut t_frame = timing_frame(&timing)?;
     write_csv_atomically(&out.join("timing.csv"), &mut t_frame)?;
@@ -953,7 +1044,15 @@ fn single_mode(a: &InterpretArgs) -> Result<()> {
     };
     let trained = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(model.clone());
     let t = Instant::now();
-    let map = compute_map(method, &trained, &model, &x, atlas.as_ref(), &params)?;
+    let (map, balance) = compute_map(method, &trained, &model, &x, atlas.as_ref(), &params)?;
+    if let Some(b) = balance {
+        eprintln!(
+            "interpret: LRP conservation: Σ relevance {:.4} of logit {:.4} ({:.1} % absorbed by biases and ε)",
+            b.total,
+            b.logit,
+            100.0 * (1.0 - f64::from(b.total) / f64::from(b.logit))
+        );
+    }
     write_volume(out, &Volume { data: map, affine: vol.affine }, OutputType::Float32)?;
     eprintln!(
         "interpret: {method} of {} in {:.1} s → {}",

@@ -26,11 +26,13 @@ pub enum Method {
     IntegratedGradients,
     /// SmoothGrad.
     Smoothgrad,
+    /// Layer-wise relevance propagation (a composite of LRP rules).
+    Lrp,
 }
 
 impl Method {
     /// Every method, in the order runs and tables list them (the study's four first).
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 9] = [
         Method::Sensitivity,
         Method::GuidedBackprop,
         Method::Occlusion,
@@ -39,6 +41,7 @@ impl Method {
         Method::GuidedGradCam,
         Method::IntegratedGradients,
         Method::Smoothgrad,
+        Method::Lrp,
     ];
 
     /// The name used on the command line, in configs and in file names.
@@ -52,6 +55,7 @@ impl Method {
             Method::GuidedGradCam => "guided-grad-cam",
             Method::IntegratedGradients => "integrated-gradients",
             Method::Smoothgrad => "smoothgrad",
+            Method::Lrp => "lrp",
         }
     }
 }
@@ -79,7 +83,7 @@ impl FromStr for Method {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RelevanceSection {
-    /// Methods to compute. Default: all eight.
+    /// Methods to compute. Default: all nine.
     pub methods: Vec<Method>,
     /// Which trained split's test scans to explain: `"holdout"`, a fold name, or `""` = the
     /// hold-out split if the run trained one, else every fold (each fold's test scans with that
@@ -132,6 +136,8 @@ pub struct RelevanceSection {
     pub integrated_gradients: IntegratedGradientsSection,
     /// SmoothGrad.
     pub smoothgrad: SmoothGradSection,
+    /// Layer-wise relevance propagation.
+    pub lrp: LrpSection,
 }
 
 impl Default for RelevanceSection {
@@ -156,6 +162,7 @@ impl Default for RelevanceSection {
             grad_cam: GradCamSection::default(),
             integrated_gradients: IntegratedGradientsSection::default(),
             smoothgrad: SmoothGradSection::default(),
+            lrp: LrpSection::default(),
         }
     }
 }
@@ -257,6 +264,32 @@ pub struct SmoothGradSection {
 impl Default for SmoothGradSection {
     fn default() -> Self {
         Self { noise_level: 0.15, samples: 16 }
+    }
+}
+
+/// `[relevance.lrp]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LrpSection {
+    /// The composite of rules (`relevance::lrp::LrpComposite::NAMES`): `"epsilon-plus-box"`
+    /// (default: z^B at the input, z⁺ in the convolutions, ε in the dense layers, the composite
+    /// most used for CNNs), `"epsilon-plus"`, `"epsilon-alpha2-beta1"`, `"alpha1-beta0"`,
+    /// `"alpha2-beta1"`, `"epsilon"`.
+    pub rule: String,
+    /// ε of the ε layers. Default 1e-6 (zennit's).
+    pub epsilon: f32,
+    /// The z^B box `[low, high]`; unset = each scan's own minimum and maximum (the scan after
+    /// z-scoring). Both or neither.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low: Option<f32>,
+    /// See `low`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high: Option<f32>,
+}
+
+impl Default for LrpSection {
+    fn default() -> Self {
+        Self { rule: "epsilon-plus-box".into(), epsilon: 1e-6, low: None, high: None }
     }
 }
 

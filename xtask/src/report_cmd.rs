@@ -274,6 +274,10 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
         figures::ground_truth_chart(&long, (1200, 800), &p)?;
         written.push(p);
     }
+    let conservation = rel.join(crate::interpret_cmd::LRP_CONSERVATION_FILE);
+    if conservation.exists() {
+        table(&read_csv(&conservation)?, "lrp_conservation", &mut written)?;
+    }
     let timing = rel.join("timing.csv");
     if timing.exists() {
         table(&read_csv(&timing)?, "relevance_timing", &mut written)?;
@@ -419,10 +423,33 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
     if let Some(text) = ground_truth_markdown(cfg, &tables)? {
         let _ = writeln!(md, "\n### Relevance against the planted atrophy (trained vs randomised weights)\n\n{text}");
     }
+    if let Some(text) = conservation_markdown(cfg, &tables)? {
+        let _ = writeln!(md, "\n### LRP conservation\n\n{text}");
+    }
     let _ = writeln!(md, "\n## Dose–response and null check\n\n{}", sweep_paragraph(cfg, root));
     let _ = writeln!(md, "\n## What differs from the paper\n\n{}", differences(cfg));
     adni_data::fsutil::write_bytes_atomically(&root.join("REPORT.md"), md.as_bytes())?;
     Ok(())
+}
+
+/// One paragraph on LRP's conservation from `lrp_conservation.csv` in `tables`.
+fn conservation_markdown(cfg: &ProjectConfig, tables: &Path) -> Result<Option<String>> {
+    let csv = tables.join("lrp_conservation.csv");
+    if !csv.exists() {
+        return Ok(None);
+    }
+    let rows = report::conservation::summarise(&read_csv(&csv)?)?;
+    let mut md = format!(
+        "LRP (`{}`) starts from the explained class's logit; the map's sum is what reached the input, \
+         the rest was absorbed by the biases (the folded BatchNorm shifts included) and the ε stabilisers \
+         ([per scan](report/tables/lrp_conservation.md)).\n\n| model | maps | Σ relevance / logit, mean | min | max |\n|---|---|---|---|---|\n",
+        cfg.relevance.lrp.rule
+    );
+    for r in rows {
+        let _ =
+            writeln!(md, "| {} | {} | {:.3} | {:.3} | {:.3} |", r.model, r.n, r.mean_ratio, r.min_ratio, r.max_ratio);
+    }
+    Ok(Some(md))
 }
 
 /// The target of the ground-truth section: this many methods pass (mass accuracy ≥ 3× chance
@@ -648,7 +675,10 @@ fn differences(cfg: &ProjectConfig) -> String {
             limit(cn)
         ));
     }
-    d.push("Beyond the study: a working 3D Grad-CAM and guided Grad-CAM, integrated gradients, SmoothGrad, ground-truth scores and a randomised-weights baseline.".into());
+    d.push(format!(
+        "Beyond the study: a working 3D Grad-CAM and guided Grad-CAM, integrated gradients, SmoothGrad, LRP (`{}`, explaining the logit; the other methods explain the {}), ground-truth scores and a randomised-weights baseline.",
+        r.lrp.rule, r.output
+    ));
     d.push(
         "Initialisation: PyTorch ≥ 1.2 defaults (BatchNorm γ = 1; the paper's PyTorch 0.3 drew γ from U(0, 1)).".into(),
     );

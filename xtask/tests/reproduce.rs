@@ -32,9 +32,12 @@ fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
         let link = line.split("](").nth(1).and_then(|s| s.strip_suffix(')')).expect("image link");
         assert!(root.join(link).is_file(), "REPORT.md links a missing figure {link}");
     }
-    // Maps: all eight methods, three groups, and the per-scan index.
+    // Maps: all nine methods, three groups, and the per-scan index.
     let index = std::fs::read_to_string(root.join("holdout/relevance/index.csv")).expect("index.csv");
-    assert_eq!(index.lines().count(), 1 + 8 * 3, "index.csv:\n{index}");
+    assert_eq!(index.lines().count(), 1 + 9 * 3, "index.csv:\n{index}");
+    // LRP states its conservation per scan and in REPORT.md.
+    assert!(root.join("holdout/relevance/lrp_conservation.csv").is_file());
+    assert!(report.contains("### LRP conservation"), "REPORT.md has no LRP conservation section");
 
     // A second call finds every stage complete.
     let again = xtask(&["reproduce-paper", "--config", cfg_s]);

@@ -14,7 +14,9 @@
 //! - [`cam`]: Grad-CAM on any named feature layer (3D and 2D, linear upsampling written here),
 //!   guided Grad-CAM;
 //! - [`occlusion`]: sliding-cube occlusion (naive batched, masked skipping, and incremental for
-//!   the paper's network) and area (atlas-region) occlusion.
+//!   the paper's network) and area (atlas-region) occlusion;
+//! - [`lrp`]: layer-wise relevance propagation (ε, αβ, z^B rules and their composites) for
+//!   models that list their layers ([`lrp::LrpModel`]; the paper's network does).
 //!
 //! All methods evaluate the model in inference mode (the trait's contract: running BatchNorm
 //! statistics, no dropout), so a scan's map never depends on the other scans of its batch. The
@@ -23,6 +25,7 @@
 
 pub mod cam;
 pub mod gradient;
+pub mod lrp;
 pub mod occlusion;
 pub mod paper_model;
 pub mod upsample;

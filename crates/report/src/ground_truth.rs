@@ -358,7 +358,7 @@ pub fn effective_n(hits: &[bool], units: Option<&[String]>) -> Result<f64> {
 
 /// A seed for one (group, metric) stream: FNV-1a over the seed and the parts, then a SplitMix64
 /// finaliser.
-fn stream_seed(seed: u64, parts: &[&str]) -> u64 {
+pub(crate) fn stream_seed(seed: u64, parts: &[&str]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut eat = |bytes: &[u8]| {
         for &b in bytes {
@@ -379,10 +379,10 @@ fn stream_seed(seed: u64, parts: &[&str]) -> u64 {
 }
 
 /// The distinct key combinations of a table (in order of first appearance) and the rows of each.
-type Groups = (Vec<Vec<String>>, Vec<Vec<usize>>);
+pub(crate) type Groups = (Vec<Vec<String>>, Vec<Vec<usize>>);
 
 /// The distinct combinations of `group_cols` in order of first appearance, and the rows of each.
-fn groups_of(df: &DataFrame, table: &str, group_cols: &[&str]) -> Result<Groups> {
+pub(crate) fn groups_of(df: &DataFrame, table: &str, group_cols: &[&str]) -> Result<Groups> {
     let keys: Vec<Vec<String>> = group_cols.iter().map(|c| column_str(df, table, c)).collect::<Result<_>>()?;
     let mut order: Vec<Vec<String>> = Vec::new();
     let mut rows: Vec<Vec<usize>> = Vec::new();
@@ -400,7 +400,7 @@ fn groups_of(df: &DataFrame, table: &str, group_cols: &[&str]) -> Result<Groups>
 }
 
 /// The resampling unit of every row, if `boot` names a column the table has.
-fn units_of(df: &DataFrame, table: &str, boot: &Bootstrap) -> Result<Option<Vec<String>>> {
+pub(crate) fn units_of(df: &DataFrame, table: &str, boot: &Bootstrap) -> Result<Option<Vec<String>>> {
     match &boot.cluster {
         Some(c) if has_column(df, c) => Ok(Some(column_str(df, table, c)?)),
         _ => Ok(None),

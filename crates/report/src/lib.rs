@@ -13,8 +13,11 @@
 //! | [`baselines`] | linear baselines on the same folds: planted-region ceiling, whole-brain shortcut checks |
 //! | [`regions`] | relevance per atlas region: the paper's score, density, rank; atlas placement |
 //! | [`compare`] | method against method: normalised distance, correlation, top-10 overlap |
+//! | [`conservation`] | LRP's conservation: Σ relevance / logit per model |
+//! | [`faithfulness`] | deletion curves (Samek et al. 2017): orders, steps, AOPC and its patient-bootstrap summary |
 //! | [`ground_truth`] | relevance mass / rank accuracy and the pointing game against planted atrophy |
 //! | [`patients`] | per scan: top regions and the share of relevance in the temporal lobe |
+//! | [`similarity`] | two maps alike? Spearman rank correlation and SSIM, for the randomisation test (Adebayo et al. 2018) |
 //! | [`sweep`] | the effect-size sweep: classification and mass accuracy per effect size |
 //! | [`tables`] | CSV + Markdown writing, stacking tables under key columns, reading CSV |
 //! | [`figures`] | the paper's figure, slice grids, bar charts, matrices, learning and ROC curves |
@@ -30,11 +33,14 @@
 pub mod baselines;
 pub mod classification;
 pub mod compare;
+pub mod conservation;
 pub mod error;
+pub mod faithfulness;
 pub mod figures;
 pub mod ground_truth;
 pub mod patients;
 pub mod regions;
+pub mod similarity;
 pub mod sweep;
 pub mod tables;
 

@@ -15,14 +15,14 @@ use crate::error::{ReportError, Result};
 use crate::tables::{column_f64, column_str, format_float, has_column};
 
 /// Draws on a fresh canvas of `size` and writes it to `path`.
-fn render(size: (u32, u32), path: &Path, f: impl FnOnce(&Area<'_>) -> DrawResult) -> Result<()> {
+pub(crate) fn render(size: (u32, u32), path: &Path, f: impl FnOnce(&Area<'_>) -> DrawResult) -> Result<()> {
     let mut canvas = Canvas::new(size)?;
     canvas.draw(f).map_err(|m| figure_error(path, m))?;
     canvas.save(path)
 }
 
 /// Distinct values in order of first appearance.
-fn distinct(values: &[String]) -> Vec<String> {
+pub(crate) fn distinct(values: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for v in values {
         if !out.contains(v) {
@@ -33,7 +33,7 @@ fn distinct(values: &[String]) -> Vec<String> {
 }
 
 /// Width in pixels of the widest of `texts` at `px`.
-fn widest(area: &Area<'_>, texts: &[String], px: f64) -> u32 {
+pub(crate) fn widest(area: &Area<'_>, texts: &[String], px: f64) -> u32 {
     let style = text_style(px, BLACK);
     texts.iter().map(|t| area.estimate_text_size(t, &style).map(|(w, _)| w).unwrap_or(0)).max().unwrap_or(0)
 }

@@ -1,6 +1,7 @@
 //! The study's figures as PNG files: the paper's grid of coronal slices (methods × planes), a
 //! `plot_slices`-style grid (3 axes × N slices), the top-region bar chart, the method distance
-//! matrix, learning curves, ROC curves, the ground-truth score chart and the effect-size sweep.
+//! matrix, learning curves, ROC curves, the ground-truth score chart, the effect-size sweep, and
+//! the sanity and faithfulness checks (cascading weight randomisation, deletion curves).
 //!
 //! Text is drawn with DejaVu Sans embedded in the crate (`assets/DejaVuSans.ttf`, Bitstream Vera
 //! licence, see `assets/LICENSE-DejaVu.txt`), laid out with `ab_glyph` by this crate's bitmap
@@ -16,6 +17,7 @@
 //! marked `L` / `R`), sagittal views have anterior on the right (marked `P` / `A`).
 
 mod charts;
+mod sanity;
 mod slices;
 mod sweep;
 mod text;
@@ -32,6 +34,7 @@ pub use charts::{
     bar_chart_top_regions, comparison_matrix, distance_matrix, ground_truth_chart, learning_curves, roc_auc,
     roc_curves, roc_points,
 };
+pub use sanity::{deletion_chart, randomisation_chart};
 pub use slices::{
     OverlayScale, PAPER_CORONAL_SLICES_1MM, coronal_index, overlay_max, paper_coronal_slices, paper_figure, percentile,
     plot_slices,

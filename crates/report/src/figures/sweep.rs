@@ -213,7 +213,7 @@ where
 }
 
 /// A vertical legend: a line (dashed for `true`) and a name per entry, from the top of `area`.
-fn draw_legend(area: &Area<'_>, entries: &[(String, RGBColor, bool)], px: f64) -> DrawResult {
+pub(super) fn draw_legend(area: &Area<'_>, entries: &[(String, RGBColor, bool)], px: f64) -> DrawResult {
     let (w, _) = area.dim_in_pixel();
     let glyph = (px * 1.8) as i32;
     let gap = (px * 0.5) as i32;
