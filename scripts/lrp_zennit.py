@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_torch_fixture import architecture, build, fixed_input  # noqa: E402
+from make_torch_fixture import architecture, build, fixed_input, randomize_batchnorm  # noqa: E402
 
 from zennit.attribution import Gradient  # noqa: E402
 from zennit.canonizers import SequentialMergeBatchNorm  # noqa: E402
@@ -77,20 +77,15 @@ def main():
     grid = tuple(args.grid)
     torch.manual_seed(args.seed)
     model = build(arch, grid)
-    with torch.no_grad():
-        for i in range(1, len(arch["pools"]) + 1):
-            bn = getattr(model, f"Conv_{i}_bn")
-            bn.weight.uniform_(0.5, 1.5)
-            bn.bias.uniform_(-0.2, 0.2)
-            bn.running_mean.uniform_(-0.1, 0.1)
-            bn.running_var.uniform_(0.5, 2.0)
-            if args.no_bias:
-                bn.bias.zero_()
-                bn.running_mean.zero_()
-        if args.no_bias:
+    randomize_batchnorm(model, arch)
+    if args.no_bias:
+        with torch.no_grad():
             for module in model.modules():
                 if isinstance(module, (torch.nn.Conv3d, torch.nn.Linear)):
                     module.bias.zero_()
+                if isinstance(module, torch.nn.BatchNorm3d):
+                    module.bias.zero_()
+                    module.running_mean.zero_()
     torch.save(model.state_dict(), out / "weights.pth")
     model.eval()
 

@@ -123,13 +123,9 @@ def read_safetensors(path):
     return out, header.get("__metadata__", {})
 
 
-def make(args):
-    out = Path(args.dir)
-    out.mkdir(parents=True, exist_ok=True)
-    arch = architecture(args.small)
-    grid = tuple(args.grid)
-    torch.manual_seed(args.seed)
-    model = build(arch, grid)
+def randomize_batchnorm(model, arch):
+    """Seeded random BatchNorm affine parameters and running statistics (from torch's global
+    generator), so that the BatchNorm layers matter in eval mode."""
     with torch.no_grad():
         for i in range(1, len(arch["pools"]) + 1):
             bn = getattr(model, f"Conv_{i}_bn")
@@ -137,6 +133,16 @@ def make(args):
             bn.bias.uniform_(-0.2, 0.2)
             bn.running_mean.uniform_(-0.1, 0.1)
             bn.running_var.uniform_(0.5, 2.0)
+
+
+def make(args):
+    out = Path(args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arch = architecture(args.small)
+    grid = tuple(args.grid)
+    torch.manual_seed(args.seed)
+    model = build(arch, grid)
+    randomize_batchnorm(model, arch)
     state = model.state_dict()
     if args.no_num_batches_tracked:
         state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
