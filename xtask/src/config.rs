@@ -220,6 +220,8 @@ pub struct ProjectConfig {
     pub relevance: RelevanceSection,
     /// `[reproduce]`: stage settings of `cargo xtask reproduce-paper`.
     pub reproduce: ReproduceSection,
+    /// `[sanity]`: sanity and faithfulness checks of the relevance maps (`cargo xtask sanity`).
+    pub sanity: SanitySection,
 }
 
 /// `[reproduce]`: what `cargo xtask reproduce-paper` changes per stage.
@@ -232,9 +234,70 @@ pub struct ReproduceSection {
     pub holdout_epochs: usize,
 }
 
+/// `[sanity]`: can the maps be trusted? The checks of `cargo xtask sanity` (a stage of
+/// `reproduce-paper`) on the hold-out model's AD test scans, each switchable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SanitySection {
+    /// Cascading model-parameter randomisation (Adebayo et al. 2018): layers randomised from the
+    /// output down, each method's map compared with the trained model's. Default true.
+    pub cascade: bool,
+    /// AD test scans per patient in the cascade (0 = every explained AD scan). Default 1: the
+    /// cascade costs one full set of maps per layer, so one scan per patient keeps it in budget.
+    pub cascade_scans_per_patient: usize,
+    /// Data randomisation: a hold-out model trained on shuffled labels (same budget as the real
+    /// one), its maps compared with the real model's and scored against the ground truth.
+    /// Default true.
+    pub data_randomisation: bool,
+    /// Deletion curves and AOPC (voxels and atlas regions, against random orders). Default true.
+    pub faithfulness: bool,
+    /// Shares of the brain's voxels deleted, most relevant first. Default 1, 2, 5, 10, 20 %.
+    pub fractions: Vec<f64>,
+    /// Atlas regions deleted, most relevant (mean relevance per voxel) first. Default 1, 2, 3, 5, 10.
+    pub region_steps: Vec<usize>,
+    /// Random orders per scan for the baseline curves. Default 3.
+    pub random_orders: usize,
+    /// Seed of the randomised layers, the shuffled labels and the random orders. Default 2018.
+    pub seed: u64,
+}
+
+impl Default for SanitySection {
+    fn default() -> Self {
+        Self {
+            cascade: true,
+            cascade_scans_per_patient: 1,
+            data_randomisation: true,
+            faithfulness: true,
+            fractions: vec![0.01, 0.02, 0.05, 0.1, 0.2],
+            region_steps: vec![1, 2, 3, 5, 10],
+            random_orders: 3,
+            seed: 2018,
+        }
+    }
+}
+
+impl SanitySection {
+    /// Checks the values; errors name the key.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(f) = self.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+            bail!("[sanity] fractions: found {f}, expected shares in (0, 1]");
+        }
+        if self.fractions.windows(2).any(|w| w[1] < w[0]) {
+            bail!("[sanity] fractions = {:?}: expected a non-decreasing list", self.fractions);
+        }
+        if self.region_steps.contains(&0) || self.region_steps.windows(2).any(|w| w[1] < w[0]) {
+            bail!("[sanity] region_steps = {:?}: expected a non-decreasing list of counts ≥ 1", self.region_steps);
+        }
+        if self.faithfulness && self.random_orders == 0 {
+            bail!("[sanity] random_orders = 0: expected at least 1 random order for the baseline curves");
+        }
+        Ok(())
+    }
+}
+
 /// Top-level sections a config may hold.
 pub const SECTIONS: &[&str] =
-    &["run", "fetch", "data", "synth", "split", "preprocess", "train", "model", "relevance", "reproduce"];
+    &["run", "fetch", "data", "synth", "split", "preprocess", "train", "model", "relevance", "reproduce", "sanity"];
 
 /// The closest candidate to `word`, if any is reasonably close.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -288,6 +351,8 @@ impl ProjectConfig {
         model.validate().map_err(|e| anyhow!("{}: in [model]: {e}", file.display()))?;
         let relevance = take_section(&mut table, "relevance", file)?;
         let reproduce = take_section(&mut table, "reproduce", file)?;
+        let sanity: SanitySection = take_section(&mut table, "sanity", file)?;
+        sanity.validate().map_err(|e| anyhow!("{}: {e}", file.display()))?;
         let synth = match table.remove("synth") {
             None => SynthSection::default(),
             Some(toml::Value::Table(mut t)) => {
@@ -322,7 +387,7 @@ impl ProjectConfig {
             }
             bail!(msg);
         }
-        Ok(Self { run, fetch, data, synth, split, preprocess, train, model, relevance, reproduce })
+        Ok(Self { run, fetch, data, synth, split, preprocess, train, model, relevance, reproduce, sanity })
     }
 
     /// Reads and parses a config file.
@@ -369,6 +434,20 @@ mod tests {
         assert!(e.contains("seeed"), "{e}");
         assert!(e.contains("did you mean `seed`"), "{e}");
         assert!(e.contains("[split]"), "{e}");
+    }
+
+    #[test]
+    fn sanity_section_names_bad_values() {
+        let e = parse("[sanity]\nfractions = [0.1, 1.5]\n").unwrap_err().to_string();
+        assert!(e.contains("[sanity] fractions") && e.contains("1.5"), "{e}");
+        let e = parse("[sanity]\nregion_steps = [3, 1]\n").unwrap_err().to_string();
+        assert!(e.contains("[sanity] region_steps"), "{e}");
+        let e = parse("[sanity]\nrandom_orders = 0\n").unwrap_err().to_string();
+        assert!(e.contains("random_orders"), "{e}");
+        let e = parse("[sanity]\ncascde = true\n").unwrap_err().to_string();
+        assert!(e.contains("did you mean `cascade`"), "{e}");
+        let c = parse("[sanity]\ncascade = false\n").unwrap();
+        assert!(!c.sanity.cascade && c.sanity.faithfulness && c.sanity.random_orders == 3);
     }
 
     #[test]

@@ -270,7 +270,7 @@ fn method_names() -> String {
 }
 
 /// One input scan as a `[1, 1, D, H, W]` tensor.
-fn to_tensor<B: Backend>(data: &Array3<f32>, device: &B::Device) -> Tensor<B, 5> {
+pub(crate) fn to_tensor<B: Backend>(data: &Array3<f32>, device: &B::Device) -> Tensor<B, 5> {
     let [d, h, w] = [data.shape()[0], data.shape()[1], data.shape()[2]];
     let values: Vec<f32> = data.iter().copied().collect();
     Tensor::from_data(TensorData::new(values, [1, 1, d, h, w]), device)
@@ -409,7 +409,7 @@ pub fn load_atlas(cfg: &ProjectConfig, grid: &Grid) -> Result<Atlas> {
 }
 
 /// Ground truth of the synthetic cohort: Image.ID → atrophy map path.
-fn ground_truth_index(cfg: &ProjectConfig) -> Result<Option<BTreeMap<i64, PathBuf>>> {
+pub(crate) fn ground_truth_index(cfg: &ProjectConfig) -> Result<Option<BTreeMap<i64, PathBuf>>> {
     let root = resolve(&cfg.synth.out_dir);
     let scans = root.join("ground_truth").join("scans.csv");
     // Only when the run's data table is this synthetic cohort's.
@@ -432,7 +432,7 @@ fn ground_truth_index(cfg: &ProjectConfig) -> Result<Option<BTreeMap<i64, PathBu
 
 /// A scan's planted atrophy on the model grid, as a mask: voxels at ≥ `fraction` of the map's
 /// maximum (after the same downsampling as the scans). `None` when nothing was planted (CN).
-fn ground_truth_mask(path: &Path, downsample_factor: usize, fraction: f32) -> Result<Option<Array3<bool>>> {
+pub(crate) fn ground_truth_mask(path: &Path, downsample_factor: usize, fraction: f32) -> Result<Option<Array3<bool>>> {
     let (vol, _, _) = read_volume(path)?;
     let vol = if downsample_factor > 1 { downsample(&vol, downsample_factor) } else { vol };
     let max = vol.data.iter().copied().fold(0.0f32, f32::max);
@@ -516,7 +516,7 @@ impl BalanceRows {
 pub const COMPLETE_FILE: &str = "complete.json";
 
 /// Finds a run folder given on the command line (as given, else relative to the project root).
-fn find_run(run: &Path) -> Result<PathBuf> {
+pub(crate) fn find_run(run: &Path) -> Result<PathBuf> {
     if run.is_dir() {
         return Ok(run.to_path_buf());
     }

@@ -15,6 +15,7 @@ mod interpret_cmd;
 mod relevance_config;
 mod report_cmd;
 mod reproduce_cmd;
+mod sanity_cmd;
 mod sweep_cmd;
 mod train_cmd;
 
@@ -113,6 +114,8 @@ enum Cmd {
     Train(train_cmd::TrainArgs),
     /// Relevance maps: of a trained run's test scans (--run), or of one scan (--weights --scan)
     Interpret(Box<interpret_cmd::InterpretArgs>),
+    /// Can the maps be trusted? Cascading weight randomisation, shuffled-label model, deletion curves (AOPC)
+    Sanity(sanity_cmd::SanityArgs),
     /// Tables and figures of a results folder (regional relevance, method comparison, ground truth, training)
     Report(report_cmd::ReportArgs),
     /// The whole study in one command: data → 5-fold CV → hold-out → relevance maps → tables, figures, REPORT.md
@@ -139,6 +142,7 @@ fn main() -> ExitCode {
         Cmd::Report(args) => report_cmd::report(&args),
         Cmd::ReproducePaper(args) => reproduce_cmd::reproduce(&args),
         Cmd::Sweep(args) => sweep_cmd::sweep(&args),
+        Cmd::Sanity(args) => sanity_cmd::sanity(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

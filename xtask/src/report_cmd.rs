@@ -1,10 +1,11 @@
 //! `cargo xtask report`: tables and figures of a reproduction folder (or of one trained run with
 //! its relevance maps), and the `REPORT.md` of `reproduce-paper`.
 //!
-//! Inputs: `<root>/cv/` and `<root>/holdout/` (training runs; either may be missing) and
-//! `<root>/holdout/relevance/` (`cargo xtask interpret`). Outputs: `<root>/report/tables/*.{csv,md}`
-//! and `<root>/report/figures/*.png`. The linear baselines on the same splits
-//! (`crate::baselines_cmd`) are part of every report.
+//! Inputs: `<root>/cv/` and `<root>/holdout/` (training runs; either may be missing),
+//! `<root>/holdout/relevance/` (`cargo xtask interpret`) and `<root>/holdout/sanity/` (`cargo xtask
+//! sanity`: randomisation cascade, shuffled-label model, deletion curves; each file optional).
+//! Outputs: `<root>/report/tables/*.{csv,md}` and `<root>/report/figures/*.png`. The linear
+//! baselines on the same splits (`crate::baselines_cmd`) are part of every report.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,7 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
             "report: no relevance maps under {} (run `cargo xtask interpret`); classification only",
             root.display()
         );
+        write_sanity(cfg, root, None, &tables, &figs, &mut written)?;
         return Ok(written);
     };
     let index = read_csv(&rel.join("index.csv"))?;
@@ -260,6 +262,7 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
     // Ground truth (synthetic cohorts): the scans with planted atrophy (AD), trained model and
     // randomised-weights baseline.
     let gt = rel.join("ground_truth.csv");
+    let mut gt_summary: Option<DataFrame> = None;
     if gt.exists() {
         let df = read_csv(&gt)?;
         table(&df, "ground_truth_per_scan", &mut written)?;
@@ -273,6 +276,7 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
         let p = figs.join("ground_truth.png");
         figures::ground_truth_chart(&long, (1200, 800), &p)?;
         written.push(p);
+        gt_summary = Some(summary);
     }
     let conservation = rel.join(crate::interpret_cmd::LRP_CONSERVATION_FILE);
     if conservation.exists() {
@@ -282,7 +286,127 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
     if timing.exists() {
         table(&read_csv(&timing)?, "relevance_timing", &mut written)?;
     }
+    write_sanity(cfg, root, gt_summary.as_ref(), &tables, &figs, &mut written)?;
     Ok(written)
+}
+
+/// Where the sanity checks of a results folder are: `holdout/sanity` of a reproduction, or
+/// `sanity` of a single run; `None` when neither folder holds a file.
+fn sanity_dir(root: &Path) -> Option<PathBuf> {
+    [root.join("holdout").join("sanity"), root.join("sanity")]
+        .into_iter()
+        .find(|d| std::fs::read_dir(d).is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.path().is_file()))))
+}
+
+/// The file of the sanity runner that tells the stage finished (written last).
+const SANITY_COMPLETE: &str = "complete.json";
+
+/// `path` read as a table, `None` when it does not exist; errors name the file.
+fn read_optional_csv(path: &Path) -> Result<Option<DataFrame>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    read_csv(path).map(Some).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The tables and figures of the sanity and faithfulness checks in `<root>/holdout/sanity/`
+/// (nothing when the folder is absent or empty; each part only when its file exists):
+/// `sanity_cascade`, `sanity_data_randomisation`, `sanity_shuffled_model`, `faithfulness_deletion`,
+/// `faithfulness_aopc`, `sanity_timing` and `trust_summary` (every method's tests side by side,
+/// with the ground-truth summary of the report where there is one), and the figures
+/// `sanity_cascade.png`, `deletion_voxels.png`, `deletion_regions.png`. Errors name the file.
+fn write_sanity(
+    cfg: &ProjectConfig,
+    root: &Path,
+    gt_summary: Option<&DataFrame>,
+    tables: &Path,
+    figs: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
+    use report::sanity;
+    let Some(dir) = sanity_dir(root) else {
+        return Ok(());
+    };
+    let boot = ground_truth_bootstrap(cfg);
+    let mut table = |df: &DataFrame, stem: &str| -> Result<()> {
+        let (csv, md) = write_table(df, tables, stem).with_context(|| format!("table {stem}"))?;
+        written.push(csv);
+        written.push(md);
+        Ok(())
+    };
+    let in_file = |name: &str| format!("summarising {}", dir.join(name).display());
+    let mut figures_written: Vec<PathBuf> = Vec::new();
+
+    let cascade = match read_optional_csv(&dir.join("cascade.csv"))? {
+        Some(df) => {
+            let s = sanity::summarise_cascade(&df, &boot).with_context(|| in_file("cascade.csv"))?;
+            table(&s, "sanity_cascade")?;
+            let p = figs.join("sanity_cascade.png");
+            figures::randomisation_chart(&s, (1500, 650), &p).with_context(|| in_file("cascade.csv"))?;
+            figures_written.push(p);
+            Some(s)
+        }
+        None => None,
+    };
+    let data = match read_optional_csv(&dir.join("data_randomisation.csv"))? {
+        Some(df) => {
+            let s =
+                sanity::summarise_data_randomisation(&df, &boot).with_context(|| in_file("data_randomisation.csv"))?;
+            table(&s, "sanity_data_randomisation")?;
+            Some(s)
+        }
+        None => None,
+    };
+    if let Some(df) = read_optional_csv(&dir.join("shuffled_model.csv"))? {
+        let t = sanity::shuffled_model_table(&df).with_context(|| in_file("shuffled_model.csv"))?;
+        table(&t, "sanity_shuffled_model")?;
+    }
+    if let Some(df) = read_optional_csv(&dir.join("deletion.csv"))? {
+        let mut parts: Vec<(Vec<(&str, String)>, DataFrame)> = Vec::new();
+        for (kind, unit) in
+            [(sanity::VOXELS, figures::DeletionUnit::Voxels), (sanity::REGIONS, figures::DeletionUnit::Regions)]
+        {
+            let s = sanity::summarise_deletion(&df, kind, &boot).with_context(|| in_file("deletion.csv"))?;
+            if s.height() == 0 {
+                continue;
+            }
+            let p = figs.join(format!("deletion_{kind}.png"));
+            figures::deletion_chart_for(&s, unit, (1100, 700), &p).with_context(|| in_file("deletion.csv"))?;
+            figures_written.push(p);
+            parts.push((vec![("kind", kind.to_string())], s));
+        }
+        if !parts.is_empty() {
+            table(&stack_with_keys(&parts)?, "faithfulness_deletion")?;
+        }
+    }
+    let aopc = match read_optional_csv(&dir.join("aopc.csv"))? {
+        Some(df) => {
+            let s = report::faithfulness::summarise_aopc(&df, &["kind", "method", "ordering"], &boot)
+                .with_context(|| in_file("aopc.csv"))?;
+            table(&s, "faithfulness_aopc")?;
+            Some(s)
+        }
+        None => None,
+    };
+    if let Some(df) = read_optional_csv(&dir.join("timing.csv"))? {
+        // checked here so that REPORT.md can rely on the columns
+        report::tables::column_str(&df, "timing.csv", "part")
+            .and_then(|_| report::tables::column_f64(&df, "timing.csv", "seconds"))
+            .with_context(|| in_file("timing.csv"))?;
+        table(&df, "sanity_timing")?;
+    }
+    if cascade.is_some() || data.is_some() || aopc.is_some() {
+        let trust = sanity::trust_table(&sanity::TrustInputs {
+            cascade: cascade.as_ref(),
+            data_randomisation: data.as_ref(),
+            aopc: aopc.as_ref(),
+            ground_truth: gt_summary,
+        })
+        .with_context(|| format!("the trust summary of {}", dir.display()))?;
+        table(&trust, "trust_summary")?;
+    }
+    written.extend(figures_written);
+    Ok(())
 }
 
 /// The epochs table with each fold's kept epoch (from the folds table) as a `kept_epoch` column,
@@ -426,10 +550,139 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
     if let Some(text) = conservation_markdown(cfg, &tables)? {
         let _ = writeln!(md, "\n### LRP conservation\n\n{text}");
     }
+    let _ = writeln!(
+        md,
+        "\n## Can the maps be trusted? (sanity checks and faithfulness)\n\n{}",
+        sanity_markdown(root, &tables, &figs)?
+    );
     let _ = writeln!(md, "\n## Dose–response and null check\n\n{}", sweep_paragraph(cfg, root));
     let _ = writeln!(md, "\n## What differs from the paper\n\n{}", differences(cfg));
     adni_data::fsutil::write_bytes_atomically(&root.join("REPORT.md"), md.as_bytes())?;
     Ok(())
+}
+
+/// The sanity section of `REPORT.md`, from the tables [`write_sanity`] wrote to `tables` and the
+/// figures in `figs`: a line per test saying what it asks, the trust summary (methods flagged by
+/// the model randomisation test in bold), the flagged methods, the shuffled-label model's scores,
+/// the figures, the paragraph generated from the numbers and the time the checks took. Without
+/// `holdout/sanity/`: how to switch the checks on.
+fn sanity_markdown(root: &Path, tables: &Path, figs: &Path) -> Result<String> {
+    use report::sanity;
+    let rel_link = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let Some(dir) = sanity_dir(root) else {
+        let holdout = root.join("holdout");
+        let run = holdout.strip_prefix(crate::config::workspace_root()).unwrap_or(&holdout).display().to_string();
+        return Ok(format!(
+            "Not run for this folder (no `holdout/sanity/`). Switch the checks on in the `[sanity]` section of the \
+             config (keys `cascade`, `data_randomisation`, `faithfulness`) and run `reproduce-paper` again, or run \
+             them on this run's hold-out model with `cargo xtask sanity --run {run}`, then `cargo xtask report --run \
+             {}`.",
+            root.strip_prefix(crate::config::workspace_root()).unwrap_or(root).display()
+        ));
+    };
+    let mut md = String::new();
+    if !dir.join(SANITY_COMPLETE).is_file() {
+        let _ = writeln!(
+            md,
+            "*The sanity stage did not finish (no `{SANITY_COMPLETE}` in `{}`): what follows covers the files it \
+             wrote.*\n",
+            rel_link(&dir)
+        );
+    }
+    let read = |stem: &str| -> Result<Option<DataFrame>> { read_optional_csv(&tables.join(format!("{stem}.csv"))) };
+    let cascade_layers = match read("sanity_cascade")? {
+        Some(df) => {
+            let steps = column_str(&df, "sanity_cascade.csv", "step")?;
+            let mut order: Vec<String> = Vec::new();
+            for s in steps.into_iter().filter(|s| s != sanity::ORIGINAL_STEP) {
+                if !order.contains(&s) {
+                    order.push(s);
+                }
+            }
+            format!(" (here {})", order.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" → "))
+        }
+        None => String::new(),
+    };
+    let _ = writeln!(
+        md,
+        "What each test asks:\n\n\
+         - **Model randomisation** (Adebayo et al. 2018): the trained network's weights are replaced by random ones \
+         layer by layer from the output down{cascade_layers}, and each map is compared with the trained model's map of \
+         the same scan inside the brain mask (Spearman rank correlation, SSIM). A map still alike once every layer is \
+         random (mean Spearman > {}) does not depend on what the model learnt: flagged.\n\
+         - **Data randomisation** (Adebayo et al. 2018): the same network trained on shuffled diagnoses; a method \
+         whose maps for it stay alike to the real model's (mean Spearman > {}) shows the image, not what the labels \
+         taught.\n\
+         - **Faithfulness** (Samek et al. 2017): delete the most relevant voxels (or atlas regions) first and watch \
+         P(explained class) fall; AOPC is the mean fall over the deletion steps. Faithful when its 95 % interval lies \
+         above that of deleting the same voxels in random order.\n\
+         - **Ground truth** (synthetic cohorts): relevance mass accuracy on the planted atrophy, as above.\n\n\
+         Intervals: percentile bootstrap of the mean over patients, as for the ground truth.\n",
+        sanity::RANDOMISATION_THRESHOLD,
+        sanity::DATA_RANDOMISATION_THRESHOLD
+    );
+    let trust = read("trust_summary")?;
+    match &trust {
+        Some(t) => {
+            let display = sanity::trust_display(t).context("reading trust_summary.csv")?;
+            let _ = writeln!(md, "{}", report::tables::to_markdown(&display)?);
+            if let Some(line) = sanity::randomisation_flag_line(t).context("reading trust_summary.csv")? {
+                let _ = writeln!(md, "{line}\n");
+            }
+        }
+        None => {
+            let _ = writeln!(
+                md,
+                "No per-method results: the cascade, data randomisation and AOPC tables are all missing.\n"
+            );
+        }
+    }
+    if let Some(df) = read("sanity_shuffled_model")?
+        && let Some(line) = sanity::shuffled_model_sentence(&df).context("reading sanity_shuffled_model.csv")?
+    {
+        let _ = writeln!(md, "{line}\n");
+    }
+    for (stem, caption) in [
+        ("sanity_cascade", "Cascading model-parameter randomisation"),
+        ("deletion_voxels", "Deletion curves, voxels"),
+        ("deletion_regions", "Deletion curves, atlas regions"),
+    ] {
+        let png = figs.join(format!("{stem}.png"));
+        if png.is_file() {
+            let _ = writeln!(md, "![{caption}]({})\n", rel_link(&png));
+        }
+    }
+    if let Some(t) = &trust {
+        let _ = writeln!(md, "{}", sanity::trust_paragraph(t).context("reading trust_summary.csv")?);
+    }
+    let links: Vec<String> = [
+        ("trust_summary", "trust summary"),
+        ("sanity_cascade", "cascade"),
+        ("sanity_data_randomisation", "data randomisation"),
+        ("sanity_shuffled_model", "shuffled-label model"),
+        ("faithfulness_aopc", "AOPC"),
+        ("faithfulness_deletion", "deletion curves"),
+    ]
+    .iter()
+    .filter(|(stem, _)| tables.join(format!("{stem}.md")).is_file())
+    .map(|(stem, name)| format!("[{name}]({})", rel_link(&tables.join(format!("{stem}.md")))))
+    .collect();
+    if !links.is_empty() {
+        let _ = writeln!(md, "Tables: {}.\n", links.join(", "));
+    }
+    if let Some(df) = read("sanity_timing")? {
+        let part = column_str(&df, "sanity_timing.csv", "part")?;
+        let seconds = report::tables::column_f64(&df, "sanity_timing.csv", "seconds")?;
+        let parts: Vec<String> = part.iter().zip(&seconds).map(|(p, s)| format!("{p} {s:.1} s")).collect();
+        // the runner may write its own total
+        let total = if part.iter().any(|p| p.eq_ignore_ascii_case("total")) {
+            String::new()
+        } else {
+            format!("; total {:.1} s", seconds.iter().filter(|v| v.is_finite()).sum::<f64>())
+        };
+        let _ = writeln!(md, "Time (this machine): {}{total}.", parts.join(", "));
+    }
+    Ok(md.trim_end().to_string())
 }
 
 /// One paragraph on LRP's conservation from `lrp_conservation.csv` in `tables`.
@@ -733,5 +986,135 @@ mod link_tests {
         let root = Path::new("/repo/results/reproduce");
         assert_eq!(relative_link(root, Path::new("/repo/docs/EXPERIMENTS.md")), "../../docs/EXPERIMENTS.md");
         assert_eq!(relative_link(root, Path::new("/repo/results/reproduce/REPORT.md")), "REPORT.md");
+    }
+}
+
+#[cfg(test)]
+mod sanity_tests {
+    use std::path::Path;
+
+    use super::{sanity_markdown, write_sanity};
+    use crate::config::ProjectConfig;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+
+    /// A sanity folder as the runner writes it: two methods, two patients, cascade of two layers
+    /// (`a` stays alike, `b` falls), shuffled model, deletion curves and AOPC for voxels only.
+    fn runner_files(dir: &Path) {
+        std::fs::create_dir_all(dir).unwrap();
+        write(
+            dir,
+            "cascade.csv",
+            "step,layer,method,PTID,Image.ID,spearman,ssim\n\
+             1,dense_3,a,p1,1,0.9,0.8\n1,dense_3,a,p2,2,0.8,0.7\n1,dense_3,b,p1,1,0.5,0.4\n1,dense_3,b,p2,2,0.3,0.2\n\
+             2,dense_2,a,p1,1,0.7,0.6\n2,dense_2,a,p2,2,0.9,0.8\n2,dense_2,b,p1,1,NaN,0.1\n2,dense_2,b,p2,2,0.1,0.1\n",
+        );
+        write(
+            dir,
+            "data_randomisation.csv",
+            "method,PTID,Image.ID,spearman,ssim,mass_accuracy,rank_accuracy,pointing_hit,truth_fraction\n\
+             a,p1,1,0.2,0.2,NaN,NaN,,NaN\na,p2,2,0.4,0.3,NaN,NaN,,NaN\n\
+             b,p1,1,0.1,0.1,NaN,NaN,,NaN\nb,p2,2,0.1,0.1,NaN,NaN,,NaN\n",
+        );
+        write(
+            dir,
+            "shuffled_model.csv",
+            "model,n_scans,accuracy,balanced_accuracy,roc_auc\ntrained,2,1.0,1.0,1.0\nshuffled,2,0.5,0.5,0.5\n",
+        );
+        let mut deletion = String::from("kind,method,ordering,PTID,Image.ID,step,fraction,score\n");
+        let mut aopc = String::from("kind,method,ordering,PTID,Image.ID,aopc\n");
+        for m in ["a", "b"] {
+            for (o, fall) in [("relevance", 0.4), ("random", 0.1)] {
+                for (p, id) in [("p1", 1), ("p2", 2)] {
+                    deletion.push_str(&format!(
+                        "voxels,{m},{o},{p},{id},0,0,0.9\nvoxels,{m},{o},{p},{id},1,0.5,{}\n",
+                        0.9 - fall
+                    ));
+                    aopc.push_str(&format!(
+                        "voxels,{m},{o},{p},{id},{}\n",
+                        fall / 2.0 + if p == "p1" { 0.01 } else { 0.0 }
+                    ));
+                }
+            }
+        }
+        write(dir, "deletion.csv", &deletion);
+        write(dir, "aopc.csv", &aopc);
+        write(dir, "timing.csv", "part,seconds\ncascade,12.5\nfaithfulness,3\n");
+    }
+
+    #[test]
+    fn sanity_section_reads_the_runner_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let (tables, figs) = (root.join("report").join("tables"), root.join("report").join("figures"));
+        // absent folder: nothing written, and the section says how to switch the checks on
+        let mut written = Vec::new();
+        write_sanity(&ProjectConfig::default(), root, None, &tables, &figs, &mut written).unwrap();
+        assert!(written.is_empty());
+        let md = sanity_markdown(root, &tables, &figs).unwrap();
+        assert!(
+            md.contains("[sanity]") && md.contains("cargo xtask sanity --run") && md.contains("faithfulness"),
+            "{md}"
+        );
+
+        runner_files(&root.join("holdout").join("sanity"));
+        write_sanity(&ProjectConfig::default(), root, None, &tables, &figs, &mut written).unwrap();
+        let names: Vec<String> =
+            written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        for f in [
+            "sanity_cascade.csv",
+            "sanity_data_randomisation.md",
+            "sanity_shuffled_model.csv",
+            "faithfulness_aopc.csv",
+            "faithfulness_deletion.csv",
+            "sanity_timing.csv",
+            "trust_summary.csv",
+            "trust_summary.md",
+            "sanity_cascade.png",
+            "deletion_voxels.png",
+        ] {
+            assert!(names.iter().any(|n| n == f), "{f} not in {names:?}");
+        }
+        // no region rows: no region figure
+        assert!(!names.iter().any(|n| n == "deletion_regions.png"));
+        assert!(written.iter().all(|p| p.is_file()));
+
+        let md = sanity_markdown(root, &tables, &figs).unwrap();
+        // the stage has no complete.json: said so
+        assert!(md.contains("did not finish"), "{md}");
+        // a stays alike after both layers (mean 0.8 > 0.5): flagged in bold, b passes
+        assert!(md.contains("| **a** | 0.8000"), "{md}");
+        assert!(md.contains("Flagged by the model randomisation test") && md.contains("**a** (0.8000"), "{md}");
+        assert!(md.contains("`dense_3` → `dense_2`"), "{md}");
+        assert!(md.contains("balanced accuracy 0.5000"), "{md}");
+        assert!(md.contains("![Cascading model-parameter randomisation](report/figures/sanity_cascade.png)"), "{md}");
+        assert!(md.contains("**Can be trusted here:** b"), "{md}");
+        assert!(md.contains("Time (this machine): cascade 12.5 s, faithfulness 3.0 s; total 15.5 s."), "{md}");
+
+        // a finished stage: no warning
+        write(&root.join("holdout").join("sanity"), "complete.json", "{}");
+        assert!(!sanity_markdown(root, &tables, &figs).unwrap().contains("did not finish"));
+    }
+
+    #[test]
+    fn bad_sanity_files_are_errors_naming_file_and_column() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let dir = root.join("holdout").join("sanity");
+        runner_files(&dir);
+        write(&dir, "cascade.csv", "step,layer,method,PTID,Image.ID,spearman\n1,dense_3,a,p1,1,0.9\n");
+        let (tables, figs) = (root.join("t"), root.join("f"));
+        let e = write_sanity(&ProjectConfig::default(), root, None, &tables, &figs, &mut Vec::new()).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("cascade.csv") && e.contains("`ssim`"), "{e}");
+        runner_files(&dir);
+        write(&dir, "aopc.csv", "kind,method,ordering,PTID,Image.ID,aopc\nvoxels,a,relevance,p1,1,high\n");
+        let e = format!(
+            "{:#}",
+            write_sanity(&ProjectConfig::default(), root, None, &tables, &figs, &mut Vec::new()).unwrap_err()
+        );
+        assert!(e.contains("aopc.csv") && e.contains("aopc"), "{e}");
     }
 }

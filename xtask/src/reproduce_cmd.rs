@@ -1,12 +1,13 @@
 //! `cargo xtask reproduce-paper`: the whole study in one command.
 //!
 //! fetch data → synthesise the cohort → k-fold cross-validation → hold-out training → relevance
-//! maps of the hold-out test scans → tables and figures → `REPORT.md`, into `results/<run>/`:
+//! maps of the hold-out test scans → sanity checks and faithfulness of the maps (`[sanity]`) →
+//! tables and figures → `REPORT.md`, into `results/<run>/`:
 //!
 //! | path | what |
 //! |---|---|
 //! | `cv/` | the k-fold run (`cargo xtask train`'s layout) |
-//! | `holdout/` | the hold-out run; `holdout/relevance/` its maps (`cargo xtask interpret`'s layout) |
+//! | `holdout/` | the hold-out run; `holdout/relevance/` its maps (`cargo xtask interpret`'s layout), `holdout/sanity/` the checks (`cargo xtask sanity`'s layout) |
 //! | `report/` | tables (CSV + Markdown) and figures (PNG) |
 //! | `stages.csv` | seconds per stage, and whether it ran or was found complete |
 //! | `REPORT.md` | links every table and figure; config, data, versions, timings, differences from the paper |
@@ -27,6 +28,7 @@ use model::train::TrainMode;
 use crate::commands::{find_config, load_config_file, prepare_with};
 use crate::config::ProjectConfig;
 use crate::interpret_cmd::{InterpretArgs, run_mode};
+use crate::sanity_cmd::{SanityArgs, run_sanity};
 use crate::train_cmd::{TrainArgs, train_with};
 
 /// Arguments of `cargo xtask reproduce-paper`.
@@ -45,7 +47,7 @@ pub struct ReproduceArgs {
 
 /// One stage's record.
 pub(crate) struct Stage {
-    /// Stage name (`data`, `train-cv`, `train-holdout`, `interpret`, `report`).
+    /// Stage name (`data`, `train-cv`, `train-holdout`, `interpret`, `sanity`, `report`).
     pub(crate) name: &'static str,
     /// Seconds the stage took; for a stage found complete, those of the call that computed it
     /// (from the previous `stages.csv`) where known.
@@ -98,8 +100,14 @@ pub(crate) fn reproduce_with(cfg: &ProjectConfig, config_path: &Path, force: boo
         let t = Instant::now();
         eprintln!("\n=== reproduce-paper: train {name}");
         let stage_cfg = stage_config(cfg, name, Some(mode));
-        let targs =
-            TrainArgs { config: config_path.to_path_buf(), fold: None, resume: true, merge: false, device: None };
+        let targs = TrainArgs {
+            config: config_path.to_path_buf(),
+            fold: None,
+            resume: true,
+            merge: false,
+            device: None,
+            shuffle_labels: None,
+        };
         let outcome = train_with(stage_cfg, &targs)?;
         let what = if outcome.trained.is_empty() {
             format!("complete, skipped ({})", outcome.skipped.join(", "))
@@ -116,7 +124,10 @@ pub(crate) fn reproduce_with(cfg: &ProjectConfig, config_path: &Path, force: boo
     // 4. Relevance maps of the hold-out test scans.
     let t = Instant::now();
     eprintln!("\n=== reproduce-paper: interpret");
-    let iargs = InterpretArgs { run: Some(root.join("holdout")), force, ..Default::default() };
+    // The sanity checks reuse every scan's map instead of recomputing it.
+    let sanity_on = cfg.sanity.cascade || cfg.sanity.data_randomisation || cfg.sanity.faithfulness;
+    let iargs =
+        InterpretArgs { run: Some(root.join("holdout")), force, save_scan_maps: sanity_on, ..Default::default() };
     let outcome = run_mode(&iargs, &root.join("holdout"))?;
     stages.push(Stage {
         name: "interpret",
@@ -128,7 +139,25 @@ pub(crate) fn reproduce_with(cfg: &ProjectConfig, config_path: &Path, force: boo
         },
     });
 
-    // 5. Tables and figures.
+    // 5. Sanity checks and faithfulness of the maps.
+    if sanity_on {
+        let t = Instant::now();
+        eprintln!("\n=== reproduce-paper: sanity");
+        let sargs = SanityArgs { run: root.join("holdout"), force, ..Default::default() };
+        let outcome = run_sanity(&sargs)?;
+        stages.push(Stage {
+            name: "sanity",
+            seconds: t.elapsed().as_secs_f64(),
+            what: if outcome.skipped {
+                format!("complete, skipped ({})", outcome.dir.display())
+            } else {
+                let parts: Vec<String> = outcome.parts.iter().map(|(p, s)| format!("{p} {s:.0} s")).collect();
+                format!("{} AD scans: {}", outcome.scans, parts.join(", "))
+            },
+        });
+    }
+
+    // 6. Tables and figures.
     let t = Instant::now();
     eprintln!("\n=== reproduce-paper: report");
     let written = crate::report_cmd::write_report(cfg, &root)?;
@@ -258,6 +287,35 @@ pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
         expected.push(figs.join("ground_truth.png"));
         expected.push(tables.join("ground_truth_summary.csv"));
         expected.push(tables.join("ground_truth_verdict.csv"));
+    }
+    // The sanity checks (`[sanity]`), each part where it is switched on.
+    let sanity = &cfg.sanity;
+    let sdir = Path::new("holdout").join(crate::sanity_cmd::SANITY_DIR);
+    let mut sanity_tables: Vec<&str> = Vec::new();
+    if sanity.cascade {
+        expected.push(sdir.join(crate::sanity_cmd::CASCADE_FILE));
+        expected.push(figs.join("sanity_cascade.png"));
+        sanity_tables.push("sanity_cascade");
+    }
+    if sanity.data_randomisation {
+        expected.push(sdir.join(crate::sanity_cmd::DATA_RANDOMISATION_FILE));
+        expected.push(sdir.join(crate::sanity_cmd::SHUFFLED_MODEL_FILE));
+        sanity_tables.extend(["sanity_data_randomisation", "sanity_shuffled_model"]);
+    }
+    if sanity.faithfulness {
+        expected.push(sdir.join(crate::sanity_cmd::DELETION_FILE));
+        expected.push(sdir.join(crate::sanity_cmd::AOPC_FILE));
+        expected.push(figs.join("deletion_voxels.png"));
+        expected.push(figs.join("deletion_regions.png"));
+        sanity_tables.push("faithfulness_aopc");
+    }
+    if !sanity_tables.is_empty() {
+        sanity_tables.push("trust_summary");
+        expected.push(sdir.join("complete.json"));
+    }
+    for t in sanity_tables {
+        expected.push(tables.join(format!("{t}.csv")));
+        expected.push(tables.join(format!("{t}.md")));
     }
     let missing: Vec<String> = expected
         .iter()

@@ -209,8 +209,8 @@ fn effect_label(e: f64) -> String {
 
 /// The config of one effect size: `[synth] effect_size = e`, the cohort in
 /// `<out_dir>-effect-<e>` (with the `[data]` and `[preprocess] mask` paths that lie inside the
-/// cohort folder moved along), the run `<out>/effect-<e>`, and at effect 0 the per-scan maps kept
-/// for the null check. Errors when `[data] table` is not the config's synthetic cohort.
+/// cohort folder moved along), the run `<out>/effect-<e>`, at effect 0 the per-scan maps kept
+/// for the null check, and no `[sanity]` checks. Errors when `[data] table` is not the config's synthetic cohort.
 fn effect_config(base: &ProjectConfig, e: f64, out: &Path) -> Result<ProjectConfig> {
     let mut c = base.clone();
     c.synth.params.effect_size = e;
@@ -248,6 +248,11 @@ fn effect_config(base: &ProjectConfig, e: f64, out: &Path) -> Result<ProjectConf
     if e == 0.0 {
         c.relevance.save_scan_maps = true;
     }
+    // The dose–response needs the classifier and the ground-truth scores, not the sanity checks
+    // (about ten more minutes per effect size); `cargo xtask sanity` runs them on any point.
+    c.sanity.cascade = false;
+    c.sanity.data_randomisation = false;
+    c.sanity.faithfulness = false;
     Ok(c)
 }
 

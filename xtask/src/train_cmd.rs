@@ -38,6 +38,10 @@ pub struct TrainArgs {
     /// `cpu` or `cuda` (overrides [train] device)
     #[arg(long, value_name = "cpu|cuda")]
     pub device: Option<DeviceKind>,
+    /// Data randomisation (`cargo xtask sanity`): shuffle the labels of the patients the
+    /// (single) split does not test, with this seed, before training; test labels stay true.
+    #[arg(skip)]
+    pub shuffle_labels: Option<u64>,
 }
 
 /// Prints a line to standard output; a closed pipe ends the output quietly.
@@ -59,13 +63,23 @@ pub fn train_with(mut cfg: crate::config::ProjectConfig, args: &TrainArgs) -> Re
     let device = args.device.unwrap_or(cfg.train.device);
     cfg.train.device = device;
     device.check().context("cannot train on the requested device")?;
-    let cohort = cohort_of(&cfg)?;
+    let mut cohort = cohort_of(&cfg)?;
     let splits = match cfg.train.mode {
         TrainMode::Kfold => kfold_splits(&cohort.scans, cfg.split.k, cfg.split.seed)?,
         TrainMode::Holdout => {
             vec![holdout_split(&cohort.scans, cfg.split.holdout_ad, cfg.split.holdout_cn, cfg.split.seed)?]
         }
     };
+    if let Some(seed) = args.shuffle_labels {
+        let [split] = splits.as_slice() else {
+            bail!("shuffled labels need one split (hold-out mode), the config gives {}", splits.len())
+        };
+        let changed = adni_data::splits::shuffle_training_labels(&mut cohort.scans, split, seed);
+        eprintln!(
+            "train: data randomisation: the labels of the training patients shuffled (seed {seed}; {changed} \
+             changed class); the test patients keep their true labels"
+        );
+    }
     let p = &cfg.preprocess;
     let Some(first) = cohort.scans.first() else { bail!("the cohort has no scans to train on") };
     let prep = PreprocessSpec { mask: p.mask_path(), downsample: p.downsample };

@@ -39,11 +39,28 @@ fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
     assert!(root.join("holdout/relevance/lrp_conservation.csv").is_file());
     assert!(report.contains("### LRP conservation"), "REPORT.md has no LRP conservation section");
 
+    // The sanity checks: cascade over all seven layers, the shuffled-label model at chance on
+    // its own table, deletion curves of both kinds, and their section in REPORT.md.
+    let sanity = root.join("holdout/sanity");
+    let cascade = std::fs::read_to_string(sanity.join("cascade.csv")).expect("cascade.csv");
+    for layer in ["dense_3", "dense_2", "dense_1", "block4", "block3", "block2", "block1"] {
+        assert!(cascade.contains(&format!(",{layer},lrp,")), "cascade.csv lacks {layer} for lrp");
+    }
+    let shuffled = std::fs::read_to_string(sanity.join("shuffled_model.csv")).expect("shuffled_model.csv");
+    assert!(shuffled.lines().nth(2).is_some_and(|l| l.starts_with("shuffled,")), "{shuffled}");
+    assert!(sanity.join("shuffled/folds/holdout/fold_result.json").is_file());
+    let deletion = std::fs::read_to_string(sanity.join("deletion.csv")).expect("deletion.csv");
+    for kind in ["voxels,occlusion,relevance", "voxels,occlusion,random", "regions,lrp,relevance"] {
+        assert!(deletion.contains(kind), "deletion.csv lacks {kind}");
+    }
+    assert!(report.contains("## Can the maps be trusted?"), "REPORT.md has no sanity section");
+
     // A second call finds every stage complete.
     let again = xtask(&["reproduce-paper", "--config", cfg_s]);
     assert!(again.status.success(), "second run failed:\n{}", text(&again));
     let t = text(&again);
     assert!(t.contains("already finished (skipped)") && t.contains("is complete"), "stages were redone:\n{t}");
+    assert!(t.contains("sanity: ") && !t.contains("training the shuffled-label model"), "sanity was redone:\n{t}");
 
     // Single-scan mode on the trained hold-out model: one map of the scan's grid.
     let scan = walk_first_nii(&tmp.path().join("synth/images")).expect("a scan");

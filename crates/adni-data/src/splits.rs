@@ -228,6 +228,35 @@ pub fn holdout_split(scans: &[CohortScan], n_ad: usize, n_cn: usize, seed: u64) 
     assign("holdout".into(), scans, &test)
 }
 
+/// The data randomisation test (Adebayo et al. 2018): permutes the labels of the patients that
+/// `split` does not test, at patient level, so a model trained on them can learn no real
+/// relation between image and label. Each such patient's class ([`patients_by_class`]: AD if
+/// any scan is AD) is permuted among them with a seeded shuffle and given to all their scans;
+/// the number of AD and CN patients stays the same. Test patients keep their true labels, so
+/// the model's test metrics measure what it learned about the real labels (chance, if all
+/// goes well). Returns how many patients changed class.
+pub fn shuffle_training_labels(scans: &mut [CohortScan], split: &Split, seed: u64) -> usize {
+    let test = split.patients(SplitSet::Test);
+    let (ad, cn) = patients_by_class(scans);
+    let mut patients: Vec<(String, u8)> = ad
+        .into_iter()
+        .map(|p| (p, 1))
+        .chain(cn.into_iter().map(|p| (p, 0)))
+        .filter(|(p, _)| !test.contains(p.as_str()))
+        .collect();
+    patients.sort();
+    let mut labels: Vec<u8> = patients.iter().map(|(_, l)| *l).collect();
+    labels.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let new: HashMap<&str, u8> = patients.iter().zip(&labels).map(|((p, _), &l)| (p.as_str(), l)).collect();
+    let changed = patients.iter().zip(&labels).filter(|((_, old), new)| old != *new).count();
+    for s in scans.iter_mut() {
+        if let Some(&l) = new.get(s.record.ptid.as_str()) {
+            s.label = l;
+        }
+    }
+    changed
+}
+
 /// Moves a stratified, patient-level `fraction` of `split`'s training patients to
 /// [`SplitSet::Validation`]; test rows are untouched and the name is kept.
 ///
@@ -356,6 +385,39 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn shuffled_training_labels_keep_test_patients_and_class_counts() {
+        let scans = cohort(10, 10, &[1, 2, 3]);
+        let split = holdout_split(&scans, 2, 2, 5).unwrap();
+        let test = split.patients(SplitSet::Test);
+        let label_of =
+            |s: &[CohortScan]| -> BTreeMap<String, u8> { s.iter().map(|x| (x.record.ptid.clone(), x.label)).collect() };
+        let before = label_of(&scans);
+        let mut a = scans.clone();
+        let changed = shuffle_training_labels(&mut a, &split, 1);
+        let after = label_of(&a);
+        // test patients keep their labels, every patient's scans share one label
+        for p in &test {
+            assert_eq!(before[*p], after[*p], "test patient {p}");
+        }
+        for s in &a {
+            assert_eq!(s.label, after[&s.record.ptid]);
+        }
+        // as many AD patients as before, and some training patients changed class
+        let ad = |m: &BTreeMap<String, u8>| m.values().filter(|&&l| l == 1).count();
+        assert_eq!(ad(&before), ad(&after));
+        let moved = before.iter().filter(|(p, l)| after[*p] != **l).count();
+        assert_eq!(moved, changed);
+        assert!(changed >= 4, "only {changed} of 16 training patients changed class");
+        // seeded: the same seed gives the same labels, another seed other labels
+        let mut b = scans.clone();
+        shuffle_training_labels(&mut b, &split, 1);
+        assert_eq!(label_of(&b), after);
+        let mut c = scans.clone();
+        shuffle_training_labels(&mut c, &split, 2);
+        assert_ne!(label_of(&c), after);
     }
 
     fn class_of(scans: &[CohortScan]) -> BTreeMap<String, bool> {

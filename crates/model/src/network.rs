@@ -352,6 +352,59 @@ impl<B: Backend> ClassificationModel3D<B> {
         }
         copy
     }
+
+    /// The layers of the cascading model-parameter randomisation test (Adebayo et al. 2018,
+    /// "Sanity Checks for Saliency Maps"), from the output down: `dense_3`, `dense_2`,
+    /// `dense_1`, then `block4` … `block1` (a block is a convolution with its BatchNorm).
+    pub fn cascade_layers(&self) -> Vec<String> {
+        let mut names: Vec<String> = ["dense_3", "dense_2", "dense_1"].map(String::from).to_vec();
+        names.extend((1..=self.blocks.len()).rev().map(|i| format!("block{i}")));
+        names
+    }
+
+    /// Step `k` of the cascading randomisation: an independent copy of `self` whose first `k`
+    /// layers of [`Self::cascade_layers`] (the top `k`) are taken from `fresh`, a network of the
+    /// same configuration and grid (for example freshly initialised with a seed). `k = 0` is a
+    /// copy of `self`. BatchNorm running statistics are copied, never shared.
+    ///
+    /// Errors when `k` exceeds the number of layers or `fresh` has another architecture.
+    pub fn with_top_layers_from(&self, fresh: &Self, k: usize) -> Result<Self, ModelError> {
+        let layers = self.cascade_layers().len();
+        if k > layers {
+            return Err(ModelError::InvalidConfig {
+                field: "cascade step",
+                message: format!("is {k}, but the network has {layers} layers to randomise"),
+            });
+        }
+        if fresh.config != self.config || fresh.input_shape != self.input_shape {
+            return Err(ModelError::InvalidConfig {
+                field: "cascade step",
+                message: format!(
+                    "the randomised network ({:?} on {}) differs from the trained one ({:?} on {}); expected the \
+                     same architecture and grid",
+                    fresh.config,
+                    format_grid(fresh.input_shape),
+                    self.config,
+                    format_grid(self.input_shape)
+                ),
+            });
+        }
+        let mut out = self.independent_copy();
+        let fresh = fresh.independent_copy();
+        let n_blocks = self.blocks.len();
+        for step in 1..=k {
+            match step {
+                1 => out.dense_3 = fresh.dense_3.clone(),
+                2 => out.dense_2 = fresh.dense_2.clone(),
+                3 => out.dense_1 = fresh.dense_1.clone(),
+                s => {
+                    let i = n_blocks - (s - 3);
+                    out.blocks[i] = fresh.blocks[i].clone();
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Inverted dropout (`x·mask / (1 − p)`), active on every backend; `p = 0` is the identity.

@@ -502,3 +502,62 @@ fn input_gradient_of_a_freshly_built_model_explains_that_model() {
     assert!(g1.iter().any(|v| *v != 0.0), "a dead network: the test could not fail; pick another seed");
     assert_eq!(g1, g2, "two calls on one fresh model gave different gradients");
 }
+
+/// Every parameter tensor of a model, flattened, in module order.
+fn parameters(model: &ClassificationModel3D<Cpu>) -> Vec<Vec<f32>> {
+    let mut out: Vec<Vec<f32>> = Vec::new();
+    for b in &model.blocks {
+        out.push(values(b.conv.weight.val()));
+        out.push(values(b.bn.weight.val()));
+    }
+    for d in [&model.dense_1, &model.dense_2, &model.dense_3] {
+        out.push(values(d.weight.val()));
+    }
+    out
+}
+
+#[test]
+fn cascading_randomisation_replaces_layers_from_the_output_down() {
+    let _guard = serial();
+    let device = Default::default();
+    let grid = TINY_GRID;
+    <Cpu as Backend>::seed(&device, 7);
+    let trained = tiny_config().init::<Cpu>(grid, &device).unwrap();
+    <Cpu as Backend>::seed(&device, 8);
+    let fresh = tiny_config().init::<Cpu>(grid, &device).unwrap();
+    let names = trained.cascade_layers();
+    assert_eq!(names, ["dense_3", "dense_2", "dense_1", "block4", "block3", "block2", "block1"]);
+    let (t, f) = (parameters(&trained), parameters(&fresh));
+    // parameters() order: block1 conv, block1 bn, …, block4 conv, block4 bn, dense_1, dense_2, dense_3
+    let index_of = |layer: &str| -> Vec<usize> {
+        match layer {
+            "dense_1" => vec![8],
+            "dense_2" => vec![9],
+            "dense_3" => vec![10],
+            b => {
+                let i: usize = b.trim_start_matches("block").parse::<usize>().unwrap() - 1;
+                vec![2 * i, 2 * i + 1]
+            }
+        }
+    };
+    for k in 0..=names.len() {
+        let step = trained.with_top_layers_from(&fresh, k).unwrap();
+        let p = parameters(&step);
+        for (j, layer) in names.iter().enumerate() {
+            let expect = if j < k { &f } else { &t };
+            for i in index_of(layer) {
+                assert_eq!(p[i], expect[i], "step {k}, layer {layer}");
+            }
+        }
+    }
+    // Weights of the two draws differ (otherwise the test proves nothing); a freshly drawn
+    // BatchNorm has γ = 1 in both, so only the convolutions and dense layers are compared.
+    for i in [0, 2, 4, 6, 8, 9, 10] {
+        assert_ne!(t[i], f[i]);
+    }
+    let err = trained.with_top_layers_from(&fresh, 8).unwrap_err().to_string();
+    assert!(err.contains('8') && err.contains('7'), "{err}");
+    let other = NetworkConfig { dense: [6, 4], ..tiny_config() }.init::<Cpu>(grid, &device).unwrap();
+    let err = trained.with_top_layers_from(&other, 1).unwrap_err().to_string();
+    assert!(err.contains("architecture"), "{err}");
+}

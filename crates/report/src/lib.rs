@@ -17,6 +17,7 @@
 //! | [`faithfulness`] | deletion curves (Samek et al. 2017): orders, steps, AOPC and its patient-bootstrap summary |
 //! | [`ground_truth`] | relevance mass / rank accuracy and the pointing game against planted atrophy |
 //! | [`patients`] | per scan: top regions and the share of relevance in the temporal lobe |
+//! | [`sanity`] | can the maps be trusted? randomisation cascade, shuffled-label model, deletion curves, ground truth side by side; a verdict per method and the paragraph that reads it out |
 //! | [`similarity`] | two maps alike? Spearman rank correlation and SSIM, for the randomisation test (Adebayo et al. 2018) |
 //! | [`sweep`] | the effect-size sweep: classification and mass accuracy per effect size |
 //! | [`tables`] | CSV + Markdown writing, stacking tables under key columns, reading CSV |
@@ -40,6 +41,7 @@ pub mod figures;
 pub mod ground_truth;
 pub mod patients;
 pub mod regions;
+pub mod sanity;
 pub mod similarity;
 pub mod sweep;
 pub mod tables;

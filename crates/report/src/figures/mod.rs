@@ -34,7 +34,7 @@ pub use charts::{
     bar_chart_top_regions, comparison_matrix, distance_matrix, ground_truth_chart, learning_curves, roc_auc,
     roc_curves, roc_points,
 };
-pub use sanity::{deletion_chart, randomisation_chart};
+pub use sanity::{DeletionUnit, deletion_chart, deletion_chart_for, randomisation_chart};
 pub use slices::{
     OverlayScale, PAPER_CORONAL_SLICES_1MM, coronal_index, overlay_max, paper_coronal_slices, paper_figure, percentile,
     plot_slices,

@@ -17,8 +17,9 @@ use crate::error::{ReportError, Result};
 use crate::tables::{column_f64, column_str, has_column};
 
 /// Where a method's maps are flagged as insensitive to the model's weights: similarity to the
-/// trained model's map still above this after randomisation.
-const FLAG_THRESHOLD: f64 = 0.5;
+/// trained model's map still above this after randomisation (the threshold of
+/// [`crate::sanity`]'s verdicts, so the figure and the tables agree).
+const FLAG_THRESHOLD: f64 = crate::sanity::RANDOMISATION_THRESHOLD;
 
 /// Grey of the threshold and the random-ordering lines.
 const GREY: RGBColor = RGBColor(110, 110, 110);
@@ -293,6 +294,13 @@ pub fn randomisation_chart(df: &DataFrame, size: (u32, u32), path: &Path) -> Res
     })
 }
 
+/// The end of a percentage axis that shows `max` (in %): the next multiple of 10 above 10 %, the
+/// next whole percent below, at least 1 and at most 100.
+fn nice_ceiling(max: f64) -> f64 {
+    let step = if max > 10.0 { 10.0 } else { 1.0 };
+    ((max / step).ceil() * step).clamp(1.0, 100.0)
+}
+
 /// The `ordering` of the relevance-ordered deletion curves.
 const RELEVANCE: &str = "relevance";
 /// The `ordering` of the random-ordering baseline.
@@ -314,10 +322,44 @@ const RANDOM: &str = "random";
 /// NaN values break a line; an empty table gives a figure that says so. Errors on a missing
 /// column, an `ordering` other than `relevance` / `random`, or a finite fraction outside [0, 1]
 /// (naming the value).
+///
+/// The x axis reads "share of the brain deleted (%)": the curves delete voxels. For curves that
+/// delete whole atlas regions, use [`deletion_chart_for`] with [`DeletionUnit::Regions`].
 pub fn deletion_chart(df: &DataFrame, size: (u32, u32), path: &Path) -> Result<()> {
+    deletion_chart_for(df, DeletionUnit::Voxels, size, path)
+}
+
+/// What a deletion curve deletes at each step; it names the figure's title and x axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletionUnit {
+    /// Voxels of the brain mask; `fraction` is the share of the brain's voxels deleted.
+    Voxels,
+    /// Whole atlas regions; `fraction` is the share of the atlas regions deleted.
+    Regions,
+}
+
+impl DeletionUnit {
+    fn title(self) -> &'static str {
+        match self {
+            DeletionUnit::Voxels => "Deletion curves: voxels removed most relevant first, against random order",
+            DeletionUnit::Regions => "Deletion curves: atlas regions removed most relevant first, against random order",
+        }
+    }
+
+    fn x_label(self) -> &'static str {
+        match self {
+            DeletionUnit::Voxels => "share of the brain deleted (%)",
+            DeletionUnit::Regions => "atlas regions deleted (%)",
+        }
+    }
+}
+
+/// [`deletion_chart`] for curves that delete `unit`s (voxels or whole atlas regions): the same
+/// table, lines and errors, with the title and the x axis naming what was deleted.
+pub fn deletion_chart_for(df: &DataFrame, unit: DeletionUnit, size: (u32, u32), path: &Path) -> Result<()> {
     const TABLE: &str = "deletion curves";
     let font = base_font(size);
-    let title = "Deletion curves: voxels removed most relevant first, against random order";
+    let title = unit.title();
     if df.height() == 0 {
         return render(size, path, |root| {
             let body = root.titled(&fit_text(root, title, font * 1.2, size.0), text_style(font * 1.2, BLACK))?;
@@ -384,6 +426,11 @@ pub fn deletion_chart(df: &DataFrame, size: (u32, u32), path: &Path) -> Result<(
     let has_random = random.iter().any(|p| p.1.is_finite());
     let y_hi = data_range(&[curves.concat(), random.clone()]).map_or(1.0, |(_, hi)| (hi * 1.05).max(1.0));
     let y_lo = data_range(&[curves.concat(), random.clone()]).map_or(0.0, |(lo, _)| lo.min(0.0));
+    // x up to the largest share deleted, rounded up (curves that stop at 30 % do not leave most
+    // of the figure empty)
+    let x_max = fraction.iter().copied().filter(|f| f.is_finite()).fold(0.0f64, f64::max) * 100.0;
+    let x_hi = nice_ceiling(x_max);
+    let x_pad = x_hi * 0.02;
     render(size, path, |root| {
         let body = root.titled(&fit_text(root, title, font * 1.2, size.0), text_style(font * 1.2, BLACK))?;
         let legend_w = (font * 16.0) as u32;
@@ -394,10 +441,10 @@ pub fn deletion_chart(df: &DataFrame, size: (u32, u32), path: &Path) -> Result<(
             .margin((font * 0.8) as u32)
             .x_label_area_size((font * 2.8) as u32)
             .y_label_area_size((font * 3.6) as u32)
-            .build_cartesian_2d(-2.0..102.0, y_lo..y_hi)?;
+            .build_cartesian_2d(-x_pad..x_hi + x_pad, y_lo..y_hi)?;
         chart
             .configure_mesh()
-            .x_desc("share of the brain deleted (%)")
+            .x_desc(unit.x_label())
             .y_desc("mean P(target)")
             .x_labels(11)
             .x_label_formatter(&tick)
@@ -574,6 +621,63 @@ mod tests {
             assert!(count(&rgb, w, palette(k), true) > 100, "method {k} missing");
         }
         assert!(count(&rgb, w, GREY, true) > 50, "no random line");
+    }
+
+    #[test]
+    fn the_deletion_axis_ends_just_above_the_largest_share() {
+        assert_eq!(nice_ceiling(100.0), 100.0);
+        assert_eq!(nice_ceiling(32.26), 40.0);
+        assert_eq!(nice_ceiling(30.0), 30.0);
+        assert_eq!(nice_ceiling(5.0), 5.0);
+        assert_eq!(nice_ceiling(2.4), 3.0);
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        // a curve that stops at 20 % spans most of the plot's width
+        let mut t = deletion_table();
+        let f: Vec<f64> = column_f64(&t, "t", "fraction").unwrap().iter().map(|x| x * 0.2).collect();
+        t.with_column(Column::new("fraction".into(), f)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = out_path(dir.path(), "deletion_short.png");
+        deletion_chart(&t, (1000, 600), &p).unwrap();
+        let (w, h, rgb) = read_png(&p);
+        // the legend (16 font sizes wide, font = 600 / 45 px) sits right of the plot: left out
+        let plot_right = w - (16.0 * 600.0 / 45.0) as u32;
+        let columns_with = |c: RGBColor| -> Vec<u32> {
+            let mut xs: Vec<u32> = rgb
+                .chunks(3)
+                .enumerate()
+                .filter(|(i, px)| px[..] == [c.0, c.1, c.2] && (*i as u32 % w) < plot_right)
+                .map(|(i, _)| i as u32 % w)
+                .collect();
+            xs.sort_unstable();
+            xs.dedup();
+            xs
+        };
+        // the last method is drawn last, so no other line covers it
+        let xs = columns_with(palette(2));
+        let span = xs.last().unwrap() - xs.first().unwrap();
+        assert!(span > w / 2, "the curve spans {span} of {w}×{h} px");
+    }
+
+    #[test]
+    fn region_deletion_chart_names_regions_and_draws_the_same_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let voxels = out_path(dir.path(), "deletion_voxels_unit.png");
+        let regions = out_path(dir.path(), "deletion_regions_unit.png");
+        deletion_chart_for(&deletion_table(), DeletionUnit::Voxels, (1000, 600), &voxels).unwrap();
+        deletion_chart_for(&deletion_table(), DeletionUnit::Regions, (1000, 600), &regions).unwrap();
+        let (w, _, v) = read_png(&voxels);
+        let (_, _, r) = read_png(&regions);
+        for k in 0..3 {
+            assert!(count(&r, w, palette(k), true) > 100, "method {k} missing");
+        }
+        // only the words differ: the title and the axis label
+        assert_ne!(v, r);
+        assert_ne!(DeletionUnit::Regions.x_label(), DeletionUnit::Voxels.x_label());
+        assert!(DeletionUnit::Regions.x_label().contains("regions"));
+        // deletion_chart is the voxel chart
+        let plain = out_path(dir.path(), "deletion_plain_unit.png");
+        deletion_chart(&deletion_table(), (1000, 600), &plain).unwrap();
+        assert_eq!(read_png(&plain).2, v);
     }
 
     #[test]

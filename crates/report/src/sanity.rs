@@ -1,0 +1,1301 @@
+//! Can the maps be trusted? The sanity and faithfulness checks of the relevance maps,
+//! summarised from the per-scan tables the sanity runner writes (`holdout/sanity/*.csv`), and a
+//! verdict per method with a paragraph that says, from the numbers, which maps hold up here.
+//!
+//! | test | per-scan table | summary | fails when |
+//! |---|---|---|---|
+//! | model-parameter randomisation (Adebayo et al. 2018), cascading from the output down | `cascade.csv` | [`summarise_cascade`] | mean Spearman to the trained model's map after randomising **every** layer > [`RANDOMISATION_THRESHOLD`] |
+//! | data randomisation (Adebayo et al. 2018): a model trained on shuffled labels | `data_randomisation.csv` | [`summarise_data_randomisation`] | mean Spearman of its maps to the real model's maps > [`DATA_RANDOMISATION_THRESHOLD`] |
+//! | faithfulness by deletion (Samek et al. 2017), voxels and atlas regions | `deletion.csv`, `aopc.csv` | [`summarise_deletion`], [`crate::faithfulness::summarise_aopc`] | the 95 % interval of the AOPC does not lie above the random ordering's |
+//! | ground truth (synthetic cohorts) | `ground_truth.csv` of `interpret` | [`crate::ground_truth::scan_summary`] | [`crate::ground_truth::verdicts`] does not pass it |
+//!
+//! [`trust_table`] puts the four side by side, one row per method, with a verdict;
+//! [`trust_paragraph`] writes the Markdown that reads it out; [`trust_display`] is the table for
+//! people. Intervals are the percentile bootstrap of [`crate::ground_truth::bootstrap_mean`] over
+//! **patients** (the `PTID` column), each group drawing from its own seeded stream.
+//!
+//! Every reader accepts a table read back from CSV: a numeric column that holds only empty cells
+//! (read as text) counts as NaN, and a flag column as `true` / `false` / empty text.
+
+use std::fmt::Write as _;
+
+use polars::prelude::*;
+
+use crate::error::{ReportError, Result};
+use crate::ground_truth::{self, Bootstrap, MeanInterval, bootstrap_mean, stream_seed, units_of};
+use crate::tables::{column_f64, column_str, format_float, has_column};
+
+/// A method whose map, after randomising every layer of the network, still has a mean Spearman
+/// rank correlation above this with the trained network's map fails the model randomisation test
+/// (the flag of issue 16; the dashed line of [`crate::figures::randomisation_chart`]).
+pub const RANDOMISATION_THRESHOLD: f64 = 0.5;
+
+/// A method whose maps under the model trained on shuffled labels have a mean Spearman rank
+/// correlation above this with the real model's maps fails the data randomisation test: the map
+/// follows the image more than what the model learnt from the labels. The same bar as the model
+/// randomisation test, since both ask whether the map changes when the learnt function does.
+pub const DATA_RANDOMISATION_THRESHOLD: f64 = 0.5;
+
+/// The `step` of the unrandomised model in [`summarise_cascade`]'s table (similarity 1).
+pub const ORIGINAL_STEP: &str = "original";
+
+/// The `ordering` of relevance-ordered deletion.
+pub const RELEVANCE_ORDER: &str = "relevance";
+/// The `ordering` of the random-ordering baseline.
+pub const RANDOM_ORDER: &str = "random";
+/// The `kind` of deletion curves that delete voxels.
+pub const VOXELS: &str = "voxels";
+/// The `kind` of deletion curves that delete atlas regions.
+pub const REGIONS: &str = "regions";
+
+/// The verdict of a method that passes every test that ran.
+pub const TRUSTED: &str = "trusted";
+
+/// A numeric column as `f64`, nulls as NaN, also when it was read back from CSV as text (an
+/// all-empty column, or `NaN` / `inf` spelled out): empty text is NaN, other text must parse as
+/// a number. Errors name `table`, the column and the row.
+fn numbers(df: &DataFrame, table: &str, name: &str) -> Result<Vec<f64>> {
+    let is_text = df.column(name).is_ok_and(|c| c.dtype() == &DataType::String);
+    if !is_text {
+        return column_f64(df, table, name);
+    }
+    column_str(df, table, name)?
+        .iter()
+        .enumerate()
+        .map(|(row, v)| {
+            let v = v.trim();
+            if v.is_empty() {
+                Ok(f64::NAN)
+            } else {
+                v.parse::<f64>()
+                    .map_err(|_| ReportError::column(table, name, format!("row {row} holds {v:?}, expected a number")))
+            }
+        })
+        .collect()
+}
+
+/// [`numbers`] of a column that may be absent: all NaN without it.
+fn numbers_or_nan(df: &DataFrame, table: &str, name: &str) -> Result<Vec<f64>> {
+    if has_column(df, name) { numbers(df, table, name) } else { Ok(vec![f64::NAN; df.height()]) }
+}
+
+/// A flag column: booleans (null = undefined), numbers (`≠ 0`, NaN = undefined) or text
+/// `true` / `false` / empty (as read back from CSV). Errors name `table`, the column and the row.
+fn flags(df: &DataFrame, table: &str, name: &str) -> Result<Vec<Option<bool>>> {
+    let col = df.column(name).map_err(|_| ReportError::column(table, name, "missing"))?;
+    match col.dtype() {
+        DataType::Boolean => Ok(col.bool()?.iter().collect()),
+        DataType::Null => Ok(vec![None; df.height()]),
+        DataType::String => column_str(df, table, name)?
+            .iter()
+            .enumerate()
+            .map(|(row, v)| match v.trim().to_ascii_lowercase().as_str() {
+                "" => Ok(None),
+                "true" => Ok(Some(true)),
+                "false" => Ok(Some(false)),
+                other => {
+                    Err(ReportError::column(table, name, format!("row {row} holds {other:?}, expected true / false")))
+                }
+            })
+            .collect(),
+        d if d.is_primitive_numeric() => {
+            Ok(column_f64(df, table, name)?.into_iter().map(|v| v.is_finite().then_some(v != 0.0)).collect())
+        }
+        other => Err(ReportError::column(table, name, format!("holds {other}, expected true / false"))),
+    }
+}
+
+/// Distinct values in order of first appearance.
+fn distinct<'a>(values: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in values {
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    out
+}
+
+/// [`bootstrap_mean`] of `values` over `rows`, resampling the `units` of those rows, on the
+/// stream of `parts` (the group's key and the metric).
+fn mean_over(
+    values: &[f64],
+    rows: &[usize],
+    units: Option<&[String]>,
+    boot: &Bootstrap,
+    parts: &[&str],
+) -> Result<MeanInterval> {
+    let v: Vec<f64> = rows.iter().map(|&r| values[r]).collect();
+    let u: Option<Vec<String>> = units.map(|u| rows.iter().map(|&r| u[r].clone()).collect());
+    bootstrap_mean(&v, u.as_deref(), boot.samples, stream_seed(boot.seed, parts))
+}
+
+/// The `<prefix>_mean`, `<prefix>_lo`, `<prefix>_hi` columns of `stats`.
+fn interval_columns(prefix: &str, stats: &[MeanInterval]) -> [Column; 3] {
+    [
+        Column::new(format!("{prefix}_mean").into(), stats.iter().map(|s| s.mean).collect::<Vec<_>>()),
+        Column::new(format!("{prefix}_lo").into(), stats.iter().map(|s| s.low).collect::<Vec<_>>()),
+        Column::new(format!("{prefix}_hi").into(), stats.iter().map(|s| s.high).collect::<Vec<_>>()),
+    ]
+}
+
+/// A whole number at least `min` in `value`, or an error naming the table, column and row.
+fn whole(value: f64, min: i64, table: &str, column: &str, row: usize) -> Result<i64> {
+    if value.is_finite() && value.fract() == 0.0 && value >= min as f64 {
+        Ok(value as i64)
+    } else {
+        Err(ReportError::column(table, column, format!("row {row} holds {value}, expected a whole number ≥ {min}")))
+    }
+}
+
+/// The cascading model-parameter randomisation test (Adebayo et al. 2018) summarised per method
+/// and step, ready for [`crate::figures::randomisation_chart`].
+///
+/// Input: `cascade.csv`, one row per step, method and scan, with `step` (whole number ≥ 1: the
+/// number of layers randomised, from the output down), `layer` (the last layer randomised at that
+/// step; one layer per step and one step per layer), `method`, `spearman` and `ssim` (the map
+/// under the randomised model against the trained model's map of the same scan; NaN for a
+/// constant map), and the patient column `boot.cluster` names (`PTID`) for the intervals (scans
+/// are drawn one by one without it).
+///
+/// Output, per method in order of first appearance: first a row `step` = [`ORIGINAL_STEP`]
+/// (`layers_randomised` 0, similarity 1 without an interval, `n_scans` the most scans of any of
+/// its steps), then one row per step in step order, named by its layer, with `layers_randomised`,
+/// `n_scans` (rows), `n_undefined` (rows with a non-finite Spearman, left out of the means), and
+/// `spearman_mean` / `_lo` / `_hi`, `ssim_mean` / `_lo` / `_hi` (mean of the finite values and
+/// the patient-bootstrap 95 % interval). Every method gets every step of the table (NaN and
+/// `n_scans` 0 where it has none), so the steps keep their order on the figure's x axis.
+pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> {
+    const TABLE: &str = "cascade.csv";
+    let method = column_str(df, TABLE, "method")?;
+    let step = numbers(df, TABLE, "step")?;
+    let layer = column_str(df, TABLE, "layer")?;
+    let spearman = numbers(df, TABLE, "spearman")?;
+    let ssim = numbers(df, TABLE, "ssim")?;
+    let units = units_of(df, TABLE, boot)?;
+
+    // the steps in order, each with its layer's name
+    let mut steps: Vec<(i64, String)> = Vec::new();
+    let mut step_of_row: Vec<i64> = Vec::with_capacity(df.height());
+    for (row, (&s, l)) in step.iter().zip(&layer).enumerate() {
+        let k = whole(s, 1, TABLE, "step", row)?;
+        let name = if l.trim().is_empty() { format!("step {k}") } else { l.trim().to_string() };
+        if name == ORIGINAL_STEP {
+            return Err(ReportError::column(
+                TABLE,
+                "layer",
+                format!("row {row} names a layer `{ORIGINAL_STEP}`, which is reserved for the trained model"),
+            ));
+        }
+        match steps.iter().find(|(kk, n)| *kk == k || *n == name) {
+            Some((kk, n)) if *kk != k || *n != name => {
+                return Err(ReportError::column(
+                    TABLE,
+                    "layer",
+                    format!(
+                        "row {row} has step {k} with layer `{name}`, an earlier row step {kk} with layer `{n}`; \
+                         expected one layer per step and one step per layer"
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => steps.push((k, name)),
+        }
+        step_of_row.push(k);
+    }
+    steps.sort_by_key(|(k, _)| *k);
+    let methods = distinct(&method);
+
+    let (mut out_method, mut out_step, mut out_k) = (Vec::<String>::new(), Vec::<String>::new(), Vec::<i64>::new());
+    let (mut n_scans, mut n_undefined) = (Vec::<u64>::new(), Vec::<u64>::new());
+    let (mut sp, mut ss) = (Vec::<MeanInterval>::new(), Vec::<MeanInterval>::new());
+    let one = MeanInterval { n: 0, units: 0, mean: 1.0, sd: f64::NAN, low: f64::NAN, high: f64::NAN };
+    for m in &methods {
+        let first = out_method.len();
+        out_method.push(m.clone());
+        out_step.push(ORIGINAL_STEP.to_string());
+        out_k.push(0);
+        n_scans.push(0);
+        n_undefined.push(0);
+        sp.push(one);
+        ss.push(one);
+        for (k, name) in &steps {
+            let rows: Vec<usize> = (0..df.height()).filter(|&i| method[i] == *m && step_of_row[i] == *k).collect();
+            sp.push(mean_over(&spearman, &rows, units.as_deref(), boot, &["cascade", m, name, "spearman"])?);
+            ss.push(mean_over(&ssim, &rows, units.as_deref(), boot, &["cascade", m, name, "ssim"])?);
+            out_method.push(m.clone());
+            out_step.push(name.clone());
+            out_k.push(*k);
+            n_scans.push(rows.len() as u64);
+            n_undefined.push(rows.iter().filter(|&&i| !spearman[i].is_finite()).count() as u64);
+        }
+        n_scans[first] = n_scans[first + 1..].iter().copied().max().unwrap_or(0);
+    }
+    let mut cols = vec![
+        Column::new("method".into(), out_method),
+        Column::new("step".into(), out_step),
+        Column::new("layers_randomised".into(), out_k),
+        Column::new("n_scans".into(), n_scans),
+        Column::new("n_undefined".into(), n_undefined),
+    ];
+    cols.extend(interval_columns("spearman", &sp));
+    cols.extend(interval_columns("ssim", &ss));
+    Ok(DataFrame::new(sp.len(), cols)?)
+}
+
+/// The data randomisation test (Adebayo et al. 2018) summarised per method: how alike the maps
+/// of a model trained on shuffled labels are to the real model's maps of the same scans, and how
+/// the shuffled model's maps score against the ground truth.
+///
+/// Input: `data_randomisation.csv`, one row per method and scan, with `method`, `spearman`,
+/// `ssim`, optionally `mass_accuracy` and `truth_fraction` (NaN or absent without a ground truth)
+/// and the patient column `boot.cluster` names. Output, per method in order of first
+/// appearance: `method`, `n_scans`, then `spearman_mean` / `_lo` / `_hi`, `ssim_…` and
+/// `mass_accuracy_…` (mean of the finite values, patient-bootstrap 95 % interval) and `chance`
+/// (the mean `truth_fraction`, the mass accuracy of a uniform map).
+pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> {
+    const TABLE: &str = "data_randomisation.csv";
+    let method = column_str(df, TABLE, "method")?;
+    let metrics = [
+        ("spearman", numbers(df, TABLE, "spearman")?),
+        ("ssim", numbers(df, TABLE, "ssim")?),
+        ("mass_accuracy", numbers_or_nan(df, TABLE, "mass_accuracy")?),
+    ];
+    let truth = numbers_or_nan(df, TABLE, ground_truth::CHANCE_COLUMN)?;
+    let units = units_of(df, TABLE, boot)?;
+    let methods = distinct(&method);
+    let mut stats: Vec<Vec<MeanInterval>> = vec![Vec::new(); metrics.len()];
+    let (mut n_scans, mut chance) = (Vec::<u64>::new(), Vec::<f64>::new());
+    for m in &methods {
+        let rows: Vec<usize> = (0..df.height()).filter(|&i| method[i] == *m).collect();
+        for ((name, values), s) in metrics.iter().zip(stats.iter_mut()) {
+            s.push(mean_over(values, &rows, units.as_deref(), boot, &["data_randomisation", m, name])?);
+        }
+        let c: Vec<f64> = rows.iter().map(|&i| truth[i]).filter(|v| v.is_finite()).collect();
+        chance.push(if c.is_empty() { f64::NAN } else { c.iter().sum::<f64>() / c.len() as f64 });
+        n_scans.push(rows.len() as u64);
+    }
+    let mut cols = vec![Column::new("method".into(), methods.clone()), Column::new("n_scans".into(), n_scans)];
+    for ((name, _), s) in metrics.iter().zip(&stats) {
+        cols.extend(interval_columns(name, s));
+    }
+    cols.push(Column::new("chance".into(), chance));
+    Ok(DataFrame::new(methods.len(), cols)?)
+}
+
+/// The mean deletion curves of one `kind` (`voxels` or `regions`) of `deletion.csv`, ready for
+/// [`crate::figures::deletion_chart_for`].
+///
+/// Input: one row per kind, method, ordering, scan and step, with `kind`, `method`, `ordering`
+/// ([`RELEVANCE_ORDER`] or [`RANDOM_ORDER`]), `step` (whole number ≥ 0, 0 = unperturbed),
+/// `fraction` (the share deleted, in [0, 1]), `score` (the model's output for the explained class
+/// after that step) and the patient column `boot.cluster` names. Output, one row per method (in
+/// order of first appearance), ordering (relevance first) and step (ascending): `method`,
+/// `ordering`, `step`, `fraction` (mean over the scans), `n_scans` (finite scores), `score_mean`,
+/// `score_lo`, `score_hi` (mean and patient-bootstrap 95 % interval). Rows of other kinds are
+/// ignored; no row of `kind` gives an empty table with these columns. Errors name the column and
+/// row of an unknown ordering, a step that is not a whole number or a fraction outside [0, 1].
+pub fn summarise_deletion(df: &DataFrame, kind: &str, boot: &Bootstrap) -> Result<DataFrame> {
+    const TABLE: &str = "deletion.csv";
+    let kinds = column_str(df, TABLE, "kind")?;
+    let method = column_str(df, TABLE, "method")?;
+    let ordering = column_str(df, TABLE, "ordering")?;
+    let step = numbers(df, TABLE, "step")?;
+    let fraction = numbers(df, TABLE, "fraction")?;
+    let score = numbers(df, TABLE, "score")?;
+    let units = units_of(df, TABLE, boot)?;
+    let rows: Vec<usize> = (0..df.height()).filter(|&i| kinds[i] == kind).collect();
+    let mut keyed: Vec<(usize, usize, i64, usize)> = Vec::with_capacity(rows.len());
+    let methods = distinct(rows.iter().map(|&i| &method[i]));
+    let orderings = [RELEVANCE_ORDER, RANDOM_ORDER];
+    for &i in &rows {
+        let o = orderings.iter().position(|o| *o == ordering[i]).ok_or_else(|| {
+            ReportError::column(
+                TABLE,
+                "ordering",
+                format!("row {i} holds `{}`, expected `{RELEVANCE_ORDER}` or `{RANDOM_ORDER}`", ordering[i]),
+            )
+        })?;
+        let k = whole(step[i], 0, TABLE, "step", i)?;
+        if fraction[i].is_finite() && !(0.0..=1.0).contains(&fraction[i]) {
+            return Err(ReportError::column(
+                TABLE,
+                "fraction",
+                format!("row {i} holds {}, expected a share in [0, 1]", fraction[i]),
+            ));
+        }
+        let m = methods.iter().position(|m| *m == method[i]).unwrap_or_default();
+        keyed.push((m, o, k, i));
+    }
+    keyed.sort_unstable();
+    let (mut out_m, mut out_o, mut out_k, mut out_f) = (vec![], vec![], vec![], vec![]);
+    let mut n_scans: Vec<u64> = Vec::new();
+    let mut stats: Vec<MeanInterval> = Vec::new();
+    for group in keyed.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
+        let (m, o, k, _) = group[0];
+        let g: Vec<usize> = group.iter().map(|e| e.3).collect();
+        let f: Vec<f64> = g.iter().map(|&i| fraction[i]).filter(|v| v.is_finite()).collect();
+        let key = k.to_string();
+        let s = mean_over(&score, &g, units.as_deref(), boot, &["deletion", kind, &methods[m], orderings[o], &key])?;
+        out_m.push(methods[m].clone());
+        out_o.push(orderings[o]);
+        out_k.push(k);
+        out_f.push(if f.is_empty() { f64::NAN } else { f.iter().sum::<f64>() / f.len() as f64 });
+        n_scans.push(s.n as u64);
+        stats.push(s);
+    }
+    Ok(DataFrame::new(
+        stats.len(),
+        vec![
+            Column::new("method".into(), out_m),
+            Column::new("ordering".into(), out_o),
+            Column::new("step".into(), out_k),
+            Column::new("fraction".into(), out_f),
+            Column::new("n_scans".into(), n_scans),
+            Column::new("score_mean".into(), stats.iter().map(|s| s.mean).collect::<Vec<_>>()),
+            Column::new("score_lo".into(), stats.iter().map(|s| s.low).collect::<Vec<_>>()),
+            Column::new("score_hi".into(), stats.iter().map(|s| s.high).collect::<Vec<_>>()),
+        ],
+    )?)
+}
+
+/// The summaries [`trust_table`] puts side by side; any may be missing (its test did not run).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrustInputs<'a> {
+    /// [`summarise_cascade`]'s table.
+    pub cascade: Option<&'a DataFrame>,
+    /// [`summarise_data_randomisation`]'s table.
+    pub data_randomisation: Option<&'a DataFrame>,
+    /// [`crate::faithfulness::summarise_aopc`] grouped by `kind`, `method` and `ordering`.
+    pub aopc: Option<&'a DataFrame>,
+    /// [`crate::ground_truth::scan_summary`] grouped by `method` and `model` (the report's
+    /// `ground_truth_summary`); its `trained` rows and [`crate::ground_truth::verdicts`] are used.
+    pub ground_truth: Option<&'a DataFrame>,
+}
+
+/// The tests of the trust table: (flag column, name in the verdict and the paragraph).
+const TESTS: [(&str, &str); 5] = [
+    ("passes_model_randomisation", "model randomisation"),
+    ("passes_data_randomisation", "data randomisation"),
+    ("faithful_voxels", "faithfulness (voxels)"),
+    ("faithful_regions", "faithfulness (regions)"),
+    ("passes_ground_truth", "ground truth"),
+];
+
+/// A test over the methods: `Some(pass)` per method, `None` where it cannot be judged.
+type TestFlags = Vec<Option<bool>>;
+
+/// One row per method that went through at least one sanity check (in order of first
+/// appearance in the cascade, data randomisation and AOPC tables), with every test side by side:
+///
+/// | column | what |
+/// |---|---|
+/// | `method` | |
+/// | `mass_accuracy`, `mass_lo`, `mass_hi` | ground truth: the trained model's mean relevance mass accuracy and its 95 % interval |
+/// | `cascade_spearman`, `_lo`, `_hi` | mean Spearman to the trained model's map after the last step of the cascade (every layer randomised) |
+/// | `data_rand_spearman`, `_lo`, `_hi` | mean Spearman of the shuffled-label model's maps to the real model's |
+/// | `data_rand_mass_accuracy` | the shuffled-label model's mean mass accuracy (for comparison with `mass_accuracy`) |
+/// | `aopc_voxels`, `_lo`, `_hi`, `aopc_voxels_random`, `_random_lo`, `_random_hi` | AOPC of voxel deletion, relevance order and random order |
+/// | `aopc_regions`, … | the same for the deletion of atlas regions |
+/// | `passes_model_randomisation` | `cascade_spearman` ≤ [`RANDOMISATION_THRESHOLD`] |
+/// | `passes_data_randomisation` | `data_rand_spearman` ≤ [`DATA_RANDOMISATION_THRESHOLD`] |
+/// | `faithful_voxels`, `faithful_regions` | the AOPC's lower bound lies above the random order's upper bound |
+/// | `passes_ground_truth` | [`crate::ground_truth::verdicts`]' `passes` |
+/// | `verdict` | [`TRUSTED`], `fails: <tests>`, or `not judged: <tests>` (no failure, but a test that ran for other methods is undefined for this one) |
+///
+/// A test whose input is missing or NaN is null for that method (never a panic). A test *ran*
+/// when at least one method has a defined result; a method is [`TRUSTED`] when it passes every
+/// test that ran.
+pub fn trust_table(inputs: &TrustInputs<'_>) -> Result<DataFrame> {
+    let mut methods: Vec<String> = Vec::new();
+    for (df, table) in [
+        (inputs.cascade, "cascade summary"),
+        (inputs.data_randomisation, "data randomisation summary"),
+        (inputs.aopc, "AOPC summary"),
+    ] {
+        if let Some(df) = df {
+            for m in column_str(df, table, "method")? {
+                if !methods.contains(&m) {
+                    methods.push(m);
+                }
+            }
+        }
+    }
+    let n = methods.len();
+    let nan = || vec![f64::NAN; n];
+    let index = |m: &str| methods.iter().position(|x| x == m);
+
+    // ground truth
+    let (mut mass, mut mass_lo, mut mass_hi) = (nan(), nan(), nan());
+    let mut gt_pass: TestFlags = vec![None; n];
+    if let Some(gt) = inputs.ground_truth {
+        const TABLE: &str = "ground-truth summary";
+        let method = column_str(gt, TABLE, "method")?;
+        let model = column_str(gt, TABLE, "model")?;
+        let (m, lo, hi) = (
+            numbers(gt, TABLE, "mass_accuracy")?,
+            numbers(gt, TABLE, "mass_ci_low")?,
+            numbers(gt, TABLE, "mass_ci_high")?,
+        );
+        for i in (0..gt.height()).filter(|&i| model[i] == ground_truth::TRAINED) {
+            if let Some(j) = index(&method[i]) {
+                (mass[j], mass_lo[j], mass_hi[j]) = (m[i], lo[i], hi[i]);
+            }
+        }
+        let v = ground_truth::verdicts(gt)?;
+        let (vm, passes) =
+            (column_str(&v, "ground-truth verdicts", "method")?, flags(&v, "ground-truth verdicts", "passes")?);
+        for (m, p) in vm.iter().zip(passes) {
+            if let Some(j) = index(m) {
+                gt_pass[j] = p;
+            }
+        }
+    }
+
+    // cascade: the last step, every layer randomised
+    let (mut casc, mut casc_lo, mut casc_hi) = (nan(), nan(), nan());
+    if let Some(c) = inputs.cascade {
+        const TABLE: &str = "cascade summary";
+        let method = column_str(c, TABLE, "method")?;
+        let k = numbers(c, TABLE, "layers_randomised")?;
+        let (m, lo, hi) =
+            (numbers(c, TABLE, "spearman_mean")?, numbers(c, TABLE, "spearman_lo")?, numbers(c, TABLE, "spearman_hi")?);
+        let last = k.iter().copied().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+        for i in (0..c.height()).filter(|&i| k[i] == last && last > 0.0) {
+            if let Some(j) = index(&method[i]) {
+                (casc[j], casc_lo[j], casc_hi[j]) = (m[i], lo[i], hi[i]);
+            }
+        }
+    }
+
+    // data randomisation
+    let (mut data, mut data_lo, mut data_hi, mut data_mass) = (nan(), nan(), nan(), nan());
+    if let Some(d) = inputs.data_randomisation {
+        const TABLE: &str = "data randomisation summary";
+        let method = column_str(d, TABLE, "method")?;
+        let (m, lo, hi) =
+            (numbers(d, TABLE, "spearman_mean")?, numbers(d, TABLE, "spearman_lo")?, numbers(d, TABLE, "spearman_hi")?);
+        let mass = numbers_or_nan(d, TABLE, "mass_accuracy_mean")?;
+        for i in 0..d.height() {
+            if let Some(j) = index(&method[i]) {
+                (data[j], data_lo[j], data_hi[j], data_mass[j]) = (m[i], lo[i], hi[i], mass[i]);
+            }
+        }
+    }
+
+    // AOPC: [kind][ordering] → (mean, lo, hi) per method
+    let mut aopc = [[(nan(), nan(), nan()), (nan(), nan(), nan())], [(nan(), nan(), nan()), (nan(), nan(), nan())]];
+    if let Some(a) = inputs.aopc {
+        const TABLE: &str = "AOPC summary";
+        let (kind, method, ordering) =
+            (column_str(a, TABLE, "kind")?, column_str(a, TABLE, "method")?, column_str(a, TABLE, "ordering")?);
+        let (m, lo, hi) =
+            (numbers(a, TABLE, "aopc_mean")?, numbers(a, TABLE, "aopc_lo")?, numbers(a, TABLE, "aopc_hi")?);
+        for i in 0..a.height() {
+            let kk = [VOXELS, REGIONS].iter().position(|k| *k == kind[i]);
+            let oo = [RELEVANCE_ORDER, RANDOM_ORDER].iter().position(|o| *o == ordering[i]);
+            if let (Some(kk), Some(oo), Some(j)) = (kk, oo, index(&method[i])) {
+                let cell = &mut aopc[kk][oo];
+                (cell.0[j], cell.1[j], cell.2[j]) = (m[i], lo[i], hi[i]);
+            }
+        }
+    }
+
+    let below = |v: &[f64], threshold: f64| -> TestFlags {
+        v.iter().map(|&x| x.is_finite().then_some(x <= threshold)).collect()
+    };
+    let faithful = |k: usize| -> TestFlags {
+        let (rel, rnd) = (&aopc[k][0], &aopc[k][1]);
+        (0..n).map(|j| (rel.1[j].is_finite() && rnd.2[j].is_finite()).then_some(rel.1[j] > rnd.2[j])).collect()
+    };
+    let tests: [TestFlags; 5] = [
+        below(&casc, RANDOMISATION_THRESHOLD),
+        below(&data, DATA_RANDOMISATION_THRESHOLD),
+        faithful(0),
+        faithful(1),
+        gt_pass,
+    ];
+    let ran: Vec<bool> = tests.iter().map(|t| t.iter().any(Option::is_some)).collect();
+    let verdict: Vec<String> = (0..n)
+        .map(|j| {
+            let named = |want: Option<bool>| -> Vec<&str> {
+                TESTS
+                    .iter()
+                    .zip(&tests)
+                    .zip(&ran)
+                    .filter(|((_, t), r)| **r && t[j] == want)
+                    .map(|(((_, name), _), _)| *name)
+                    .collect()
+            };
+            let (failed, undefined) = (named(Some(false)), named(None));
+            if !failed.is_empty() {
+                format!("fails: {}", failed.join(", "))
+            } else if !undefined.is_empty() {
+                format!("not judged: {}", undefined.join(", "))
+            } else if ran.iter().any(|&r| r) {
+                TRUSTED.to_string()
+            } else {
+                "not judged: no test ran".to_string()
+            }
+        })
+        .collect();
+
+    let f = |name: &str, v: Vec<f64>| Column::new(name.into(), v);
+    let mut cols = vec![
+        Column::new("method".into(), methods.clone()),
+        f("mass_accuracy", mass),
+        f("mass_lo", mass_lo),
+        f("mass_hi", mass_hi),
+        f("cascade_spearman", casc),
+        f("cascade_spearman_lo", casc_lo),
+        f("cascade_spearman_hi", casc_hi),
+        f("data_rand_spearman", data),
+        f("data_rand_spearman_lo", data_lo),
+        f("data_rand_spearman_hi", data_hi),
+        f("data_rand_mass_accuracy", data_mass),
+    ];
+    for (k, kind) in [VOXELS, REGIONS].iter().enumerate() {
+        for (o, suffix) in ["", "_random"].iter().enumerate() {
+            let (m, lo, hi) = aopc[k][o].clone();
+            cols.push(f(&format!("aopc_{kind}{suffix}"), m));
+            cols.push(f(&format!("aopc_{kind}{suffix}_lo"), lo));
+            cols.push(f(&format!("aopc_{kind}{suffix}_hi"), hi));
+        }
+    }
+    for ((name, _), t) in TESTS.iter().zip(tests) {
+        cols.push(Column::new((*name).into(), t));
+    }
+    cols.push(Column::new("verdict".into(), verdict));
+    Ok(DataFrame::new(n, cols)?)
+}
+
+/// `mean [lo, hi]` for people: the mean alone without an interval, `n/a` without a mean.
+fn mean_ci(mean: f64, lo: f64, hi: f64) -> String {
+    let f = format_float;
+    match (mean.is_finite(), lo.is_finite() && hi.is_finite()) {
+        (false, _) => "n/a".into(),
+        (true, false) => f(mean),
+        (true, true) => format!("{} [{}, {}]", f(mean), f(lo), f(hi)),
+    }
+}
+
+/// The columns of a [`trust_table`] (possibly read back from CSV) that the paragraph and the
+/// display need.
+struct Trust {
+    method: Vec<String>,
+    tests: Vec<TestFlags>,
+    verdict: Vec<String>,
+    /// Per test, the text of each method's numbers.
+    evidence: Vec<Vec<String>>,
+}
+
+fn read_trust(table: &DataFrame) -> Result<Trust> {
+    const TABLE: &str = "trust summary";
+    let num = |c: &str| numbers(table, TABLE, c);
+    let triple = |c: &str| -> Result<Vec<String>> {
+        let (m, lo, hi) = (num(c)?, num(&format!("{c}_lo"))?, num(&format!("{c}_hi"))?);
+        Ok((0..m.len()).map(|i| mean_ci(m[i], lo[i], hi[i])).collect())
+    };
+    let mass = {
+        let (m, lo, hi) = (num("mass_accuracy")?, num("mass_lo")?, num("mass_hi")?);
+        (0..m.len()).map(|i| mean_ci(m[i], lo[i], hi[i])).collect::<Vec<_>>()
+    };
+    let versus = |kind: &str| -> Result<Vec<String>> {
+        let (rel, rnd) = (triple(&format!("aopc_{kind}"))?, triple(&format!("aopc_{kind}_random"))?);
+        Ok(rel.iter().zip(&rnd).map(|(a, b)| format!("{a} vs random {b}")).collect())
+    };
+    let evidence =
+        vec![triple("cascade_spearman")?, triple("data_rand_spearman")?, versus(VOXELS)?, versus(REGIONS)?, mass];
+    let tests = TESTS.iter().map(|(c, _)| flags(table, TABLE, c)).collect::<Result<Vec<_>>>()?;
+    Ok(Trust {
+        method: column_str(table, TABLE, "method")?,
+        tests,
+        verdict: column_str(table, TABLE, "verdict")?,
+        evidence,
+    })
+}
+
+/// What each test asks, for the paragraph.
+fn test_question(t: usize) -> String {
+    match t {
+        0 => format!(
+            "Spearman of the map after randomising every layer with the trained model's map; above \
+             {RANDOMISATION_THRESHOLD} the map does not depend on what the model learnt"
+        ),
+        1 => format!(
+            "Spearman of the maps of a model trained on shuffled labels with the real model's; above \
+             {DATA_RANDOMISATION_THRESHOLD} the map follows the image, not the labels"
+        ),
+        2 => "AOPC of deleting voxels most relevant first; faithful when its 95 % interval lies above the random \
+              order's"
+            .into(),
+        3 => "the same for whole atlas regions".into(),
+        _ => format!(
+            "mean relevance mass accuracy ≥ {}× chance with a 95 % lower bound above the randomised model's",
+            ground_truth::TARGET_FACTOR
+        ),
+    }
+}
+
+/// A short Markdown text generated from a [`trust_table`] (also one read back from CSV): one
+/// bullet per test that says which methods fail it (in bold) and which pass, each with its
+/// numbers, then a closing sentence naming the methods that pass every test that ran ("can be
+/// trusted here"), or saying that none does and which come closest (fail one test only). Tests
+/// that no method could be judged on are named as not run.
+pub fn trust_paragraph(table: &DataFrame) -> Result<String> {
+    let t = read_trust(table)?;
+    let mut out = String::new();
+    let mut ran: Vec<&str> = Vec::new();
+    let mut not_run: Vec<&str> = Vec::new();
+    for (k, (_, name)) in TESTS.iter().enumerate() {
+        let pick = |want: Option<bool>, bold: bool| -> Vec<String> {
+            (0..t.method.len())
+                .filter(|&j| t.tests[k][j] == want)
+                .map(|j| {
+                    let m = if bold { format!("**{}**", t.method[j]) } else { t.method[j].clone() };
+                    if want.is_some() { format!("{m} ({})", t.evidence[k][j]) } else { m }
+                })
+                .collect()
+        };
+        let (fail, pass, undefined) = (pick(Some(false), true), pick(Some(true), false), pick(None, false));
+        if fail.is_empty() && pass.is_empty() {
+            not_run.push(name);
+            continue;
+        }
+        ran.push(name);
+        let mut parts: Vec<String> = Vec::new();
+        let (fail_word, pass_word) =
+            if k == 2 || k == 3 { ("not shown faithful", "faithful") } else { ("fail", "pass") };
+        if !fail.is_empty() {
+            parts.push(format!("{fail_word}: {}", fail.join(", ")));
+        }
+        if !pass.is_empty() {
+            parts.push(format!("{pass_word}: {}", pass.join(", ")));
+        }
+        if !undefined.is_empty() {
+            parts.push(format!("not judged (no value): {}", undefined.join(", ")));
+        }
+        let mut title = name.to_string();
+        title[..1].make_ascii_uppercase();
+        let _ = writeln!(out, "- **{title}** ({}): {}.", test_question(k), parts.join("; "));
+    }
+    if ran.is_empty() {
+        out.push_str("No sanity test could be judged for any method, so no map is vouched for here.\n");
+        return Ok(out);
+    }
+    out.push('\n');
+    let trusted: Vec<&str> =
+        (0..t.method.len()).filter(|&j| t.verdict[j] == TRUSTED).map(|j| t.method[j].as_str()).collect();
+    if trusted.is_empty() {
+        let _ = write!(out, "**No method passes every test that ran here** ({})", ran.join(", "));
+        let closest: Vec<String> = (0..t.method.len())
+            .filter_map(|j| {
+                let failed: Vec<&str> = TESTS
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| t.tests[*k][j] == Some(false))
+                    .map(|(_, (_, n))| *n)
+                    .collect();
+                let undefined = TESTS.iter().enumerate().any(|(k, (_, n))| ran.contains(n) && t.tests[k][j].is_none());
+                (failed.len() == 1 && !undefined).then(|| format!("{} (fails {} only)", t.method[j], failed[0]))
+            })
+            .collect();
+        if closest.is_empty() {
+            out.push('.');
+        } else {
+            let _ = write!(out, "; closest: {}.", closest.join(", "));
+        }
+    } else {
+        let _ = write!(
+            out,
+            "**Can be trusted here:** {}: {} every test that ran ({}).",
+            trusted.join(", "),
+            if trusted.len() == 1 { "it passes" } else { "they pass" },
+            ran.join(", ")
+        );
+        let rest: Vec<&str> =
+            (0..t.method.len()).filter(|&j| t.verdict[j] != TRUSTED).map(|j| t.method[j].as_str()).collect();
+        if !rest.is_empty() {
+            let _ = write!(out, " The others ({}) do not.", rest.join(", "));
+        }
+    }
+    if !not_run.is_empty() {
+        let _ = write!(out, " Not run (or no value for any method): {}.", not_run.join(", "));
+    }
+    out.push('\n');
+    Ok(out)
+}
+
+/// A [`trust_table`] for people: per method, each test's numbers as `mean [low, high]` and the
+/// verdict; the method in bold when it fails the model randomisation test.
+pub fn trust_display(table: &DataFrame) -> Result<DataFrame> {
+    let t = read_trust(table)?;
+    let method: Vec<String> = (0..t.method.len())
+        .map(|j| if t.tests[0][j] == Some(false) { format!("**{}**", t.method[j]) } else { t.method[j].clone() })
+        .collect();
+    let headers = [
+        format!("Spearman after full randomisation (fails > {RANDOMISATION_THRESHOLD})"),
+        format!("Spearman with shuffled-label model (fails > {DATA_RANDOMISATION_THRESHOLD})"),
+        "AOPC voxels".to_string(),
+        "AOPC regions".to_string(),
+        "mass accuracy (ground truth)".to_string(),
+    ];
+    let mut cols = vec![Column::new("method".into(), method)];
+    for (h, e) in headers.iter().zip(&t.evidence) {
+        cols.push(Column::new(h.as_str().into(), e.clone()));
+    }
+    cols.push(Column::new("verdict".into(), t.verdict.clone()));
+    Ok(DataFrame::new(t.method.len(), cols)?)
+}
+
+/// One sentence naming the methods a [`trust_table`] flags in the model randomisation test
+/// (mean Spearman to the trained model's map above [`RANDOMISATION_THRESHOLD`] after every layer
+/// was randomised), in bold with their numbers, or saying that none is flagged; `None` when no
+/// method has a value (the cascade did not run).
+pub fn randomisation_flag_line(table: &DataFrame) -> Result<Option<String>> {
+    let t = read_trust(table)?;
+    let judged = t.tests[0].iter().any(Option::is_some);
+    if !judged {
+        return Ok(None);
+    }
+    let flagged: Vec<String> = (0..t.method.len())
+        .filter(|&j| t.tests[0][j] == Some(false))
+        .map(|j| format!("**{}** ({})", t.method[j], t.evidence[0][j]))
+        .collect();
+    let rule = format!("mean Spearman rank correlation above {RANDOMISATION_THRESHOLD} after randomising every layer");
+    Ok(Some(if flagged.is_empty() {
+        format!("No method is flagged by the model randomisation test ({rule}).")
+    } else {
+        format!("Flagged by the model randomisation test ({rule}): {}.", flagged.join(", "))
+    }))
+}
+
+/// `shuffled_model.csv` checked: its columns `model` (`trained`, `shuffled`), `n_scans`,
+/// `accuracy`, `balanced_accuracy` and `roc_auc` in that order. Errors name the file and the
+/// column.
+pub fn shuffled_model_table(df: &DataFrame) -> Result<DataFrame> {
+    const TABLE: &str = "shuffled_model.csv";
+    let mut cols = vec![Column::new("model".into(), column_str(df, TABLE, "model")?)];
+    cols.push(Column::new("n_scans".into(), numbers(df, TABLE, "n_scans")?));
+    for c in ["accuracy", "balanced_accuracy", "roc_auc"] {
+        cols.push(Column::new(c.into(), numbers(df, TABLE, c)?));
+    }
+    Ok(DataFrame::new(df.height(), cols)?)
+}
+
+/// One sentence on the shuffled-label model from [`shuffled_model_table`]'s table: its scores on
+/// the hold-out test scans against the true labels next to the trained model's (it should be at
+/// chance, balanced accuracy and ROC AUC near 0.5). `None` without a `shuffled` row.
+pub fn shuffled_model_sentence(df: &DataFrame) -> Result<Option<String>> {
+    const TABLE: &str = "shuffled_model.csv";
+    let model = column_str(df, TABLE, "model")?;
+    let n = numbers(df, TABLE, "n_scans")?;
+    let acc = numbers(df, TABLE, "accuracy")?;
+    let bal = numbers(df, TABLE, "balanced_accuracy")?;
+    let auc = numbers(df, TABLE, "roc_auc")?;
+    let f = format_float;
+    let scores = |i: usize| format!("accuracy {}, balanced accuracy {}, ROC AUC {}", f(acc[i]), f(bal[i]), f(auc[i]));
+    let Some(s) = model.iter().position(|m| m == "shuffled") else { return Ok(None) };
+    let mut text = format!(
+        "The model trained on shuffled labels scores {} on the {} hold-out test scans against the true labels",
+        scores(s),
+        n[s]
+    );
+    if let Some(t) = model.iter().position(|m| m == "trained") {
+        let _ = write!(text, " (the trained model: {})", scores(t));
+    }
+    text.push_str("; it should be at chance (0.5).");
+    Ok(Some(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::{read_csv, write_table};
+
+    fn frame(cols: Vec<Column>) -> DataFrame {
+        let h = cols.first().map_or(0, Column::len);
+        DataFrame::new(h, cols).unwrap()
+    }
+
+    fn boot(samples: usize) -> Bootstrap {
+        Bootstrap { samples, ..Bootstrap::default() }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    /// Two methods, two steps (dense_3, block1), three patients (p3 with two scans).
+    fn cascade_table() -> DataFrame {
+        let mut cols = (
+            Vec::<i64>::new(),
+            Vec::<&str>::new(),
+            Vec::<&str>::new(),
+            Vec::<&str>::new(),
+            Vec::<f64>::new(),
+            Vec::<f64>::new(),
+        );
+        let scans = ["p1", "p2", "p3", "p3"];
+        // rows listed block1 first: the summary orders by step, not by the table
+        for (k, layer) in [(2i64, "block1"), (1, "dense_3")] {
+            for (method, base) in [("occlusion", 0.9), ("lrp", 0.3)] {
+                for (s, p) in scans.iter().enumerate() {
+                    cols.0.push(k);
+                    cols.1.push(layer);
+                    cols.2.push(method);
+                    cols.3.push(p);
+                    let drop = if k == 2 { 0.2 } else { 0.0 };
+                    cols.4.push(if method == "lrp" && k == 2 && s == 0 {
+                        f64::NAN
+                    } else {
+                        base - drop + 0.01 * s as f64
+                    });
+                    cols.5.push(base / 2.0);
+                }
+            }
+        }
+        frame(vec![
+            Column::new("step".into(), cols.0),
+            Column::new("layer".into(), cols.1),
+            Column::new("method".into(), cols.2),
+            Column::new("PTID".into(), cols.3),
+            Column::new("Image.ID".into(), (0..16i64).collect::<Vec<_>>()),
+            Column::new("spearman".into(), cols.4),
+            Column::new("ssim".into(), cols.5),
+        ])
+    }
+
+    #[test]
+    fn cascade_summary_orders_steps_and_has_hand_means() {
+        let s = summarise_cascade(&cascade_table(), &boot(500)).unwrap();
+        assert_eq!(
+            column_str(&s, "s", "method").unwrap(),
+            ["occlusion", "occlusion", "occlusion", "lrp", "lrp", "lrp"]
+        );
+        assert_eq!(
+            column_str(&s, "s", "step").unwrap(),
+            ["original", "dense_3", "block1", "original", "dense_3", "block1"]
+        );
+        assert_eq!(column_f64(&s, "s", "layers_randomised").unwrap(), [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]);
+        assert_eq!(column_f64(&s, "s", "n_scans").unwrap(), [4.0, 4.0, 4.0, 4.0, 4.0, 4.0]);
+        assert_eq!(column_f64(&s, "s", "n_undefined").unwrap(), [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        let mean = column_f64(&s, "s", "spearman_mean").unwrap();
+        let (lo, hi) = (column_f64(&s, "s", "spearman_lo").unwrap(), column_f64(&s, "s", "spearman_hi").unwrap());
+        // original: 1 without an interval
+        assert_eq!((mean[0], mean[3]), (1.0, 1.0));
+        assert!(lo[0].is_nan() && hi[0].is_nan());
+        // occlusion/dense_3: 0.90, 0.91, 0.92, 0.93 → 0.915; block1: 0.70 … 0.73 → 0.715
+        assert!(close(mean[1], 0.915) && close(mean[2], 0.715), "{mean:?}");
+        // lrp/block1: the NaN of p1 left out: 0.11, 0.12, 0.13 → 0.12; patients p2 (0.11) and
+        // p3 (0.12, 0.13): resamples {p2,p2} 0.11, {p3,p3} 0.125 bound the interval
+        assert!(close(mean[5], 0.12), "{}", mean[5]);
+        assert!(close(lo[5], 0.11) && close(hi[5], 0.125), "{} {}", lo[5], hi[5]);
+        // patient means 0.90, 0.91, 0.925 bound occlusion/dense_3
+        assert!(0.9 - 1e-12 <= lo[1] && lo[1] < mean[1] && mean[1] < hi[1] && hi[1] <= 0.925 + 1e-12);
+        assert!(close(column_f64(&s, "s", "ssim_mean").unwrap()[4], 0.15));
+        // seeded: the same table gives the same interval
+        let again = summarise_cascade(&cascade_table(), &boot(500)).unwrap();
+        assert_eq!(column_f64(&again, "s", "spearman_lo").unwrap()[1], lo[1]);
+    }
+
+    #[test]
+    fn cascade_summary_fills_missing_steps_and_rejects_bad_tables() {
+        // lrp lacks step 1: it still gets the row, empty, so the x axis keeps its order
+        let t = cascade_table();
+        let method = column_str(&t, "t", "method").unwrap();
+        let step = column_f64(&t, "t", "step").unwrap();
+        let keep: Vec<bool> = (0..t.height()).map(|i| !(method[i] == "lrp" && step[i] == 1.0)).collect();
+        let t = t.filter(&BooleanChunked::from_slice("k".into(), &keep)).unwrap();
+        let s = summarise_cascade(&t, &boot(100)).unwrap();
+        assert_eq!(column_str(&s, "s", "step").unwrap()[3..], ["original", "dense_3", "block1"]);
+        assert_eq!(column_f64(&s, "s", "n_scans").unwrap()[4], 0.0);
+        assert!(column_f64(&s, "s", "spearman_mean").unwrap()[4].is_nan());
+
+        let e = summarise_cascade(&cascade_table().drop("ssim").unwrap(), &boot(10)).unwrap_err().to_string();
+        assert!(e.contains("cascade.csv") && e.contains("ssim"), "{e}");
+        let mut bad = cascade_table();
+        bad.with_column(Column::new("step".into(), vec![0.5f64; bad.height()])).unwrap();
+        let e = summarise_cascade(&bad, &boot(10)).unwrap_err().to_string();
+        assert!(e.contains("step") && e.contains("0.5"), "{e}");
+        let mut bad = cascade_table();
+        bad.with_column(Column::new("step".into(), vec!["dense_3"; bad.height()])).unwrap();
+        let e = summarise_cascade(&bad, &boot(10)).unwrap_err().to_string();
+        assert!(e.contains("step") && e.contains("dense_3"), "{e}");
+        // two layers at one step
+        let mut bad = cascade_table();
+        let mut layer = column_str(&bad, "t", "layer").unwrap();
+        layer[0] = "block2".into();
+        bad.with_column(Column::new("layer".into(), layer)).unwrap();
+        let e = summarise_cascade(&bad, &boot(10)).unwrap_err().to_string();
+        assert!(e.contains("layer") && e.contains("block2") && e.contains("block1"), "{e}");
+        // an empty table with the header: an empty summary
+        let empty = cascade_table().head(Some(0));
+        assert_eq!(summarise_cascade(&empty, &boot(10)).unwrap().height(), 0);
+    }
+
+    #[test]
+    fn cascade_summary_draws_as_a_randomisation_chart() {
+        let s = summarise_cascade(&cascade_table(), &boot(100)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cascade.png");
+        crate::figures::randomisation_chart(&s, (1200, 500), &p).unwrap();
+        assert!(std::fs::metadata(&p).unwrap().len() > 1000);
+    }
+
+    #[test]
+    fn data_randomisation_summary_has_hand_means() {
+        let df = frame(vec![
+            Column::new("method".into(), ["a", "a", "a", "b"]),
+            Column::new("PTID".into(), ["p1", "p2", "p3", "p1"]),
+            Column::new("Image.ID".into(), [1i64, 2, 3, 1]),
+            Column::new("spearman".into(), [0.2, 0.4, f64::NAN, 0.9]),
+            Column::new("ssim".into(), [0.5, 0.5, 0.5, 0.8]),
+            Column::new("mass_accuracy".into(), [0.1, 0.3, 0.2, f64::NAN]),
+            Column::new("rank_accuracy".into(), [0.1, 0.3, 0.2, f64::NAN]),
+            Column::new("pointing_hit".into(), [Some(true), None, Some(false), None]),
+            Column::new("truth_fraction".into(), [0.05, 0.07, 0.06, f64::NAN]),
+        ]);
+        let s = summarise_data_randomisation(&df, &boot(500)).unwrap();
+        assert_eq!(column_str(&s, "s", "method").unwrap(), ["a", "b"]);
+        assert_eq!(column_f64(&s, "s", "n_scans").unwrap(), [3.0, 1.0]);
+        let sp = column_f64(&s, "s", "spearman_mean").unwrap();
+        assert!(close(sp[0], 0.3) && sp[1] == 0.9);
+        // two patients with spearman: resamples give 0.2, 0.3 or 0.4
+        assert!(close(column_f64(&s, "s", "spearman_lo").unwrap()[0], 0.2));
+        assert!(close(column_f64(&s, "s", "spearman_hi").unwrap()[0], 0.4));
+        assert!(column_f64(&s, "s", "spearman_lo").unwrap()[1].is_nan());
+        assert_eq!(column_f64(&s, "s", "ssim_mean").unwrap(), [0.5, 0.8]);
+        let mass = column_f64(&s, "s", "mass_accuracy_mean").unwrap();
+        assert!(close(mass[0], 0.2) && mass[1].is_nan());
+        let chance = column_f64(&s, "s", "chance").unwrap();
+        assert!(close(chance[0], 0.06) && chance[1].is_nan());
+        // without the ground-truth columns: NaN, not an error; without spearman: an error
+        let bare = df.drop_many(["mass_accuracy", "truth_fraction"]);
+        let s = summarise_data_randomisation(&bare, &boot(10)).unwrap();
+        assert!(column_f64(&s, "s", "mass_accuracy_mean").unwrap()[0].is_nan());
+        let e = summarise_data_randomisation(&df.drop("spearman").unwrap(), &boot(10)).unwrap_err().to_string();
+        assert!(e.contains("data_randomisation.csv") && e.contains("spearman"), "{e}");
+    }
+
+    /// Deletion rows: methods a, b, two patients, voxels steps 0–2 and regions step 0–1.
+    fn deletion_table() -> DataFrame {
+        let mut c = (
+            Vec::<&str>::new(),
+            Vec::<&str>::new(),
+            Vec::<&str>::new(),
+            Vec::<&str>::new(),
+            Vec::<i64>::new(),
+            Vec::<f64>::new(),
+            Vec::<f64>::new(),
+        );
+        for kind in ["voxels", "regions"] {
+            let steps: &[f64] = if kind == "voxels" { &[0.0, 0.1, 0.5] } else { &[0.0, 0.25] };
+            for method in ["a", "b"] {
+                for ordering in ["random", "relevance"] {
+                    for (p, ptid) in ["p1", "p2"].iter().enumerate() {
+                        for (k, &fr) in steps.iter().enumerate() {
+                            c.0.push(kind);
+                            c.1.push(method);
+                            c.2.push(ordering);
+                            c.3.push(ptid);
+                            c.4.push(k as i64);
+                            c.5.push(fr);
+                            let speed = if ordering == "relevance" { 1.0 } else { 0.5 };
+                            c.6.push(0.9 - speed * fr - 0.1 * p as f64);
+                        }
+                    }
+                }
+            }
+        }
+        frame(vec![
+            Column::new("kind".into(), c.0),
+            Column::new("method".into(), c.1),
+            Column::new("ordering".into(), c.2),
+            Column::new("PTID".into(), c.3),
+            Column::new("step".into(), c.4),
+            Column::new("fraction".into(), c.5),
+            Column::new("score".into(), c.6),
+        ])
+    }
+
+    #[test]
+    fn deletion_summary_averages_scans_per_step() {
+        let s = summarise_deletion(&deletion_table(), "voxels", &boot(500)).unwrap();
+        assert_eq!(s.height(), 2 * 2 * 3);
+        assert_eq!(column_str(&s, "s", "method").unwrap()[..6], ["a"; 6]);
+        // relevance first, whatever the order in the table
+        assert_eq!(column_str(&s, "s", "ordering").unwrap()[..4], ["relevance", "relevance", "relevance", "random"]);
+        assert_eq!(column_f64(&s, "s", "step").unwrap()[..3], [0.0, 1.0, 2.0]);
+        assert_eq!(column_f64(&s, "s", "fraction").unwrap()[..3], [0.0, 0.1, 0.5]);
+        let mean = column_f64(&s, "s", "score_mean").unwrap();
+        // a/relevance at 0.5: p1 0.4, p2 0.3 → 0.35; a/random at 0.5: 0.65, 0.55 → 0.6
+        assert!(close(mean[2], 0.35) && close(mean[5], 0.6), "{mean:?}");
+        assert!(close(column_f64(&s, "s", "score_lo").unwrap()[2], 0.3));
+        assert!(close(column_f64(&s, "s", "score_hi").unwrap()[2], 0.4));
+        assert_eq!(column_f64(&s, "s", "n_scans").unwrap()[2], 2.0);
+        let r = summarise_deletion(&deletion_table(), "regions", &boot(10)).unwrap();
+        assert_eq!(r.height(), 2 * 2 * 2);
+        assert_eq!(column_f64(&r, "r", "fraction").unwrap()[1], 0.25);
+        // an absent kind: empty, with the columns
+        let none = summarise_deletion(&deletion_table(), "lobes", &boot(10)).unwrap();
+        assert_eq!((none.height(), none.width()), (0, 8));
+        // the summary draws
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.png");
+        crate::figures::deletion_chart_for(&r, crate::figures::DeletionUnit::Regions, (800, 500), &p).unwrap();
+    }
+
+    #[test]
+    fn deletion_summary_names_bad_values() {
+        let mut t = deletion_table();
+        let mut o = column_str(&t, "t", "ordering").unwrap();
+        o[3] = "inverse".into();
+        t.with_column(Column::new("ordering".into(), o)).unwrap();
+        let e = summarise_deletion(&t, "voxels", &boot(10)).unwrap_err().to_string();
+        assert!(e.contains("deletion.csv") && e.contains("inverse") && e.contains("row 3"), "{e}");
+        let mut t = deletion_table();
+        t.with_column(Column::new("fraction".into(), vec![50.0; t.height()])).unwrap();
+        let e = summarise_deletion(&t, "voxels", &boot(10)).unwrap_err().to_string();
+        assert!(e.contains("fraction") && e.contains("50"), "{e}");
+        let e = summarise_deletion(&deletion_table().drop("score").unwrap(), "voxels", &boot(10)).unwrap_err();
+        assert!(e.to_string().contains("score"), "{e}");
+    }
+
+    /// Four methods: `good` passes everything, `stiff` fails model randomisation, `copy` fails
+    /// data randomisation and is not faithful on regions, `lone` appears only in the AOPC table.
+    fn trust_inputs() -> (DataFrame, DataFrame, DataFrame, DataFrame) {
+        let cascade = frame(vec![
+            Column::new("method".into(), ["good", "good", "stiff", "stiff", "copy", "copy"]),
+            Column::new("step".into(), ["original", "block1", "original", "block1", "original", "block1"]),
+            Column::new("layers_randomised".into(), [0i64, 7, 0, 7, 0, 7]),
+            Column::new("spearman_mean".into(), [1.0, 0.12, 1.0, 0.81, 1.0, 0.2]),
+            Column::new("spearman_lo".into(), [f64::NAN, 0.05, f64::NAN, 0.7, f64::NAN, 0.1]),
+            Column::new("spearman_hi".into(), [f64::NAN, 0.2, f64::NAN, 0.9, f64::NAN, 0.3]),
+        ]);
+        let data = frame(vec![
+            Column::new("method".into(), ["good", "stiff", "copy"]),
+            Column::new("spearman_mean".into(), [0.1, 0.3, 0.66]),
+            Column::new("spearman_lo".into(), [0.0, 0.2, 0.6]),
+            Column::new("spearman_hi".into(), [0.2, 0.4, 0.7]),
+            Column::new("mass_accuracy_mean".into(), [0.05, 0.3, 0.2]),
+        ]);
+        let mut a = (
+            Vec::<&str>::new(),
+            Vec::<&str>::new(),
+            Vec::<&str>::new(),
+            Vec::<f64>::new(),
+            Vec::<f64>::new(),
+            Vec::<f64>::new(),
+        );
+        for kind in ["voxels", "regions"] {
+            for (m, rel) in [("good", 0.3), ("stiff", 0.25), ("copy", 0.2), ("lone", 0.4)] {
+                for (o, v) in [("relevance", rel), ("random", 0.1)] {
+                    a.0.push(kind);
+                    a.1.push(m);
+                    a.2.push(o);
+                    // copy's regions: overlapping intervals
+                    let v = if m == "copy" && kind == "regions" && o == "relevance" { 0.12 } else { v };
+                    a.3.push(v);
+                    a.4.push(v - 0.03);
+                    a.5.push(v + 0.03);
+                }
+            }
+        }
+        let aopc = frame(vec![
+            Column::new("kind".into(), a.0),
+            Column::new("method".into(), a.1),
+            Column::new("ordering".into(), a.2),
+            Column::new("aopc_mean".into(), a.3),
+            Column::new("aopc_lo".into(), a.4),
+            Column::new("aopc_hi".into(), a.5),
+        ]);
+        // ground truth as scan_summary writes it: trained and random rows; `lone` lacks one
+        let (mut m, mut model, mut mass, mut lo, mut hi) = (vec![], vec![], vec![], vec![], vec![]);
+        for (name, v) in [("good", 0.42), ("stiff", 0.5), ("copy", 0.35), ("other", 0.5)] {
+            for (which, x) in [("trained", v), ("random", 0.05)] {
+                m.push(name);
+                model.push(which);
+                mass.push(x);
+                lo.push(x - 0.05);
+                hi.push(x + 0.05);
+            }
+        }
+        let gt = frame(vec![
+            Column::new("method".into(), m),
+            Column::new("model".into(), model),
+            Column::new("chance".into(), vec![0.1; 8]),
+            Column::new("mass_accuracy".into(), mass),
+            Column::new("mass_ci_low".into(), lo),
+            Column::new("mass_ci_high".into(), hi),
+        ]);
+        (cascade, data, aopc, gt)
+    }
+
+    #[test]
+    fn trust_table_puts_the_tests_side_by_side() {
+        let (cascade, data, aopc, gt) = trust_inputs();
+        let inputs = TrustInputs {
+            cascade: Some(&cascade),
+            data_randomisation: Some(&data),
+            aopc: Some(&aopc),
+            ground_truth: Some(&gt),
+        };
+        let t = trust_table(&inputs).unwrap();
+        // `other` has only a ground truth: not in the table
+        assert_eq!(column_str(&t, "t", "method").unwrap(), ["good", "stiff", "copy", "lone"]);
+        let casc = column_f64(&t, "t", "cascade_spearman").unwrap();
+        assert_eq!(casc[..3], [0.12, 0.81, 0.2]);
+        assert!(casc[3].is_nan());
+        assert_eq!(column_f64(&t, "t", "data_rand_spearman_hi").unwrap()[2], 0.7);
+        assert_eq!(column_f64(&t, "t", "aopc_regions").unwrap()[2], 0.12);
+        assert_eq!(column_f64(&t, "t", "aopc_voxels_random").unwrap()[0], 0.1);
+        assert_eq!(column_f64(&t, "t", "mass_accuracy").unwrap()[..3], [0.42, 0.5, 0.35]);
+        let f = |c: &str| flags(&t, "t", c).unwrap();
+        assert_eq!(f("passes_model_randomisation"), [Some(true), Some(false), Some(true), None]);
+        assert_eq!(f("passes_data_randomisation"), [Some(true), Some(true), Some(false), None]);
+        assert_eq!(f("faithful_voxels"), [Some(true); 4]);
+        assert_eq!(f("faithful_regions"), [Some(true), Some(true), Some(false), Some(true)]);
+        assert_eq!(f("passes_ground_truth"), [Some(true), Some(true), Some(true), None]);
+        assert_eq!(
+            column_str(&t, "t", "verdict").unwrap(),
+            [
+                "trusted",
+                "fails: model randomisation",
+                "fails: data randomisation, faithfulness (regions)",
+                "not judged: model randomisation, data randomisation, ground truth"
+            ]
+        );
+        // nothing given: an empty table, no panic; only a cascade: the other tests did not run
+        assert_eq!(trust_table(&TrustInputs::default()).unwrap().height(), 0);
+        let only = trust_table(&TrustInputs { cascade: Some(&cascade), ..TrustInputs::default() }).unwrap();
+        assert_eq!(column_str(&only, "t", "verdict").unwrap(), ["trusted", "fails: model randomisation", "trusted"]);
+        // a bad summary is named
+        let e = trust_table(&TrustInputs { aopc: Some(&aopc.drop("aopc_lo").unwrap()), ..inputs }).unwrap_err();
+        assert!(e.to_string().contains("aopc_lo"), "{e}");
+    }
+
+    #[test]
+    fn trust_paragraph_reads_the_numbers_out() {
+        let (cascade, data, aopc, gt) = trust_inputs();
+        let t = trust_table(&TrustInputs {
+            cascade: Some(&cascade),
+            data_randomisation: Some(&data),
+            aopc: Some(&aopc),
+            ground_truth: Some(&gt),
+        })
+        .unwrap();
+        let p = trust_paragraph(&t).unwrap();
+        let lines: Vec<&str> = p.lines().collect();
+        assert_eq!(lines.len(), 7, "{p}");
+        assert!(lines[0].starts_with("- **Model randomisation**"), "{p}");
+        assert!(lines[0].contains("fail: **stiff** (0.8100 [0.7000, 0.9000])"), "{}", lines[0]);
+        assert!(lines[0].contains("pass: good (0.1200 [0.05000, 0.2000]), copy (0.2000"), "{}", lines[0]);
+        assert!(lines[0].contains("not judged (no value): lone"), "{}", lines[0]);
+        assert!(lines[1].contains("fail: **copy** (0.6600 [0.6000, 0.7000])"), "{}", lines[1]);
+        assert!(
+            lines[3].contains("not shown faithful: **copy** (0.1200 [0.09000, 0.1500] vs random 0.1000"),
+            "{}",
+            lines[3]
+        );
+        assert!(lines[4].starts_with("- **Ground truth**") && lines[4].contains("good (0.4200 [0.3700, 0.4700])"));
+        assert_eq!(lines[5], "");
+        assert!(
+            lines[6].starts_with("**Can be trusted here:** good: it passes every test that ran (model randomisation,")
+                && lines[6].contains("The others (stiff, copy, lone) do not."),
+            "{}",
+            lines[6]
+        );
+        // read back from CSV, the text is the same
+        let dir = tempfile::tempdir().unwrap();
+        let (csv, _) = write_table(&t, dir.path(), "trust").unwrap();
+        assert_eq!(trust_paragraph(&read_csv(&csv).unwrap()).unwrap(), p);
+
+        // without `good`: no method passes; stiff fails one test only
+        let keep: Vec<bool> = column_str(&t, "t", "method").unwrap().iter().map(|m| m != "good").collect();
+        let t2 = t.filter(&BooleanChunked::from_slice("k".into(), &keep)).unwrap();
+        let p2 = trust_paragraph(&t2).unwrap();
+        assert!(p2.contains("**No method passes every test that ran here**"), "{p2}");
+        assert!(p2.contains("closest: stiff (fails model randomisation only)") && !p2.contains("copy (fails"), "{p2}");
+
+        // only the cascade ran
+        let only = trust_table(&TrustInputs { cascade: Some(&cascade), ..TrustInputs::default() }).unwrap();
+        let p3 = trust_paragraph(&only).unwrap();
+        assert!(
+            p3.contains("**Can be trusted here:** good, copy: they pass every test that ran (model randomisation)")
+        );
+        assert!(p3.contains("Not run (or no value for any method): data randomisation, faithfulness (voxels)"), "{p3}");
+        let (csv, _) = write_table(&only, dir.path(), "trust_only").unwrap();
+        assert_eq!(trust_paragraph(&read_csv(&csv).unwrap()).unwrap(), p3);
+        // nothing at all
+        let p4 = trust_paragraph(&trust_table(&TrustInputs::default()).unwrap()).unwrap();
+        assert!(p4.contains("no map is vouched for"), "{p4}");
+    }
+
+    #[test]
+    fn trust_display_bolds_methods_that_fail_model_randomisation() {
+        let (cascade, data, aopc, gt) = trust_inputs();
+        let t = trust_table(&TrustInputs {
+            cascade: Some(&cascade),
+            data_randomisation: Some(&data),
+            aopc: Some(&aopc),
+            ground_truth: Some(&gt),
+        })
+        .unwrap();
+        let d = trust_display(&t).unwrap();
+        assert_eq!(column_str(&d, "d", "method").unwrap(), ["good", "**stiff**", "copy", "lone"]);
+        let md = crate::tables::to_markdown(&d).unwrap();
+        assert!(md.contains("| **stiff** | 0.8100 [0.7000, 0.9000] |"), "{md}");
+        assert!(md.contains("| lone | n/a |"), "{md}");
+    }
+
+    #[test]
+    fn flag_line_names_the_methods_over_the_threshold() {
+        let (cascade, ..) = trust_inputs();
+        let t = trust_table(&TrustInputs { cascade: Some(&cascade), ..TrustInputs::default() }).unwrap();
+        let line = randomisation_flag_line(&t).unwrap().unwrap();
+        assert!(line.starts_with("Flagged") && line.contains("**stiff** (0.8100 [0.7000, 0.9000])"), "{line}");
+        assert!(!line.contains("good") && !line.contains("copy"), "{line}");
+        let keep: Vec<bool> = column_str(&t, "t", "method").unwrap().iter().map(|m| m != "stiff").collect();
+        let t2 = t.filter(&BooleanChunked::from_slice("k".into(), &keep)).unwrap();
+        assert!(randomisation_flag_line(&t2).unwrap().unwrap().starts_with("No method is flagged"));
+        let (_, data, ..) = trust_inputs();
+        let no_cascade =
+            trust_table(&TrustInputs { data_randomisation: Some(&data), ..TrustInputs::default() }).unwrap();
+        assert!(randomisation_flag_line(&no_cascade).unwrap().is_none());
+    }
+
+    #[test]
+    fn shuffled_model_is_checked_and_read_out() {
+        let df = frame(vec![
+            Column::new("model".into(), ["trained", "shuffled"]),
+            Column::new("n_scans".into(), [20i64, 20]),
+            Column::new("accuracy".into(), [0.9, 0.5]),
+            Column::new("balanced_accuracy".into(), [0.9, 0.45]),
+            Column::new("roc_auc".into(), [0.95, 0.52]),
+        ]);
+        let t = shuffled_model_table(&df).unwrap();
+        assert_eq!(t.width(), 5);
+        let s = shuffled_model_sentence(&t).unwrap().unwrap();
+        assert!(
+            s.contains("balanced accuracy 0.4500") && s.contains("20 hold-out") && s.contains("ROC AUC 0.9500"),
+            "{s}"
+        );
+        let e = shuffled_model_table(&df.drop("roc_auc").unwrap()).unwrap_err().to_string();
+        assert!(e.contains("shuffled_model.csv") && e.contains("roc_auc"), "{e}");
+        let trained_only = df.head(Some(1));
+        assert!(shuffled_model_sentence(&trained_only).unwrap().is_none());
+    }
+
+    #[test]
+    fn empty_cells_read_back_from_csv_are_nan() {
+        let df =
+            frame(vec![Column::new("x".into(), ["", "NaN", " 0.5"]), Column::new("f".into(), ["true", "", "false"])]);
+        let v = numbers(&df, "t", "x").unwrap();
+        assert!(v[0].is_nan() && v[1].is_nan() && v[2] == 0.5);
+        assert_eq!(flags(&df, "t", "f").unwrap(), [Some(true), None, Some(false)]);
+        let bad = frame(vec![Column::new("x".into(), ["0.1", "high"])]);
+        let e = numbers(&bad, "t", "x").unwrap_err().to_string();
+        assert!(e.contains("row 1") && e.contains("high"), "{e}");
+    }
+}
