@@ -18,11 +18,42 @@ use model::train::TrainConfig;
 
 pub use crate::relevance_config::RelevanceSection;
 
+/// Environment variable naming the project root explicitly (overrides the search).
+pub const ROOT_ENV: &str = "INTERPRETABLE_MRI_ROOT";
+
 /// The project root: the folder that holds the workspace `Cargo.toml`. Relative paths inside a
 /// config file are resolved against it, so a config means the same thing from any directory.
+///
+/// Found at run time, once per process: `$INTERPRETABLE_MRI_ROOT` if set, else the nearest
+/// folder at or above the current directory that holds a workspace `Cargo.toml` and
+/// `xtask/Cargo.toml` (what `cargo xtask` runs in), else the folder the binary was built from.
+/// The build folder comes last because a target folder shared between two clones lets a binary
+/// built in one clone run in the other, and it must then write into the clone it runs in.
 pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let from_env = std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let cwd = std::env::current_dir().ok();
+        from_env.or_else(|| cwd.as_deref().and_then(find_project_root)).unwrap_or_else(|| {
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+            manifest.parent().unwrap_or(manifest).to_path_buf()
+        })
+    })
+    .clone()
+}
+
+/// The nearest folder at or above `start` that holds a workspace `Cargo.toml` (one with a
+/// `[workspace]` table) and `xtask/Cargo.toml`.
+pub fn find_project_root(start: &Path) -> Option<PathBuf> {
+    start.ancestors().find(|dir| is_project_root(dir)).map(Path::to_path_buf)
+}
+
+fn is_project_root(dir: &Path) -> bool {
+    dir.join("xtask").join("Cargo.toml").is_file()
+        && std::fs::read_to_string(dir.join("Cargo.toml"))
+            .ok()
+            .and_then(|t| t.parse::<toml::Table>().ok())
+            .is_some_and(|t| t.contains_key("workspace"))
 }
 
 /// Resolves a path from a config file against the workspace root.
@@ -244,6 +275,7 @@ pub struct SanitySection {
     pub cascade: bool,
     /// AD test scans per patient in the cascade (0 = every explained AD scan). Default 1: the
     /// cascade costs one full set of maps per layer, so one scan per patient keeps it in budget.
+    /// The data randomisation and the deletion curves use every explained AD scan.
     pub cascade_scans_per_patient: usize,
     /// Data randomisation: a hold-out model trained on shuffled labels (same budget as the real
     /// one), its maps compared with the real model's and scored against the ground truth.
@@ -419,6 +451,24 @@ mod tests {
 
     fn parse(s: &str) -> Result<ProjectConfig> {
         ProjectConfig::from_toml(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn project_root_is_the_nearest_workspace_with_an_xtask() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("clone");
+        std::fs::create_dir_all(root.join("xtask")).unwrap();
+        std::fs::create_dir_all(root.join("results/run/deep")).unwrap();
+        std::fs::write(root.join("xtask/Cargo.toml"), "[package]\nname = \"xtask\"\n").unwrap();
+        // Not a workspace yet: no root.
+        std::fs::write(root.join("Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+        assert_eq!(find_project_root(&root.join("results/run/deep")), None);
+        std::fs::write(root.join("Cargo.toml"), "[workspace]\nmembers = [\"xtask\"]\n").unwrap();
+        assert_eq!(find_project_root(&root.join("results/run/deep")), Some(root.clone()));
+        assert_eq!(find_project_root(&root), Some(root.clone()));
+        // A member crate's own Cargo.toml is not the root.
+        assert_eq!(find_project_root(&root.join("xtask")), Some(root));
+        assert_eq!(find_project_root(tmp.path()), None);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `cargo xtask sanity`: can the relevance maps be trusted? The standard checks, on the AD test
 //! scans of a trained hold-out run, for every method of `[relevance] methods`:
 //!
-//! - **cascading model-parameter randomisation** (Adebayo et al. 2018, "Sanity Checks for
+//! - **cascading model-parameter randomisation** (on `[sanity] cascade_scans_per_patient` scans
+//!   of each AD patient) (Adebayo et al. 2018, "Sanity Checks for
 //!   Saliency Maps"): the layers are replaced by freshly initialised ones from the output down
 //!   (`dense_3`, `dense_2`, `dense_1`, `block4` … `block1`); after each step every method's map
 //!   is compared with the trained model's map of the same scan and class (Spearman rank
@@ -308,10 +309,24 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
         eprintln!("sanity: computed {computed} trained-model maps (not saved by `interpret`)");
     }
 
+    // The cascade recomputes every map once per layer, so it uses `[sanity]
+    // cascade_scans_per_patient` scans of each patient; the data randomisation and the deletion
+    // curves use every explained AD scan.
+    let all: Vec<&Scan> = scans.iter().collect();
+    let mut per_patient: BTreeMap<&str, usize> = BTreeMap::new();
+    let chosen: Vec<&Scan> = scans
+        .iter()
+        .filter(|x| {
+            let seen = per_patient.entry(x.item.ptid.as_str()).or_default();
+            *seen += 1;
+            s.cascade_scans_per_patient == 0 || *seen <= s.cascade_scans_per_patient
+        })
+        .collect();
+
     let mut written = Written::default();
     if s.cascade {
         let t = Instant::now();
-        let mut cascade = cascade_check(&cfg, &model, &scans, &methods, labels.as_ref(), &brain, &params)?;
+        let mut cascade = cascade_check(&cfg, &model, &chosen, &methods, labels.as_ref(), &brain, &params)?;
         write_csv_atomically(&out.join(CASCADE_FILE), &mut cascade)?;
         written.files.push(CASCADE_FILE);
         parts.push(("cascade", t.elapsed().as_secs_f64()));
@@ -329,7 +344,7 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
             let mut metrics = shuffled_metrics(&source, &test_items, [(&model, &norm), (&shuffled, &snorm)])?;
             write_csv_atomically(&out.join(SHUFFLED_MODEL_FILE), &mut metrics)?;
             let mut rows =
-                data_randomisation_check(&shuffled, &snorm, &scans, &methods, labels.as_ref(), &brain, &params)?;
+                data_randomisation_check(&shuffled, &snorm, &all, &methods, labels.as_ref(), &brain, &params)?;
             write_csv_atomically(&out.join(DATA_RANDOMISATION_FILE), &mut rows)?;
             written.files.extend([SHUFFLED_MODEL_FILE, DATA_RANDOMISATION_FILE]);
             parts.push(("shuffled maps", t.elapsed().as_secs_f64()));
@@ -404,12 +419,11 @@ struct CascadeRows {
     ssim: Vec<f64>,
 }
 
-/// The cascading randomisation: one step per layer from the output down, on one scan per
-/// patient (`[sanity] cascade_scans_per_patient`).
+/// The cascading randomisation: one step per layer from the output down, on `chosen` scans.
 fn cascade_check(
     cfg: &ProjectConfig,
     model: &ClassificationModel3D<Cpu>,
-    scans: &[Scan],
+    chosen: &[&Scan],
     methods: &[Method],
     labels: Option<&Array3<i32>>,
     brain: &Array3<bool>,
@@ -420,23 +434,13 @@ fn cascade_check(
     let fresh = cfg.model.init::<Cpu>(model.input_shape(), &device)?;
     // Lazily initialised parameters would be redrawn by every clone: fix them now.
     relevance::materialize_parameters(&fresh);
-    let limit = cfg.sanity.cascade_scans_per_patient;
-    let mut per_patient: BTreeMap<&str, usize> = BTreeMap::new();
-    let chosen: Vec<&Scan> = scans
-        .iter()
-        .filter(|s| {
-            let seen = per_patient.entry(s.item.ptid.as_str()).or_default();
-            *seen += 1;
-            limit == 0 || *seen <= limit
-        })
-        .collect();
     let layers = model.cascade_layers();
     let mut rows = CascadeRows::default();
     let bar = progress_bar(layers.len() * chosen.len() * methods.len(), "cascade");
     for (k, layer) in layers.iter().enumerate() {
         let randomised = model.with_top_layers_from(&fresh, k + 1)?;
         let autodiff = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(randomised.clone());
-        for scan in &chosen {
+        for scan in chosen {
             let pc = for_class(params, scan.target);
             for &method in methods {
                 bar.set_message(format!("{layer} · {method}"));
@@ -524,12 +528,12 @@ fn shuffled_metrics(
     )?)
 }
 
-/// The shuffled model's maps of the AD scans (same class as the trained model's maps): their
-/// similarity to the trained maps and their ground-truth scores.
+/// The shuffled model's maps of the AD `scans` (same class as the trained model's maps):
+/// their similarity to the trained maps and their ground-truth scores.
 fn data_randomisation_check(
     shuffled: &ClassificationModel3D<Cpu>,
     norm: &Normalizer,
-    scans: &[Scan],
+    scans: &[&Scan],
     methods: &[Method],
     labels: Option<&Array3<i32>>,
     brain: &Array3<bool>,

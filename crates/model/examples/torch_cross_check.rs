@@ -10,19 +10,12 @@
 use std::path::PathBuf;
 
 use burn::tensor::activation::softmax;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use model::weights::{export_safetensors, import_pytorch, import_safetensors};
 use model::{ClassificationModel3D, Cpu, NetworkConfig};
 
 fn fixed_input(grid: [usize; 3]) -> Tensor<Cpu, 5> {
-    let n = 2 * grid.iter().product::<usize>();
-    let values: Vec<f32> = (0..n)
-        .map(|i| {
-            let i = i as f64;
-            ((0.37 * i).sin() + 0.5 * (0.011 * i).cos() + 0.1 * (i % 7.0)) as f32
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(values, [2, 1, grid[0], grid[1], grid[2]]), &Default::default())
+    model::weights::cross_check_input(2, grid, &Default::default())
 }
 
 fn outputs(model: &ClassificationModel3D<Cpu>, grid: [usize; 3]) -> (Vec<f32>, Vec<f32>) {

@@ -101,6 +101,21 @@ pub fn import_safetensors<B: Backend>(
     file.into_model(config, None, device)
 }
 
+/// The deterministic batch the PyTorch cross-checks in `scripts/` feed to both frameworks
+/// (`make_torch_fixture.py`, `lrp_zennit.py`): `n` scans on `grid`, flat element `i` of the
+/// `[n, 1, D, H, W]` tensor equal to `sin(0.37 i) + 0.5 cos(0.011 i) + 0.1 (i mod 7)`, computed in
+/// `f64` and rounded to `f32` (the scripts compute it in float64 and round likewise).
+pub fn cross_check_input<B: Backend>(n: usize, grid: [usize; 3], device: &B::Device) -> Tensor<B, 5> {
+    let len = n * grid.iter().product::<usize>();
+    let values: Vec<f32> = (0..len)
+        .map(|i| {
+            let i = i as f64;
+            ((0.37 * i).sin() + 0.5 * (0.011 * i).cos() + 0.1 * (i % 7.0)) as f32
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [n, 1, grid[0], grid[1], grid[2]]), device)
+}
+
 /// Reads a PyTorch `torch.save` state dict (e.g. the authors' released weights) for a network
 /// `config` on the grid `input` (the paper's weights: [`NetworkConfig::default`] and
 /// [`PAPER_GRID_1MM`]).

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::Tensor;
 use model::weights::import_pytorch;
 use model::{ClassificationModel3D, Cpu, NetworkConfig};
 use relevance::Target;
@@ -17,14 +17,7 @@ use relevance::lrp::{LrpComposite, LrpConfig, lrp};
 /// `scripts/make_torch_fixture.py`'s fixed input: x[i] = sin(0.37 i) + 0.5 cos(0.011 i) +
 /// 0.1 (i mod 7), batch 2, computed in float64.
 fn fixed_input(grid: [usize; 3]) -> Tensor<Cpu, 5> {
-    let n = 2 * grid.iter().product::<usize>();
-    let values: Vec<f32> = (0..n)
-        .map(|i| {
-            let i = i as f64;
-            ((0.37 * i).sin() + 0.5 * (0.011 * i).cos() + 0.1 * (i % 7.0)) as f32
-        })
-        .collect();
-    Tensor::from_data(TensorData::new(values, [2, 1, grid[0], grid[1], grid[2]]), &Default::default())
+    model::weights::cross_check_input(2, grid, &Default::default())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

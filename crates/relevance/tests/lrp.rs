@@ -4,11 +4,10 @@
 mod common;
 
 use burn::module::AutodiffModule;
-use burn::module::{Param, RunningState};
 use burn::tensor::Tensor;
 use common::{A, B, max_abs, max_abs_diff, serial, tensor, uniform, values};
 use model::{ClassificationModel3D, NetworkConfig};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use relevance::gradient::{GradientConfig, sensitivity};
 use relevance::lrp::{LrpComposite, LrpConfig, LrpLayer, LrpModel, LrpRule, lrp, lrp_layers};
@@ -152,17 +151,7 @@ fn tiny_paper_network(seed: u64) -> ClassificationModel3D<A> {
         config.init::<A>([28, 28, 28], &device).unwrap()
     };
     // Random BatchNorm statistics and affine parameters, so that the folding is tested.
-    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1000);
-    let mut draw = |n: usize, lo: f32, hi: f32| -> Tensor<A, 1> {
-        tensor((0..n).map(|_| rng.random_range(lo..hi)).collect(), [n])
-    };
-    for block in &mut model.blocks {
-        let c = block.bn.channels();
-        block.bn.weight = Param::from_tensor(draw(c, 0.5, 1.5));
-        block.bn.bias = Param::from_tensor(draw(c, 0.05, 0.3));
-        block.bn.running_mean = RunningState::new(draw(c, -0.2, 0.2));
-        block.bn.running_var = RunningState::new(draw(c, 0.5, 2.0));
-    }
+    common::randomize_batch_norm(&mut model, &mut ChaCha8Rng::seed_from_u64(seed + 1000));
     model
 }
 

@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::sync::Mutex;
-
-use burn::module::{Module, Param, RunningState};
+use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use model::{ClassificationModel3D, Cpu, NetworkConfig};
@@ -273,9 +271,6 @@ fn grid_places_cubes_as_the_original() {
 // Tiny paper networks.
 // ---------------------------------------------------------------------------------------------
 
-/// Held while drawing weights from the backend's process-wide generator.
-static BACKEND_RNG: Mutex<()> = Mutex::new(());
-
 fn tiny_config() -> NetworkConfig {
     NetworkConfig { channels: [3, 3, 3, 3], pools: [2, 2, 1, 1], kernel: 3, dense: [16, 8], dropout: 0.5, classes: 2 }
 }
@@ -288,22 +283,16 @@ fn tiny_network<B: Backend>(config: &NetworkConfig, grid: [usize; 3], seed: u64)
     let device = Default::default();
     let mut model = {
         // The CPU backend's generator is process-wide: seed and draw under one lock.
-        let _serial = BACKEND_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        let _serial = common::serial();
         B::seed(&device, seed);
         config.init::<B>(grid, &device).unwrap()
     };
     let mut rng = ChaCha8Rng::seed_from_u64(seed + 1000);
+    common::randomize_batch_norm(&mut model, &mut rng);
     let mut uniform = |n: usize, lo: f32, hi: f32| -> Tensor<B, 1> {
         let v: Vec<f32> = (0..n).map(|_| rng.random_range(lo..hi)).collect();
         Tensor::from_data(TensorData::new(v, [n]), &device)
     };
-    for block in &mut model.blocks {
-        let c = block.bn.channels();
-        block.bn.weight = Param::from_tensor(uniform(c, 0.5, 1.5));
-        block.bn.bias = Param::from_tensor(uniform(c, 0.05, 0.3));
-        block.bn.running_mean = RunningState::new(uniform(c, -0.2, 0.2));
-        block.bn.running_var = RunningState::new(uniform(c, 0.5, 2.0));
-    }
     for dense in [&mut model.dense_1, &mut model.dense_2] {
         let n = dense.weight.dims()[1];
         dense.bias = Some(Param::from_tensor(uniform(n, 0.05, 0.3)));

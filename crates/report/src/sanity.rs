@@ -776,7 +776,10 @@ pub fn randomisation_flag_line(table: &DataFrame) -> Result<Option<String>> {
 pub fn shuffled_model_table(df: &DataFrame) -> Result<DataFrame> {
     const TABLE: &str = "shuffled_model.csv";
     let mut cols = vec![Column::new("model".into(), column_str(df, TABLE, "model")?)];
-    cols.push(Column::new("n_scans".into(), numbers(df, TABLE, "n_scans")?));
+    // Counts stay integers in the table (NaN, a missing count, becomes an empty cell).
+    let counts: Vec<Option<i64>> =
+        numbers(df, TABLE, "n_scans")?.iter().map(|&n| n.is_finite().then_some(n.round() as i64)).collect();
+    cols.push(Column::new("n_scans".into(), counts));
     for c in ["accuracy", "balanced_accuracy", "roc_auc"] {
         cols.push(Column::new(c.into(), numbers(df, TABLE, c)?));
     }

@@ -357,3 +357,20 @@ pub fn seeded_paper_model(grid: [usize; 3], seed: u64) -> model::ClassificationM
     model.forward_eval(Tensor::zeros([1, 1, d, h, w], &device));
     model
 }
+
+/// Random BatchNorm statistics and affine parameters (γ ∈ [0.5, 1.5), β ∈ [0.05, 0.3), running
+/// mean ∈ [−0.2, 0.2), running variance ∈ [0.5, 2)), seeded: a freshly initialised network has
+/// γ = 1, β = 0, mean 0 and variance 1, which would leave the inference-mode normalisation (and
+/// its folding into the convolutions) untested. Draws from `rng`, which the caller may go on using.
+pub fn randomize_batch_norm<B: Backend>(model: &mut model::ClassificationModel3D<B>, rng: &mut ChaCha8Rng) {
+    let mut draw = |n: usize, lo: f32, hi: f32| -> Tensor<B, 1> {
+        tensor((0..n).map(|_| rng.random_range(lo..hi)).collect(), [n])
+    };
+    for block in &mut model.blocks {
+        let c = block.bn.channels();
+        block.bn.weight = Param::from_tensor(draw(c, 0.5, 1.5));
+        block.bn.bias = Param::from_tensor(draw(c, 0.05, 0.3));
+        block.bn.running_mean = burn::module::RunningState::new(draw(c, -0.2, 0.2));
+        block.bn.running_var = burn::module::RunningState::new(draw(c, 0.5, 2.0));
+    }
+}
