@@ -4,8 +4,10 @@
 //! Inputs: `<root>/cv/` and `<root>/holdout/` (training runs; either may be missing),
 //! `<root>/holdout/relevance/` (`cargo xtask interpret`) and `<root>/holdout/sanity/` (`cargo xtask
 //! sanity`: randomisation cascade, shuffled-label model, deletion curves; each file optional).
-//! Outputs: `<root>/report/tables/*.{csv,md}` and `<root>/report/figures/*.png`. The linear
-//! baselines on the same splits (`crate::baselines_cmd`) are part of every report.
+//! Outputs: `<root>/report/tables/*.{csv,md}`, `<root>/report/figures/*.png`, the NiiVue viewer of
+//! the mean maps in `<root>/report/viewer/` and `<root>/REPORT.html` (from `REPORT.md`, see
+//! [`report::html`]). The linear baselines on the same splits (`crate::baselines_cmd`) are part of
+//! every report.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,18 @@ pub fn report(args: &ReportArgs) -> Result<()> {
         .with_context(|| format!("{} is not a results folder (no readable resolved_config.toml)", root.display()))?;
     let written = write_report(&cfg, &root)?;
     eprintln!("report: {} files in {}", written.len(), root.join("report").display());
+    // REPORT.html from the folder's REPORT.md (a reproduction), else from a short one written here.
+    let md = match std::fs::read_to_string(root.join("REPORT.md")) {
+        Ok(text) => text,
+        Err(_) => format!(
+            "# Report — `{}`\n\nWritten by `cargo xtask report` on {}.\n\n{}",
+            cfg.run.name,
+            today(),
+            figures_and_tables_markdown(&root)
+        ),
+    };
+    let html = report::html::write_report_html(&root, &md).context("writing REPORT.html")?;
+    eprintln!("report: {}", html.display());
     Ok(())
 }
 
@@ -139,6 +153,28 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     let map_of = |m: Method, g: &str| maps.iter().find(|(mm, gg, _)| *mm == m && *gg == g).map(|(_, _, a)| a.view());
+
+    // The interactive viewer of REPORT.html: the template, the atlas and every mean map.
+    let n_scans = column_str(&index, "index.csv", "n_scans").ok();
+    let scans_of = |m: Method, g: &str| -> Option<usize> {
+        let n = n_scans.as_ref()?;
+        let i = (0..files.len()).find(|&i| methods_in_index[i] == m.name() && groups[i] == g)?;
+        n[i].trim().parse().ok()
+    };
+    let viewer_maps: Vec<report::html::viewer::ViewerMap<'_>> = maps
+        .iter()
+        .map(|(m, g, data)| report::html::viewer::ViewerMap {
+            method: m.name().to_string(),
+            group: (*g).to_string(),
+            scans: scans_of(*m, g),
+            data: data.view(),
+        })
+        .collect();
+    let viewer_dir = root.join(report::html::VIEWER_DIR);
+    let viewer =
+        report::html::viewer::write_viewer(&viewer_dir, background.view(), &grid.affine, atlas.as_ref(), &viewer_maps)
+            .with_context(|| format!("writing the viewer into {}", viewer_dir.display()))?;
+    written.extend(report::html::viewer::viewer_files(&viewer).into_iter().map(|f| viewer_dir.join(f)));
     let mut region_parts: Vec<(Vec<(&str, String)>, DataFrame)> = Vec::new();
     let mut ad_region_tables: Vec<(String, DataFrame)> = Vec::new();
     if let Some(atlas) = &atlas {
@@ -528,22 +564,7 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
 
     let figs = root.join("report").join("figures");
     let tables = root.join("report").join("tables");
-    let _ = writeln!(md, "## Figures\n");
-    for f in sorted_files(&figs, "png") {
-        let name = f.file_stem().and_then(|s| s.to_str()).unwrap_or("figure").replace('_', " ");
-        let _ = writeln!(md, "### {name}\n\n![{name}]({})\n", rel_link(&f));
-    }
-    let _ = writeln!(md, "## Tables\n");
-    for f in sorted_files(&tables, "md") {
-        let csv = f.with_extension("csv");
-        let _ = writeln!(
-            md,
-            "- [{}]({}) ([csv]({}))",
-            f.file_stem().and_then(|s| s.to_str()).unwrap_or("table"),
-            rel_link(&f),
-            rel_link(&csv)
-        );
-    }
+    md.push_str(&figures_and_tables_markdown(root));
     if let Some(text) = ground_truth_markdown(cfg, &tables)? {
         let _ = writeln!(md, "\n### Relevance against the planted atrophy (trained vs randomised weights)\n\n{text}");
     }
@@ -558,7 +579,33 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
     let _ = writeln!(md, "\n## Dose–response and null check\n\n{}", sweep_paragraph(cfg, root));
     let _ = writeln!(md, "\n## What differs from the paper\n\n{}", differences(cfg));
     adni_data::fsutil::write_bytes_atomically(&root.join("REPORT.md"), md.as_bytes())?;
+    report::html::write_report_html(root, &md).context("writing REPORT.html")?;
     Ok(())
+}
+
+/// The `## Figures` (every PNG of `report/figures/`, a heading each) and `## Tables` (a link to
+/// every table of `report/tables/`, Markdown and CSV) sections of a report; `REPORT.html` embeds
+/// the linked tables.
+fn figures_and_tables_markdown(root: &Path) -> String {
+    let rel_link = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let mut md = String::new();
+    let _ = writeln!(md, "## Figures\n");
+    for f in sorted_files(&root.join("report").join("figures"), "png") {
+        let name = f.file_stem().and_then(|s| s.to_str()).unwrap_or("figure").replace('_', " ");
+        let _ = writeln!(md, "### {name}\n\n![{name}]({})\n", rel_link(&f));
+    }
+    let _ = writeln!(md, "## Tables\n");
+    for f in sorted_files(&root.join("report").join("tables"), "md") {
+        let csv = f.with_extension("csv");
+        let _ = writeln!(
+            md,
+            "- [{}]({}) ([csv]({}))",
+            f.file_stem().and_then(|s| s.to_str()).unwrap_or("table"),
+            rel_link(&f),
+            rel_link(&csv)
+        );
+    }
+    md
 }
 
 /// The sanity section of `REPORT.md`, from the tables [`write_sanity`] wrote to `tables` and the

@@ -234,7 +234,13 @@ fn write_stages(root: &Path, stages: &[Stage], total: f64) -> Result<()> {
 /// Checks that every file the reproduction promises exists and is non-empty; the error lists the
 /// missing ones. Returns the number of files checked.
 pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
-    let mut expected: Vec<PathBuf> = ["REPORT.md", "stages.csv", "resolved_config.toml"].map(PathBuf::from).to_vec();
+    let mut expected: Vec<PathBuf> =
+        ["REPORT.md", report::html::REPORT_FILE, "stages.csv", "resolved_config.toml"].map(PathBuf::from).to_vec();
+    // REPORT.html's viewer: NiiVue, the glue, the template and atlas, a data file per map.
+    let viewer = Path::new(report::html::VIEWER_DIR);
+    for f in ["index.html", "viewer.json", "niivue.umd.js", "LICENSE-niivue.txt", "viewer.js", "data/anatomy.js"] {
+        expected.push(viewer.join(f));
+    }
     for run in ["cv", "holdout"] {
         for f in ["summary.csv", "summary.md", "metrics_epochs.csv", "metrics_folds.csv", "predictions.csv"] {
             expected.push(Path::new(run).join(f));
@@ -257,6 +263,7 @@ pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
     for m in &cfg.relevance.methods {
         for g in ["AD", "CN", "all"] {
             expected.push(rel.join(format!("maps/{}_{g}.nii.gz", m.name())));
+            expected.push(viewer.join(format!("data/{}_{g}.js", m.name())));
         }
         expected.push(figs.join(format!("slices_{}_AD.png", m.name())));
         expected.push(figs.join(format!("top_regions_{}_AD.png", m.name())));

@@ -35,6 +35,29 @@ fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
     // Maps: all nine methods, three groups, and the per-scan index.
     let index = std::fs::read_to_string(root.join("holdout/relevance/index.csv")).expect("index.csv");
     assert_eq!(index.lines().count(), 1 + 9 * 3, "index.csv:\n{index}");
+
+    // REPORT.html: REPORT.md for the browser, with a NiiVue viewer page per map, all in the run
+    // folder (nothing from the network).
+    let html = std::fs::read_to_string(root.join("REPORT.html")).expect("REPORT.html");
+    for needle in [
+        "<h2 id=\"interactive-relevance-maps\"",
+        "class=\"nv-viewer\"",
+        "<script src=\"report/viewer/niivue.umd.js\"></script>",
+        "<details class=\"table\" id=\"table-regions\">",
+        "<h2 id=\"what-differs-from-the-paper\"",
+    ] {
+        assert!(html.contains(needle), "REPORT.html lacks {needle:?}");
+    }
+    assert!(!html.contains("src=\"http"), "REPORT.html loads something from the network");
+    for line in index.lines().skip(1) {
+        let mut cells = line.split(',');
+        let (m, g) = (cells.next().unwrap(), cells.next().unwrap());
+        assert!(html.contains(&format!("href=\"report/viewer/index.html#{m}/{g}\"")), "no viewer link for {m} {g}");
+        assert!(root.join(format!("report/viewer/data/{m}_{g}.js")).is_file(), "no viewer data for {m} {g}");
+    }
+    for f in ["index.html", "niivue.umd.js", "viewer.js", "data/anatomy.js", "LICENSE-niivue.txt"] {
+        assert!(root.join("report/viewer").join(f).is_file(), "report/viewer/{f} missing");
+    }
     // LRP states its conservation per scan and in REPORT.md.
     assert!(root.join("holdout/relevance/lrp_conservation.csv").is_file());
     assert!(report.contains("### LRP conservation"), "REPORT.md has no LRP conservation section");

@@ -9,8 +9,8 @@
 
 use std::path::PathBuf;
 
-use burn::tensor::activation::softmax;
 use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
 use model::weights::{export_safetensors, import_pytorch, import_safetensors};
 use model::{ClassificationModel3D, Cpu, NetworkConfig};
 

@@ -22,6 +22,7 @@
 //! | [`sweep`] | the effect-size sweep: classification and mass accuracy per effect size |
 //! | [`tables`] | CSV + Markdown writing, stacking tables under key columns, reading CSV |
 //! | [`figures`] | the paper's figure, slice grids, bar charts, matrices, learning and ROC curves |
+//! | [`html`] | `REPORT.html` from `REPORT.md` (sortable tables, embedded table files) and the NiiVue viewer of the mean maps over the template |
 //!
 //! *Architecture invariant:* `report` knows nothing about Burn or the CNN; it reads arrays and
 //! tables and writes tables and pictures. It does not reach back up the chain (no relevance
@@ -30,6 +31,10 @@
 //!
 //! *Architecture invariant:* figures render text with the font embedded in this crate
 //! (`assets/DejaVuSans.ttf`), never with system fonts, so they look the same on every machine.
+//!
+//! *Architecture invariant:* `REPORT.html` and its viewer load nothing from the network: NiiVue
+//! is vendored (`assets/niivue/`, version and sha256 checked by a test) and copied into the run
+//! folder, and the volumes travel inside scripts beside the page.
 
 pub mod baselines;
 pub mod classification;
@@ -39,6 +44,7 @@ pub mod error;
 pub mod faithfulness;
 pub mod figures;
 pub mod ground_truth;
+pub mod html;
 pub mod patients;
 pub mod regions;
 pub mod sanity;
