@@ -10,7 +10,7 @@ use adni_data::cohort::{Cohort, build_cohort};
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
 use adni_data::splits::{Split, SplitSet, assignments_dataframe, holdout_split, kfold_splits, write_split_csv};
 use adni_data::table::read_adni_table;
-use adni_data::volume::{read_volume, volume_stats};
+use adni_data::volume::{Inspection, inspect_nifti, read_volume};
 
 use crate::config::{ProjectConfig, resolve, workspace_root};
 use crate::fetch;
@@ -74,23 +74,25 @@ pub fn fetch_data(config: Option<&Path>, python: &str) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask inspect FILE`.
+/// `cargo xtask inspect FILE`: a header summary of any NIfTI-1 or NIfTI-2 file, 4-D included,
+/// with statistics over every voxel of every volume.
 pub fn inspect(file: &Path, json: bool) -> Result<()> {
-    let (vol, info, report) = read_volume(file)?;
-    let stats = volume_stats(&vol.data);
+    let Inspection { info, stats, voxels, non_finite } = inspect_nifti(file)?;
     if json {
         let v = serde_json::json!({
             "file": file,
             "header": info,
             "stats": stats,
-            "non_finite_replaced": report.non_finite_replaced,
+            "voxels": voxels,
+            "non_finite_replaced": non_finite,
         });
         outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     let vs = info.affine.voxel_sizes();
     outln!("file          {}", file.display());
-    outln!("dims          {:?}", info.dims);
+    outln!("format        {}", info.format);
+    outln!("dims          {:?}{}", info.dims, if info.dims.len() > 3 { " (all volumes summarised)" } else { "" });
     outln!("pixdim        {:?}", info.pixdim);
     outln!("voxel size    {:.4} × {:.4} × {:.4} mm (from the affine)", vs[0], vs[1], vs[2]);
     outln!("datatype      {} ({}-endian)", info.datatype, info.endianness);
@@ -101,8 +103,8 @@ pub fn inspect(file: &Path, json: bool) -> Result<()> {
         outln!("              [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]", row[0], row[1], row[2], row[3]);
     }
     outln!("min/max/mean  {:.6} / {:.6} / {:.6}", stats.min, stats.max, stats.mean);
-    outln!("non-zero      {} of {} voxels", stats.nonzero, vol.data.len());
-    outln!("NaN/Inf       {} (read as 0)", report.non_finite_replaced);
+    outln!("non-zero      {} of {} voxels", stats.nonzero, voxels);
+    outln!("NaN/Inf       {non_finite} (read as 0)");
     if !info.description.is_empty() {
         outln!("description   {}", info.description);
     }

@@ -13,6 +13,7 @@ pub mod cohort;
 pub mod error;
 pub mod fsutil;
 pub mod layout;
+pub mod nifti_header;
 pub mod preprocess;
 pub mod splits;
 pub mod synth;

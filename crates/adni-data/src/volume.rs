@@ -1,16 +1,18 @@
-//! 3-D volumes on a world grid: NIfTI-1 reading (`.nii`, `.nii.gz`, any common datatype, either
-//! byte order, `scl_slope`/`scl_inter` applied) and writing that keeps the source affine.
+//! 3-D volumes on a world grid: NIfTI-1 and NIfTI-2 reading (`.nii`, `.nii.gz`, any common
+//! datatype, either byte order, `scl_slope`/`scl_inter` applied) and NIfTI-1 writing that keeps the
+//! source affine. [`inspect_nifti`] summarises any NIfTI, 4-D included; the loaders take 3-D only.
 //!
 //! Arrays are indexed `[i, j, k]` (the NIfTI x, y, z voxel axes) and stored in standard (C) order.
 
 use std::path::Path;
 
-use ndarray::{Array3, ArrayD, Ix3};
-use nifti::{IntoNdArray, NiftiHeader, NiftiObject, ReaderOptions};
+use ndarray::{Array3, ArrayD, Ix3, ShapeBuilder};
+use nifti::{InMemNiftiObject, IntoNdArray, NiftiHeader, NiftiObject, ReaderOptions};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 use crate::fsutil::write_atomically;
+use crate::nifti_header::{RawHeader, read_raw, read_raw_header};
 
 /// A 4×4 voxel-to-world (mm) transform, row-major.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -194,6 +196,8 @@ impl Volume {
 /// Header facts of a NIfTI file, as `cargo xtask inspect` shows them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NiftiInfo {
+    /// `NIfTI-1` or `NIfTI-2`.
+    pub format: String,
     /// `dim[1..=dim[0]]`.
     pub dims: Vec<usize>,
     /// `pixdim[1..=3]` in the file's units.
@@ -225,7 +229,7 @@ pub struct LoadReport {
     pub non_finite_replaced: usize,
 }
 
-fn datatype_name(t: i16) -> String {
+pub(crate) fn datatype_name(t: i16) -> String {
     match t {
         2 => "uint8".into(),
         4 => "int16".into(),
@@ -248,34 +252,49 @@ fn datatype_name(t: i16) -> String {
 /// The voxel-to-world affine a NIfTI-1 header describes: sform when `sform_code > 0`, else
 /// qform when `qform_code > 0`, else the ANALYZE fallback from `pixdim`.
 pub fn header_affine(h: &NiftiHeader) -> (Affine, &'static str) {
-    if h.sform_code > 0 {
+    let srow = [h.srow_x, h.srow_y, h.srow_z].map(|r| r.map(|v| v as f64));
+    let quatern = [h.quatern_b, h.quatern_c, h.quatern_d].map(|v| v as f64);
+    let qoffset = [h.quatern_x, h.quatern_y, h.quatern_z].map(|v| v as f64);
+    let pixdim = h.pixdim.map(|v| v as f64);
+    affine_from_fields(h.sform_code as i32, &srow, h.qform_code as i32, quatern, qoffset, &pixdim)
+}
+
+/// As [`header_affine`], for a header of either NIfTI version.
+fn raw_affine(h: &RawHeader) -> (Affine, &'static str) {
+    affine_from_fields(h.sform_code, &h.srow, h.qform_code, h.quatern, h.qoffset, &h.pixdim)
+}
+
+fn affine_from_fields(
+    sform_code: i32,
+    srow: &[[f64; 4]; 3],
+    qform_code: i32,
+    quatern: [f64; 3],
+    qoffset: [f64; 3],
+    pixdim: &[f64; 8],
+) -> (Affine, &'static str) {
+    if sform_code > 0 {
         let mut m = [[0.0; 4]; 4];
-        for (r, row) in [h.srow_x, h.srow_y, h.srow_z].iter().enumerate() {
-            for c in 0..4 {
-                m[r][c] = row[c] as f64;
-            }
-        }
+        m[..3].copy_from_slice(srow);
         m[3][3] = 1.0;
         return (Affine(m), "sform");
     }
-    let px = [h.pixdim[1] as f64, h.pixdim[2] as f64, h.pixdim[3] as f64];
-    if h.qform_code > 0 {
-        let (b, c, d) = (h.quatern_b as f64, h.quatern_c as f64, h.quatern_d as f64);
+    let px = [pixdim[1], pixdim[2], pixdim[3]];
+    if qform_code > 0 {
+        let [b, c, d] = quatern;
         let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
-        let qfac = if h.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
+        let qfac = if pixdim[0] < 0.0 { -1.0 } else { 1.0 };
         let r = [
             [a * a + b * b - c * c - d * d, 2.0 * (b * c - a * d), 2.0 * (b * d + a * c)],
             [2.0 * (b * c + a * d), a * a + c * c - b * b - d * d, 2.0 * (c * d - a * b)],
             [2.0 * (b * d - a * c), 2.0 * (c * d + a * b), a * a + d * d - c * c - b * b],
         ];
         let scale = [px[0], px[1], qfac * px[2]];
-        let off = [h.quatern_x as f64, h.quatern_y as f64, h.quatern_z as f64];
         let mut m = [[0.0; 4]; 4];
         for i in 0..3 {
             for j in 0..3 {
                 m[i][j] = r[i][j] * scale[j];
             }
-            m[i][3] = off[i];
+            m[i][3] = qoffset[i];
         }
         m[3][3] = 1.0;
         return (Affine(m), "qform");
@@ -288,61 +307,81 @@ fn nifti_err(path: &Path, e: impl std::fmt::Display) -> DataError {
     DataError::Nifti { path: path.to_path_buf(), message: e.to_string() }
 }
 
-fn info_from_header(h: &NiftiHeader) -> NiftiInfo {
-    let n = (h.dim[0].clamp(0, 7)) as usize;
-    let (affine, source) = header_affine(h);
-    let desc_end = h.descrip.iter().position(|&b| b == 0).unwrap_or(h.descrip.len());
+fn info_from_raw(h: &RawHeader) -> NiftiInfo {
+    let (affine, source) = raw_affine(h);
     NiftiInfo {
-        dims: h.dim[1..=n].iter().map(|&d| d as usize).collect(),
-        pixdim: [h.pixdim[1], h.pixdim[2], h.pixdim[3]],
+        format: format!("NIfTI-{}", h.version),
+        dims: h.dims.clone(),
+        pixdim: [h.pixdim[1] as f32, h.pixdim[2] as f32, h.pixdim[3] as f32],
         datatype: datatype_name(h.datatype),
-        scl_slope: h.scl_slope,
-        scl_inter: h.scl_inter,
-        sform_code: h.sform_code,
-        qform_code: h.qform_code,
+        scl_slope: h.scl_slope as f32,
+        scl_inter: h.scl_inter as f32,
+        sform_code: h.sform_code.clamp(i16::MIN as i32, i16::MAX as i32) as i16,
+        qform_code: h.qform_code.clamp(i16::MIN as i32, i16::MAX as i32) as i16,
         affine_source: source.to_string(),
         affine,
-        endianness: format!("{:?}", h.endianness).to_lowercase(),
-        description: String::from_utf8_lossy(&h.descrip[..desc_end]).trim().to_string(),
+        endianness: if h.big_endian { "big" } else { "little" }.to_string(),
+        description: h.description.clone(),
     }
 }
 
-/// Reads only the header of a NIfTI file.
+fn check_exists(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Err(DataError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
+    }
+    Ok(())
+}
+
+/// Reads only the header of a NIfTI-1 or NIfTI-2 file.
 pub fn read_header(path: &Path) -> Result<NiftiInfo> {
-    if !path.exists() {
-        return Err(DataError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
-    }
-    let h = NiftiHeader::from_file(path).map_err(|e| nifti_err(path, e))?;
-    Ok(info_from_header(&h))
+    check_exists(path)?;
+    Ok(info_from_raw(&read_raw_header(path)?))
 }
 
-/// Reads a 3-D NIfTI volume as `f32` with scaling applied; NaN and ±Inf become 0 (counted in
-/// the report). A 4-D file with a single time point is accepted.
+/// Reads a 3-D NIfTI-1 or NIfTI-2 volume as `f32` with scaling applied; NaN and ±Inf become 0
+/// (counted in the report). A 4-D file with a single time point is accepted; more time points
+/// are refused (use [`inspect_nifti`] to summarise such a file).
 pub fn read_volume(path: &Path) -> Result<(Volume, NiftiInfo, LoadReport)> {
-    if !path.exists() {
-        return Err(DataError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "file not found")));
-    }
-    let obj = ReaderOptions::new().read_file(path).map_err(|e| nifti_err(path, e))?;
-    let info = info_from_header(obj.header());
-    let spatial: Vec<usize> = info.dims.clone();
-    let extra: usize = spatial.iter().skip(3).product();
-    if spatial.len() < 3 || extra != 1 {
+    check_exists(path)?;
+    let header = read_raw_header(path)?;
+    let info = info_from_raw(&header);
+    let dims = &info.dims;
+    let extra: usize = dims.iter().skip(3).product();
+    if dims.len() < 3 || extra != 1 {
         return Err(DataError::Grid {
             path: path.to_path_buf(),
-            message: format!("expected a 3-D volume, found dimensions {spatial:?}"),
+            message: format!(
+                "expected a 3-D volume, found dimensions {dims:?} (the model and preprocessing take one 3-D \
+                 image per file; split a 4-D series into 3-D files first)"
+            ),
         });
     }
-    let arr: ArrayD<f32> = obj.into_volume().into_ndarray::<f32>().map_err(|e| nifti_err(path, e))?;
-    let shape = [spatial[0], spatial[1], spatial[2]];
-    // The reader returns the voxels in NIfTI (Fortran) order; a row-major reshape of that
-    // layout is refused by ndarray, so drop the trailing unit axes in column-major order,
-    // which keeps every voxel at its [i, j, k] index.
-    let arr = arr
-        .into_shape_with_order((ndarray::IxDyn(&shape), ndarray::Order::ColumnMajor))
-        .map_err(|e| nifti_err(path, e))?
-        .into_dimensionality::<Ix3>()
+    let shape = [dims[0], dims[1], dims[2]];
+    let (header, bytes) = read_raw(path)?;
+    let mut data = if header.version == 2 {
+        let mut values = Vec::with_capacity(shape.iter().product());
+        let (offset, n) = header.data_span(path)?;
+        let (s, i) = header.scaling().unwrap_or((1.0, 0.0));
+        header.for_each_value(&bytes[offset..offset + n], |v| values.push((v * s + i) as f32));
+        Array3::from_shape_vec(shape.f(), values).map_err(|e| nifti_err(path, e))?.as_standard_layout().into_owned()
+    } else {
+        let obj = if header.single_file {
+            InMemNiftiObject::from_reader(std::io::Cursor::new(bytes))
+        } else {
+            ReaderOptions::new().read_file(path)
+        }
         .map_err(|e| nifti_err(path, e))?;
-    let mut data = arr.as_standard_layout().into_owned();
+        let arr: ArrayD<f32> = obj.into_volume().into_ndarray::<f32>().map_err(|e| nifti_err(path, e))?;
+        // The reader returns the voxels in NIfTI (Fortran) order; a row-major reshape of that
+        // layout is refused by ndarray, so drop the trailing unit axes in column-major order,
+        // which keeps every voxel at its [i, j, k] index.
+        let arr = arr
+            .into_shape_with_order((ndarray::IxDyn(&shape), ndarray::Order::ColumnMajor))
+            .map_err(|e| nifti_err(path, e))?
+            .into_dimensionality::<Ix3>()
+            .map_err(|e| nifti_err(path, e))?;
+        arr.as_standard_layout().into_owned()
+    };
     let mut report = LoadReport::default();
     data.iter_mut().for_each(|v| {
         if !v.is_finite() {
@@ -351,6 +390,55 @@ pub fn read_volume(path: &Path) -> Result<(Volume, NiftiInfo, LoadReport)> {
         }
     });
     Ok((Volume { data, affine: info.affine }, info, report))
+}
+
+/// What `cargo xtask inspect` shows: the header and statistics over every voxel of every volume.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Inspection {
+    /// Header facts.
+    pub info: NiftiInfo,
+    /// Min, max, mean and non-zero count over all voxels (4-D: all volumes), scaling applied,
+    /// non-finite values counted as 0.
+    pub stats: VolumeStats,
+    /// Number of voxels (product of all dimensions).
+    pub voxels: usize,
+    /// Number of NaN or infinite voxels (counted as 0 in the statistics).
+    pub non_finite: usize,
+}
+
+/// Summarises any NIfTI-1 or NIfTI-2 file, of any dimensionality, without building a volume:
+/// the values are streamed from the file's bytes, whose length is checked against the header
+/// before they are read.
+pub fn inspect_nifti(path: &Path) -> Result<Inspection> {
+    check_exists(path)?;
+    let (header, bytes) = read_raw(path)?;
+    if !header.single_file {
+        // A .hdr/.img pair: the 3-D loader knows where the .img lies.
+        let (vol, info, report) = read_volume(path)?;
+        let stats = volume_stats(&vol.data);
+        return Ok(Inspection { info, stats, voxels: vol.data.len(), non_finite: report.non_finite_replaced });
+    }
+    let info = info_from_raw(&header);
+    let (offset, n) = header.data_span(path)?;
+    let (s, i) = header.scaling().unwrap_or((1.0, 0.0));
+    let (mut min, mut max, mut sum) = (f64::INFINITY, f64::NEG_INFINITY, 0.0f64);
+    let (mut voxels, mut nonzero, mut non_finite) = (0usize, 0usize, 0usize);
+    header.for_each_value(&bytes[offset..offset + n], |v| {
+        let mut v = v * s + i;
+        if !v.is_finite() {
+            v = 0.0;
+            non_finite += 1;
+        }
+        min = min.min(v);
+        max = max.max(v);
+        sum += v;
+        voxels += 1;
+        if v != 0.0 {
+            nonzero += 1;
+        }
+    });
+    let stats = VolumeStats { min, max, mean: sum / voxels.max(1) as f64, nonzero };
+    Ok(Inspection { info, stats, voxels, non_finite })
 }
 
 /// Reads a volume and checks it lies on `expected` (shape and affine within 1e-3 mm).

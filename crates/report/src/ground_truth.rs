@@ -409,7 +409,7 @@ pub(crate) fn units_of(df: &DataFrame, table: &str, boot: &Bootstrap) -> Result<
 
 /// A hit column (boolean; numbers read as `≠ 0`; text `true` / `false`; nulls and empty text as
 /// undefined).
-fn column_hits(df: &DataFrame, table: &str, name: &str) -> Result<Vec<Option<bool>>> {
+pub(crate) fn column_hits(df: &DataFrame, table: &str, name: &str) -> Result<Vec<Option<bool>>> {
     let col = df.column(name).map_err(|_| ReportError::column(table, name, "missing"))?;
     match col.dtype() {
         DataType::Boolean => Ok(col.bool()?.iter().collect()),

@@ -82,27 +82,7 @@ fn numbers_or_nan(df: &DataFrame, table: &str, name: &str) -> Result<Vec<f64>> {
 /// A flag column: booleans (null = undefined), numbers (`≠ 0`, NaN = undefined) or text
 /// `true` / `false` / empty (as read back from CSV). Errors name `table`, the column and the row.
 fn flags(df: &DataFrame, table: &str, name: &str) -> Result<Vec<Option<bool>>> {
-    let col = df.column(name).map_err(|_| ReportError::column(table, name, "missing"))?;
-    match col.dtype() {
-        DataType::Boolean => Ok(col.bool()?.iter().collect()),
-        DataType::Null => Ok(vec![None; df.height()]),
-        DataType::String => column_str(df, table, name)?
-            .iter()
-            .enumerate()
-            .map(|(row, v)| match v.trim().to_ascii_lowercase().as_str() {
-                "" => Ok(None),
-                "true" => Ok(Some(true)),
-                "false" => Ok(Some(false)),
-                other => {
-                    Err(ReportError::column(table, name, format!("row {row} holds {other:?}, expected true / false")))
-                }
-            })
-            .collect(),
-        d if d.is_primitive_numeric() => {
-            Ok(column_f64(df, table, name)?.into_iter().map(|v| v.is_finite().then_some(v != 0.0)).collect())
-        }
-        other => Err(ReportError::column(table, name, format!("holds {other}, expected true / false"))),
-    }
+    crate::ground_truth::column_hits(df, table, name)
 }
 
 /// Distinct values in order of first appearance.
