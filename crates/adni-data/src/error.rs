@@ -14,7 +14,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// A NIfTI file that could not be read or written.
-    #[error("{path}: not a readable NIfTI-1 file: {message}")]
+    #[error("{path}: not a readable NIfTI-1 or NIfTI-2 file: {message}")]
     Nifti {
         /// The file involved.
         path: PathBuf,
