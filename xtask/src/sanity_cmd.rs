@@ -323,12 +323,12 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
         })
         .collect();
 
-    let mut written = Written::default();
+    let mut written: Vec<&str> = Vec::new();
     if s.cascade {
         let t = Instant::now();
         let mut cascade = cascade_check(&cfg, &model, &chosen, &methods, labels.as_ref(), &brain, &params)?;
         write_csv_atomically(&out.join(CASCADE_FILE), &mut cascade)?;
-        written.files.push(CASCADE_FILE);
+        written.push(CASCADE_FILE);
         parts.push(("cascade", t.elapsed().as_secs_f64()));
     }
     if s.data_randomisation {
@@ -346,7 +346,7 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
             let mut rows =
                 data_randomisation_check(&shuffled, &snorm, &all, &methods, labels.as_ref(), &brain, &params)?;
             write_csv_atomically(&out.join(DATA_RANDOMISATION_FILE), &mut rows)?;
-            written.files.extend([SHUFFLED_MODEL_FILE, DATA_RANDOMISATION_FILE]);
+            written.extend([SHUFFLED_MODEL_FILE, DATA_RANDOMISATION_FILE]);
             parts.push(("shuffled maps", t.elapsed().as_secs_f64()));
         }
     }
@@ -358,7 +358,7 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
         let (mut curves, mut aopcs) = faithfulness_check(&model, &scans, &methods, atlas_labels, &brain, value, &s)?;
         write_csv_atomically(&out.join(DELETION_FILE), &mut curves)?;
         write_csv_atomically(&out.join(AOPC_FILE), &mut aopcs)?;
-        written.files.extend([DELETION_FILE, AOPC_FILE]);
+        written.extend([DELETION_FILE, AOPC_FILE]);
         parts.push(("faithfulness", t.elapsed().as_secs_f64()));
     }
 
@@ -373,18 +373,13 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
     cfg.write_resolved(&out)?;
     let marker = serde_json::json!({
         "parts": wanted,
-        "files": written.files,
+        "files": written,
         "methods": methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "scans": scans.len(),
         "split": split,
     });
     write_bytes_atomically(&out.join(COMPLETE_FILE), serde_json::to_string_pretty(&marker)?.as_bytes())?;
     Ok(SanityOutcome { dir: out, skipped: false, parts, scans: scans.len() })
-}
-
-#[derive(Default)]
-struct Written {
-    files: Vec<&'static str>,
 }
 
 /// The parameters with the explained class fixed (so that a changed model explains the class the
@@ -724,8 +719,10 @@ fn faithfulness_check(
                 }
             }
         };
-        // Regions of this scan's maps: the same atlas regions for every method.
-        let n_regions = regions_by_relevance(scan.x.view(), labels, brain).len();
+        // The atlas regions inside the brain (the same for every method), in the scan's own order:
+        // the base the random region orders permute.
+        let base = regions_by_relevance(scan.x.view(), labels, brain);
+        let n_regions = base.len();
         if n_regions == 0 {
             bail!("the atlas has no region inside the brain mask: no region deletion possible");
         }
@@ -744,7 +741,6 @@ fn faithfulness_check(
         // Random orders: the same for every method.
         let mut random_voxels = vec![0.0; voxel_x.len()];
         let mut random_regions = vec![0.0; region_x.len()];
-        let base = regions_by_relevance(scan.x.view(), labels, brain);
         for r in 0..s.random_orders {
             let seed = order_seed(s.seed, scan.item.image_id, r);
             let order = random_order(&brain_idx, seed);

@@ -2,16 +2,17 @@
 //! `testdata/README.md`), NIfTI-2 reads in both byte orders, the 3-D loader refuses a 4-D series,
 //! and headers that declare more voxels than the file holds are refused before anything is read.
 
+mod common;
+
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use adni_data::volume::{
     Affine, ByteOrder, OutputType, Volume, inspect_nifti, read_header, read_labels, read_volume, write_volume_with,
 };
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use ndarray::{Array3, ShapeBuilder};
+
+use common::write_maybe_gz;
 
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
@@ -109,16 +110,6 @@ fn nifti2_bytes(dims: &[i64], data_fortran: &[i16], affine: &Affine, big: bool, 
         h.extend_from_slice(&if big { v.to_be_bytes() } else { v.to_le_bytes() });
     }
     h
-}
-
-fn write_maybe_gz(path: &Path, bytes: &[u8]) {
-    if path.to_string_lossy().ends_with(".gz") {
-        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
-        enc.write_all(bytes).unwrap();
-        fs::write(path, enc.finish().unwrap()).unwrap();
-    } else {
-        fs::write(path, bytes).unwrap();
-    }
 }
 
 fn oblique() -> Affine {

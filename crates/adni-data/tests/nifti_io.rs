@@ -2,19 +2,21 @@
 //! byte orders, scaling, non-finite values, affines (sform, qform, pixdim), grid checks, and
 //! broken files. Fixtures are made here, in temporary folders.
 
+mod common;
+
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use adni_data::volume::{
     Affine, ByteOrder, Grid, OutputType, Volume, read_header, read_labels, read_volume, read_volume_on_grid,
     write_array, write_labels, write_volume, write_volume_with,
 };
-use flate2::Compression;
 use flate2::read::GzDecoder;
-use flate2::write::GzEncoder;
 use ndarray::{Array3, Array4};
 use nifti::{NiftiHeader, writer::WriterOptions};
+
+use common::write_maybe_gz;
 
 /// A non-cubic shape, so that an axis mix-up cannot go unnoticed.
 const SHAPE: (usize, usize, usize) = (5, 4, 3);
@@ -55,16 +57,6 @@ fn read_maybe_gz(path: &Path) -> Vec<u8> {
         out
     } else {
         raw
-    }
-}
-
-fn write_maybe_gz(path: &Path, bytes: &[u8]) {
-    if path.to_string_lossy().ends_with(".gz") {
-        let mut enc = GzEncoder::new(Vec::new(), Compression::fast());
-        enc.write_all(bytes).unwrap();
-        fs::write(path, enc.finish().unwrap()).unwrap();
-    } else {
-        fs::write(path, bytes).unwrap();
     }
 }
 
