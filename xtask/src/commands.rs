@@ -113,12 +113,19 @@ pub fn inspect(file: &Path, json: bool) -> Result<()> {
 
 /// Arguments of `cargo xtask cohort`.
 pub struct CohortArgs {
+    /// Config file (its `[data]` section); alternatively `table` and `images`.
     pub config: Option<PathBuf>,
+    /// ADNI metadata CSV (1.5 T or 3 T schema).
     pub table: Option<PathBuf>,
+    /// Root of the image folder.
     pub images: Option<PathBuf>,
+    /// Keep rows whose image file is missing.
     pub no_file_check: bool,
+    /// Known-corrupt scans to exclude, as `PTID/Visit`.
     pub known_corrupt: Vec<String>,
+    /// Print the report as JSON instead of text.
     pub json: bool,
+    /// Output folder (default: `results/<run>/cohort`).
     pub out: Option<PathBuf>,
 }
 

@@ -6,18 +6,7 @@
 
 #[global_allocator]
 static GLOBAL: model::fast::FastAlloc = model::fast::FastAlloc; // mimalloc, see model::fast
-mod baselines_cmd;
-mod bench_cmd;
-mod commands;
-mod config;
-mod fetch;
-mod interpret_cmd;
-mod relevance_config;
-mod report_cmd;
-mod reproduce_cmd;
-mod sanity_cmd;
-mod sweep_cmd;
-mod train_cmd;
+use xtask::{bench_cmd, commands, interpret_cmd, report_cmd, reproduce_cmd, sanity_cmd, sweep_cmd, train_cmd};
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,0 +1,16 @@
+//! The runner's library: one module per command, each with a stage function that the thin
+//! `main.rs` calls after mapping its arguments. Tests, benchmarks and fuzz targets reach the
+//! stages (and the config parser) through this crate.
+
+pub mod baselines_cmd;
+pub mod bench_cmd;
+pub mod commands;
+pub mod config;
+pub mod fetch;
+pub mod interpret_cmd;
+pub mod relevance_config;
+pub mod report_cmd;
+pub mod reproduce_cmd;
+pub mod sanity_cmd;
+pub mod sweep_cmd;
+pub mod train_cmd;
