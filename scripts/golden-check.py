@@ -2,6 +2,8 @@
 """Golden check: do two results folders of `reproduce-paper --quick` hold the same study?
 
     scripts/golden-check.py BEFORE AFTER
+    scripts/golden-check.py --subset BEFORE AFTER   (AFTER is an interrupted run: each of its
+                                                   files exists in BEFORE and equals it)
 
 Used to show that a refactor changed no behaviour: run `cargo xtask reproduce-paper --quick
 --force`, copy `results/reproduce-quick` aside, change the code, run it again, and compare.
@@ -13,8 +15,9 @@ What must be equal (standard library only, no numpy):
 - JSON files as parsed values, with wall-clock keys ("seconds", "*_seconds") removed;
 - safetensors files as tensors (names, dtypes, shapes, bytes) and metadata (the header is a JSON
   map that Burn writes in hash order, so its bytes differ between two runs of the same code);
-- REPORT.md and REPORT.html line by line, where two lines may differ only in their numbers and
-  only if they report times (they contain " s" durations, sit in a stage-time table row or in an
+- REPORT.md and REPORT.html line by line: the rows of the stage table (seconds per stage, and
+  whether this call ran the stage or found it complete) may differ; other lines may differ only
+  in their numbers and only if they report times (they contain " s" durations, sit in a stage-time table row or in an
   embedded timing table) or the date and commit the report was written at.
 Exit status 0 when equal, 1 with a list of differences otherwise.
 """
@@ -58,6 +61,8 @@ def safetensors(path):
 
 
 def timing_line(a, b):
+    if STAGE_ROW.match(a.strip()) and STAGE_ROW.match(b.strip()):
+        return True  # the stage table: what this call did ("trained …" or "complete, skipped")
     if NUMBER.sub("#", a) != NUMBER.sub("#", b):
         return False
     return bool(STAGE_ROW.match(a.strip())) or "Time (this machine)" in a or \
@@ -104,11 +109,15 @@ def compare(before, after, rel):
 
 
 def main():
-    if len(sys.argv) != 3:
+    args = sys.argv[1:]
+    subset = bool(args) and args[0] == "--subset"
+    if subset:
+        args = args[1:]
+    if len(args) != 2:
         sys.exit(__doc__)
-    before, after = sys.argv[1], sys.argv[2]
+    before, after = args
     fa, fb = files(before), files(after)
-    problems = [f"only in {before}: {p}" for p in sorted(fa - fb)]
+    problems = [] if subset else [f"only in {before}: {p}" for p in sorted(fa - fb)]
     problems += [f"only in {after}: {p}" for p in sorted(fb - fa)]
     same = sorted(fa & fb)
     for rel in same:

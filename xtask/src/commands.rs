@@ -24,17 +24,61 @@ macro_rules! outln {
     }};
 }
 
+/// Locks a results folder for this process (see [`adni_data::lock`]): a second run writing into
+/// the same folder, a folder above or one inside it stops here with a message naming the holder.
+pub fn lock_folder(dir: &Path) -> Result<adni_data::lock::FolderLock> {
+    let command = std::env::args().map(|a| if a.contains(' ') { format!("{a:?}") } else { a }).collect::<Vec<_>>();
+    Ok(adni_data::lock::FolderLock::acquire(dir, &command.join(" "))?)
+}
+
 /// Finds a config given on the command line: as given (relative to the current folder), else
-/// relative to the project root, so `--config configs/x.toml` works from any folder.
+/// relative to the project root, else in the project's `configs/` folder, where the `.toml`
+/// may be left out: `--config configs/cv5.toml`, `--config cv5.toml` and `--config cv5` all work
+/// from any folder. When nothing is found, the error lists the configs that exist.
 pub fn find_config(path: &Path) -> Result<PathBuf> {
+    find_config_in(&workspace_root(), path)
+}
+
+/// [`find_config`] against a given project root.
+pub fn find_config_in(root: &Path, path: &Path) -> Result<PathBuf> {
     if path.exists() {
         return Ok(path.to_path_buf());
     }
-    let at_root = workspace_root().join(path);
-    if path.is_relative() && at_root.exists() {
-        return Ok(at_root);
+    let mut candidates = Vec::new();
+    if path.is_relative() {
+        candidates.push(root.join(path));
+        candidates.push(root.join("configs").join(path));
+        if path.extension().is_none() {
+            candidates.push(root.join("configs").join(path).with_extension("toml"));
+        }
     }
-    bail!("config file {} not found (also looked in {})", path.display(), workspace_root().display())
+    if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    let configs = root.join("configs");
+    let mut names: Vec<String> = std::fs::read_dir(&configs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    let given = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let hint = crate::config::closest(&given, names.iter().map(String::as_str))
+        .map(|c| format!("; did you mean `{c}`?"))
+        .unwrap_or_default();
+    let listing = if names.is_empty() {
+        format!("{} holds no .toml configs", configs.display())
+    } else {
+        format!("the configs in {} are: {}", configs.display(), names.join(", "))
+    };
+    bail!(
+        "config file {} not found (also looked in {} and {}){hint}\n{listing}",
+        path.display(),
+        root.display(),
+        configs.display()
+    )
 }
 
 fn load_config(path: &Path) -> Result<ProjectConfig> {
@@ -202,6 +246,7 @@ pub fn split(config: &Path, out: Option<&Path>) -> Result<()> {
 
 /// The configured k-fold splits followed by the hold-out split.
 fn make_splits(cfg: &ProjectConfig, cohort: &Cohort) -> Result<Vec<Split>> {
+    check_not_empty(cfg, cohort)?;
     let mut all = kfold_splits(&cohort.scans, cfg.split.k, cfg.split.seed)?;
     all.push(holdout_split(&cohort.scans, cfg.split.holdout_ad, cfg.split.holdout_cn, cfg.split.seed)?);
     Ok(all)
@@ -348,6 +393,8 @@ fn run_synth(cfg: &ProjectConfig, force: bool) -> Result<()> {
         );
         return Ok(());
     }
+    // One writer: a second run that would (re)generate the same cohort stops with the holder's pid.
+    let _lock = lock_folder(&out)?;
     let t = Instant::now();
     let anatomy = match params.anatomy {
         AnatomySource::Phantom => Anatomy::phantom(params.phantom_shape)?,
@@ -411,6 +458,11 @@ pub fn prepare_with(cfg: &ProjectConfig, force: bool) -> Result<()> {
         eprintln!("== fetch-data");
         fetch::fetch_all(&resolve(&cfg.fetch.external_dir), &resolve(&cfg.fetch.wheel_dir), "python3")?;
     }
+    // What killed runs left behind in the shared data folders (their results folders are
+    // cleaned when locked): temporaries of processes that no longer run.
+    for dir in [resolve(&cfg.synth.out_dir), resolve(&cfg.preprocess.cache_dir)] {
+        adni_data::lock::remove_stale_temps(&dir)?;
+    }
     eprintln!("== synth");
     run_synth(&cfg, force)?;
     eprintln!("== cohort");
@@ -435,5 +487,52 @@ pub fn load_config_file(path: &Path) -> Result<ProjectConfig> {
 /// The cohort of a config: its table filtered against its image folder; for the other command
 /// modules.
 pub fn cohort_of(cfg: &ProjectConfig) -> Result<Cohort> {
-    load_cohort(cfg)
+    let cohort = load_cohort(cfg)?;
+    check_not_empty(cfg, &cohort)?;
+    Ok(cohort)
+}
+
+/// Splitting, training and explaining need scans; say so before the split arithmetic does.
+fn check_not_empty(cfg: &ProjectConfig, cohort: &Cohort) -> Result<()> {
+    if cohort.scans.is_empty() {
+        bail!(
+            "the cohort is empty: no row of {} passes the filters (known-corrupt scans, missing files, \
+             diagnoses {:?}); `cargo xtask cohort` shows what each filter removed",
+            resolve(&cfg.data.table).display(),
+            cfg.data.diagnoses.iter().map(|d| d.as_str()).collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("configs")).unwrap();
+        for n in ["cv5.toml", "quick.toml", "reproduce.toml"] {
+            std::fs::write(d.path().join("configs").join(n), "").unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn a_bare_config_name_is_found_in_configs_with_or_without_toml() {
+        let d = project();
+        let want = d.path().join("configs/cv5.toml");
+        assert_eq!(find_config_in(d.path(), Path::new("cv5.toml")).unwrap(), want);
+        assert_eq!(find_config_in(d.path(), Path::new("cv5")).unwrap(), want);
+        assert_eq!(find_config_in(d.path(), Path::new("configs/cv5.toml")).unwrap(), want);
+    }
+
+    #[test]
+    fn a_missing_config_lists_the_configs_that_exist_and_suggests_the_closest() {
+        let d = project();
+        let e = find_config_in(d.path(), Path::new("cv4.toml")).unwrap_err().to_string();
+        assert!(e.contains("config file cv4.toml not found"), "{e}");
+        assert!(e.contains("did you mean `cv5.toml`?"), "{e}");
+        assert!(e.contains("cv5.toml, quick.toml, reproduce.toml"), "{e}");
+    }
 }

@@ -341,10 +341,13 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(c, _)| c)
 }
 
-/// Adds a "did you mean" hint to serde's unknown-field message
+/// Adds a "did you mean" hint to serde's unknown-field or unknown-variant message
 /// ("unknown field `x`, expected one of `a`, `b`" or "expected `a` or `b`").
 pub fn explain_unknown(message: &str) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `") else { return message.to_string() };
+    let Some(rest) = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `"))
+    else {
+        return message.to_string();
+    };
     let Some(end) = rest.find('`') else { return message.to_string() };
     let field = &rest[..end];
     let expected: Vec<&str> = rest[end + 1..].split('`').skip(1).step_by(2).collect();
@@ -355,15 +358,56 @@ pub fn explain_unknown(message: &str) -> String {
     out
 }
 
+/// `a string`, `an integer`, … for messages.
+fn a_type(value: &toml::Value) -> String {
+    let t = value.type_str();
+    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {t}")
+}
+
+/// serde's Rust type names in words ("expected usize" → "expected a non-negative integer").
+fn plain_types(message: &str) -> String {
+    let mut out = message.to_string();
+    for (rust, words) in [
+        ("usize", "a non-negative integer"),
+        ("u64", "a non-negative integer"),
+        ("u32", "a non-negative integer"),
+        ("u8", "a non-negative integer"),
+        ("i64", "an integer"),
+        ("i32", "an integer"),
+        ("f64", "a number"),
+        ("f32", "a number"),
+    ] {
+        if out.ends_with(&format!("expected {rust}")) {
+            out = format!("{}expected {words}", &out[..out.len() - rust.len() - "expected ".len()]);
+        }
+    }
+    out
+}
+
+/// The key of `section` whose value alone fails to deserialise as `T` (serde's type errors on a
+/// `toml::Value` do not say which key they are about).
+fn failing_key<T: DeserializeOwned>(section: &toml::Value) -> Option<String> {
+    section.as_table()?.iter().find_map(|(k, v)| {
+        let alone = toml::Table::from_iter([(k.clone(), v.clone())]);
+        T::deserialize(toml::Value::Table(alone)).is_err().then(|| k.clone())
+    })
+}
+
 fn take_section<T: DeserializeOwned + Default>(table: &mut toml::Table, name: &str, file: &Path) -> Result<T> {
     match table.remove(name) {
         None => Ok(T::default()),
         Some(value) => {
             if !value.is_table() {
-                bail!("{}: `{name}` must be a section ([{name}]), found a {}", file.display(), value.type_str());
+                bail!("{}: `{name}` must be a section ([{name}]), found {}", file.display(), a_type(&value));
             }
-            T::deserialize(value)
-                .map_err(|e| anyhow!("{}: in [{name}]: {}", file.display(), explain_unknown(e.message())))
+            T::deserialize(value.clone()).map_err(|e| {
+                let key = match failing_key::<T>(&value) {
+                    Some(k) if !e.message().starts_with("unknown field") => format!("key `{k}`: "),
+                    _ => String::new(),
+                };
+                anyhow!("{}: in [{name}]: {key}{}", file.display(), plain_types(&explain_unknown(e.message())))
+            })
         }
     }
 }
@@ -391,21 +435,24 @@ impl ProjectConfig {
                 let out_dir = match t.remove("out_dir") {
                     None => SynthSection::default().out_dir,
                     Some(toml::Value::String(s)) => PathBuf::from(s),
-                    Some(other) => bail!(
-                        "{}: in [synth]: `out_dir` must be a string, found a {}",
-                        file.display(),
-                        other.type_str()
-                    ),
+                    Some(other) => {
+                        bail!("{}: in [synth]: `out_dir` must be a string, found {}", file.display(), a_type(&other))
+                    }
                 };
-                let params = SynthConfig::deserialize(toml::Value::Table(t)).map_err(|e| {
+                let section = toml::Value::Table(t);
+                let params = SynthConfig::deserialize(section.clone()).map_err(|e| {
                     let msg = e.message().to_string();
+                    let key = match failing_key::<SynthConfig>(&section) {
+                        Some(k) if !msg.starts_with("unknown field") => format!("key `{k}`: "),
+                        _ => String::new(),
+                    };
                     // `out_dir` is valid here too, although SynthConfig does not list it.
-                    anyhow!("{}: in [synth]: {}", file.display(), explain_unknown(&msg))
+                    anyhow!("{}: in [synth]: {key}{}", file.display(), plain_types(&explain_unknown(&msg)))
                 })?;
                 SynthSection { out_dir, params }
             }
             Some(other) => {
-                bail!("{}: `synth` must be a section ([synth]), found a {}", file.display(), other.type_str())
+                bail!("{}: `synth` must be a section ([synth]), found {}", file.display(), a_type(&other))
             }
         };
         if let Some(key) = table.keys().next() {

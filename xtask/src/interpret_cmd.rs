@@ -24,11 +24,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use ndarray::{Array3, Zip};
+use ndarray::Array3;
 use polars::prelude::{Column, DataFrame};
 
 use adni_data::Grid;
-use adni_data::atlas::{Atlas, Placement, load_aal, load_cerebra, load_label_atlas};
+use adni_data::atlas::{Atlas, load_aal, load_cerebra, load_label_atlas};
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
 use adni_data::preprocess::{Normalizer, PreprocessSpec, downsample};
 use adni_data::splits::{SplitSet, read_split_csv};
@@ -36,17 +36,18 @@ use adni_data::volume::{OutputType, Volume, read_volume, write_volume};
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
 use model::data::{ScanItem, VolumeSource};
 use model::train::{fold_dir, load_fold_model};
 use model::weights::WeightsFile;
 use model::{ClassificationModel3D, Cpu};
+use relevance::methods::{LrpBalance, MapMean, MethodParams, compute_map, to_tensor};
+use relevance::occlusion::{OcclusionMode, Spread};
 use relevance::{Output, PostProcess, Target};
 
 use crate::commands::{cohort_of, find_config, load_config_file, progress_bar};
 use crate::config::{ProjectConfig, resolve, workspace_root};
 use crate::fetch;
-use crate::relevance_config::{Method, RelevanceSection};
+use crate::relevance_config::{AtlasName, LrpRuleName, Method, RelevanceSection};
 
 /// Arguments of `cargo xtask interpret`.
 #[derive(Args, Debug, Default)]
@@ -91,14 +92,14 @@ pub struct InterpretArgs {
     #[arg(long)]
     pub normalization: Option<String>,
     /// `predicted` (default), `AD`, `CN` or a class index
-    #[arg(long)]
-    pub target: Option<String>,
+    #[arg(long, value_parser = parse_option::<Target>)]
+    pub target: Option<Target>,
     /// `probability` (default) or `logit`
-    #[arg(long)]
-    pub output: Option<String>,
+    #[arg(long, value_parser = parse_option::<Output>)]
+    pub output: Option<Output>,
     /// Gradient post-processing: `abs` (default), `square`, `none`
-    #[arg(long)]
-    pub postprocess: Option<String>,
+    #[arg(long, value_parser = parse_option::<PostProcess>)]
+    pub postprocess: Option<PostProcess>,
     /// Occlusion cube size (voxels of the model grid)
     #[arg(long)]
     pub size: Option<usize>,
@@ -109,12 +110,12 @@ pub struct InterpretArgs {
     #[arg(long)]
     pub value: Option<f32>,
     /// Occlusion spread: `nearest` or `mean`
-    #[arg(long)]
-    pub spread: Option<String>,
-    /// Occlusion mode: `incremental` or `naive`
-    #[arg(long)]
-    pub occlusion_mode: Option<String>,
-    /// Grad-CAM layer (conv1…conv4, block1…block4)
+    #[arg(long, value_parser = parse_option::<Spread>)]
+    pub spread: Option<Spread>,
+    /// Occlusion mode: `incremental`, `naive` or `auto`
+    #[arg(long, value_parser = parse_option::<OcclusionMode>)]
+    pub occlusion_mode: Option<OcclusionMode>,
+    /// Grad-CAM layer (conv1…conv4, block1…block4, conv1-raw…conv4-raw)
     #[arg(long)]
     pub layer: Option<String>,
     /// Integrated-gradients steps
@@ -130,15 +131,21 @@ pub struct InterpretArgs {
     #[arg(long)]
     pub noise_level: Option<f32>,
     /// LRP composite (`epsilon-plus-box`, `epsilon-plus`, `epsilon-alpha2-beta1`, `alpha1-beta0`, `alpha2-beta1`, `epsilon`)
-    #[arg(long)]
-    pub lrp_rule: Option<String>,
+    #[arg(long, value_parser = parse_option::<LrpRuleName>)]
+    pub lrp_rule: Option<LrpRuleName>,
     /// Memory budget per batch, MB
     #[arg(long)]
     pub memory_budget_mb: Option<usize>,
 }
 
 fn parse_method(s: &str) -> std::result::Result<Method, String> {
-    s.parse()
+    parse_option(s)
+}
+
+/// A command-line value read as the config reads it (serde), with the config's "did you mean".
+fn parse_option<T: serde::de::DeserializeOwned>(s: &str) -> std::result::Result<T, String> {
+    use serde::de::value::{Error, StrDeserializer};
+    T::deserialize(StrDeserializer::<Error>::new(s)).map_err(|e| crate::config::explain_unknown(&e.to_string()))
 }
 
 /// `cargo xtask interpret`.
@@ -192,63 +199,24 @@ fn apply_overrides(r: &mut RelevanceSection, a: &InterpretArgs) {
     }
 }
 
-/// The parsed, validated method parameters.
+/// The `[relevance]` section and the method parameters it gives, checked.
 #[derive(Debug, Clone)]
 pub struct Params {
     /// The section they come from.
     pub section: RelevanceSection,
-    /// Target class rule.
-    pub target: Target,
-    /// Explained output.
-    pub output: Output,
-    /// Gradient post-processing.
-    pub post: PostProcess,
-    /// LRP rules, target and box.
-    pub lrp: relevance::lrp::LrpConfig,
+    /// Every method's parameters (`relevance::methods`).
+    pub methods: MethodParams,
 }
 
 impl Params {
-    /// Parses the string-valued keys of `[relevance]`.
+    /// Checks what serde cannot (an empty method list, LRP's ε and box) and builds the method
+    /// parameters.
     pub fn new(section: RelevanceSection) -> Result<Self> {
-        let target = match section.target.to_ascii_lowercase().as_str() {
-            "predicted" | "" => Target::Predicted,
-            "ad" => Target::Class(1),
-            "cn" => Target::Class(0),
-            other => Target::Class(other.parse().map_err(|_| {
-                anyhow!("[relevance] target = {other:?}: expected `predicted`, `AD`, `CN` or a class index")
-            })?),
-        };
-        let output = match section.output.as_str() {
-            "probability" => Output::Probability,
-            "logit" => Output::Logit,
-            other => bail!("[relevance] output = {other:?}: expected `probability` or `logit`"),
-        };
-        let post = match section.postprocess.as_str() {
-            "abs" => PostProcess::Abs,
-            "square" => PostProcess::Square,
-            "none" => PostProcess::None,
-            other => bail!("[relevance] postprocess = {other:?}: expected `abs`, `square` or `none`"),
-        };
-        if !["nearest", "mean"].contains(&section.occlusion.spread.as_str()) {
-            bail!("[relevance.occlusion] spread = {:?}: expected `nearest` or `mean`", section.occlusion.spread);
-        }
-        if !["incremental", "naive"].contains(&section.occlusion.mode.as_str()) {
-            bail!("[relevance.occlusion] mode = {:?}: expected `incremental` or `naive`", section.occlusion.mode);
-        }
-        if !["world", "zoom"].contains(&section.placement.as_str()) {
-            bail!("[relevance] placement = {:?}: expected `world` or `zoom`", section.placement);
-        }
         if section.methods.is_empty() {
-            bail!("[relevance] methods is empty: name at least one of {}", method_names());
+            bail!("[relevance] methods is empty: name at least one of {}", Method::names());
         }
         let l = &section.lrp;
-        let composite = relevance::lrp::LrpComposite::named(&l.rule, l.epsilon).map_err(|_| {
-            let names = relevance::lrp::LrpComposite::NAMES;
-            let hint = crate::config::closest(&l.rule, names.iter().copied())
-                .map(|b| format!("; did you mean `{b}`?"))
-                .unwrap_or_default();
-            anyhow!("[relevance.lrp] rule = {:?}: expected one of {}{hint}", l.rule, names.join(", "))
-        })?;
+        let composite = relevance::lrp::LrpComposite::named(l.rule.name(), l.epsilon)?;
         if !(l.epsilon.is_finite() && l.epsilon >= 0.0) {
             bail!("[relevance.lrp] epsilon = {}: expected a finite value ≥ 0", l.epsilon);
         }
@@ -260,152 +228,56 @@ impl Params {
                  each scan's own range)"
             ),
         };
-        let lrp = relevance::lrp::LrpConfig { composite, target, bounds };
-        Ok(Self { section, target, output, post, lrp })
+        let o = &section.occlusion;
+        let occlusion = relevance::occlusion::OcclusionConfig {
+            size: o.size,
+            stride: o.stride,
+            value: o.value,
+            spread: o.spread,
+            skip_unchanged: o.skip_unchanged,
+            mode: o.mode,
+            ..Default::default()
+        };
+        let methods = MethodParams {
+            target: section.target,
+            output: section.output,
+            post: section.postprocess,
+            memory_budget_mb: section.memory_budget_mb,
+            seed: section.seed,
+            occlusion,
+            area_value: section.area_occlusion.value,
+            grad_cam_layer: (!section.grad_cam.layer.is_empty()).then(|| section.grad_cam.layer.clone()),
+            ig_baseline: section.integrated_gradients.baseline,
+            ig_steps: section.integrated_gradients.steps,
+            smoothgrad_noise: section.smoothgrad.noise_level,
+            smoothgrad_samples: section.smoothgrad.samples,
+            lrp: relevance::lrp::LrpConfig { composite, target: section.target, bounds },
+        };
+        Ok(Self { section, methods })
     }
-}
 
-fn method_names() -> String {
-    Method::ALL.iter().map(|m| m.name()).collect::<Vec<_>>().join(", ")
-}
-
-/// One input scan as a `[1, 1, D, H, W]` tensor.
-pub(crate) fn to_tensor<B: Backend>(data: &Array3<f32>, device: &B::Device) -> Tensor<B, 5> {
-    let [d, h, w] = [data.shape()[0], data.shape()[1], data.shape()[2]];
-    let values: Vec<f32> = data.iter().copied().collect();
-    Tensor::from_data(TensorData::new(values, [1, 1, d, h, w]), device)
-}
-
-/// A `[1, 1, D, H, W]` (or `[1, D, H, W]`-sized) map back to an array.
-fn to_array<B: Backend, const K: usize>(map: Tensor<B, K>, grid: [usize; 3]) -> Result<Array3<f32>> {
-    let values: Vec<f32> =
-        map.into_data().convert::<f32>().to_vec().map_err(|e| anyhow!("cannot read a relevance map: {e:?}"))?;
-    Array3::from_shape_vec(grid, values).map_err(|e| anyhow!("relevance map has the wrong size: {e}"))
-}
-
-/// LRP's conservation numbers of one map: the explained logit and the relevance that reached
-/// the input (before post-processing); the difference is what biases and ε absorbed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LrpBalance {
-    /// The target's logit.
-    pub logit: f32,
-    /// Σ of the signed map.
-    pub total: f32,
-}
-
-/// Computes one method's map of one normalised scan (and, for LRP, its conservation numbers).
-pub fn compute_map(
-    method: Method,
-    model: &ClassificationModel3D<Autodiff<Cpu>>,
-    inner: &ClassificationModel3D<Cpu>,
-    scan: &Array3<f32>,
-    atlas: Option<&Array3<i32>>,
-    p: &Params,
-) -> Result<(Array3<f32>, Option<LrpBalance>)> {
-    let device = Default::default();
-    let grid = [scan.shape()[0], scan.shape()[1], scan.shape()[2]];
-    let x = to_tensor::<Cpu>(scan, &device);
-    let s = &p.section;
-    let budget = s.memory_budget_mb;
-    let layer = (!s.grad_cam.layer.is_empty()).then(|| s.grad_cam.layer.clone());
-    use relevance::{cam, gradient, occlusion};
-    let grad = gradient::GradientConfig { target: p.target, output: p.output, post: p.post, budget_mb: budget };
-    let mut balance = None;
-    let map: Tensor<Cpu, 5> = match method {
-        Method::Sensitivity => gradient::sensitivity(model, x, &grad, None)?,
-        Method::GuidedBackprop => gradient::guided_backprop(model, x, &grad, None)?,
-        Method::IntegratedGradients => {
-            let cfg = gradient::IntegratedGradientsConfig {
-                baseline: s.integrated_gradients.baseline,
-                steps: s.integrated_gradients.steps,
-                target: p.target,
-                output: p.output,
-                budget_mb: budget,
-            };
-            // Signed attributions: the configured post-processing (abs by default) makes the map
-            // comparable with the others (region shares and the original's distance assume
-            // non-negative maps).
-            p.post.apply(gradient::integrated_gradients(model, x, &cfg, None)?)
-        }
-        Method::Smoothgrad => {
-            let cfg = gradient::SmoothGradConfig {
-                noise_level: s.smoothgrad.noise_level,
-                samples: s.smoothgrad.samples,
-                seed: s.seed,
-                post: p.post,
-                target: p.target,
-                output: p.output,
-                budget_mb: budget,
-            };
-            gradient::smoothgrad(model, x, &cfg, None)?
-        }
-        Method::GradCam | Method::GuidedGradCam => {
-            let cfg = cam::GradCamConfig { layer, target: p.target, output: p.output, budget_mb: budget };
-            if method == Method::GradCam {
-                cam::grad_cam(model, x, &cfg, None)?
-            } else {
-                p.post.apply(cam::guided_grad_cam(model, x, &cfg, None)?)
-            }
-        }
-        Method::Occlusion => {
-            let o = &s.occlusion;
-            let cfg = occlusion::OcclusionConfig {
-                size: o.size,
-                stride: o.stride,
-                value: o.value,
-                spread: if o.spread == "mean" { occlusion::Spread::Mean } else { occlusion::Spread::Nearest },
-                target: p.target,
-                output: p.output,
-                memory_budget_mb: budget,
-                skip_unchanged: o.skip_unchanged,
-                mode: if o.mode == "naive" {
-                    occlusion::OcclusionMode::Naive
-                } else {
-                    occlusion::OcclusionMode::Incremental
-                },
-            };
-            occlusion::occlusion(inner, x, &cfg, None)?.map
-        }
-        Method::Lrp => {
-            // Signed relevance of the target's logit; post-processed like the other signed maps.
-            let out = relevance::lrp::lrp(inner, x, &p.lrp)?;
-            balance = Some(LrpBalance { logit: out.logits[0], total: out.totals[0] });
-            p.post.apply(out.maps)
-        }
-        Method::AreaOcclusion => {
-            let labels = atlas.ok_or_else(|| {
-                anyhow!("area occlusion needs an atlas: set [relevance] atlas, or give --atlas FILE.nii.gz")
-            })?;
-            let cfg = occlusion::AreaOcclusionConfig {
-                value: s.area_occlusion.value,
-                target: p.target,
-                output: p.output,
-                memory_budget_mb: budget,
-            };
-            occlusion::area_occlusion(inner, x, labels.view().into_dyn(), &cfg, None)?.map
-        }
-    };
-    Ok((to_array(map, grid)?, balance))
+    /// The class rule of every method.
+    pub fn target(&self) -> Target {
+        self.methods.target
+    }
 }
 
 /// The atlas named by `[relevance] atlas`, placed on `grid`.
 pub fn load_atlas(cfg: &ProjectConfig, grid: &Grid) -> Result<Atlas> {
     let r = &cfg.relevance;
     let ext = resolve(&cfg.fetch.external_dir);
-    let atlas = match r.atlas.as_str() {
-        "cerebra" => load_cerebra(&ext.join(fetch::paths::CEREBRA), &ext.join(fetch::paths::CEREBRA_CSV))
+    let atlas = match r.atlas {
+        AtlasName::Cerebra => load_cerebra(&ext.join(fetch::paths::CEREBRA), &ext.join(fetch::paths::CEREBRA_CSV))
             .context("[relevance] atlas = \"cerebra\": run `cargo xtask fetch-data` first")?,
-        "aal" => load_aal(&ext.join(fetch::paths::AAL), &ext.join(fetch::paths::AAL_TXT))
+        AtlasName::Aal => load_aal(&ext.join(fetch::paths::AAL), &ext.join(fetch::paths::AAL_TXT))
             .context("[relevance] atlas = \"aal\": run `cargo xtask fetch-data` first")?,
-        "synth" => {
+        AtlasName::Synth => {
             let gt = resolve(&cfg.synth.out_dir).join("ground_truth");
             load_label_atlas("synth", &gt.join("atlas.nii.gz"), &gt.join("atlas_labels.csv"))
                 .context("[relevance] atlas = \"synth\": the synthetic cohort's atlas (run `cargo xtask synth`)")?
         }
-        other => bail!("[relevance] atlas = {other:?}: expected `cerebra`, `aal` or `synth`"),
     };
-    let placement = if r.placement == "zoom" { Placement::Zoom } else { Placement::World };
-    Ok(atlas.resample_to(grid, placement)?)
+    Ok(atlas.resample_to(grid, r.placement)?)
 }
 
 /// Ground truth of the synthetic cohort: Image.ID → atrophy map path.
@@ -440,28 +312,6 @@ pub(crate) fn ground_truth_mask(path: &Path, downsample_factor: usize, fraction:
         return Ok(None);
     }
     Ok(Some(vol.data.mapv(|v| v >= fraction * max)))
-}
-
-/// Sum and count of maps of one method and group.
-struct Accumulator {
-    sum: Array3<f64>,
-    n: usize,
-}
-
-impl Accumulator {
-    fn new(grid: [usize; 3]) -> Self {
-        Self { sum: Array3::zeros(grid), n: 0 }
-    }
-
-    fn add(&mut self, map: &Array3<f32>) {
-        Zip::from(&mut self.sum).and(map).for_each(|s, &m| *s += f64::from(m));
-        self.n += 1;
-    }
-
-    fn mean(&self) -> Array3<f32> {
-        let n = self.n.max(1) as f64;
-        self.sum.mapv(|s| (s / n) as f32)
-    }
 }
 
 /// What a run-mode interpretation produced.
@@ -570,6 +420,7 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
     apply_overrides(&mut cfg.relevance, args);
     let params = Params::new(cfg.relevance.clone())?;
     let out = run.join("relevance");
+    let _lock = crate::commands::lock_folder(&out)?;
     let methods = params.section.methods.clone();
     if !args.force && out.join(COMPLETE_FILE).exists() {
         let done: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join(COMPLETE_FILE))?)?;
@@ -648,8 +499,8 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
     );
 
     let device = Default::default();
-    let mut acc: BTreeMap<(Method, &'static str), Accumulator> = BTreeMap::new();
-    let mut background = Accumulator::new(shape);
+    let mut acc: BTreeMap<(Method, &'static str), MapMean> = BTreeMap::new();
+    let mut background = MapMean::new(shape);
     let mut timing: BTreeMap<(Method, &'static str), (usize, f64)> = BTreeMap::new();
     let mut scan_rows = ScanRows::default();
     let mut region_frames: Vec<DataFrame> = Vec::new();
@@ -699,7 +550,7 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
             .map_err(|e| anyhow!("{e:?}"))?;
         let p_ad = f64::from(probs[1]);
         let predicted = usize::from(probs[1] > probs[0]);
-        let target = match params.target {
+        let target = match params.target() {
             Target::Predicted => predicted,
             Target::Class(c) => c,
         };
@@ -714,7 +565,7 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
         for &method in &methods {
             bar.set_message(format!("{method} · {}", scan.image_id));
             let t = Instant::now();
-            let (map, balance) = compute_map(method, &trained, inner, &x, labels.as_ref(), &params)
+            let (map, balance) = compute_map(method, &trained, inner, &x, labels.as_ref(), &params.methods)
                 .with_context(|| format!("{method} of image {}", scan.image_id))?;
             if let Some(b) = balance {
                 balance_rows.push(split, scan.image_id, "trained", b);
@@ -723,7 +574,7 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
             e.0 += 1;
             e.1 += t.elapsed().as_secs_f64();
             for g in [group, "all"] {
-                acc.entry((method, g)).or_insert_with(|| Accumulator::new(shape)).add(&map);
+                acc.entry((method, g)).or_insert_with(|| MapMean::new(shape)).add(&map);
             }
             if params.section.save_scan_maps {
                 let path = out.join("maps/scans").join(method.name()).join(format!("{}.nii.gz", scan.image_id));
@@ -741,7 +592,7 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
                 );
                 if let Some((rad, rinner)) = &random_ad {
                     let t = Instant::now();
-                    let (rmap, rbalance) = compute_map(method, rad, rinner, &x, labels.as_ref(), &params)
+                    let (rmap, rbalance) = compute_map(method, rad, rinner, &x, labels.as_ref(), &params.methods)
                         .with_context(|| format!("{method} (random weights) of image {}", scan.image_id))?;
                     if let Some(b) = rbalance {
                         balance_rows.push(split, scan.image_id, "random", b);
@@ -767,7 +618,7 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
     for ((method, group), a) in &acc {
         let file = format!("maps/{}_{group}.nii.gz", method.name());
         write_volume(&out.join(&file), &Volume { data: a.mean(), affine: grid.affine }, OutputType::Float32)?;
-        index.push(method.name(), group, a.n, &file);
+        index.push(method.name(), group, a.count(), &file);
     }
     write_volume(
         &out.join("background.nii.gz"),
@@ -1039,12 +890,16 @@ fn single_mode(a: &InterpretArgs) -> Result<()> {
             let ids: std::collections::BTreeSet<i32> = labels.iter().copied().filter(|&l| l != 0).collect();
             let regions = ids.iter().map(|&l| adni_data::atlas::Region::from_name(l, &format!("label_{l}"))).collect();
             let atlas = Atlas::new(path.display().to_string(), labels, affine, regions)?;
-            Some(atlas.resample_to(&Grid { shape: grid, affine: vol.affine }, Placement::World)?.labels)
+            Some(
+                atlas
+                    .resample_to(&Grid { shape: grid, affine: vol.affine }, adni_data::atlas::Placement::World)?
+                    .labels,
+            )
         }
     };
     let trained = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(model.clone());
     let t = Instant::now();
-    let (map, balance) = compute_map(method, &trained, &model, &x, atlas.as_ref(), &params)?;
+    let (map, balance) = compute_map(method, &trained, &model, &x, atlas.as_ref(), &params.methods)?;
     if let Some(b) = balance {
         eprintln!(
             "interpret: LRP conservation: Σ relevance {:.4} of logit {:.4} ({:.1} % absorbed by biases and ε)",

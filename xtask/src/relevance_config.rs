@@ -1,80 +1,96 @@
 //! `[relevance]`: which relevance maps `cargo xtask interpret` computes and with what parameters.
 //! Every default is the study's (PAPER.md section 4) where the study has one.
 
-use std::fmt;
-use std::str::FromStr;
-
+use adni_data::atlas::Placement;
+use relevance::occlusion::{OcclusionConfig, OcclusionMode, Spread};
+use relevance::{Output, PostProcess, Target};
 use serde::{Deserialize, Serialize};
 
-/// A relevance method, by its command-line / config name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Method {
-    /// ∂p/∂x, post-processed (abs by default).
-    Sensitivity,
-    /// Sensitivity with every ReLU's backward signal clamped at 0.
-    GuidedBackprop,
-    /// Sliding-cube occlusion.
-    Occlusion,
-    /// One occlusion per atlas region.
-    AreaOcclusion,
-    /// Grad-CAM on a feature layer.
-    GradCam,
-    /// Guided backprop × Grad-CAM.
-    GuidedGradCam,
-    /// Integrated gradients.
-    IntegratedGradients,
-    /// SmoothGrad.
-    Smoothgrad,
-    /// Layer-wise relevance propagation (a composite of LRP rules).
-    Lrp,
+pub use relevance::methods::Method;
+
+/// The config spelling of a typed option (`Output::Probability` → `probability`).
+pub fn name_of<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
 }
 
-impl Method {
-    /// Every method, in the order runs and tables list them (the study's four first).
-    pub const ALL: [Method; 9] = [
-        Method::Sensitivity,
-        Method::GuidedBackprop,
-        Method::Occlusion,
-        Method::AreaOcclusion,
-        Method::GradCam,
-        Method::GuidedGradCam,
-        Method::IntegratedGradients,
-        Method::Smoothgrad,
-        Method::Lrp,
-    ];
+/// The atlas of area occlusion and the region tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AtlasName {
+    /// CerebrA (102 labels; always fetched). Default.
+    #[default]
+    Cerebra,
+    /// AAL (116 labels; the study's).
+    Aal,
+    /// The synthetic cohort's own label atlas (written by `cargo xtask synth`).
+    Synth,
+}
 
-    /// The name used on the command line, in configs and in file names.
+impl AtlasName {
+    /// The config name.
     pub fn name(self) -> &'static str {
         match self {
-            Method::Sensitivity => "sensitivity",
-            Method::GuidedBackprop => "guided-backprop",
-            Method::Occlusion => "occlusion",
-            Method::AreaOcclusion => "area-occlusion",
-            Method::GradCam => "grad-cam",
-            Method::GuidedGradCam => "guided-grad-cam",
-            Method::IntegratedGradients => "integrated-gradients",
-            Method::Smoothgrad => "smoothgrad",
-            Method::Lrp => "lrp",
+            AtlasName::Cerebra => "cerebra",
+            AtlasName::Aal => "aal",
+            AtlasName::Synth => "synth",
         }
     }
 }
 
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(self.name())
+/// An LRP composite of rules, by its config name (see [`relevance::lrp::LrpComposite::named`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrpRuleName {
+    /// z^B at the input, z⁺ in the convolutions, ε in the dense layers. Default.
+    #[default]
+    EpsilonPlusBox,
+    /// z⁺ in every convolution, ε in the dense layers.
+    EpsilonPlus,
+    /// αβ(2, 1) in every convolution, ε in the dense layers.
+    EpsilonAlpha2Beta1,
+    /// αβ(1, 0) everywhere.
+    Alpha1Beta0,
+    /// αβ(2, 1) everywhere.
+    Alpha2Beta1,
+    /// ε everywhere.
+    Epsilon,
+}
+
+impl LrpRuleName {
+    /// The config name (one of [`relevance::lrp::LrpComposite::NAMES`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            LrpRuleName::EpsilonPlusBox => "epsilon-plus-box",
+            LrpRuleName::EpsilonPlus => "epsilon-plus",
+            LrpRuleName::EpsilonAlpha2Beta1 => "epsilon-alpha2-beta1",
+            LrpRuleName::Alpha1Beta0 => "alpha1-beta0",
+            LrpRuleName::Alpha2Beta1 => "alpha2-beta1",
+            LrpRuleName::Epsilon => "epsilon",
+        }
     }
 }
 
-impl FromStr for Method {
+impl std::str::FromStr for LrpRuleName {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+        const ALL: [LrpRuleName; 6] = [
+            LrpRuleName::EpsilonPlusBox,
+            LrpRuleName::EpsilonPlus,
+            LrpRuleName::EpsilonAlpha2Beta1,
+            LrpRuleName::Alpha1Beta0,
+            LrpRuleName::Alpha2Beta1,
+            LrpRuleName::Epsilon,
+        ];
+        ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| {
+            let names = relevance::lrp::LrpComposite::NAMES;
             let hint = crate::config::closest(s, names.iter().copied())
                 .map(|b| format!("; did you mean `{b}`?"))
                 .unwrap_or_default();
-            format!("unknown relevance method `{s}`; valid: {}{hint}", names.join(", "))
+            format!("unknown LRP composite `{s}`; valid: {}{hint}", names.join(", "))
         })
     }
 }
@@ -90,14 +106,14 @@ pub struct RelevanceSection {
     /// fold's model). Default `""`.
     pub split: String,
     /// `"predicted"` (default), `"AD"`, `"CN"`, or a class index.
-    pub target: String,
+    pub target: Target,
     /// `"probability"` (softmax, the study; default) or `"logit"`.
-    pub output: String,
+    pub output: Output,
     /// Post-processing of the signed maps: `"abs"` (default), `"square"`, `"none"`. Applied to
     /// sensitivity, guided backprop and SmoothGrad (per sample) as the study did, and to
     /// integrated gradients and guided Grad-CAM after they are computed, so that every map is
     /// non-negative for the region shares and the original's distance.
-    pub postprocess: String,
+    pub postprocess: PostProcess,
     /// Memory budget of one batch of model inputs and activations, in MB. Default 1024.
     pub memory_budget_mb: usize,
     /// Explain at most this many scans per test patient (their first in the split file, i.e. the
@@ -116,11 +132,11 @@ pub struct RelevanceSection {
     /// averages. Default false.
     pub save_scan_maps: bool,
     /// Atlas for area occlusion and the region tables: `"cerebra"` (default, always fetched) or
-    /// `"aal"` (the study's).
-    pub atlas: String,
+    /// `"aal"` (the study's), or `"synth"` (the synthetic cohort's own atlas).
+    pub atlas: AtlasName,
     /// Atlas placement on the image grid: `"world"` (by world coordinates; default) or `"zoom"`
     /// (the original's stretch of the atlas grid onto the image grid).
-    pub placement: String,
+    pub placement: Placement,
     /// Also compute the maps of a model with re-initialised (random) weights and score them
     /// against the ground truth, as the sanity baseline of Adebayo et al. 2018. Default true.
     pub random_baseline: bool,
@@ -145,16 +161,16 @@ impl Default for RelevanceSection {
         Self {
             methods: Method::ALL.to_vec(),
             split: String::new(),
-            target: "predicted".into(),
-            output: "probability".into(),
-            postprocess: "abs".into(),
+            target: Target::Predicted,
+            output: Output::Probability,
+            postprocess: PostProcess::Abs,
             memory_budget_mb: 1024,
             scans_per_patient: 0,
             cn_scans_per_patient: None,
             ground_truth_fraction: 0.2,
             save_scan_maps: false,
-            atlas: "cerebra".into(),
-            placement: "world".into(),
+            atlas: AtlasName::Cerebra,
+            placement: Placement::World,
             random_baseline: true,
             seed: 2018,
             occlusion: OcclusionSection::default(),
@@ -184,30 +200,32 @@ impl RelevanceSection {
 pub struct OcclusionSection {
     /// Cube side (the cube is 2·(size/2) voxels). Default 6 (= 12 mm at 2 mm; the paper's
     /// figure used stride 12 at 1 mm; the original code's default was size 50, stride 25 at 1 mm).
+    /// The default is the library's ([`relevance::occlusion::DEFAULT_SIZE`]).
     pub size: usize,
-    /// Distance between cube centres. Default 6.
+    /// Distance between cube centres. Default 6 ([`relevance::occlusion::DEFAULT_STRIDE`]).
     pub stride: usize,
     /// Value the cube is set to. Default 0 (the training mean after z-scoring).
     pub value: f32,
     /// `"nearest"` (the original: the coarse grid resized with nearest-neighbour zoom) or
     /// `"mean"` (each voxel: the mean drop of the cubes covering it). Default `"nearest"`.
-    pub spread: String,
-    /// `"incremental"` (recompute only the receptive field of each cube; exact; default) or
-    /// `"naive"` (a full forward pass per cube).
-    pub mode: String,
+    pub spread: Spread,
+    /// `"incremental"` (recompute only the receptive field of each cube; exact; default),
+    /// `"naive"` (a full forward pass per cube) or `"auto"` (incremental where the model allows).
+    pub mode: OcclusionMode,
     /// Skip cubes whose voxels all hold `value` already (exact). Default true.
     pub skip_unchanged: bool,
 }
 
 impl Default for OcclusionSection {
     fn default() -> Self {
+        let library = OcclusionConfig::default();
         Self {
-            size: 6,
-            stride: 6,
-            value: 0.0,
-            spread: "nearest".into(),
-            mode: "incremental".into(),
-            skip_unchanged: true,
+            size: library.size,
+            stride: library.stride,
+            value: library.value,
+            spread: library.spread,
+            mode: OcclusionMode::Incremental,
+            skip_unchanged: library.skip_unchanged,
         }
     }
 }
@@ -216,7 +234,8 @@ impl Default for OcclusionSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AreaOcclusionSection {
-    /// Value a region is set to. Default 0.
+    /// Value a region is set to. Default 0 (the training mean after z-scoring). Honoured; the
+    /// original code took an occlusion value for area occlusion but always set the region to 0.
     pub value: f32,
 }
 
@@ -230,8 +249,10 @@ impl Default for AreaOcclusionSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct GradCamSection {
-    /// Feature layer (`conv1`…`conv4`, `block1`…`block4` for the paper network); `""` = the
-    /// last convolutional layer (`conv4`). Default `""`.
+    /// Feature layer (`conv1`…`conv4`, `block1`…`block4`, `conv1-raw`…`conv4-raw` for the paper
+    /// network); `""` = the last convolutional layer (`conv4`). Default `""`. The original code
+    /// used `conv4-raw`, the last convolution's output before BatchNorm and ReLU (see
+    /// `relevance::paper_model`).
     pub layer: String,
 }
 
@@ -275,7 +296,7 @@ pub struct LrpSection {
     /// (default: z^B at the input, z⁺ in the convolutions, ε in the dense layers, the composite
     /// most used for CNNs), `"epsilon-plus"`, `"epsilon-alpha2-beta1"`, `"alpha1-beta0"`,
     /// `"alpha2-beta1"`, `"epsilon"`.
-    pub rule: String,
+    pub rule: LrpRuleName,
     /// ε of the ε layers. Default 1e-6 (zennit's).
     pub epsilon: f32,
     /// The z^B box `[low, high]`; unset = each scan's own minimum and maximum (the scan after
@@ -289,7 +310,7 @@ pub struct LrpSection {
 
 impl Default for LrpSection {
     fn default() -> Self {
-        Self { rule: "epsilon-plus-box".into(), epsilon: 1e-6, low: None, high: None }
+        Self { rule: LrpRuleName::EpsilonPlusBox, epsilon: 1e-6, low: None, high: None }
     }
 }
 
@@ -297,6 +318,7 @@ impl Default for LrpSection {
 mod tests {
     use std::path::Path;
 
+    use super::*;
     use crate::config::ProjectConfig;
 
     fn parse(s: &str) -> ProjectConfig {
@@ -316,6 +338,58 @@ mod tests {
         assert_eq!(parse(&text), c);
         let e = ProjectConfig::from_toml("[relevance]\ncn_scans_per_patien = 1\n", Path::new("t.toml")).unwrap_err();
         assert!(e.to_string().contains("did you mean `cn_scans_per_patient`"), "{e}");
+    }
+
+    #[test]
+    fn every_option_is_typed_and_a_bad_value_fails_at_load_time_with_a_hint() {
+        let bad = |text: &str| ProjectConfig::from_toml(text, Path::new("t.toml")).unwrap_err().to_string();
+        let e = bad("[relevance]\npostprocess = \"abss\"\n");
+        assert!(e.contains("key `postprocess`") && e.contains("did you mean `abs`?"), "{e}");
+        let e = bad("[relevance]\noutput = \"logits\"\n");
+        assert!(e.contains("did you mean `logit`?"), "{e}");
+        let e = bad("[relevance]\nplacement = \"zom\"\n");
+        assert!(e.contains("did you mean `zoom`?"), "{e}");
+        let e = bad("[relevance]\natlas = \"aall\"\n");
+        assert!(e.contains("did you mean `aal`?"), "{e}");
+        let e = bad("[relevance]\nmethods = [\"smoothgrd\"]\n");
+        assert!(e.contains("did you mean `smoothgrad`?"), "{e}");
+        let e = bad("[relevance]\ntarget = \"AB\"\n");
+        assert!(e.contains("unknown target `AB`: expected `predicted`, `AD`, `CN` or a class index"), "{e}");
+        let e = bad("[relevance.occlusion]\nspread = \"meen\"\n");
+        assert!(e.contains("did you mean `mean`?"), "{e}");
+        let e = bad("[relevance.lrp]\nrule = \"epsilon-plus-bx\"\n");
+        assert!(e.contains("did you mean `epsilon-plus-box`?"), "{e}");
+        // Good values, and the resolved config writes them back as they were spelled.
+        let c = parse(
+            "[relevance]\ntarget = \"AD\"\noutput = \"logit\"\npostprocess = \"square\"\natlas = \"aal\"\n\
+             placement = \"zoom\"\n[relevance.occlusion]\nspread = \"mean\"\nmode = \"naive\"\n\
+             [relevance.lrp]\nrule = \"alpha2-beta1\"\n",
+        );
+        let r = &c.relevance;
+        assert_eq!((r.target, r.output, r.postprocess), (Target::Class(1), Output::Logit, PostProcess::Square));
+        assert_eq!((r.atlas, r.placement), (AtlasName::Aal, Placement::Zoom));
+        assert_eq!((r.occlusion.spread, r.occlusion.mode), (Spread::Mean, OcclusionMode::Naive));
+        assert_eq!(r.lrp.rule, LrpRuleName::Alpha2Beta1);
+        assert_eq!(parse(&c.to_toml().unwrap()), c);
+        assert_eq!(parse("[relevance]\ntarget = 3\n").relevance.target, Target::Class(3));
+    }
+
+    #[test]
+    fn the_library_and_the_config_agree_on_occlusion_defaults() {
+        let (lib, cfg) = (OcclusionConfig::default(), OcclusionSection::default());
+        assert_eq!((cfg.size, cfg.stride, cfg.value, cfg.spread), (lib.size, lib.stride, lib.value, lib.spread));
+        assert_eq!((cfg.size, cfg.stride), (6, 6));
+    }
+
+    #[test]
+    fn the_paper_config_holds_the_papers_relevance_settings() {
+        let path = crate::config::workspace_root().join("configs/paper.toml");
+        let c = ProjectConfig::from_toml(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        let r = &c.relevance;
+        assert_eq!(c.preprocess.downsample, 1, "1 mm");
+        assert_eq!((r.atlas, r.placement), (AtlasName::Aal, Placement::Zoom));
+        assert_eq!((r.occlusion.size, r.occlusion.stride), (50, 12));
+        assert_eq!(r.methods, [Method::Sensitivity, Method::GuidedBackprop, Method::Occlusion, Method::AreaOcclusion]);
     }
 
     #[test]

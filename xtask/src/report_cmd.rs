@@ -23,7 +23,9 @@ use report::figures::{self, OverlayScale};
 use report::tables::{column_str, read_csv, stack_with_keys, write_table};
 
 use crate::config::ProjectConfig;
-use crate::relevance_config::Method;
+use adni_data::atlas::Placement;
+
+use crate::relevance_config::{AtlasName, Method, name_of};
 
 /// Arguments of `cargo xtask report`.
 #[derive(Args, Debug)]
@@ -40,6 +42,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let cfg_path = root.join("resolved_config.toml");
     let cfg = ProjectConfig::load(&cfg_path)
         .with_context(|| format!("{} is not a results folder (no readable resolved_config.toml)", root.display()))?;
+    let _lock = crate::commands::lock_folder(&root)?;
     let written = write_report(&cfg, &root)?;
     eprintln!("report: {} files in {}", written.len(), root.join("report").display());
     // REPORT.html from the folder's REPORT.md (a reproduction), else from a short one written here.
@@ -204,9 +207,9 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
     }
     // The paper's atlas, AAL (62 regions after merging), as well whenever it was fetched and is
     // not the main atlas already.
-    if cfg.relevance.atlas != "aal" && cfg.relevance.atlas != "synth" {
+    if !matches!(cfg.relevance.atlas, AtlasName::Aal | AtlasName::Synth) {
         let mut aal_cfg = cfg.clone();
-        aal_cfg.relevance.atlas = "aal".into();
+        aal_cfg.relevance.atlas = AtlasName::Aal;
         match crate::interpret_cmd::load_atlas(&aal_cfg, &grid) {
             Ok(aal) => {
                 let mut parts: Vec<(Vec<(&str, String)>, DataFrame)> = Vec::new();
@@ -743,7 +746,7 @@ fn conservation_markdown(cfg: &ProjectConfig, tables: &Path) -> Result<Option<St
         "LRP (`{}`) starts from the explained class's logit; the map's sum is what reached the input, \
          the rest was absorbed by the biases (the folded BatchNorm shifts included) and the ε stabilisers \
          ([per scan](report/tables/lrp_conservation.md)).\n\n| model | maps | Σ relevance / logit, mean | min | max |\n|---|---|---|---|---|\n",
-        cfg.relevance.lrp.rule
+        cfg.relevance.lrp.rule.name()
     );
     for r in rows {
         let _ =
@@ -958,12 +961,15 @@ fn differences(cfg: &ProjectConfig) -> String {
     let r = &cfg.relevance;
     d.push(format!(
         "Atlas: {} placed by {} (the study: AAL stretched onto the grid with a zoom; mean Dice 0.63 against correct placement).",
-        r.atlas,
-        if r.placement == "zoom" { "the paper's zoom" } else { "world coordinates" }
+        r.atlas.name(),
+        if r.placement == Placement::Zoom { "the paper's zoom" } else { "world coordinates" }
     ));
     d.push(format!(
         "Occlusion: cube {} and stride {} voxels of the model grid, {} spread, {} evaluation (exact).",
-        r.occlusion.size, r.occlusion.stride, r.occlusion.spread, r.occlusion.mode
+        r.occlusion.size,
+        r.occlusion.stride,
+        name_of(&r.occlusion.spread),
+        name_of(&r.occlusion.mode)
     ));
     let (ad, cn) = (r.scans_per_patient_of(true), r.scans_per_patient_of(false));
     if ad > 0 || cn > 0 {
@@ -977,7 +983,8 @@ fn differences(cfg: &ProjectConfig) -> String {
     }
     d.push(format!(
         "Beyond the study: a working 3D Grad-CAM and guided Grad-CAM, integrated gradients, SmoothGrad, LRP (`{}`, explaining the logit; the other methods explain the {}), ground-truth scores and a randomised-weights baseline.",
-        r.lrp.rule, r.output
+        r.lrp.rule.name(),
+        name_of(&r.output)
     ));
     d.push(
         "Initialisation: PyTorch ≥ 1.2 defaults (BatchNorm γ = 1; the paper's PyTorch 0.3 drew γ from U(0, 1)).".into(),
@@ -1020,7 +1027,11 @@ fn git_commit() -> String {
 }
 
 fn today() -> String {
-    command_line("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_else(|| "unknown date".into())
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    i64::try_from(now)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .map_or_else(|| "unknown date".into(), |t| t.format("%Y-%m-%d %H:%M UTC").to_string())
 }
 
 #[cfg(test)]

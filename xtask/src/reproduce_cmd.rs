@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use model::train::TrainMode;
@@ -76,11 +76,11 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
 /// deleted first and every stage redone.
 pub(crate) fn reproduce_with(cfg: &ProjectConfig, config_path: &Path, force: bool) -> Result<ReproduceOutcome> {
     let root = cfg.run.dir();
-    if force && root.exists() {
-        eprintln!("reproduce-paper: --force: removing {}", root.display());
-        std::fs::remove_dir_all(&root).with_context(|| format!("cannot remove {}", root.display()))?;
+    let lock = crate::commands::lock_folder(&root)?;
+    if force {
+        eprintln!("reproduce-paper: --force: emptying {}", root.display());
+        lock.clear()?;
     }
-    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
     cfg.write_resolved(&root)?;
     let started = Instant::now();
     let mut stages: Vec<Stage> = Vec::new();

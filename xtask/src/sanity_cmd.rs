@@ -55,14 +55,13 @@ use model::metrics::{BinaryMetrics, Prediction};
 use model::train::{TrainMode, fold_dir, load_fold_model};
 use model::{ClassificationModel3D, Cpu};
 use relevance::Target;
+use relevance::methods::{MethodParams, compute_map, to_tensor};
 use report::faithfulness::{aopc, deletion_curve, deletion_order, random_order, steps_for_fractions};
 use report::similarity::{spearman, ssim};
 
 use crate::commands::{cohort_of, load_config_file, progress_bar};
 use crate::config::{ProjectConfig, resolve};
-use crate::interpret_cmd::{
-    COMPLETE_FILE, Params, compute_map, find_run, ground_truth_index, ground_truth_mask, load_atlas, to_tensor,
-};
+use crate::interpret_cmd::{COMPLETE_FILE, Params, find_run, ground_truth_index, ground_truth_mask, load_atlas};
 use crate::relevance_config::Method;
 use crate::train_cmd::{TrainArgs, train_with};
 
@@ -173,6 +172,7 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
         eprintln!("sanity: every check is switched off ([sanity] cascade, data_randomisation, faithfulness)");
         return Ok(SanityOutcome { dir: out, skipped: true, parts: vec![], scans: 0 });
     }
+    let _lock = crate::commands::lock_folder(&out)?;
     if !args.force && out.join(COMPLETE_FILE).exists() {
         let done: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join(COMPLETE_FILE))?)
             .with_context(|| format!("{} is not valid JSON", out.join(COMPLETE_FILE).display()))?;
@@ -258,7 +258,7 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
         let mut x = raw.clone();
         norm.apply(&mut x).with_context(|| format!("image {} ({})", item.image_id, item.path.display()))?;
         let probs = probabilities(&model, &x)?;
-        let target = match params.target {
+        let target = match params.target() {
             Target::Predicted => usize::from(probs[1] > probs[0]),
             Target::Class(c) => c,
         };
@@ -384,11 +384,8 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
 
 /// The parameters with the explained class fixed (so that a changed model explains the class the
 /// trained model's map explains).
-fn for_class(params: &Params, class: usize) -> Params {
-    let mut p = params.clone();
-    p.target = Target::Class(class);
-    p.lrp.target = Target::Class(class);
-    p
+fn for_class(params: &Params, class: usize) -> MethodParams {
+    params.methods.for_class(class)
 }
 
 /// Softmax probabilities of one normalised scan.

@@ -15,7 +15,7 @@ use model::DeviceKind;
 use model::data::VolumeSource;
 use model::train::{RunOutcome, RunSpec, TrainEvent, TrainMode, TrainOptions, train_run};
 
-use crate::commands::{cohort_of, load_config_file};
+use crate::commands::{cohort_of, load_config_file, lock_folder};
 use crate::config::resolve;
 
 /// Arguments of `cargo xtask train`.
@@ -86,6 +86,12 @@ pub fn train_with(mut cfg: crate::config::ProjectConfig, args: &TrainArgs) -> Re
     let source = VolumeSource::open(&resolve(&p.cache_dir), prep, &first.path)
         .context("cannot set up the preprocessed volumes ([preprocess] mask, downsample, cache_dir)")?;
     let dir = cfg.run.dir();
+    // One writer per folder: a per-fold job locks its fold's folder (so the folds of one run can
+    // train in parallel), anything else the whole run folder.
+    let _lock = match args.fold.filter(|_| !args.merge).and_then(|k| splits.get(k.wrapping_sub(1))) {
+        Some(split) => lock_folder(&model::train::fold_dir(&dir, &split.name))?,
+        None => lock_folder(&dir)?,
+    };
     let spec = RunSpec {
         dir: dir.clone(),
         network: cfg.model.clone(),

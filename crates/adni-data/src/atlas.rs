@@ -508,6 +508,9 @@ pub fn read_label_table(csv: &Path) -> Result<Vec<Region>> {
         }
         regions.push(Region::from_name(label, name));
     }
+    if regions.is_empty() {
+        return Err(DataError::Atlas { path: csv.to_path_buf(), message: "no `label,name` lines found".into() });
+    }
     regions.sort_by_key(|r| r.label);
     Ok(regions)
 }

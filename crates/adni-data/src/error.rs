@@ -48,6 +48,14 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
+    /// A folder that another run is writing into (see [`crate::lock`]).
+    #[error("{path}: {message}")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// Who holds it, and what to do.
+        message: String,
+    },
     /// An invalid parameter value (config key or argument).
     #[error("invalid value for `{key}`: {message}")]
     Invalid {

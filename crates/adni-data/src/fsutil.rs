@@ -52,10 +52,11 @@ where
 
 /// Writes `bytes` to `path` atomically.
 pub fn write_bytes_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    // Errors name the final file (what the user asked for), not the temporary one.
     write_atomically(path, |tmp| {
-        let mut f = fs::File::create(tmp).map_err(|e| DataError::io(tmp, e))?;
-        f.write_all(bytes).map_err(|e| DataError::io(tmp, e))?;
-        f.sync_all().map_err(|e| DataError::io(tmp, e))
+        let mut f = fs::File::create(tmp).map_err(|e| DataError::io(path, e))?;
+        f.write_all(bytes).map_err(|e| DataError::io(path, e))?;
+        f.sync_all().map_err(|e| DataError::io(path, e))
     })
 }
 

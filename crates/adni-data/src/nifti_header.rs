@@ -20,6 +20,9 @@ const NIFTI1_HEADER: usize = 348;
 const NIFTI2_HEADER: usize = 540;
 /// Bytes read before parsing: the larger header plus the 4-byte extension flag.
 const HEAD_BYTES: usize = NIFTI2_HEADER + 4;
+/// The most a `.nii.gz` may declare (offset + voxel bytes), 8 GiB: a 1 mm float64 brain is 68 MB,
+/// and the decompressed length cannot be checked against anything before it is read.
+pub const MAX_GZ_DATA_BYTES: u64 = 8 << 30;
 
 /// A NIfTI-1 or NIfTI-2 header, widened to NIfTI-2's types.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +195,17 @@ pub fn parse_header(path: &Path, head: &[u8]) -> Result<RawHeader> {
             description: c_string(&head[240..320]),
         }
     };
+    // nibabel: a valid slope with a NaN or infinite intercept is an error ("Valid slope but invalid
+    // intercept"); a slope of 0 or NaN means no scaling, whatever the intercept.
+    if h.scaling().is_some() && !h.scl_inter.is_finite() {
+        return Err(header_err(
+            path,
+            format!(
+                "header field `scl_inter` is {} while `scl_slope` is {}: the scaling is undefined (expected a finite intercept)",
+                h.scl_inter, h.scl_slope
+            ),
+        ));
+    }
     Ok(h)
 }
 
@@ -257,6 +271,44 @@ impl RawHeader {
         Ok((offset, bytes))
     }
 
+    /// Refuses a NaN or infinite value in the fields the affine is built from: `srow_*` when
+    /// `sform_code > 0`, else the quaternion, offsets and `pixdim[1..=3]` when `qform_code > 0`,
+    /// else `pixdim[1..=3]`. A NaN affine would pass every grid check unnoticed.
+    pub fn check_affine_fields(&self, path: &Path) -> Result<()> {
+        let bad = |field: String, v: f64, source: &str| {
+            header_err(
+                path,
+                format!(
+                    "header field `{field}` is {v}, expected a finite {} (the affine comes from {source}, which needs it)",
+                    if field.starts_with("pixdim") { "voxel size" } else { "number" }
+                ),
+            )
+        };
+        let pixdim = |source: &str| match (1..=3).find(|&i| !self.pixdim[i].is_finite()) {
+            Some(i) => Err(bad(format!("pixdim[{i}]"), self.pixdim[i], source)),
+            None => Ok(()),
+        };
+        if self.sform_code > 0 {
+            for (r, row) in self.srow.iter().enumerate() {
+                if let Some(c) = (0..4).find(|&c| !row[c].is_finite()) {
+                    return Err(bad(format!("srow_{}[{c}]", ["x", "y", "z"][r]), row[c], "the sform"));
+                }
+            }
+            return Ok(());
+        }
+        if self.qform_code > 0 {
+            let named =
+                [("quatern_b", self.quatern[0]), ("quatern_c", self.quatern[1]), ("quatern_d", self.quatern[2])];
+            let offsets =
+                [("qoffset_x", self.qoffset[0]), ("qoffset_y", self.qoffset[1]), ("qoffset_z", self.qoffset[2])];
+            if let Some((field, v)) = named.into_iter().chain(offsets).find(|(_, v)| !v.is_finite()) {
+                return Err(bad(field.to_string(), v, "the qform"));
+            }
+            return pixdim("the qform");
+        }
+        pixdim("pixdim")
+    }
+
     /// The scaling to apply: `scl_slope` 0 or not finite means none (NIfTI and nibabel).
     pub fn scaling(&self) -> Option<(f64, f64)> {
         let s = self.scl_slope;
@@ -301,7 +353,13 @@ fn open_stream(path: &Path) -> Result<Box<dyn Read>> {
 }
 
 fn read_err(path: &Path, e: std::io::Error) -> DataError {
-    DataError::Nifti { path: path.to_path_buf(), message: e.to_string() }
+    let gz = path.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".gz"));
+    let message = if gz {
+        format!("cannot decompress: {e} (the .gz file is truncated, damaged or not gzip-compressed)")
+    } else {
+        e.to_string()
+    };
+    DataError::Nifti { path: path.to_path_buf(), message }
 }
 
 /// Reads and parses only the header.
@@ -311,10 +369,52 @@ pub fn read_raw_header(path: &Path) -> Result<RawHeader> {
     parse_header(path, &head)
 }
 
+/// The voxel bytes of a `.hdr`/`.img` pair: the `.img.gz` or else the `.img` beside `path` (where
+/// the `nifti` crate looks), under the same size budget as [`read_raw`]: the declared
+/// `vox_offset` + voxel bytes checked against the `.img`'s length, or capped for `.img.gz`.
+pub fn read_pair_voxels(path: &Path, h: &RawHeader) -> Result<Vec<u8>> {
+    let mut base = path.to_path_buf();
+    if base.extension().is_some_and(|e| e == "gz") {
+        base.set_extension("");
+    }
+    let img_gz = base.with_extension("img.gz");
+    let img = if img_gz.exists() { img_gz } else { base.with_extension("img") };
+    if !img.exists() {
+        return Err(DataError::Nifti {
+            path: path.to_path_buf(),
+            message: "Volume file not found (a `ni1` header reads its voxels from the .img file beside it)".into(),
+        });
+    }
+    let (offset, n) = h.data_span(&img)?;
+    let end = offset
+        .checked_add(n)
+        .ok_or_else(|| header_err(&img, "header field `vox_offset` plus the voxel bytes overflow".into()))?;
+    if img.extension().is_some_and(|e| e == "gz") {
+        if end as u64 > MAX_GZ_DATA_BYTES {
+            return Err(header_err(
+                &img,
+                format!("header declares {end} bytes of voxels, more than the 8 GiB a .gz may decompress to"),
+            ));
+        }
+    } else {
+        let len = std::fs::metadata(&img).map_err(|e| DataError::io(&img, e))?.len();
+        h.check_fits(&img, len)?;
+    }
+    let mut bytes = Vec::new();
+    open_stream(&img)?.take(end as u64).read_to_end(&mut bytes).map_err(|e| read_err(&img, e))?;
+    h.check_fits(&img, bytes.len() as u64)?;
+    Ok(bytes.split_off(offset))
+}
+
 /// Reads the header and, for a single file, the bytes up to the end of the voxels. The voxel
 /// byte count the header declares is checked against the file's real length (plain files) or
 /// grows only as decompressed data arrives (`.gz`), so a lying header allocates nothing large.
 /// For a `.hdr`/`.img` pair only the header bytes come back.
+///
+/// Size budget: a plain file's declared `vox_offset` + voxel bytes must fit in its real length,
+/// checked before anything is read. A `.gz` file's decompressed length is unknown up front, so its
+/// declared end may not exceed [`MAX_GZ_DATA_BYTES`] and the buffer grows only with the data that
+/// really decompresses (`take(declared end)`), never pre-allocated from the header.
 pub fn read_raw(path: &Path) -> Result<(RawHeader, Vec<u8>)> {
     let mut stream = open_stream(path)?;
     let mut bytes = Vec::with_capacity(HEAD_BYTES);
@@ -332,6 +432,22 @@ pub fn read_raw(path: &Path) -> Result<(RawHeader, Vec<u8>)> {
     let end = offset
         .checked_add(n)
         .ok_or_else(|| header_err(path, "header field `vox_offset` plus the voxel bytes overflow".into()))?;
+    if is_gz && offset as u64 > MAX_GZ_DATA_BYTES {
+        return Err(header_err(
+            path,
+            format!("header field `vox_offset` is {offset}, beyond the 8 GiB a .nii.gz may decompress to"),
+        ));
+    }
+    if is_gz && end as u64 > MAX_GZ_DATA_BYTES {
+        return Err(header_err(
+            path,
+            format!(
+                "header field `dim` {:?} declares {end} bytes of header and voxels, more than the \
+                 {MAX_GZ_DATA_BYTES} bytes (8 GiB) a .nii.gz may decompress to",
+                h.dims
+            ),
+        ));
+    }
     let rest = end.saturating_sub(bytes.len()) as u64;
     stream.take(rest).read_to_end(&mut bytes).map_err(|e| read_err(path, e))?;
     h.check_fits(path, bytes.len() as u64)?;

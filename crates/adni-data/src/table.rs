@@ -362,6 +362,22 @@ pub(crate) fn read_csv_as_strings(path: &Path, expected_header: &str) -> Result<
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(table_error(path, format!("empty file, expected a header row `{expected_header}`")));
     }
+    // polars renames a repeated column (`DX_duplicated_0`) and would silently read the first one.
+    let header = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let names: Vec<String> =
+        String::from_utf8_lossy(header).split(',').map(|f| f.trim().trim_matches('"').to_string()).collect();
+    for (j, name) in names.iter().enumerate() {
+        if let Some(i) = names[..j].iter().position(|n| n == name) {
+            return Err(table_error(
+                path,
+                format!(
+                    "column `{name}` appears twice in the header (columns {} and {}), expected each column once",
+                    i + 1,
+                    j + 1
+                ),
+            ));
+        }
+    }
     CsvReadOptions::default()
         .with_has_header(true)
         .with_infer_schema_length(Some(0))

@@ -7,12 +7,12 @@
 use std::path::Path;
 
 use ndarray::{Array3, ArrayD, Ix3, ShapeBuilder};
-use nifti::{InMemNiftiObject, IntoNdArray, NiftiHeader, NiftiObject, ReaderOptions};
+use nifti::{InMemNiftiObject, IntoNdArray, NiftiHeader, NiftiObject};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result};
 use crate::fsutil::write_atomically;
-use crate::nifti_header::{RawHeader, read_raw, read_raw_header};
+use crate::nifti_header::{RawHeader, read_pair_voxels, read_raw, read_raw_header};
 
 /// A 4×4 voxel-to-world (mm) transform, row-major.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -280,6 +280,8 @@ fn affine_from_fields(
     }
     let px = [pixdim[1], pixdim[2], pixdim[3]];
     if qform_code > 0 {
+        // pixdim 0 is read as 1, as nibabel's header check does ("setting 0 dims to 1").
+        let px = px.map(|v| if v == 0.0 { 1.0 } else { v });
         let [b, c, d] = quatern;
         let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
         let qfac = if pixdim[0] < 0.0 { -1.0 } else { 1.0 };
@@ -346,8 +348,9 @@ pub fn read_volume(path: &Path) -> Result<(Volume, NiftiInfo, LoadReport)> {
     let header = read_raw_header(path)?;
     let info = info_from_raw(&header);
     let dims = &info.dims;
-    let extra: usize = dims.iter().skip(3).product();
-    if dims.len() < 3 || extra != 1 {
+    // Checked: NIfTI-2 lengths are 64-bit, and their product can overflow (found by fuzzing).
+    let extra = dims.iter().skip(3).try_fold(1usize, |n, &d| n.checked_mul(d));
+    if dims.len() < 3 || extra != Some(1) {
         return Err(DataError::Grid {
             path: path.to_path_buf(),
             message: format!(
@@ -356,8 +359,9 @@ pub fn read_volume(path: &Path) -> Result<(Volume, NiftiInfo, LoadReport)> {
             ),
         });
     }
+    header.check_affine_fields(path)?;
     let shape = [dims[0], dims[1], dims[2]];
-    let (header, bytes) = read_raw(path)?;
+    let (header, mut bytes) = read_raw(path)?;
     let mut data = if header.version == 2 {
         let mut values = Vec::with_capacity(shape.iter().product());
         let (offset, n) = header.data_span(path)?;
@@ -365,12 +369,31 @@ pub fn read_volume(path: &Path) -> Result<(Volume, NiftiInfo, LoadReport)> {
         header.for_each_value(&bytes[offset..offset + n], |v| values.push((v * s + i) as f32));
         Array3::from_shape_vec(shape.f(), values).map_err(|e| nifti_err(path, e))?.as_standard_layout().into_owned()
     } else {
-        let obj = if header.single_file {
-            InMemNiftiObject::from_reader(std::io::Cursor::new(bytes))
-        } else {
-            ReaderOptions::new().read_file(path)
+        if header.scaling().is_none() && bytes.len() >= 116 {
+            // `scl_slope` NaN or infinite means no scaling (NIfTI, nibabel), but the `nifti` crate
+            // would multiply every voxel by it; 0.0 reads the same in either byte order.
+            bytes[112..116].fill(0);
         }
-        .map_err(|e| nifti_err(path, e))?;
+        // The `nifti` crate gets the header and the voxels only (magic `n+1`, no extension flag):
+        // it would parse extensions with sizes taken from the file (a 2 GiB reservation from a
+        // few bytes), read the voxels from byte 352 whatever `vox_offset` says, and reserve a
+        // pair's declared size before opening its .img. Found by fuzzing (`fuzz/`, target `nifti`).
+        let pair;
+        let voxels: &[u8] = if header.single_file {
+            let (offset, n) = header.data_span(path)?;
+            &bytes[offset..offset + n]
+        } else {
+            pair = read_pair_voxels(path, &header)?;
+            &pair
+        };
+        let mut clean = Vec::with_capacity(352 + voxels.len());
+        clean.extend_from_slice(&bytes[..344]);
+        clean.extend_from_slice(b"n+1\0\0\0\0\0");
+        // The crate sizes the voxels by `bitpix`, the values by `datatype`; make them agree.
+        let bitpix = crate::nifti_header::bytes_per_voxel(header.datatype).unwrap_or(0) as i16 * 8;
+        clean[72..74].copy_from_slice(&if header.big_endian { bitpix.to_be_bytes() } else { bitpix.to_le_bytes() });
+        clean.extend_from_slice(voxels);
+        let obj = InMemNiftiObject::from_reader(std::io::Cursor::new(clean)).map_err(|e| nifti_err(path, e))?;
         let arr: ArrayD<f32> = obj.into_volume().into_ndarray::<f32>().map_err(|e| nifti_err(path, e))?;
         // The reader returns the voxels in NIfTI (Fortran) order; a row-major reshape of that
         // layout is refused by ndarray, so drop the trailing unit axes in column-major order,
@@ -518,10 +541,11 @@ where
 {
     let header = header_for(affine, byte_order, "adni-relevance");
     write_atomically(path, |tmp| {
-        nifti::writer::WriterOptions::new(tmp)
-            .reference_header(&header)
-            .write_nifti(data)
-            .map_err(|e| nifti_err(path, e))
+        nifti::writer::WriterOptions::new(tmp).reference_header(&header).write_nifti(data).map_err(|e| match e {
+            // A full disk, a read-only folder, a file-size limit: name the file, say the cause.
+            nifti::NiftiError::Io(io) => DataError::io(path, io),
+            e => nifti_err(path, e),
+        })
     })
 }
 

@@ -82,13 +82,14 @@ impl BinaryMetrics {
         let c = Confusion::new(&labels, &predicted);
         let loss = if n == 0 { f64::NAN } else { preds.iter().map(|p| p.loss).sum::<f64>() / n as f64 };
         let argmax_scores: Vec<f64> = predicted.iter().map(|&p| f64::from(p)).collect();
+        let positive: Vec<bool> = labels.iter().map(|&l| l != 0).collect();
         BinaryMetrics {
             n,
             loss,
             accuracy: c.accuracy(),
             balanced_accuracy: c.balanced_accuracy(),
-            roc_auc: roc_auc(&labels, &p_ad),
-            auc_argmax_paper: roc_auc(&labels, &argmax_scores),
+            roc_auc: roc_auc(&positive, &p_ad),
+            auc_argmax_paper: roc_auc(&positive, &argmax_scores),
             sensitivity: c.sensitivity(),
             specificity: c.specificity(),
         }
@@ -162,65 +163,7 @@ impl Confusion {
     }
 }
 
-/// ROC AUC of `scores` for `labels` (non-zero = positive): the probability that a random
-/// positive scores higher than a random negative, a tie counting ½ (the Mann–Whitney U
-/// statistic over `n_pos · n_neg`, computed from mid-ranks in O(n log n)). NaN when a class is
-/// missing or a score is NaN.
-pub fn roc_auc(labels: &[u8], scores: &[f64]) -> f64 {
-    let n = labels.len().min(scores.len());
-    if scores[..n].iter().any(|s| s.is_nan()) {
-        return f64::NAN;
-    }
-    let n_pos = labels[..n].iter().filter(|&&l| l != 0).count();
-    let n_neg = n - n_pos;
-    if n_pos == 0 || n_neg == 0 {
-        return f64::NAN;
-    }
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    // Sum of the positives' mid-ranks (1-based; tied scores share their mean rank).
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < n {
-        let mut j = i + 1;
-        while j < n && scores[order[j]] == scores[order[i]] {
-            j += 1;
-        }
-        let mid_rank = (i + 1 + j) as f64 / 2.0;
-        rank_sum += mid_rank * order[i..j].iter().filter(|&&k| labels[k] != 0).count() as f64;
-        i = j;
-    }
-    let u = rank_sum - (n_pos * (n_pos + 1)) as f64 / 2.0;
-    u / (n_pos as f64 * n_neg as f64)
-}
-
-/// Mean and sample standard deviation (`n − 1`) of the finite values, and how many there were.
-/// The SD is NaN with fewer than two values, the mean with none.
-pub fn mean_sd(values: &[f64]) -> (f64, f64, usize) {
-    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    let n = v.len();
-    if n == 0 {
-        return (f64::NAN, f64::NAN, 0);
-    }
-    let mean = v.iter().sum::<f64>() / n as f64;
-    let sd = if n < 2 { f64::NAN } else { (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() };
-    (mean, sd, n)
-}
-
-/// The `q`-quantile (0 ≤ q ≤ 1) of sorted values with linear interpolation between order
-/// statistics (numpy's default); NaN for an empty slice.
-pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        1 => sorted[0],
-        n => {
-            let h = q.clamp(0.0, 1.0) * (n - 1) as f64;
-            let lo = h.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-        }
-    }
-}
+pub use adni_data::stats::{mean_sd, quantile_sorted, roc_auc};
 
 /// A percentile bootstrap interval of one metric.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -29,21 +29,21 @@ fn auc_brute_force(labels: &[u8], scores: &[f64]) -> f64 {
 #[test]
 fn auc_by_hand_with_ties() {
     // AD 0.9, 0.4; CN 0.4, 0.1. Pairs: 0.9>0.4, 0.9>0.1, 0.4=0.4 (½), 0.4>0.1 → 3.5 / 4.
-    assert_eq!(roc_auc(&[1, 1, 0, 0], &[0.9, 0.4, 0.4, 0.1]), 0.875);
+    assert_eq!(roc_auc(&[true, true, false, false], &[0.9, 0.4, 0.4, 0.1]), 0.875);
     // All tied: ½.
-    assert_eq!(roc_auc(&[1, 0, 1, 0, 0], &[0.3; 5]), 0.5);
+    assert_eq!(roc_auc(&[true, false, true, false, false], &[0.3; 5]), 0.5);
     // Perfect and inverted rankings, in scrambled order.
-    assert_eq!(roc_auc(&[0, 1, 0, 1], &[0.2, 0.8, 0.1, 0.7]), 1.0);
-    assert_eq!(roc_auc(&[0, 1, 0, 1], &[0.8, 0.2, 0.7, 0.1]), 0.0);
+    assert_eq!(roc_auc(&[false, true, false, true], &[0.2, 0.8, 0.1, 0.7]), 1.0);
+    assert_eq!(roc_auc(&[false, true, false, true], &[0.8, 0.2, 0.7, 0.1]), 0.0);
     // AD 0.6, 0.6, 0.2; CN 0.6, 0.1: 0.6=0.6 (½) ×2, 0.6>0.1 ×2, 0.2<0.6, 0.2>0.1 → 4 / 6.
-    assert!((roc_auc(&[1, 1, 1, 0, 0], &[0.6, 0.6, 0.2, 0.6, 0.1]) - 4.0 / 6.0).abs() < 1e-15);
+    assert!((roc_auc(&[true, true, true, false, false], &[0.6, 0.6, 0.2, 0.6, 0.1]) - 4.0 / 6.0).abs() < 1e-15);
 }
 
 #[test]
 fn auc_undefined_with_one_class_or_nan() {
-    assert!(roc_auc(&[1, 1], &[0.2, 0.3]).is_nan());
+    assert!(roc_auc(&[true, true], &[0.2, 0.3]).is_nan());
     assert!(roc_auc(&[], &[]).is_nan());
-    assert!(roc_auc(&[1, 0], &[f64::NAN, 0.3]).is_nan());
+    assert!(roc_auc(&[true, false], &[f64::NAN, 0.3]).is_nan());
 }
 
 #[test]
@@ -57,7 +57,8 @@ fn auc_matches_brute_force_on_random_tied_scores() {
         }
         // Few distinct values, so ties are common.
         let scores: Vec<f64> = (0..n).map(|_| f64::from(rng.random_range(0..6u8)) / 5.0).collect();
-        let fast = roc_auc(&labels, &scores);
+        let positive: Vec<bool> = labels.iter().map(|&l| l != 0).collect();
+        let fast = roc_auc(&positive, &scores);
         let slow = auc_brute_force(&labels, &scores);
         assert!((fast - slow).abs() < 1e-12, "{labels:?} {scores:?}: {fast} vs {slow}");
     }

@@ -16,7 +16,9 @@
 //! - [`occlusion`]: sliding-cube occlusion (naive batched, masked skipping, and incremental for
 //!   the paper's network) and area (atlas-region) occlusion;
 //! - [`lrp`]: layer-wise relevance propagation (ε, αβ, z^B rules and their composites) for
-//!   models that list their layers ([`lrp::LrpModel`]; the paper's network does).
+//!   models that list their layers ([`lrp::LrpModel`]; the paper's network does);
+//! - [`methods`]: every method by name ([`methods::Method`]) and one dispatch for the paper's
+//!   network ([`methods::compute_map`]), plus the voxel-wise mean of maps.
 //!
 //! All methods evaluate the model in inference mode (the trait's contract: running BatchNorm
 //! statistics, no dropout), so a scan's map never depends on the other scans of its batch. The
@@ -26,6 +28,7 @@
 pub mod cam;
 pub mod gradient;
 pub mod lrp;
+pub mod methods;
 pub mod occlusion;
 pub mod paper_model;
 pub mod upsample;
@@ -82,6 +85,9 @@ pub enum RelevanceError {
 pub type Result<T> = std::result::Result<T, RelevanceError>;
 
 /// Which class a map explains.
+///
+/// In configs: `"predicted"`, `"AD"` (class 1), `"CN"` (class 0; the project's two-class
+/// labels, AD = `DX == Dementia`) or a class index (`"2"` or `2`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Target {
     /// Each input's predicted class (arg-max of the logits). Default.
@@ -91,8 +97,66 @@ pub enum Target {
     Class(usize),
 }
 
+impl Target {
+    /// The config name: `predicted`, `AD`, `CN` or the class index.
+    pub fn name(self) -> String {
+        match self {
+            Target::Predicted => "predicted".into(),
+            Target::Class(1) => "AD".into(),
+            Target::Class(0) => "CN".into(),
+            Target::Class(k) => k.to_string(),
+        }
+    }
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "predicted" | "" => Ok(Target::Predicted),
+            "ad" => Ok(Target::Class(1)),
+            "cn" => Ok(Target::Class(0)),
+            other => other
+                .parse()
+                .map(Target::Class)
+                .map_err(|_| format!("unknown target `{s}`: expected `predicted`, `AD`, `CN` or a class index")),
+        }
+    }
+}
+
+impl serde::Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Target {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Target;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`predicted`, `AD`, `CN` or a class index")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Target, E> {
+                v.parse().map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Target, E> {
+                usize::try_from(v).map(Target::Class).map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Target, E> {
+                usize::try_from(v)
+                    .map(Target::Class)
+                    .map_err(|_| E::custom(format!("target {v}: a class index is ≥ 0")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Which output a map explains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Output {
     /// The softmax probability of the target class (the paper). Default.
     #[default]
@@ -102,7 +166,8 @@ pub enum Output {
 }
 
 /// Post-processing of a gradient map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PostProcess {
     /// |g| (the paper's default).
     #[default]

@@ -2,8 +2,12 @@
 //!
 //! ReLU points: the four conv blocks (after BatchNorm) and the two hidden dense layers: all six.
 //! Feature layers for Grad-CAM: `conv1` … `conv4` (a block's activations after
-//! conv → BatchNorm → ReLU, before its max pooling) and `block1` … `block4` (after the pooling);
-//! the default is `conv4`, the last convolutional layer.
+//! conv → BatchNorm → ReLU, before its max pooling), `block1` … `block4` (after the pooling), and
+//! `conv1-raw` … `conv4-raw` (the convolution's raw output, before BatchNorm and ReLU). The
+//! default is `conv4`, the last convolutional layer. The original code hooked the last
+//! convolution's raw output, `conv4-raw`: its values are signed and not yet scaled by
+//! BatchNorm, so its Grad-CAM weights mix the two signs and the map differs from `conv4`'s
+//! (the original's authors found it unusable on brain scans; PAPER.md section 4).
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
@@ -11,23 +15,36 @@ use model::ClassificationModel3D;
 
 use crate::{Explainable, RelevanceError, ReluPoint, Result, unknown_layer};
 
-/// A parsed feature layer name: block index (0-based) and whether the pooling is included.
+/// Where in a block a feature layer sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// The convolution's output, before BatchNorm (`convK-raw`).
+    Raw,
+    /// After conv → BatchNorm → ReLU, before the pooling (`convK`).
+    Activated,
+    /// After the pooling (`blockK`).
+    Pooled,
+}
+
+/// A parsed feature layer name: block index (0-based) and the stage within the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Layer {
     block: usize,
-    pooled: bool,
+    stage: Stage,
 }
 
 fn parse_layer(name: &str, blocks: usize) -> Option<Layer> {
-    let (pooled, number) = if let Some(n) = name.strip_prefix("conv") {
-        (false, n)
+    let (stage, number) = if let Some(n) = name.strip_prefix("conv").and_then(|n| n.strip_suffix("-raw")) {
+        (Stage::Raw, n)
+    } else if let Some(n) = name.strip_prefix("conv") {
+        (Stage::Activated, n)
     } else if let Some(n) = name.strip_prefix("block") {
-        (true, n)
+        (Stage::Pooled, n)
     } else {
         return None;
     };
     let k: usize = number.parse().ok()?;
-    (1..=blocks).contains(&k).then_some(Layer { block: k - 1, pooled })
+    (1..=blocks).contains(&k).then_some(Layer { block: k - 1, stage })
 }
 
 fn layer_of<B: Backend>(model: &ClassificationModel3D<B>, layer: &str) -> Result<Layer> {
@@ -61,7 +78,9 @@ impl<B: Backend> Explainable<B, 5> for ClassificationModel3D<B> {
     }
 
     fn feature_layers(&self) -> Vec<String> {
-        (1..=self.blocks.len()).flat_map(|k| [format!("conv{k}"), format!("block{k}")]).collect()
+        (1..=self.blocks.len())
+            .flat_map(|k| [format!("conv{k}"), format!("block{k}"), format!("conv{k}-raw")])
+            .collect()
     }
 
     fn default_feature_layer(&self) -> String {
@@ -70,16 +89,24 @@ impl<B: Backend> Explainable<B, 5> for ClassificationModel3D<B> {
 
     fn features(&self, x: Tensor<B, 5>, layer: &str, relu: &ReluPoint<B>) -> Result<Tensor<B, 5>> {
         self.check_input(x.dims())?;
-        let Layer { block, pooled } = layer_of(self, layer)?;
+        let Layer { block, stage } = layer_of(self, layer)?;
         let x = self.blocks[..block].iter().fold(x, |x, b| b.pool(relu.apply(b.conv_bn_eval(x))));
         let b = &self.blocks[block];
-        let x = relu.apply(b.conv_bn_eval(x));
-        Ok(if pooled { b.pool(x) } else { x })
+        Ok(match stage {
+            Stage::Raw => b.conv_forward(x),
+            Stage::Activated => relu.apply(b.conv_bn_eval(x)),
+            Stage::Pooled => b.pool(relu.apply(b.conv_bn_eval(x))),
+        })
     }
 
     fn logits_from_features(&self, features: Tensor<B, 5>, layer: &str, relu: &ReluPoint<B>) -> Result<Tensor<B, 2>> {
-        let Layer { block, pooled } = layer_of(self, layer)?;
-        let x = if pooled { features } else { self.blocks[block].pool(features) };
+        let Layer { block, stage } = layer_of(self, layer)?;
+        let b = &self.blocks[block];
+        let x = match stage {
+            Stage::Raw => b.pool(relu.apply(b.bn.forward_eval(features))),
+            Stage::Activated => b.pool(features),
+            Stage::Pooled => features,
+        };
         let x = self.blocks[block + 1..].iter().fold(x, |x, b| b.pool(relu.apply(b.conv_bn_eval(x))));
         Ok(head_with(self, x, relu))
     }

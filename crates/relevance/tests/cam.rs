@@ -212,7 +212,23 @@ fn paper_network_features_and_rest_compose_to_the_logits_at_every_layer() {
     let relu = ReluPoint::standard();
     let logits = values(net.forward_eval(x.clone()));
     let layers = Explainable::feature_layers(&net);
-    assert_eq!(layers, ["conv1", "block1", "conv2", "block2", "conv3", "block3", "conv4", "block4"]);
+    assert_eq!(
+        layers,
+        [
+            "conv1",
+            "block1",
+            "conv1-raw",
+            "conv2",
+            "block2",
+            "conv2-raw",
+            "conv3",
+            "block3",
+            "conv3-raw",
+            "conv4",
+            "block4",
+            "conv4-raw"
+        ]
+    );
     for layer in &layers {
         let a = net.features(x.clone(), layer, &relu).unwrap();
         let out = values(net.logits_from_features(a, layer, &relu).unwrap());
@@ -234,6 +250,28 @@ fn grad_cam_runs_on_the_paper_network_at_conv4_and_block3_with_the_inputs_grid()
         if layer == "conv4" {
             assert_eq!(cam, default, "conv4 is the default layer");
         }
+    }
+    // The original's layer: the last convolution's raw output, before BatchNorm and ReLU.
+    let raw = GradCamConfig { layer: Some("conv4-raw".into()), ..Default::default() };
+    let raw = values(grad_cam(&net, x, &raw, None).unwrap());
+    assert!(raw.iter().all(|v| v.is_finite() && *v >= 0.0));
+}
+
+#[test]
+fn a_raw_conv_layer_is_the_convolution_before_batchnorm_and_relu() {
+    let net = tiny_paper_model(GRID, 51).valid();
+    let x = random_input::<B, 5>([1, 1, GRID[0], GRID[1], GRID[2]], 52);
+    let relu = ReluPoint::standard();
+    for k in 1..=4 {
+        let raw = net.features(x.clone(), &format!("conv{k}-raw"), &relu).unwrap();
+        let activated = values(net.features(x.clone(), &format!("conv{k}"), &relu).unwrap());
+        let block = &net.blocks[k - 1];
+        let from_raw = values(burn::tensor::activation::relu(block.bn.forward_eval(raw.clone())));
+        assert!(max_abs_diff(&from_raw, &activated) < 1e-6, "conv{k}");
+        // ... and it is the block's convolution of the previous block's output.
+        let input =
+            if k == 1 { x.clone() } else { net.features(x.clone(), &format!("block{}", k - 1), &relu).unwrap() };
+        assert!(max_abs_diff(&values(raw), &values(block.conv_forward(input))) < 1e-6, "conv{k}-raw");
     }
 }
 
@@ -265,7 +303,8 @@ fn unknown_layers_wrong_shapes_and_targets_are_clear_errors() {
     assert!(matches!(e, RelevanceError::UnknownLayer { .. }));
     assert_eq!(
         e.to_string(),
-        "unknown layer `conv9`; valid layers: conv1, block1, conv2, block2, conv3, block3, conv4, block4"
+        "unknown layer `conv9`; valid layers: conv1, block1, conv1-raw, conv2, block2, conv2-raw, conv3, block3, \
+         conv3-raw, conv4, block4, conv4-raw"
     );
     let e = guided_grad_cam(&net, x.clone(), &config, None).unwrap_err();
     assert!(e.to_string().starts_with("unknown layer `conv9`"));

@@ -262,7 +262,7 @@ fn grid_places_cubes_as_the_original() {
     assert_eq!(OcclusionGrid::new(&[193, 229, 193], 12, 12).unwrap().len(), 5780);
     assert_eq!(OcclusionGrid::new(&[97, 115, 97], 6, 6).unwrap().len(), 5780);
     let default = OcclusionConfig::default();
-    assert_eq!((default.size, default.stride), (25, 12));
+    assert_eq!((default.size, default.stride), (6, 6));
     let code = OcclusionConfig::for_voxel_size(1);
     assert_eq!((code.size, code.stride), (50, 25));
 }

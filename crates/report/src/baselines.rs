@@ -57,8 +57,8 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::{ReportError, Result};
-use crate::figures::roc_auc;
 use crate::tables::{column_f64, column_str};
+use adni_data::stats::{mean_sd, roc_auc};
 
 /// A voxel is tissue when its value is at least this fraction of the median value inside the
 /// brain of the same scan, CSF otherwise (T1: CSF ≈ 0.35–0.45 of the brain's median, grey
@@ -675,18 +675,6 @@ pub fn results_frame(rows: &[BaselineRow]) -> Result<DataFrame> {
             Column::new("roc_auc".into(), rows.iter().map(|r| r.roc_auc).collect::<Vec<f64>>()),
         ],
     )?)
-}
-
-/// Mean and sample SD (`n − 1`) of the finite values, and their count; SD NaN below two values.
-fn mean_sd(values: &[f64]) -> (f64, f64, usize) {
-    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-    let n = v.len();
-    if n == 0 {
-        return (f64::NAN, f64::NAN, 0);
-    }
-    let mean = v.iter().sum::<f64>() / n as f64;
-    let sd = if n < 2 { f64::NAN } else { (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() };
-    (mean, sd, n)
 }
 
 /// The summary per feature set, in the order first seen: `feature_set`, `role` (`ceiling` /

@@ -17,6 +17,8 @@ use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use adni_data::stats::quantile_sorted;
+
 use crate::error::{ReportError, Result};
 use crate::regions::check_finite;
 use crate::tables::{column_f64, column_str, format_float, has_column};
@@ -281,20 +283,6 @@ pub fn bootstrap_mean(values: &[f64], units: Option<&[String]>, samples: usize, 
         low: quantile_sorted(&means, 0.025),
         high: quantile_sorted(&means, 0.975),
     })
-}
-
-/// Linear-interpolation quantile (type 7) of sorted values.
-fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        1 => sorted[0],
-        n => {
-            let h = q.clamp(0.0, 1.0) * (n - 1) as f64;
-            let lo = h.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-        }
-    }
 }
 
 /// Wilson score 95 % interval of a proportion `rate` observed on `n` (possibly effective,

@@ -105,6 +105,8 @@ pub(crate) fn prepare_out_dir(out_dir: &Path) -> Result<()> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with(".tmp-") {
             temporary.push(entry.path());
+        } else if name == crate::lock::LOCK_FILE {
+            // The generating process's own lock (`crate::lock`), not a foreign file.
         } else if !OWN_NAMES.contains(&name.as_str()) {
             foreign.push(name);
         }

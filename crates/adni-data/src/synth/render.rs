@@ -130,13 +130,9 @@ pub(crate) fn resolve_regions(
     Ok(out)
 }
 
-fn percentile(mut v: Vec<f32>, q: f64) -> f32 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let k = ((v.len() - 1) as f64 * q).round() as usize;
-    let (_, x, _) = v.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
-    *x
+/// The nearest-rank `q`-quantile, 0 for no values (the cohort's intensity levels).
+fn percentile(v: Vec<f32>, q: f64) -> f32 {
+    crate::stats::percentile(v, q, crate::stats::Rank::Nearest).unwrap_or(0.0)
 }
 
 /// Voxels darker than this fraction of the white-matter intensity that connect to the border

@@ -18,7 +18,8 @@ use crate::{
 #[derive(Debug, Clone, PartialEq)]
 pub struct AreaOcclusionConfig {
     /// The value occluded voxels get (every channel). Default 0 = the training mean after
-    /// z-scoring.
+    /// z-scoring. Honoured here; the original code's area occlusion took an occlusion value
+    /// but always set the region to 0, so only the default reproduces it.
     pub value: f32,
     /// The class explained. Default: the predicted class of the unoccluded input.
     pub target: Target,

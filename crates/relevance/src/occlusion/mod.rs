@@ -13,10 +13,12 @@
 //! places a cube's value near, not exactly on, its voxels; [`Spread::Mean`] gives each voxel the
 //! mean drop of the cubes that cover it (Captum's choice).
 //!
-//! Defaults ([`OcclusionConfig::default`]): the original code's `size = 50, stride = 25` were
-//! voxels of the 1 mm grid; the default here is the same in millimetres on the project's 2 mm
-//! grid, size 25 (side 24) and stride 12 ([`OcclusionConfig::for_voxel_size`]). The paper's
-//! figure used stride 12 at 1 mm (17×20×17 = 5780 passes), which is stride 6 at 2 mm.
+//! Defaults ([`OcclusionConfig::default`], the same as a config's `[relevance.occlusion]`): size 6
+//! and stride 6 voxels of the project's 2 mm grid, i.e. 12 mm cubes 12 mm apart. The paper's
+//! figure used stride 12 at 1 mm (17×20×17 = 5780 passes), which is stride 6 at 2 mm; its cube
+//! size is not stated. The original code's defaults, `size = 50, stride = 25` voxels of the 1 mm
+//! grid, are [`OcclusionConfig::for_voxel_size`] (size 25, stride 12 at 2 mm): cubes that large
+//! cover several regions at once, and maps that coarse cannot find a focal atrophy.
 //!
 //! Evaluation ([`OcclusionMode`]):
 //! - **naive**, any [`Explainable`] model: whole occluded copies through the whole model, as many
@@ -79,8 +81,9 @@ pub const DEFAULT_MEMORY_BUDGET_MB: usize = 1024;
 /// often.
 pub const MAX_INCREMENTAL_BATCH: usize = 256;
 
-/// How cube drops become a map on the input grid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How cube drops become a map on the input grid (configs: `"nearest"`, `"mean"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Spread {
     /// The original: the coarse array of drops (one per cube centre) resized to the input grid
     /// by nearest-neighbour zoom, `scipy.ndimage.zoom(order=0)`. Default.
@@ -91,7 +94,9 @@ pub enum Spread {
 }
 
 /// How the occluded inputs are evaluated. Every mode gives the same drops up to float rounding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Configs: `"auto"`, `"naive"`, `"incremental"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum OcclusionMode {
     /// Incremental where the model supports it (the paper's network), naive otherwise. Default.
     #[default]
@@ -106,9 +111,9 @@ pub enum OcclusionMode {
 /// Parameters of sliding-cube occlusion (see the module documentation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OcclusionConfig {
-    /// The cube side is `2·⌊size/2⌋` voxels; at least 2. Default 25 (2 mm grid).
+    /// The cube side is `2·⌊size/2⌋` voxels; at least 2. Default 6 (2 mm grid).
     pub size: usize,
-    /// Voxels between cube centres; at least 1. Default 12 (2 mm grid).
+    /// Voxels between cube centres; at least 1. Default 6 (2 mm grid).
     pub stride: usize,
     /// The value occluded voxels get (every channel). Default 0 = the training mean after
     /// z-scoring.
@@ -130,9 +135,15 @@ pub struct OcclusionConfig {
     pub mode: OcclusionMode,
 }
 
+/// The default cube size and stride, in voxels of the project's 2 mm grid (12 mm).
+pub const DEFAULT_SIZE: usize = 6;
+
+/// See [`DEFAULT_SIZE`].
+pub const DEFAULT_STRIDE: usize = 6;
+
 impl Default for OcclusionConfig {
     fn default() -> Self {
-        Self::for_voxel_size(2)
+        Self { size: DEFAULT_SIZE, stride: DEFAULT_STRIDE, ..Self::for_voxel_size(2) }
     }
 }
 

@@ -1,0 +1,121 @@
+//! The Markdown summary of a run (`summary.md`).
+
+use std::fmt::Write as _;
+
+use super::merge::SummaryRow;
+use super::records::FoldResult;
+use super::{KeepEpoch, RunSpec, TrainMode};
+use crate::data::Augmentation;
+
+/// The augmentation in words, for the summaries.
+fn augmentation_words(a: &Augmentation) -> String {
+    match (a.flip_lr, a.max_shift) {
+        (false, 0) => "no augmentation".into(),
+        (true, 0) => "left–right mirroring (p ½)".into(),
+        (false, s) => format!("shifts of up to {s} voxels"),
+        (true, s) => format!("left–right mirroring (p ½) and shifts of up to {s} voxels"),
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.is_finite() { format!("{v:.3}") } else { "n/a".into() }
+}
+
+pub(super) fn summary_markdown(
+    spec: &RunSpec,
+    results: &[FoldResult],
+    rows: &[SummaryRow],
+    pooled_n: usize,
+    patients: usize,
+) -> String {
+    let t = &spec.train;
+    let mut md = String::new();
+    let run = spec.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let _ = writeln!(md, "# Training summary: `{run}`\n");
+    let mode = match t.mode {
+        TrainMode::Kfold => {
+            format!("{}-fold cross-validation over patients (stratified by diagnosis, seeded)", spec.splits.len())
+        }
+        TrainMode::Holdout => "hold-out split (test patients held out, the rest trains)".to_owned(),
+    };
+    let keep = match t.keep {
+        KeepEpoch::Last => format!("the model after the last epoch ({}), as in the paper", t.epochs),
+        KeepEpoch::Best => format!(
+            "the epoch with the best validation {} on an inner patient-level validation split \
+             ({:.0} % of each class's training patients; never the test set)",
+            t.selection_metric.as_str(),
+            100.0 * t.validation_fraction
+        ),
+    };
+    let grid = spec.source.model_grid().shape;
+    let _ = writeln!(md, "- Mode: {mode}.");
+    let _ = writeln!(md, "- Kept model: {keep}.");
+    let _ = writeln!(
+        md,
+        "- Training: {} epochs, batch {}, Adam lr {} (β {}, {}; ε {}; weight decay {}), dropout {} on the flatten, \
+         cross-entropy, {}, seed {}; input grid {}×{}×{} (downsampling {}).",
+        t.epochs,
+        t.batch_size,
+        t.learning_rate,
+        t.adam_beta1,
+        t.adam_beta2,
+        t.adam_epsilon,
+        t.weight_decay,
+        spec.network.dropout,
+        augmentation_words(&t.augmentation()),
+        t.seed,
+        grid[0],
+        grid[1],
+        grid[2],
+        spec.source.spec.downsample
+    );
+    let _ = writeln!(
+        md,
+        "- Metrics are those of each fold's kept model on that fold's test scans. `roc_auc` is the ROC AUC of \
+         P(AD) (Mann–Whitney, ties ½); `auc_argmax_paper` is the original study's \"AUC\" computed on argmax \
+         labels, which equals the balanced accuracy.\n"
+    );
+    let level = 100.0 * t.confidence_level;
+    let _ = writeln!(md, "| metric | mean ± SD over folds | pooled test scans | {level:.0} % CI (bootstrap) |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for r in rows {
+        let sd = if r.sd.is_finite() { format!(" ± {:.3}", r.sd) } else { String::new() };
+        let ci = if r.ci_low.is_finite() {
+            format!("{} – {}", fmt_num(r.ci_low), fmt_num(r.ci_high))
+        } else {
+            "n/a".into()
+        };
+        let _ = writeln!(md, "| {} | {}{sd} | {} | {ci} |", r.metric, fmt_num(r.mean), fmt_num(r.pooled));
+    }
+    let _ = writeln!(
+        md,
+        "\nSD: sample standard deviation over {} fold(s). Pooled: the metric on all folds' test predictions \
+         together ({pooled_n} scans of {patients} patients). CI: percentile bootstrap of the pooled metric, \
+         {} resamples of **patients** (a patient's scans stay together), seed derived from {}.\n",
+        results.len(),
+        t.bootstrap_samples,
+        t.seed
+    );
+    let _ = writeln!(
+        md,
+        "| fold | kept epoch | train scans | test scans | accuracy | balanced accuracy | ROC AUC | sensitivity | specificity |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
+    for r in results {
+        let m = &r.test;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.split,
+            r.kept_epoch,
+            r.scans[0],
+            m.n,
+            fmt_num(m.accuracy),
+            fmt_num(m.balanced_accuracy),
+            fmt_num(m.roc_auc),
+            fmt_num(m.sensitivity),
+            fmt_num(m.specificity)
+        );
+    }
+    md
+}
