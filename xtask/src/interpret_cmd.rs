@@ -47,7 +47,7 @@ use relevance::{Output, PostProcess, Target};
 use crate::commands::{cohort_of, find_config, load_config_file, progress_bar};
 use crate::config::{ProjectConfig, resolve, workspace_root};
 use crate::fetch;
-use crate::relevance_config::{AtlasName, LrpRuleName, Method, RelevanceSection};
+use crate::relevance_config::{AtlasName, CompositeName, Method, RelevanceSection};
 
 /// Arguments of `cargo xtask interpret`.
 #[derive(Args, Debug, Default)]
@@ -131,8 +131,8 @@ pub struct InterpretArgs {
     #[arg(long)]
     pub noise_level: Option<f32>,
     /// LRP composite (`epsilon-plus-box`, `epsilon-plus`, `epsilon-alpha2-beta1`, `alpha1-beta0`, `alpha2-beta1`, `epsilon`)
-    #[arg(long, value_parser = parse_option::<LrpRuleName>)]
-    pub lrp_rule: Option<LrpRuleName>,
+    #[arg(long, value_parser = parse_option::<CompositeName>)]
+    pub lrp_rule: Option<CompositeName>,
     /// Memory budget per batch, MB
     #[arg(long)]
     pub memory_budget_mb: Option<usize>,
@@ -216,7 +216,7 @@ impl Params {
             bail!("[relevance] methods is empty: name at least one of {}", Method::names());
         }
         let l = &section.lrp;
-        let composite = relevance::lrp::LrpComposite::named(l.rule.name(), l.epsilon)?;
+        let composite = relevance::lrp::LrpComposite::of(l.rule, l.epsilon);
         if !(l.epsilon.is_finite() && l.epsilon >= 0.0) {
             bail!("[relevance.lrp] epsilon = {}: expected a finite value ≥ 0", l.epsilon);
         }

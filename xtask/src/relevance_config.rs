@@ -6,6 +6,7 @@ use relevance::occlusion::{OcclusionConfig, OcclusionMode, Spread};
 use relevance::{Output, PostProcess, Target};
 use serde::{Deserialize, Serialize};
 
+pub use relevance::lrp::CompositeName;
 pub use relevance::methods::Method;
 
 /// The config spelling of a typed option (`Output::Probability` → `probability`).
@@ -38,60 +39,6 @@ impl AtlasName {
             AtlasName::Aal => "aal",
             AtlasName::Synth => "synth",
         }
-    }
-}
-
-/// An LRP composite of rules, by its config name (see [`relevance::lrp::LrpComposite::named`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum LrpRuleName {
-    /// z^B at the input, z⁺ in the convolutions, ε in the dense layers. Default.
-    #[default]
-    EpsilonPlusBox,
-    /// z⁺ in every convolution, ε in the dense layers.
-    EpsilonPlus,
-    /// αβ(2, 1) in every convolution, ε in the dense layers.
-    EpsilonAlpha2Beta1,
-    /// αβ(1, 0) everywhere.
-    Alpha1Beta0,
-    /// αβ(2, 1) everywhere.
-    Alpha2Beta1,
-    /// ε everywhere.
-    Epsilon,
-}
-
-impl LrpRuleName {
-    /// The config name (one of [`relevance::lrp::LrpComposite::NAMES`]).
-    pub fn name(self) -> &'static str {
-        match self {
-            LrpRuleName::EpsilonPlusBox => "epsilon-plus-box",
-            LrpRuleName::EpsilonPlus => "epsilon-plus",
-            LrpRuleName::EpsilonAlpha2Beta1 => "epsilon-alpha2-beta1",
-            LrpRuleName::Alpha1Beta0 => "alpha1-beta0",
-            LrpRuleName::Alpha2Beta1 => "alpha2-beta1",
-            LrpRuleName::Epsilon => "epsilon",
-        }
-    }
-}
-
-impl std::str::FromStr for LrpRuleName {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        const ALL: [LrpRuleName; 6] = [
-            LrpRuleName::EpsilonPlusBox,
-            LrpRuleName::EpsilonPlus,
-            LrpRuleName::EpsilonAlpha2Beta1,
-            LrpRuleName::Alpha1Beta0,
-            LrpRuleName::Alpha2Beta1,
-            LrpRuleName::Epsilon,
-        ];
-        ALL.into_iter().find(|r| r.name() == s).ok_or_else(|| {
-            let names = relevance::lrp::LrpComposite::NAMES;
-            let hint = crate::config::closest(s, names.iter().copied())
-                .map(|b| format!("; did you mean `{b}`?"))
-                .unwrap_or_default();
-            format!("unknown LRP composite `{s}`; valid: {}{hint}", names.join(", "))
-        })
     }
 }
 
@@ -296,7 +243,7 @@ pub struct LrpSection {
     /// (default: z^B at the input, z⁺ in the convolutions, ε in the dense layers, the composite
     /// most used for CNNs), `"epsilon-plus"`, `"epsilon-alpha2-beta1"`, `"alpha1-beta0"`,
     /// `"alpha2-beta1"`, `"epsilon"`.
-    pub rule: LrpRuleName,
+    pub rule: CompositeName,
     /// ε of the ε layers. Default 1e-6 (zennit's).
     pub epsilon: f32,
     /// The z^B box `[low, high]`; unset = each scan's own minimum and maximum (the scan after
@@ -310,7 +257,7 @@ pub struct LrpSection {
 
 impl Default for LrpSection {
     fn default() -> Self {
-        Self { rule: LrpRuleName::EpsilonPlusBox, epsilon: 1e-6, low: None, high: None }
+        Self { rule: CompositeName::EpsilonPlusBox, epsilon: 1e-6, low: None, high: None }
     }
 }
 
@@ -369,7 +316,7 @@ mod tests {
         assert_eq!((r.target, r.output, r.postprocess), (Target::Class(1), Output::Logit, PostProcess::Square));
         assert_eq!((r.atlas, r.placement), (AtlasName::Aal, Placement::Zoom));
         assert_eq!((r.occlusion.spread, r.occlusion.mode), (Spread::Mean, OcclusionMode::Naive));
-        assert_eq!(r.lrp.rule, LrpRuleName::Alpha2Beta1);
+        assert_eq!(r.lrp.rule, CompositeName::Alpha2Beta1);
         assert_eq!(parse(&c.to_toml().unwrap()), c);
         assert_eq!(parse("[relevance]\ntarget = 3\n").relevance.target, Target::Class(3));
     }

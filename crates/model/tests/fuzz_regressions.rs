@@ -10,6 +10,19 @@ fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fuzz").join(name)
 }
 
+/// Imports a file as the small test network (the one the fuzz seeds were written from).
+fn import_small(path: &Path) -> Result<model::ClassificationModel3D<model::Cpu>, model::ModelError> {
+    let config = model::NetworkConfig {
+        channels: [2, 3, 4, 5],
+        pools: [2, 2, 2, 2],
+        kernel: 3,
+        dense: [6, 4],
+        dropout: 0.8,
+        classes: 2,
+    };
+    model::weights::import_weights::<model::Cpu>(path, &config, Some([46, 50, 47]), &Default::default())
+}
+
 fn open_err(path: &Path) -> String {
     match WeightsFile::open(path) {
         Ok(_) => panic!("{} must be refused", path.display()),
@@ -66,19 +79,7 @@ fn legacy_shape_product_overflow_is_an_error() {
 #[test]
 fn legacy_storage_size_overflow_is_an_error() {
     let path = testdata("legacy-storage-size-overflow.pt");
-    let r = model::weights::import_weights::<model::Cpu>(
-        &path,
-        &model::NetworkConfig {
-            channels: [2, 3, 4, 5],
-            pools: [2, 2, 2, 2],
-            kernel: 3,
-            dense: [6, 4],
-            dropout: 0.8,
-            classes: 2,
-        },
-        Some([46, 50, 47]),
-        &Default::default(),
-    );
+    let r = import_small(&path);
     let Err(e) = r else { panic!("{} must be refused", path.display()) };
     let e = e.to_string();
     assert!(e.contains("legacy-storage-size-overflow.pt"), "{e}");
@@ -92,19 +93,7 @@ fn legacy_storage_size_overflow_is_an_error() {
             read with zeros (the import succeeds); see fuzz/README.md"]
 fn legacy_storage_declaring_1_gib_is_an_error() {
     let path = testdata("legacy-storage-size-1GiB.pt");
-    let r = model::weights::import_weights::<model::Cpu>(
-        &path,
-        &model::NetworkConfig {
-            channels: [2, 3, 4, 5],
-            pools: [2, 2, 2, 2],
-            kernel: 3,
-            dense: [6, 4],
-            dropout: 0.8,
-            classes: 2,
-        },
-        Some([46, 50, 47]),
-        &Default::default(),
-    );
+    let r = import_small(&path);
     let Err(e) = r else { panic!("{} must be refused", path.display()) };
     assert!(e.to_string().contains("legacy-storage-size-1GiB.pt"), "{e}");
 }

@@ -172,24 +172,64 @@ impl LrpComposite {
 
     /// The composite called `name` (one of [`Self::NAMES`]), with `epsilon` for its ε layers.
     pub fn named(name: &str, epsilon: f32) -> Result<Self> {
+        let found =
+            CompositeName::ALL.into_iter().find(|c| c.name() == name).ok_or_else(|| RelevanceError::Parameter {
+                name: "rule",
+                message: format!("unknown LRP composite `{name}`; valid: {}", Self::NAMES.join(", ")),
+            })?;
+        Ok(Self::of(found, epsilon))
+    }
+
+    /// The composite `name`, with `epsilon` for its ε layers.
+    pub fn of(name: CompositeName, epsilon: f32) -> Self {
         let eps = LrpRule::Epsilon { epsilon };
         let plus = LrpRule::AlphaBeta { alpha: 1.0, beta: 0.0 };
         let ab21 = LrpRule::AlphaBeta { alpha: 2.0, beta: 1.0 };
         let all = |r| Self { first: r, conv: r, dense: r };
-        Ok(match name {
-            "epsilon" => all(eps),
-            "alpha1-beta0" => all(plus),
-            "alpha2-beta1" => all(ab21),
-            "epsilon-plus" => Self { first: plus, conv: plus, dense: eps },
-            "epsilon-alpha2-beta1" => Self { first: ab21, conv: ab21, dense: eps },
-            "epsilon-plus-box" => Self { first: LrpRule::ZBox, conv: plus, dense: eps },
-            other => {
-                return Err(RelevanceError::Parameter {
-                    name: "rule",
-                    message: format!("unknown LRP composite `{other}`; valid: {}", Self::NAMES.join(", ")),
-                });
-            }
-        })
+        match name {
+            CompositeName::Epsilon => all(eps),
+            CompositeName::Alpha1Beta0 => all(plus),
+            CompositeName::Alpha2Beta1 => all(ab21),
+            CompositeName::EpsilonPlus => Self { first: plus, conv: plus, dense: eps },
+            CompositeName::EpsilonAlpha2Beta1 => Self { first: ab21, conv: ab21, dense: eps },
+            CompositeName::EpsilonPlusBox => Self { first: LrpRule::ZBox, conv: plus, dense: eps },
+        }
+    }
+}
+
+/// A named composite of [`LrpComposite::NAMES`], typed (configs spell it as the name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CompositeName {
+    /// ε everywhere.
+    Epsilon,
+    /// αβ(1, 0) everywhere.
+    Alpha1Beta0,
+    /// αβ(2, 1) everywhere.
+    Alpha2Beta1,
+    /// z⁺ in every convolution, ε in the dense layers.
+    EpsilonPlus,
+    /// αβ(2, 1) in every convolution, ε in the dense layers.
+    EpsilonAlpha2Beta1,
+    /// z^B at the input, z⁺ in the convolutions, ε in the dense layers. Default.
+    #[default]
+    EpsilonPlusBox,
+}
+
+impl CompositeName {
+    /// Every composite, in [`LrpComposite::NAMES`] order.
+    pub const ALL: [CompositeName; 6] = [
+        CompositeName::Epsilon,
+        CompositeName::Alpha1Beta0,
+        CompositeName::Alpha2Beta1,
+        CompositeName::EpsilonPlus,
+        CompositeName::EpsilonAlpha2Beta1,
+        CompositeName::EpsilonPlusBox,
+    ];
+
+    /// The name in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        LrpComposite::NAMES[self as usize]
     }
 }
 

@@ -201,3 +201,14 @@ fn bad_layer_lists_and_parameters_are_errors() {
     let err = lrp_layers(&layers, x, &LrpConfig { target: Target::Class(5), ..LrpConfig::default() });
     assert!(err.is_err());
 }
+
+#[test]
+fn composite_names_agree_between_the_enum_the_list_and_serde() {
+    use relevance::lrp::CompositeName;
+    assert_eq!(CompositeName::ALL.map(CompositeName::name), LrpComposite::NAMES);
+    for c in CompositeName::ALL {
+        assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.name()));
+        assert_eq!(LrpComposite::named(c.name(), 1e-6).unwrap(), LrpComposite::of(c, 1e-6));
+    }
+    assert!(LrpComposite::named("epsilon-plus-bx", 1e-6).is_err());
+}
