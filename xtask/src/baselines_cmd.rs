@@ -84,7 +84,7 @@ pub fn write_baselines(cfg: &ProjectConfig, root: &Path, tables: &Path) -> Resul
     let source = VolumeSource::open(&resolve(&p.cache_dir), spec, &first.path)
         .context("baselines: cannot set up the preprocessed volumes ([preprocess] mask, downsample, cache_dir)")?;
     let grid = source.model_grid();
-    let atlas = match crate::interpret_cmd::load_atlas(cfg, &grid) {
+    let atlas = match crate::inputs::load_atlas(cfg, &grid) {
         Ok(a) => Some(a),
         Err(e) => {
             eprintln!("report: baselines without an atlas ({e:#})");

@@ -7,6 +7,7 @@ pub mod bench_cmd;
 pub mod commands;
 pub mod config;
 pub mod fetch;
+pub mod inputs;
 pub mod interpret_cmd;
 pub mod relevance_config;
 pub mod report_cmd;

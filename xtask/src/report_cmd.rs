@@ -18,8 +18,10 @@ use ndarray::{Array3, ArrayView3};
 use polars::prelude::*;
 
 use adni_data::Grid;
+use adni_data::run_layout::{RelevanceLayout, RunLayout};
 use adni_data::volume::read_volume;
 use report::figures::{self, OverlayScale};
+use report::interpretation::read_index;
 use report::tables::{column_str, read_csv, stack_with_keys, write_table};
 
 use crate::config::ProjectConfig;
@@ -63,7 +65,10 @@ pub fn report(args: &ReportArgs) -> Result<()> {
 /// Where the relevance maps of a results folder are: `holdout/relevance` of a reproduction, or
 /// `relevance` of a single run.
 fn relevance_dir(root: &Path) -> Option<PathBuf> {
-    [root.join("holdout").join("relevance"), root.join("relevance")].into_iter().find(|d| d.join("index.csv").exists())
+    [RunLayout::new(root.join("holdout")).relevance(), RunLayout::new(root).relevance()]
+        .into_iter()
+        .find(|r| r.index().exists())
+        .map(|r| r.dir().to_path_buf())
 }
 
 fn read_map(path: &Path) -> Result<(Array3<f32>, Grid)> {
@@ -116,20 +121,14 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
         write_sanity(cfg, root, None, &tables, &figs, &mut written)?;
         return Ok(written);
     };
-    let index = read_csv(&rel.join("index.csv"))?;
-    let methods_in_index = column_str(&index, "index.csv", "method")?;
-    let groups = column_str(&index, "index.csv", "group")?;
-    let files = column_str(&index, "index.csv", "file")?;
+    let rel_layout = RelevanceLayout::new(&rel);
+    let index = read_index(&rel_layout)?;
+    let entry = |method: Method, group: &str| index.iter().find(|r| r.method == method.name() && r.group == group);
     // Methods in the canonical order.
-    let methods: Vec<Method> =
-        Method::ALL.into_iter().filter(|m| methods_in_index.iter().any(|n| n == m.name())).collect();
-    let file_of = |method: Method, group: &str| -> Option<PathBuf> {
-        (0..files.len())
-            .find(|&i| methods_in_index[i] == method.name() && groups[i] == group)
-            .map(|i| rel.join(&files[i]))
-    };
-    let (background, grid) = read_map(&rel.join("background.nii.gz"))?;
-    let atlas = match crate::interpret_cmd::load_atlas(cfg, &grid) {
+    let methods: Vec<Method> = Method::ALL.into_iter().filter(|m| index.iter().any(|r| r.method == m.name())).collect();
+    let file_of = |method: Method, group: &str| -> Option<PathBuf> { entry(method, group).map(|r| rel.join(&r.file)) };
+    let (background, grid) = read_map(&rel_layout.background())?;
+    let atlas = match crate::inputs::load_atlas(cfg, &grid) {
         Ok(a) => Some(a),
         Err(e) => {
             eprintln!("report: no atlas, so no region tables ({e:#})");
@@ -158,12 +157,7 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
     let map_of = |m: Method, g: &str| maps.iter().find(|(mm, gg, _)| *mm == m && *gg == g).map(|(_, _, a)| a.view());
 
     // The interactive viewer of REPORT.html: the template, the atlas and every mean map.
-    let n_scans = column_str(&index, "index.csv", "n_scans").ok();
-    let scans_of = |m: Method, g: &str| -> Option<usize> {
-        let n = n_scans.as_ref()?;
-        let i = (0..files.len()).find(|&i| methods_in_index[i] == m.name() && groups[i] == g)?;
-        n[i].trim().parse().ok()
-    };
+    let scans_of = |m: Method, g: &str| -> Option<usize> { entry(m, g).map(|r| r.n_scans) };
     let viewer_maps: Vec<report::html::viewer::ViewerMap<'_>> = maps
         .iter()
         .map(|(m, g, data)| report::html::viewer::ViewerMap {
@@ -210,7 +204,7 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
     if !matches!(cfg.relevance.atlas, AtlasName::Aal | AtlasName::Synth) {
         let mut aal_cfg = cfg.clone();
         aal_cfg.relevance.atlas = AtlasName::Aal;
-        match crate::interpret_cmd::load_atlas(&aal_cfg, &grid) {
+        match crate::inputs::load_atlas(&aal_cfg, &grid) {
             Ok(aal) => {
                 let mut parts: Vec<(Vec<(&str, String)>, DataFrame)> = Vec::new();
                 for (m, g, data) in &maps {
@@ -291,7 +285,7 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
     }
 
     // Per patient: top regions and the temporal-lobe share, from the per-scan region scores.
-    let scan_regions = rel.join("scan_regions.csv");
+    let scan_regions = rel_layout.scan_regions();
     if scan_regions.exists() {
         let df = read_csv(&scan_regions)?;
         let per_scan = per_scan_patient_table(&df)?;
@@ -300,7 +294,7 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
 
     // Ground truth (synthetic cohorts): the scans with planted atrophy (AD), trained model and
     // randomised-weights baseline.
-    let gt = rel.join("ground_truth.csv");
+    let gt = rel_layout.ground_truth();
     let mut gt_summary: Option<DataFrame> = None;
     if gt.exists() {
         let df = read_csv(&gt)?;
@@ -317,11 +311,11 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
         written.push(p);
         gt_summary = Some(summary);
     }
-    let conservation = rel.join(crate::interpret_cmd::LRP_CONSERVATION_FILE);
+    let conservation = rel_layout.lrp_conservation();
     if conservation.exists() {
         table(&read_csv(&conservation)?, "lrp_conservation", &mut written)?;
     }
-    let timing = rel.join("timing.csv");
+    let timing = rel_layout.timing();
     if timing.exists() {
         table(&read_csv(&timing)?, "relevance_timing", &mut written)?;
     }
@@ -338,7 +332,7 @@ fn sanity_dir(root: &Path) -> Option<PathBuf> {
 }
 
 /// The file of the sanity runner that tells the stage finished (written last).
-const SANITY_COMPLETE: &str = "complete.json";
+use adni_data::run_layout::COMPLETE_FILE as SANITY_COMPLETE;
 
 /// `path` read as a table, `None` when it does not exist; errors name the file.
 fn read_optional_csv(path: &Path) -> Result<Option<DataFrame>> {

@@ -23,6 +23,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::Args;
 
+use adni_data::run_layout::RunLayout;
 use model::train::TrainMode;
 
 use crate::commands::{find_config, load_config_file, prepare_with};
@@ -254,15 +255,13 @@ pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
             expected.push(tables.join(format!("classification_{run}_{t}.md")));
         }
     }
-    let rel = Path::new("holdout/relevance");
-    for f in ["index.csv", "scans.csv", "timing.csv", "background.nii.gz", "scan_regions.csv", "complete.json"] {
-        expected.push(rel.join(f));
-    }
+    let rel = RunLayout::new("holdout").relevance();
+    expected.extend([rel.index(), rel.scans(), rel.timing(), rel.background(), rel.scan_regions(), rel.complete()]);
     let figs = Path::new("report/figures");
     let tables = Path::new("report/tables");
     for m in &cfg.relevance.methods {
         for g in ["AD", "CN", "all"] {
-            expected.push(rel.join(format!("maps/{}_{g}.nii.gz", m.name())));
+            expected.push(rel.mean_map(m.name(), g));
             expected.push(viewer.join(format!("data/{}_{g}.js", m.name())));
         }
         expected.push(figs.join(format!("slices_{}_AD.png", m.name())));
@@ -287,10 +286,11 @@ pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
     }
     // Synthetic cohorts have a ground truth, unless nothing was planted (effect size 0: every
     // atrophy map is empty, so no scan is scored).
-    if crate::config::resolve(&cfg.synth.out_dir).join("ground_truth").join("scans.csv").exists()
+    let synth = crate::config::resolve(&cfg.synth.out_dir);
+    if synth.join(adni_data::synth::GROUND_TRUTH_DIR).join(adni_data::synth::SCANS_FILE).exists()
         && cfg.synth.params.effect_size > 0.0
     {
-        expected.push(rel.join("ground_truth.csv"));
+        expected.push(rel.ground_truth());
         expected.push(figs.join("ground_truth.png"));
         expected.push(tables.join("ground_truth_summary.csv"));
         expected.push(tables.join("ground_truth_verdict.csv"));

@@ -61,9 +61,11 @@ use report::similarity::{spearman, ssim};
 
 use crate::commands::{cohort_of, load_config_file, progress_bar};
 use crate::config::{ProjectConfig, resolve};
-use crate::interpret_cmd::{COMPLETE_FILE, Params, find_run, ground_truth_index, ground_truth_mask, load_atlas};
+use crate::inputs::{find_run, ground_truth_of, load_atlas};
+use crate::interpret_cmd::Params;
 use crate::relevance_config::Method;
 use crate::train_cmd::{TrainArgs, train_with};
+use adni_data::run_layout::COMPLETE_FILE;
 
 /// Arguments of `cargo xtask sanity`.
 #[derive(Args, Debug, Default)]
@@ -194,7 +196,7 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
     let methods = params.section.methods.clone();
     let split = if params.section.split.is_empty() { "holdout".to_string() } else { params.section.split.clone() };
     let model_dir = fold_dir(&run, &split);
-    if !model_dir.join("fold_result.json").exists() {
+    if !adni_data::run_layout::FoldLayout::new(&model_dir).is_finished() {
         bail!(
             "{} has no finished `{split}` model ({} has no fold_result.json): train it first",
             run.display(),
@@ -219,7 +221,7 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
         Some(m) => m.mapv(|v| v > 0.5),
         None => Array3::from_elem(shape, true),
     };
-    let truth = ground_truth_index(&cfg)?;
+    let truth = ground_truth_of(&cfg)?;
     let device = Default::default();
     let model = load_fold_model::<Cpu>(&model_dir, &device)?;
     if model.input_shape() != shape {
@@ -234,7 +236,7 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
 
     // The test scans: all of them for the shuffled model's metrics, the AD ones (as many per
     // patient as `interpret` explains) for the checks.
-    let split_file = run.join("splits").join(format!("{split}.csv"));
+    let split_file = adni_data::run_layout::RunLayout::new(&run).split_csv(&split);
     let rows = read_split_csv(&split_file)?;
     let by_id: BTreeMap<i64, &adni_data::cohort::CohortScan> =
         cohort.scans.iter().map(|s| (s.record.image_id, s)).collect();
@@ -262,8 +264,8 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
             Target::Predicted => usize::from(probs[1] > probs[0]),
             Target::Class(c) => c,
         };
-        let truth = match truth.as_ref().and_then(|t| t.get(&item.image_id)) {
-            Some(path) => ground_truth_mask(path, p.downsample, params.section.ground_truth_fraction)?,
+        let truth = match &truth {
+            Some(t) => t.mask(item.image_id, p.downsample, params.section.ground_truth_fraction)?,
             None => None,
         };
         scans.push(Scan { item: item.clone(), raw, x, target, truth, maps: BTreeMap::new() });

@@ -34,7 +34,9 @@ use clap::Args;
 use ndarray::Array3;
 use polars::prelude::{Column, DataFrame};
 
-use adni_data::preprocess::{downsample, downsample_mask};
+use adni_data::preprocess::downsample_mask;
+use adni_data::run_layout::{RelevanceLayout, RunLayout};
+use adni_data::synth::GroundTruth;
 use adni_data::volume::read_volume;
 use report::ground_truth::{GroundTruthScores, per_scan_frame, score_map};
 use report::sweep::{SweepPoint, read_classification_summary, read_mass_accuracy};
@@ -42,7 +44,6 @@ use report::tables::{column_str, read_csv, write_table};
 
 use crate::commands::{find_config, load_config_file};
 use crate::config::{ProjectConfig, resolve};
-use crate::interpret_cmd::COMPLETE_FILE;
 use crate::reproduce_cmd::reproduce_with;
 
 /// Arguments of `cargo xtask sweep`.
@@ -257,18 +258,18 @@ fn effect_config(base: &ProjectConfig, e: f64, out: &Path) -> Result<ProjectConf
 }
 
 /// The hold-out relevance folder of a run.
-fn relevance_dir(cfg: &ProjectConfig) -> PathBuf {
-    cfg.run.dir().join("holdout").join("relevance")
+fn relevance_dir(cfg: &ProjectConfig) -> RelevanceLayout {
+    RunLayout::new(cfg.run.dir().join("holdout")).relevance()
 }
 
 /// A complete interpretation without the per-scan maps the null check needs (computed before
 /// they were asked for) loses its completion marker, so that the interpretation stage redoes it.
 fn drop_stale_relevance(cfg: &ProjectConfig) -> Result<()> {
     let rel = relevance_dir(cfg);
-    let marker = rel.join(COMPLETE_FILE);
-    let missing = cfg.relevance.methods.iter().any(|m| !rel.join("maps/scans").join(m.name()).is_dir());
+    let marker = rel.complete();
+    let missing = cfg.relevance.methods.iter().any(|m| !rel.scan_map(m.name(), 0).parent().is_some_and(Path::is_dir));
     if marker.exists() && missing {
-        eprintln!("sweep: {} lacks the per-scan maps of the null check; recomputing it", rel.display());
+        eprintln!("sweep: {} lacks the per-scan maps of the null check; recomputing it", rel.dir().display());
         std::fs::remove_file(&marker).with_context(|| format!("cannot remove {}", marker.display()))?;
     }
     Ok(())
@@ -280,20 +281,19 @@ fn drop_stale_relevance(cfg: &ProjectConfig) -> Result<()> {
 /// (`method`, `model`, `n_scans`, `chance`, `mass_accuracy`) and returns the summary's path.
 fn null_check(cfg: &ProjectConfig, reference: &ProjectConfig) -> Result<PathBuf> {
     let rel = relevance_dir(cfg);
-    let scans_csv = rel.join("scans.csv");
+    let scans_csv = rel.scans();
     let scans = read_csv(&scans_csv).with_context(|| format!("cannot read {}", scans_csv.display()))?;
     let file = scans_csv.display().to_string();
     let (ids, ptids) = (column_str(&scans, &file, "Image.ID")?, column_str(&scans, &file, "PTID")?);
 
     let ref_root = resolve(&reference.synth.out_dir);
-    let gt_csv = ref_root.join("ground_truth").join("scans.csv");
+    let gt_csv = ref_root.join(adni_data::synth::GROUND_TRUTH_DIR).join(adni_data::synth::SCANS_FILE);
     let gt = read_csv(&gt_csv).with_context(|| format!("cannot read {}", gt_csv.display()))?;
     let gt_file = gt_csv.display().to_string();
-    let (gt_ids, gt_ptids, gt_paths) = (
-        column_str(&gt, &gt_file, "Image.ID")?,
-        column_str(&gt, &gt_file, "PTID")?,
-        column_str(&gt, &gt_file, "atrophy_path")?,
-    );
+    let (gt_ids, gt_ptids) = (column_str(&gt, &gt_file, "Image.ID")?, column_str(&gt, &gt_file, "PTID")?);
+    let truth = GroundTruth::of_cohort(&ref_root, &resolve(&reference.data.table))?.ok_or_else(|| {
+        anyhow!("{}: the reference config's data table is not its synthetic cohort's", gt_csv.display())
+    })?;
 
     let p = &cfg.preprocess;
     let brain: Option<Array3<bool>> = match p.mask_path() {
@@ -319,14 +319,14 @@ fn null_check(cfg: &ProjectConfig, reference: &ProjectConfig) -> Result<PathBuf>
                 gt_ptids[g]
             );
         }
-        if gt_paths[g].is_empty() {
+        let image_id: i64 =
+            id.parse().map_err(|_| anyhow!("{}: Image.ID `{id}` is not an integer", scans_csv.display()))?;
+        // None: not written, or nothing planted in this scan (CN) at any effect size.
+        let Some(mask) = truth.mask(image_id, p.downsample, fraction)? else {
             continue;
-        }
-        let Some(mask) = atrophy_mask(&ref_root.join(&gt_paths[g]), p.downsample, fraction)? else {
-            continue; // nothing planted in this scan (CN) at any effect size
         };
         for m in &cfg.relevance.methods {
-            let path = rel.join("maps/scans").join(m.name()).join(format!("{id}.nii.gz"));
+            let path = rel.scan_map(m.name(), image_id);
             let (map, _, _) = read_volume(&path).with_context(|| {
                 format!("the null check needs the per-scan map {}; rerun the sweep with --force", path.display())
             })?;
@@ -354,15 +354,6 @@ fn null_check(cfg: &ProjectConfig, reference: &ProjectConfig) -> Result<PathBuf>
     }
     eprintln!("sweep: null check scored{text} → {}", dir.display());
     Ok(csv)
-}
-
-/// The mask `interpret` scores against: the scan's planted atrophy on the model grid (after the
-/// scans' downsampling), voxels at ≥ `fraction` of its maximum; `None` when nothing was planted.
-fn atrophy_mask(path: &Path, factor: usize, fraction: f32) -> Result<Option<Array3<bool>>> {
-    let (vol, _, _) = read_volume(path).with_context(|| format!("cannot read the atrophy map {}", path.display()))?;
-    let vol = if factor > 1 { downsample(&vol, factor) } else { vol };
-    let max = vol.data.iter().copied().fold(0.0f32, f32::max);
-    Ok((max > 0.0).then(|| vol.data.mapv(|v| v >= fraction * max)))
 }
 
 /// Per method (order of first appearance): the number of scans with a defined mass accuracy

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod lock;
 pub mod nifti_header;
 pub mod preprocess;
+pub mod run_layout;
 pub mod splits;
 pub mod stats;
 pub mod synth;

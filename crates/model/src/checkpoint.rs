@@ -23,8 +23,6 @@ use crate::train::TrainError;
 pub const CHECKPOINT_DIR: &str = "checkpoint";
 /// The checkpoint's index, written last.
 pub const STATE_FILE: &str = "state.json";
-/// A finished fold's result; its presence marks the fold as finished.
-pub const FOLD_RESULT_FILE: &str = "fold_result.json";
 
 /// The recorder of every model and optimiser record: named MessagePack, full precision (so a
 /// resumed run continues from bit-identical weights and moments).

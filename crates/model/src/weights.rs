@@ -33,6 +33,8 @@ use burn::tensor::{DType, Tensor, TensorData};
 use burn_store::pytorch::PytorchReader;
 use burn_store::{BurnToPyTorchAdapter, KeyRemapper, ModuleSnapshot, ModuleStore, SafetensorsStore, TensorSnapshot};
 
+mod torch_save;
+
 use crate::network::{ClassificationModel3D, NetworkConfig, PAPER_GRID_1MM};
 use crate::{ModelError, format_grid};
 
@@ -202,7 +204,7 @@ impl WeightsFile {
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         }
-        check_pickle_lengths(path)?;
+        torch_save::check_torch_save(path)?;
         let reader = PytorchReader::new(path)
             .map_err(|e| format_error(path, &format!("cannot read as a torch.save file: {e}")))?;
         let tensors = strip_state_dict_prefix(reader.into_tensors().into_iter().collect());
@@ -524,126 +526,6 @@ fn is_tar(path: &Path) -> bool {
     };
     let mut head = [0u8; 262];
     matches!(read_up_to(&mut file, &mut head), Ok(262)) && &head[257..262] == b"ustar"
-}
-
-/// burn-store's pickle reader allocates the length a string opcode declares (up to 4 GiB) before
-/// reading it, so a few bytes could ask for gigabytes. Walk the pickles of a `torch.save` file
-/// first (the zip's `data.pkl` entries, stored uncompressed as PyTorch writes them; the legacy
-/// format's leading pickles; a tar's entries) and refuse any argument longer than the bytes that
-/// follow it in the file. Found by fuzzing (`fuzz/`, target `weights`).
-fn check_pickle_lengths(path: &Path) -> Result<(), ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Io {
-        action: "cannot read",
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let bad = |at: usize, why: &str| {
-        format_error(path, &format!("cannot read as a torch.save file: pickle at byte {at}: {why}"))
-    };
-    if bytes.starts_with(b"PK\x03\x04") {
-        // Every local header whose name ends in `data.pkl`, wherever the central directory points.
-        let mut at = 0;
-        while let Some(i) = bytes[at..].windows(4).position(|w| w == b"PK\x03\x04").map(|i| i + at) {
-            at = i + 4;
-            let Some(h) = bytes.get(i..i + 30) else { break };
-            let field = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]) as usize;
-            let (method, name_len, extra_len) = (field(8), field(26), field(28));
-            let Some(name) = bytes.get(i + 30..i + 30 + name_len) else { break };
-            if !name.ends_with(b"data.pkl") {
-                continue;
-            }
-            if method != 0 {
-                return Err(bad(i, "the `data.pkl` entry is compressed; torch.save stores it uncompressed"));
-            }
-            walk_pickle(&bytes, i + 30 + name_len + extra_len).map_err(|(at, why)| bad(at, &why))?;
-        }
-    } else if bytes.len() >= 262 && &bytes[257..262] == b"ustar" {
-        let mut at = 0;
-        while let Some(h) = bytes.get(at..at + 512) {
-            let size = std::str::from_utf8(&h[124..136])
-                .ok()
-                .and_then(|s| usize::from_str_radix(s.trim_matches(|c: char| c == '\0' || c == ' '), 8).ok())
-                .unwrap_or(0);
-            if bytes.get(at + 512) == Some(&0x80) {
-                walk_pickle(&bytes, at + 512).map_err(|(at, why)| bad(at, &why))?;
-            }
-            at = match size.div_ceil(512).checked_mul(512).and_then(|s| s.checked_add(at + 512)) {
-                Some(next) if next > at => next,
-                _ => break,
-            };
-        }
-    } else {
-        // Legacy (it starts with the magic number's pickle): magic, protocol, system info, the
-        // state dict and the storage keys, one pickle after the other. Otherwise a plain pickle.
-        let legacy = bytes.starts_with(b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e");
-        let mut at = 0;
-        for _ in 0..if legacy { 5 } else { 1 } {
-            at = walk_pickle(&bytes, at).map_err(|(at, why)| bad(at, &why))?;
-        }
-    }
-    Ok(())
-}
-
-/// Steps through one pickle from `start` to its STOP opcode, checking that every argument lies
-/// inside `bytes`; returns the position after STOP, or the failing position and why.
-fn walk_pickle(bytes: &[u8], start: usize) -> Result<usize, (usize, String)> {
-    let mut at = start;
-    let uint = |at: usize, n: usize| -> Result<usize, (usize, String)> {
-        let b = bytes.get(at..at + n).ok_or((at, "ends inside an opcode argument".to_string()))?;
-        Ok(b.iter().rev().fold(0u64, |v, &x| (v << 8) | x as u64).try_into().unwrap_or(usize::MAX))
-    };
-    loop {
-        let op = *bytes.get(at).ok_or((at, "ends before its STOP opcode".to_string()))?;
-        let arg = at + 1;
-        // The opcodes burn-store's pickle reader accepts (any other is an error there too),
-        // with the argument each one takes.
-        let (fixed, len_bytes, lines) = match op {
-            b'.' => return Ok(arg),
-            b'('
-            | b')'
-            | b'R'
-            | b't'
-            | b'Q'
-            | 0x85..=0x89
-            | b'N'
-            | b's'
-            | b'u'
-            | b'}'
-            | b'd'
-            | b'b'
-            | 0x81
-            | b']'
-            | b'l'
-            | b'a'
-            | b'e'
-            | 0x94 => (0, 0, 0),
-            0x80 | b'K' | b'q' | b'h' => (1, 0, 0),
-            b'M' => (2, 0, 0),
-            b'J' | b'r' | b'j' => (4, 0, 0),
-            b'G' => (8, 0, 0),
-            b'U' | 0x8a => (0, 1, 0),
-            b'X' => (0, 4, 0),
-            b'I' => (0, 0, 1),
-            b'c' => (0, 0, 2),
-            other => return Err((at, format!("unsupported opcode 0x{other:02x}"))),
-        };
-        at = arg + fixed;
-        if len_bytes > 0 {
-            let n = uint(arg, len_bytes)?;
-            let rest = bytes.len().saturating_sub(arg + len_bytes);
-            if n > rest {
-                return Err((at, format!("an argument declares {n} bytes but only {rest} follow")));
-            }
-            at = arg + len_bytes + n;
-        }
-        for _ in 0..lines {
-            let nl = bytes.get(at..).and_then(|b| b.iter().position(|&c| c == b'\n'));
-            at += nl.ok_or((at, "ends inside a text argument".to_string()))? + 1;
-        }
-        if at > bytes.len() {
-            return Err((arg, "ends inside an opcode argument".to_string()));
-        }
-    }
 }
 
 fn format_error(path: &Path, message: &str) -> ModelError {

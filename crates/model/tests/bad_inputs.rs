@@ -10,9 +10,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use adni_data::run_layout::FoldLayout;
 use model::checkpoint::load_record;
 use model::network::ClassificationModel3DRecord;
-use model::train::{MODEL_FILE, NetworkRecord, load_fold_model};
+use model::train::{NetworkRecord, load_fold_model};
 use model::weights::{export_safetensors, import_pytorch, import_safetensors, import_weights, state_dict_shapes};
 use model::{ClassificationModel3D, Cpu, NetworkConfig};
 
@@ -404,7 +405,7 @@ fn fold_folder(dir: &Path) -> PathBuf {
     let fold = dir.join("fold1");
     std::fs::create_dir_all(&fold).unwrap();
     let model = small_config().init::<Cpu>(GRID, &Default::default()).unwrap();
-    export_safetensors(&model, &fold.join(MODEL_FILE)).unwrap();
+    export_safetensors(&model, &FoldLayout::new(&fold).model()).unwrap();
     let net = NetworkRecord { network: small_config(), input_grid: GRID };
     std::fs::write(fold.join("network.json"), serde_json::to_vec_pretty(&net).unwrap()).unwrap();
     fold
@@ -445,7 +446,7 @@ fn checkpoint_missing_model_file() {
     let _guard = serial();
     let dir = tempfile::tempdir().unwrap();
     let fold = fold_folder(dir.path());
-    std::fs::remove_file(fold.join(MODEL_FILE)).unwrap();
+    std::fs::remove_file(FoldLayout::new(&fold).model()).unwrap();
     let want = "cannot read <tmp>/fold1/model.safetensors: No such file or directory (os error 2)";
     assert_refused(dir.path(), want, || load_fold_model::<Cpu>(&fold, &Default::default()));
 }

@@ -85,15 +85,60 @@ fn legacy_storage_size_overflow_is_an_error() {
     assert!(e.contains("legacy-storage-size-overflow.pt"), "{e}");
 }
 
-/// A legacy file whose pickle declares a 1 GiB storage for a small tensor: burn-store allocates
-/// the declared storage size before reading it, and when the read then fails it fills the tensor
-/// with zeros, so the import succeeds with wrong weights. Not fixed yet (fuzz/README.md, "Open").
+/// A legacy file whose pickle declares a 1 GiB storage for a small tensor: burn-store allocated
+/// the declared storage size before reading it, and when the read then failed it filled the
+/// tensor with zeros, so the import succeeded with wrong weights. Now refused when the file is
+/// opened: the storage section must match the declared element counts.
 #[test]
-#[ignore = "open: burn-store 0.21 allocates a legacy storage's declared size, and answers a failed \
-            read with zeros (the import succeeds); see fuzz/README.md"]
 fn legacy_storage_declaring_1_gib_is_an_error() {
     let path = testdata("legacy-storage-size-1GiB.pt");
-    let r = import_small(&path);
-    let Err(e) = r else { panic!("{} must be refused", path.display()) };
-    assert!(e.to_string().contains("legacy-storage-size-1GiB.pt"), "{e}");
+    let e = open_err(&path);
+    assert!(e.contains("legacy-storage-size-1GiB.pt") && e.contains("declared with"), "{e}");
+}
+
+/// The small network's weights as a legacy `torch.save` file (a committed fuzz seed).
+fn small_legacy() -> Vec<u8> {
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/weights/gen-small-legacy.pt");
+    std::fs::read(seed).unwrap()
+}
+
+/// The legacy seed imports whole (the storage check accepts what PyTorch writes), and a copy
+/// missing its last 4 bytes (the last weight) is refused: burn-store would read the last storage,
+/// fail, and hand back zeros for the whole tensor.
+#[test]
+fn legacy_file_cut_inside_its_last_storage_is_an_error() {
+    let bytes = small_legacy();
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.pt");
+    std::fs::write(&whole, &bytes).unwrap();
+    import_small(&whole).unwrap();
+
+    let cut = dir.path().join("cut.pt");
+    std::fs::write(&cut, &bytes[..bytes.len() - 4]).unwrap();
+    let e = open_err(&cut);
+    assert!(e.contains("cut.pt") && e.contains("but the file holds only"), "{e}");
+}
+
+/// A zip `torch.save` file whose central directory gives a stored 8-byte entry an uncompressed
+/// size of 2 GB: burn-store reserved the declared size before reading the entry.
+#[test]
+fn zip_entry_declaring_2_gb_is_refused() {
+    let e = open_err(&testdata("zip-entry-size-2GB.pt"));
+    assert!(e.contains("zip entry `archive/data/4` declares 2097152008 bytes from 8 stored bytes"), "{e}");
+}
+
+/// Every committed seed of the `weights` fuzz target (real files of each format) still opens:
+/// the checks before burn-store refuse nothing that PyTorch writes.
+#[test]
+fn every_weights_seed_opens() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/weights");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if let Err(e) = WeightsFile::open(&path) {
+            panic!("{}: {e}", path.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 17, "{n} seeds");
 }

@@ -45,6 +45,7 @@ pub mod faithfulness;
 pub mod figures;
 pub mod ground_truth;
 pub mod html;
+pub mod interpretation;
 pub mod patients;
 pub mod regions;
 pub mod sanity;

@@ -32,6 +32,7 @@ mod cohort;
 mod field;
 mod output;
 mod render;
+mod truth;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,13 +46,14 @@ use crate::error::{DataError, Result};
 pub use anatomy::{Anatomy, RealAnatomyFiles};
 pub use cohort::PatientGroup;
 pub use output::{
-    BRAIN_MASK_FILE, CORRUPT_KEPT_BYTES, FORMAT_VERSION, IMAGES_DIR, KNOWN_CORRUPT_FILE, MANIFEST_FILE, TABLE_FILE,
-    is_complete,
+    BRAIN_MASK_FILE, CORRUPT_KEPT_BYTES, FORMAT_VERSION, GROUND_TRUTH_DIR, IMAGES_DIR, KNOWN_CORRUPT_FILE,
+    MANIFEST_FILE, SCANS_FILE, TABLE_FILE, is_complete,
 };
 pub use render::{
     AGEING_DIFFUSE_LOSS, AGEING_VENTRICLE_MM, CONTRACTION_MM_AT_UNIT, MAX_TISSUE_LOSS, REFERENCE_BRAIN_MM3,
     TISSUE_LOSS_AT_UNIT, VENTRICLE_SMOOTHING_MM,
 };
+pub use truth::GroundTruth;
 
 /// Where the template anatomy comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -35,7 +35,14 @@ pub const BRAIN_MASK_FILE: &str = "brain_mask.nii.gz";
 /// (the extension flag and the start of the voxel data), far fewer than the header announces.
 pub const CORRUPT_KEPT_BYTES: usize = 348 + 4096;
 const CONFIG_FILE: &str = "synth_config.json";
-const GROUND_TRUTH_DIR: &str = "ground_truth";
+/// The folder of the ground truth (atrophy maps, tables, atlas).
+pub const GROUND_TRUTH_DIR: &str = "ground_truth";
+/// The ground truth's per-scan table, inside [`GROUND_TRUTH_DIR`].
+pub const SCANS_FILE: &str = "scans.csv";
+/// The atlas used (labels), inside [`GROUND_TRUTH_DIR`].
+pub const ATLAS_FILE: &str = "atlas.nii.gz";
+/// The atlas's label table (`label,name,pair_name,hemisphere`), inside [`GROUND_TRUTH_DIR`].
+pub const ATLAS_LABELS_FILE: &str = "atlas_labels.csv";
 
 /// A file of the output, relative to the output folder (always `/`-separated), and its size.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -270,15 +277,15 @@ pub(crate) fn write_tables(
     }
     let gt = |name: &str| format!("{GROUND_TRUTH_DIR}/{name}");
     let mut df = scans.frame()?;
-    write_csv_atomically(&out_dir.join(gt("scans.csv")), &mut df)?;
-    files.record(&gt("scans.csv"))?;
+    write_csv_atomically(&out_dir.join(gt(SCANS_FILE)), &mut df)?;
+    files.record(&gt(SCANS_FILE))?;
     let mut df = regions.frame()?;
     write_csv_atomically(&out_dir.join(gt("regions.csv")), &mut df)?;
     files.record(&gt("regions.csv"))?;
 
     // The atlas used.
-    write_labels(&out_dir.join(gt("atlas.nii.gz")), &anatomy.atlas.labels, &anatomy.atlas.affine)?;
-    files.record(&gt("atlas.nii.gz"))?;
+    write_labels(&out_dir.join(gt(ATLAS_FILE)), &anatomy.atlas.labels, &anatomy.atlas.affine)?;
+    files.record(&gt(ATLAS_FILE))?;
     let r = &anatomy.atlas.regions;
     let mut df = DataFrame::new(
         r.len(),
@@ -292,8 +299,8 @@ pub(crate) fn write_tables(
             ),
         ],
     )?;
-    write_csv_atomically(&out_dir.join(gt("atlas_labels.csv")), &mut df)?;
-    files.record(&gt("atlas_labels.csv"))
+    write_csv_atomically(&out_dir.join(gt(ATLAS_LABELS_FILE)), &mut df)?;
+    files.record(&gt(ATLAS_LABELS_FILE))
 }
 
 #[derive(Default)]

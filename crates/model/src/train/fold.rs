@@ -17,13 +17,15 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::checkpoints::{Checkpoints, EpochsSoFar, Evaluated};
-use super::layout::{MODEL_FILE, fold_dir};
+use adni_data::run_layout::FoldLayout;
+
+use super::layout::fold_dir;
 use super::predict::{logits_to_predictions, predict};
 use super::records::{EpochRecord, FoldResult, NetworkRecord, ScanPrediction, check_same_settings, fold_settings};
 use super::tables::{write_epoch_csv, write_fold_predictions};
 use super::{KeepEpoch, RunSpec, TrainError, TrainEvent, TrainOptions, derive_seed};
 use crate::ClassificationModel3D;
-use crate::checkpoint::{CHECKPOINT_DIR, FOLD_RESULT_FILE, load_record, read_json, write_json};
+use crate::checkpoint::{CHECKPOINT_DIR, load_record, read_json, write_json};
 use crate::data::{NormalizedScans, ScanItem};
 use crate::metrics::{BinaryMetrics, Prediction};
 use crate::weights::export_safetensors;
@@ -42,7 +44,8 @@ pub(super) fn train_fold<B: AutodiffBackend>(
     let t = &spec.train;
     let settings = fold_settings(spec, split)?;
     let dir = fold_dir(&spec.dir, name);
-    let result_path = dir.join(FOLD_RESULT_FILE);
+    let layout = FoldLayout::new(&dir);
+    let result_path = layout.result();
     if result_path.is_file() {
         let done: FoldResult = read_json(&result_path)?;
         check_same_settings(&done.settings, &settings, &result_path)?;
@@ -63,7 +66,7 @@ pub(super) fn train_fold<B: AutodiffBackend>(
     let train_items = items(spec, &split, SplitSet::Train);
     let val_items = items(spec, &split, SplitSet::Validation);
     let test_items = items(spec, &split, SplitSet::Test);
-    let norm = fold_normalizer(spec, &train_items, &dir.join("normalization"))?;
+    let norm = fold_normalizer(spec, &train_items, &layout.normalization())?;
     let data = |scans| NormalizedScans { source: &spec.source, normalizer: &norm, scans };
     let (train_data, val_data, test_data) = (data(&train_items), data(&val_items), data(&test_items));
     let grid = spec.source.model_grid().shape;
@@ -136,8 +139,8 @@ pub(super) fn train_fold<B: AutodiffBackend>(
     };
     let eval_model = model.valid();
     let kept = job.evaluate_kept(&eval_model, kept_epoch, so_far.take_cached(kept_epoch), val_data, test_data)?;
-    export_safetensors(&eval_model, &dir.join(MODEL_FILE))?;
-    write_json(&dir.join("network.json"), &NetworkRecord { network: spec.network.clone(), input_grid: grid })?;
+    export_safetensors(&eval_model, &layout.model())?;
+    write_json(&layout.network(), &NetworkRecord { network: spec.network.clone(), input_grid: grid })?;
     write_fold_predictions(&dir.join("predictions.csv"), name, &kept.predictions)?;
     let result = FoldResult {
         split: name.to_owned(),

@@ -8,17 +8,15 @@ use burn::tensor::backend::Backend;
 use super::TrainError;
 use super::records::{CheckpointState, EpochRecord, FoldResult, NetworkRecord};
 use crate::ClassificationModel3D;
-use crate::checkpoint::{CHECKPOINT_DIR, FOLD_RESULT_FILE, STATE_FILE, read_json};
+use adni_data::run_layout::{FoldLayout, RunLayout};
+
+use crate::checkpoint::{CHECKPOINT_DIR, STATE_FILE, read_json};
 use crate::weights::import_safetensors;
 
-/// The folder of split `name` inside the run folder.
+/// The folder of split `name` inside the run folder ([`RunLayout::fold`]).
 pub fn fold_dir(run_dir: &Path, name: &str) -> PathBuf {
-    run_dir.join("folds").join(name)
+    RunLayout::new(run_dir).fold(name).dir().to_path_buf()
 }
-
-/// The kept model of a fold: safetensors with the PyTorch state-dict keys
-/// ([`crate::weights::export_safetensors`]).
-pub const MODEL_FILE: &str = "model.safetensors";
 
 /// Loads a fold's kept model (`folds/<split>/model.safetensors`, architecture from its
 /// `network.json`).
@@ -26,11 +24,12 @@ pub fn load_fold_model<B: Backend>(
     fold_dir: &Path,
     device: &B::Device,
 ) -> Result<ClassificationModel3D<B>, TrainError> {
-    let net: NetworkRecord = read_json(&fold_dir.join("network.json"))?;
-    let model = import_safetensors::<B>(&fold_dir.join(MODEL_FILE), &net.network, device)?;
+    let fold = FoldLayout::new(fold_dir);
+    let net: NetworkRecord = read_json(&fold.network())?;
+    let model = import_safetensors::<B>(&fold.model(), &net.network, device)?;
     if model.input_shape() != net.input_grid {
         return Err(TrainError::Checkpoint {
-            path: fold_dir.join(MODEL_FILE),
+            path: fold.model(),
             message: format!(
                 "the weights are for grid {:?}, network.json says {:?}",
                 model.input_shape(),
@@ -44,7 +43,7 @@ pub fn load_fold_model<B: Backend>(
 /// The per-epoch metrics of a finished or interrupted fold, read from its files (for reports).
 pub fn fold_history(run_dir: &Path, split: &str) -> Result<Vec<EpochRecord>, TrainError> {
     let dir = fold_dir(run_dir, split);
-    let done = dir.join(FOLD_RESULT_FILE);
+    let done = FoldLayout::new(&dir).result();
     if done.is_file() {
         return Ok(read_json::<FoldResult>(&done)?.history);
     }

@@ -2,6 +2,7 @@
 
 use adni_data::cohort::Cohort;
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
+use adni_data::run_layout::FoldLayout;
 use polars::prelude::*;
 use serde::Serialize;
 
@@ -10,7 +11,7 @@ use super::records::{FoldResult, ScanPrediction, check_same_settings, fold_setti
 use super::summary::summary_markdown;
 use super::tables::{epoch_frame, metric_columns, predictions_frame};
 use super::{EpochRecord, RunSpec, TrainError, derive_seed};
-use crate::checkpoint::{FOLD_RESULT_FILE, read_json};
+use crate::checkpoint::read_json;
 use crate::metrics::{BinaryMetrics, METRIC_NAMES, Prediction, bootstrap_intervals, mean_sd};
 
 /// One metric of the summary.
@@ -51,7 +52,7 @@ pub fn merge_run(spec: &RunSpec) -> Result<RunSummary, TrainError> {
     let t = &spec.train;
     let mut results = Vec::with_capacity(spec.splits.len());
     for split in &spec.splits {
-        let path = fold_dir(&spec.dir, &split.name).join(FOLD_RESULT_FILE);
+        let path = FoldLayout::new(fold_dir(&spec.dir, &split.name)).result();
         if !path.is_file() {
             return Err(TrainError::Run(format!(
                 "cannot merge: fold `{}` is not finished ({} missing)",

@@ -68,7 +68,7 @@ mod tables;
 
 pub use config::{KeepEpoch, SelectionMetric, TrainConfig, TrainMode};
 pub use error::TrainError;
-pub use layout::{MODEL_FILE, fold_dir, fold_history, load_fold_model};
+pub use layout::{fold_dir, fold_history, load_fold_model};
 pub use merge::{RunSummary, SummaryRow, merge_run};
 pub use predict::predict;
 pub use records::{BestEpoch, EpochRecord, FoldResult, NetworkRecord, ScanPrediction};

@@ -5,16 +5,15 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use adni_data::cohort::Cohort;
+use adni_data::run_layout::RunLayout;
 use adni_data::splits::{Split, SplitSet, check_no_leakage, write_split_csv};
 use burn::tensor::backend::AutodiffBackend;
 
 use super::fold::train_fold;
-use super::layout::fold_dir;
 use super::merge::{RunSummary, merge_run};
 use super::records::{EpochRecord, FoldResult};
 use super::{TrainConfig, TrainError};
 use crate::NetworkConfig;
-use crate::checkpoint::FOLD_RESULT_FILE;
 use crate::data::VolumeSource;
 
 /// The inputs of a run.
@@ -211,7 +210,7 @@ pub fn train_run<B: AutodiffBackend>(
         None => (0..n).collect(),
     };
     for split in &spec.splits {
-        write_split_csv(&spec.dir.join("splits").join(format!("{}.csv", split.name)), split)?;
+        write_split_csv(&RunLayout::new(&spec.dir).split_csv(&split.name), split)?;
     }
     let mut outcome = RunOutcome { trained: vec![], skipped: vec![], pending: vec![], summary: None };
     if !options.merge_only {
@@ -228,7 +227,7 @@ pub fn train_run<B: AutodiffBackend>(
     outcome.pending = spec
         .splits
         .iter()
-        .filter(|s| !fold_dir(&spec.dir, &s.name).join(FOLD_RESULT_FILE).is_file())
+        .filter(|s| !RunLayout::new(&spec.dir).fold(&s.name).is_finished())
         .map(|s| s.name.clone())
         .collect();
     if outcome.pending.is_empty() {

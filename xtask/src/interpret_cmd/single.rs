@@ -1,0 +1,142 @@
+//! Single-scan mode: one method's map of one scan, from a run's fold folder or a weights file.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+
+use adni_data::Grid;
+use adni_data::atlas::Atlas;
+use adni_data::preprocess::{Normalizer, downsample};
+use adni_data::run_layout::{FoldLayout, RESOLVED_CONFIG_FILE};
+use adni_data::volume::{OutputType, Volume, read_volume, write_volume};
+use model::train::load_fold_model;
+use model::weights::WeightsFile;
+use model::{ClassificationModel3D, Cpu};
+use relevance::methods::compute_map;
+
+use super::{InterpretArgs, Params, apply_overrides};
+use crate::commands::{find_config, load_config_file};
+use crate::config::ProjectConfig;
+use crate::relevance_config::RelevanceSection;
+
+/// Single-scan mode.
+pub(super) fn single_mode(a: &InterpretArgs) -> Result<()> {
+    let (Some(weights), Some(scan_path), Some(method), Some(out)) = (&a.weights, &a.scan, a.method, &a.out) else {
+        bail!("single-scan mode needs --weights FILE --scan FILE --method NAME --out FILE");
+    };
+    let mut section = match &a.config {
+        Some(c) => load_config_file(&find_config(c)?)?.relevance,
+        None => RelevanceSection::default(),
+    };
+    apply_overrides(&mut section, a);
+    section.methods = vec![method];
+    let params = Params::new(section)?;
+    let device = Default::default();
+
+    let (vol, _, report) = read_volume(scan_path)?;
+    if report.non_finite_replaced > 0 {
+        eprintln!("interpret: {}: {} NaN/Inf voxels read as 0", scan_path.display(), report.non_finite_replaced);
+    }
+    // The weights: a run's fold folder (with its normalisation), or a weights file.
+    let (model, default_norm): (ClassificationModel3D<Cpu>, Option<std::path::PathBuf>) = if weights.is_dir() {
+        let m = load_fold_model::<Cpu>(weights, &device).with_context(|| {
+            format!("{} is not a fold folder of a run (network.json, model.safetensors)", weights.display())
+        })?;
+        (m, Some(FoldLayout::new(weights).normalization()))
+    } else {
+        let file = WeightsFile::open(weights)?;
+        let config = file.inferred_config()?;
+        let grid = file.recorded_grid()?.unwrap_or(vol.grid().shape);
+        (file.into_model::<Cpu>(&config, Some(grid), &device)?, None)
+    };
+    let grid = model.input_shape();
+    // A fold of a run: its preprocessing (brain mask before downsampling) applies to a raw scan.
+    let run_mask = if weights.is_dir() && vol.grid().shape != grid {
+        let resolved = weights.join("../..").join(RESOLVED_CONFIG_FILE);
+        match ProjectConfig::load(&resolved) {
+            Ok(run_cfg) => run_cfg.preprocess.mask_path(),
+            Err(_) => None,
+        }
+    } else {
+        None
+    };
+    let mut vol = vol;
+    if let Some(mask) = run_mask {
+        let (m, _, _) = read_volume(&mask)?;
+        if m.data.shape() == vol.data.shape() {
+            eprintln!("interpret: masking with the run's brain mask {}", mask.display());
+            adni_data::preprocess::apply_mask(&mut vol.data, &m.data)?;
+        }
+    }
+    let vol = fit_to_grid(vol, grid, scan_path)?;
+    let mut x = vol.data;
+    match (a.normalization.as_deref(), default_norm) {
+        (Some("none"), _) => {}
+        (Some(dir), _) => Normalizer::load(Path::new(dir))?.apply(&mut x)?,
+        (None, Some(dir)) => Normalizer::load(&dir)?.apply(&mut x)?,
+        (None, None) => bail!(
+            "--normalization is needed with a weights file: a run's normalization folder \
+             (results/<run>/folds/<split>/normalization) or `none` for a scan that is already z-scored"
+        ),
+    }
+    let atlas = match &a.atlas {
+        None => None,
+        Some(path) => {
+            let (labels, affine) = adni_data::atlas::read_label_volume(path)?;
+            let ids: std::collections::BTreeSet<i32> = labels.iter().copied().filter(|&l| l != 0).collect();
+            let regions = ids.iter().map(|&l| adni_data::atlas::Region::from_name(l, &format!("label_{l}"))).collect();
+            let atlas = Atlas::new(path.display().to_string(), labels, affine, regions)?;
+            Some(
+                atlas
+                    .resample_to(&Grid { shape: grid, affine: vol.affine }, adni_data::atlas::Placement::World)?
+                    .labels,
+            )
+        }
+    };
+    let trained = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(model.clone());
+    let t = Instant::now();
+    let (map, balance) = compute_map(method, &trained, &model, &x, atlas.as_ref(), &params.methods)?;
+    if let Some(b) = balance {
+        eprintln!(
+            "interpret: LRP conservation: Σ relevance {:.4} of logit {:.4} ({:.1} % absorbed by biases and ε)",
+            b.total,
+            b.logit,
+            100.0 * (1.0 - f64::from(b.total) / f64::from(b.logit))
+        );
+    }
+    write_volume(out, &Volume { data: map, affine: vol.affine }, OutputType::Float32)?;
+    eprintln!(
+        "interpret: {method} of {} in {:.1} s → {}",
+        scan_path.display(),
+        t.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// The scan on the model's grid: as is, or downsampled by the integer factor that gives the grid.
+fn fit_to_grid(vol: Volume, grid: [usize; 3], path: &Path) -> Result<Volume> {
+    let shape = vol.grid().shape;
+    if shape == grid {
+        return Ok(vol);
+    }
+    for f in 2..=4 {
+        if vol.grid().downsampled(f).shape == grid {
+            eprintln!(
+                "interpret: downsampling {} by {f} to the model grid {}",
+                path.display(),
+                model::format_grid(grid)
+            );
+            return Ok(downsample(&vol, f));
+        }
+    }
+    bail!(
+        "{}: the scan's grid {} does not match the model's grid {} (nor downsamples to it by 2, 3 or 4)",
+        path.display(),
+        model::format_grid(shape),
+        model::format_grid(grid)
+    )
+}
