@@ -297,28 +297,28 @@ pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
     }
     // The sanity checks (`[sanity]`), each part where it is switched on.
     let sanity = &cfg.sanity;
-    let sdir = Path::new("holdout").join(crate::sanity_cmd::SANITY_DIR);
+    let sdir = RunLayout::new("holdout").sanity();
     let mut sanity_tables: Vec<&str> = Vec::new();
     if sanity.cascade {
-        expected.push(sdir.join(crate::sanity_cmd::CASCADE_FILE));
+        expected.push(sdir.file(crate::sanity_cmd::CASCADE_FILE));
         expected.push(figs.join("sanity_cascade.png"));
         sanity_tables.push("sanity_cascade");
     }
     if sanity.data_randomisation {
-        expected.push(sdir.join(crate::sanity_cmd::DATA_RANDOMISATION_FILE));
-        expected.push(sdir.join(crate::sanity_cmd::SHUFFLED_MODEL_FILE));
+        expected.push(sdir.file(crate::sanity_cmd::DATA_RANDOMISATION_FILE));
+        expected.push(sdir.file(crate::sanity_cmd::SHUFFLED_MODEL_FILE));
         sanity_tables.extend(["sanity_data_randomisation", "sanity_shuffled_model"]);
     }
     if sanity.faithfulness {
-        expected.push(sdir.join(crate::sanity_cmd::DELETION_FILE));
-        expected.push(sdir.join(crate::sanity_cmd::AOPC_FILE));
+        expected.push(sdir.file(crate::sanity_cmd::DELETION_FILE));
+        expected.push(sdir.file(crate::sanity_cmd::AOPC_FILE));
         expected.push(figs.join("deletion_voxels.png"));
         expected.push(figs.join("deletion_regions.png"));
         sanity_tables.push("faithfulness_aopc");
     }
     if !sanity_tables.is_empty() {
         sanity_tables.push("trust_summary");
-        expected.push(sdir.join("complete.json"));
+        expected.push(sdir.complete());
     }
     for t in sanity_tables {
         expected.push(tables.join(format!("{t}.csv")));

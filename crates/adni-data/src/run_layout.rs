@@ -5,8 +5,12 @@
 //!   resolved_config.toml        the config as run
 //!   splits/<split>.csv          each split's train/val/test assignment
 //!   folds/<split>/              one trained model ([`FoldLayout`])
-//!   <model>/relevance/          its relevance maps and tables ([`RelevanceLayout`])
+//!   relevance/                  the relevance maps and tables of its model ([`RelevanceLayout`])
+//!   sanity/                     the sanity checks of those maps ([`SanityLayout`])
 //! ```
+//!
+//! A reproduction holds two runs, `cv/` (the cross-validation) and `holdout/` (the final model,
+//! whose maps are explained).
 //!
 //! The writers (`model`'s training, the runner's `interpret`) and the readers (`report`, the
 //! runner's `report` and `sanity`) take their paths from here.
@@ -60,6 +64,57 @@ impl RunLayout {
     /// `relevance/`: the maps of the run's models.
     pub fn relevance(&self) -> RelevanceLayout {
         RelevanceLayout::new(self.root.join("relevance"))
+    }
+
+    /// `sanity/`: the sanity checks of the maps.
+    pub fn sanity(&self) -> SanityLayout {
+        SanityLayout::new(self.root.join("sanity"))
+    }
+}
+
+/// Cascading randomisation, per step, method and scan (in [`SanityLayout`]).
+pub const CASCADE_FILE: &str = "cascade.csv";
+/// Data randomisation, per method and scan.
+pub const DATA_RANDOMISATION_FILE: &str = "data_randomisation.csv";
+/// The trained and the shuffled-label model on the test scans.
+pub const SHUFFLED_MODEL_FILE: &str = "shuffled_model.csv";
+/// Deletion curves, per kind, method, ordering, scan and step.
+pub const DELETION_FILE: &str = "deletion.csv";
+/// AOPC per kind, method, ordering and scan.
+pub const AOPC_FILE: &str = "aopc.csv";
+/// Seconds per part of a stage.
+pub const TIMING_FILE: &str = "timing.csv";
+
+/// A sanity-check folder, `sanity/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SanityLayout {
+    dir: PathBuf,
+}
+
+impl SanityLayout {
+    /// The layout of the sanity folder `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> SanityLayout {
+        SanityLayout { dir: dir.into() }
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A file of the folder by name (one of the `*_FILE` constants of this module).
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// `complete.json`: written last, naming the checks, files, methods and scans it holds.
+    pub fn complete(&self) -> PathBuf {
+        self.dir.join(COMPLETE_FILE)
+    }
+
+    /// `shuffled/`: the shuffled-label model, in a training run's layout.
+    pub fn shuffled_run(&self) -> RunLayout {
+        RunLayout::new(self.dir.join("shuffled"))
     }
 }
 
@@ -155,7 +210,7 @@ impl RelevanceLayout {
 
     /// `timing.csv`: seconds per method and model.
     pub fn timing(&self) -> PathBuf {
-        self.dir.join("timing.csv")
+        self.dir.join(TIMING_FILE)
     }
 
     /// `background.nii.gz`: the mean input scan (the figures' underlay).
@@ -202,5 +257,8 @@ mod tests {
         assert_eq!(rel.mean_map("gradient", "AD"), Path::new("results/r/relevance/maps/gradient_AD.nii.gz"));
         assert_eq!(rel.dir().join(RelevanceLayout::mean_map_name("lrp", "all")), rel.mean_map("lrp", "all"));
         assert_eq!(rel.scan_map("lrp", 42), Path::new("results/r/relevance/maps/scans/lrp/42.nii.gz"));
+        let sanity = run.sanity();
+        assert_eq!(sanity.file(CASCADE_FILE), Path::new("results/r/sanity/cascade.csv"));
+        assert_eq!(sanity.shuffled_run().fold("holdout").dir(), Path::new("results/r/sanity/shuffled/folds/holdout"));
     }
 }

@@ -6,22 +6,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
-use ndarray::Array3;
 
-use adni_data::Grid;
-use adni_data::atlas::Atlas;
-use adni_data::cohort::{Cohort, CohortScan};
+use adni_data::cohort::CohortScan;
 use adni_data::fsutil::write_bytes_atomically;
-use adni_data::preprocess::{Normalizer, PreprocessSpec};
+use adni_data::preprocess::Normalizer;
 use adni_data::run_layout::{RelevanceLayout, RunLayout};
-use adni_data::splits::{SplitSet, read_split_csv};
-use adni_data::synth::GroundTruth;
 use adni_data::volume::{OutputType, Volume, write_volume};
 use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
-use model::data::{ScanItem, VolumeSource};
-use model::train::load_fold_model;
+use model::data::ScanItem;
 use model::{ClassificationModel3D, Cpu};
 use relevance::Target;
 use relevance::methods::{MapMean, compute_map, to_tensor};
@@ -29,8 +23,8 @@ use report::interpretation::{ConservationRow, GroundTruthRow, IndexRow, Interpre
 
 use super::{InterpretArgs, Params, apply_overrides};
 use crate::commands::{cohort_of, load_config_file, lock_folder, progress_bar};
-use crate::config::{ProjectConfig, resolve};
-use crate::inputs::{find_run, ground_truth_of, load_atlas};
+use crate::config::ProjectConfig;
+use crate::inputs::{ScanInputs, completed_scans, find_run, load_fold, test_items};
 use crate::relevance_config::{Method, RelevanceSection};
 
 /// What a run-mode interpretation produced.
@@ -73,7 +67,8 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
 
     let splits = splits_to_explain(&run, &params.section.split)?;
     let cohort = cohort_of(&cfg)?;
-    let inputs = Inputs::open(&cfg, &params, &cohort)?;
+    let atlas_required = params.section.methods.contains(&Method::AreaOcclusion);
+    let inputs = ScanInputs::open(&cfg, &cohort, atlas_required, "interpret")?;
     let jobs = test_scans(&run, &splits, &cohort.scans, &params.section)?;
     eprintln!(
         "interpret: {} test scans of {} on grid {}, methods {}{} → {}",
@@ -121,13 +116,8 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
 /// The number of scans of a complete relevance folder that holds every one of `methods`
 /// (`None`: incomplete, or some method missing).
 fn complete_with(out: &RelevanceLayout, methods: &[Method]) -> Result<Option<usize>> {
-    let Ok(bytes) = std::fs::read(out.complete()) else { return Ok(None) };
-    let done: serde_json::Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not JSON (remove it, or use --force)", out.complete().display()))?;
-    let done_methods: Vec<&str> =
-        done["methods"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
-    let all = methods.iter().all(|m| done_methods.contains(&m.name()));
-    Ok(all.then(|| done["scans"].as_u64().unwrap_or(0) as usize))
+    let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
+    completed_scans(&out.complete(), "methods", &names)
 }
 
 /// The splits whose test scans are explained: `wanted` if given (it must be trained), else the
@@ -167,18 +157,11 @@ pub(crate) fn test_scans(
     cohort: &[CohortScan],
     section: &RelevanceSection,
 ) -> Result<Vec<(String, ScanItem)>> {
-    let by_id: BTreeMap<i64, &CohortScan> = cohort.iter().map(|s| (s.record.image_id, s)).collect();
     let mut jobs = Vec::new();
     for split in splits {
-        let file = run.split_csv(split);
-        let rows = read_split_csv(&file)?;
-        let mut per_patient: BTreeMap<&str, usize> = BTreeMap::new();
-        for row in rows.rows.iter().filter(|r| r.set == SplitSet::Test) {
-            let scan = by_id.get(&row.image_id).ok_or_else(|| {
-                anyhow!("{}: Image.ID {} is not in the cohort of the run's config", file.display(), row.image_id)
-            })?;
-            let item = ScanItem::from_cohort(scan);
-            let seen = per_patient.entry(row.ptid.as_str()).or_default();
+        let mut per_patient: BTreeMap<String, usize> = BTreeMap::new();
+        for item in test_items(run, split, cohort)? {
+            let seen = per_patient.entry(item.ptid.clone()).or_default();
             *seen += 1;
             let limit = section.scans_per_patient_of(item.label == 1);
             if limit > 0 && *seen > limit {
@@ -191,47 +174,6 @@ pub(crate) fn test_scans(
         bail!("the split(s) {} have no test scans", splits.join(", "));
     }
     Ok(jobs)
-}
-
-/// What every scan's maps need besides the model: the preprocessed volumes, the grid, the atlas,
-/// the ground truth and the brain mask.
-struct Inputs {
-    source: VolumeSource,
-    grid: Grid,
-    /// The architecture (of the random-weights baseline).
-    network: model::NetworkConfig,
-    atlas: Option<Atlas>,
-    truth: Option<GroundTruth>,
-    /// Ground-truth scores count the brain only (the model's inputs are 0 outside it in every
-    /// scan, so no model can use those voxels); the chance level is then the truth's share of
-    /// the brain. Without a brain mask, the whole grid.
-    brain: Option<Array3<bool>>,
-}
-
-impl Inputs {
-    fn open(cfg: &ProjectConfig, params: &Params, cohort: &Cohort) -> Result<Inputs> {
-        let p = &cfg.preprocess;
-        let Some(first) = cohort.scans.first() else { bail!("the cohort has no scans") };
-        let spec = PreprocessSpec { mask: p.mask_path(), downsample: p.downsample };
-        let source = VolumeSource::open(&resolve(&p.cache_dir), spec, &first.path)
-            .context("cannot set up the preprocessed volumes ([preprocess] mask, downsample, cache_dir)")?;
-        let grid = source.model_grid();
-        let atlas = match load_atlas(cfg, &grid) {
-            Ok(a) => Some(a),
-            Err(e) if params.section.methods.contains(&Method::AreaOcclusion) => return Err(e),
-            Err(e) => {
-                eprintln!("interpret: no atlas, so no region scores ({e:#})");
-                None
-            }
-        };
-        let truth = ground_truth_of(cfg)?;
-        let fraction = params.section.ground_truth_fraction;
-        if !(fraction > 0.0 && fraction <= 1.0) {
-            bail!("[relevance] ground_truth_fraction = {fraction}: expected 0 < fraction ≤ 1");
-        }
-        let brain = source.model_mask.as_ref().map(|m| m.mapv(|v| v > 0.5));
-        Ok(Inputs { source, grid, network: cfg.model.clone(), atlas, truth, brain })
-    }
 }
 
 /// The maps of every scan, reduced: mean maps per (method, group), the mean input and the tables.
@@ -247,7 +189,7 @@ fn explain(
     run: &RunLayout,
     out: &RelevanceLayout,
     jobs: &[(String, ScanItem)],
-    inputs: &Inputs,
+    inputs: &ScanInputs,
     params: &Params,
 ) -> Result<Maps> {
     let section = &params.section;
@@ -271,17 +213,7 @@ fn explain(
     let mut current: Option<(String, ClassificationModel3D<Cpu>, Normalizer)> = None;
     for (split, scan) in jobs {
         if current.as_ref().is_none_or(|(s, _, _)| s != split) {
-            let fold = run.fold(split);
-            let model = load_fold_model::<Cpu>(fold.dir(), &device)?;
-            if model.input_shape() != shape {
-                bail!(
-                    "the model of {} is for grid {}, the config's preprocessing gives {}",
-                    fold.dir().display(),
-                    model::format_grid(model.input_shape()),
-                    model::format_grid(shape)
-                );
-            }
-            let norm = Normalizer::load(&fold.normalization())?;
+            let (model, norm) = load_fold(&run.fold(split), shape)?;
             current = Some((split.clone(), model, norm));
         }
         let (_, inner, norm) = current.as_ref().expect("set above");

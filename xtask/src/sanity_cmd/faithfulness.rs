@@ -1,0 +1,222 @@
+//! Faithfulness: deletion curves over voxels and atlas regions, against random orders, and
+//! their AOPC (see the parent module).
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use ndarray::{Array3, ArrayView3};
+use polars::prelude::{Column, DataFrame};
+
+use model::data::ScanItem;
+use model::{ClassificationModel3D, Cpu};
+use report::faithfulness::{aopc, deletion_curve, deletion_order, random_order, steps_for_fractions};
+
+use super::{Scan, probabilities};
+use crate::commands::progress_bar;
+use crate::relevance_config::Method;
+
+/// Rows of [`super::DELETION_FILE`] and [`super::AOPC_FILE`].
+#[derive(Default)]
+struct CurveRows {
+    kind: Vec<&'static str>,
+    method: Vec<&'static str>,
+    ordering: Vec<&'static str>,
+    ptid: Vec<String>,
+    image_id: Vec<i64>,
+    step: Vec<i64>,
+    fraction: Vec<f64>,
+    score: Vec<f64>,
+    // AOPC, one per curve
+    a_kind: Vec<&'static str>,
+    a_method: Vec<&'static str>,
+    a_ordering: Vec<&'static str>,
+    a_ptid: Vec<String>,
+    a_image_id: Vec<i64>,
+    a_value: Vec<f64>,
+}
+
+impl CurveRows {
+    /// One curve (scores after steps 0..) with the x value of each step.
+    fn push(
+        &mut self,
+        kind: &'static str,
+        method: &'static str,
+        ordering: &'static str,
+        scan: &ScanItem,
+        fractions: &[f64],
+        curve: &[f64],
+    ) -> Result<()> {
+        for (k, (&f, &v)) in fractions.iter().zip(curve).enumerate() {
+            self.kind.push(kind);
+            self.method.push(method);
+            self.ordering.push(ordering);
+            self.ptid.push(scan.ptid.clone());
+            self.image_id.push(scan.image_id);
+            self.step.push(k as i64);
+            self.fraction.push(f);
+            self.score.push(v);
+        }
+        self.a_kind.push(kind);
+        self.a_method.push(method);
+        self.a_ordering.push(ordering);
+        self.a_ptid.push(scan.ptid.clone());
+        self.a_image_id.push(scan.image_id);
+        self.a_value
+            .push(aopc(curve).with_context(|| format!("{kind} deletion curve of {method}, image {}", scan.image_id))?);
+        Ok(())
+    }
+
+    fn frames(self) -> Result<(DataFrame, DataFrame)> {
+        let curves = DataFrame::new(
+            self.kind.len(),
+            vec![
+                Column::new("kind".into(), self.kind),
+                Column::new("method".into(), self.method),
+                Column::new("ordering".into(), self.ordering),
+                Column::new("PTID".into(), self.ptid),
+                Column::new("Image.ID".into(), self.image_id),
+                Column::new("step".into(), self.step),
+                Column::new("fraction".into(), self.fraction),
+                Column::new("score".into(), self.score),
+            ],
+        )?;
+        let aopcs = DataFrame::new(
+            self.a_kind.len(),
+            vec![
+                Column::new("kind".into(), self.a_kind),
+                Column::new("method".into(), self.a_method),
+                Column::new("ordering".into(), self.a_ordering),
+                Column::new("PTID".into(), self.a_ptid),
+                Column::new("Image.ID".into(), self.a_image_id),
+                Column::new("aopc".into(), self.a_value),
+            ],
+        )?;
+        Ok((curves, aopcs))
+    }
+}
+
+/// The atlas regions inside the brain, sorted by mean relevance per voxel (highest first; ties
+/// by label), and each region's voxels (flat C-order indices).
+fn regions_by_relevance(map: ArrayView3<f32>, labels: &Array3<i32>, brain: &Array3<bool>) -> Vec<(i32, Vec<usize>)> {
+    let mut regions: BTreeMap<i32, (f64, Vec<usize>)> = BTreeMap::new();
+    for (i, ((&l, &b), &v)) in labels.iter().zip(brain.iter()).zip(map.iter()).enumerate() {
+        if l != 0 && b {
+            let e = regions.entry(l).or_default();
+            e.0 += f64::from(v);
+            e.1.push(i);
+        }
+    }
+    let mut out: Vec<(f64, i32, Vec<usize>)> =
+        regions.into_iter().map(|(l, (sum, voxels))| (sum / voxels.len() as f64, l, voxels)).collect();
+    out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    out.into_iter().map(|(_, l, v)| (l, v)).collect()
+}
+
+/// A seed per scan and random order.
+fn order_seed(seed: u64, image_id: i64, r: usize) -> u64 {
+    seed ^ (image_id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (r as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9)
+}
+
+/// Deletion curves of every AD scan: voxels and regions, by relevance and in random order.
+pub(super) fn faithfulness_check(
+    model: &ClassificationModel3D<Cpu>,
+    scans: &[Scan],
+    methods: &[Method],
+    labels: &Array3<i32>,
+    brain: &Array3<bool>,
+    value: f32,
+    s: &crate::config::SanitySection,
+) -> Result<(DataFrame, DataFrame)> {
+    let brain_idx: Vec<usize> = brain.iter().enumerate().filter(|(_, b)| **b).map(|(i, _)| i).collect();
+    let voxel_steps = steps_for_fractions(brain_idx.len(), &s.fractions)?;
+    let voxel_x: Vec<f64> =
+        std::iter::once(0.0).chain(voxel_steps.iter().map(|&k| k as f64 / brain_idx.len() as f64)).collect();
+    let mut rows = CurveRows::default();
+    let bar = progress_bar(scans.len() * (methods.len() + 1), "deletion");
+    for scan in scans {
+        let mut failure: Option<anyhow::Error> = None;
+        let mut score = |v: ArrayView3<'_, f32>| -> f64 {
+            match probabilities(model, &v.to_owned()) {
+                Ok(p) => f64::from(p[scan.target]),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    f64::NAN
+                }
+            }
+        };
+        // The atlas regions inside the brain (the same for every method), in the scan's own order:
+        // the base the random region orders permute.
+        let base = regions_by_relevance(scan.x.view(), labels, brain);
+        let n_regions = base.len();
+        if n_regions == 0 {
+            bail!("the atlas has no region inside the brain mask: no region deletion possible");
+        }
+        let mut region_counts: Vec<usize> = s.region_steps.iter().map(|&r| r.min(n_regions)).collect();
+        region_counts.dedup();
+        let region_x: Vec<f64> =
+            std::iter::once(0.0).chain(region_counts.iter().map(|&r| r as f64 / n_regions as f64)).collect();
+        let region_curve = |order: &[(i32, Vec<usize>)], score: &mut dyn FnMut(ArrayView3<'_, f32>) -> f64| {
+            let voxels: Vec<usize> = order.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+            let mut steps = Vec::with_capacity(region_counts.len());
+            for &r in &region_counts {
+                steps.push(order[..r].iter().map(|(_, v)| v.len()).sum::<usize>());
+            }
+            deletion_curve(scan.x.view(), &voxels, &steps, value, score)
+        };
+        // Random orders: the same for every method.
+        let mut random_voxels = vec![0.0; voxel_x.len()];
+        let mut random_regions = vec![0.0; region_x.len()];
+        for r in 0..s.random_orders {
+            let seed = order_seed(s.seed, scan.item.image_id, r);
+            let order = random_order(&brain_idx, seed);
+            let curve = deletion_curve(scan.x.view(), &order, &voxel_steps, value, &mut score)?;
+            random_voxels.iter_mut().zip(&curve).for_each(|(a, c)| *a += c / s.random_orders as f64);
+            let perm = random_order(&(0..base.len()).collect::<Vec<_>>(), seed);
+            let shuffled: Vec<(i32, Vec<usize>)> = perm.iter().map(|&i| base[i].clone()).collect();
+            let curve = region_curve(&shuffled, &mut score)?;
+            random_regions.iter_mut().zip(&curve).for_each(|(a, c)| *a += c / s.random_orders as f64);
+        }
+        bar.inc(1);
+        for &method in methods {
+            let map = &scan.maps[&method];
+            let order = deletion_order(map.view(), Some(brain.view()))?;
+            let curve = deletion_curve(scan.x.view(), &order, &voxel_steps, value, &mut score)?;
+            rows.push("voxels", method.name(), "relevance", &scan.item, &voxel_x, &curve)?;
+            rows.push("voxels", method.name(), "random", &scan.item, &voxel_x, &random_voxels)?;
+            let ranked = regions_by_relevance(map.view(), labels, brain);
+            let curve = region_curve(&ranked, &mut score)?;
+            rows.push("regions", method.name(), "relevance", &scan.item, &region_x, &curve)?;
+            rows.push("regions", method.name(), "random", &scan.item, &region_x, &random_regions)?;
+            bar.inc(1);
+        }
+        if let Some(e) = failure {
+            return Err(e.context(format!("scoring the deletion curves of image {}", scan.item.image_id)));
+        }
+    }
+    bar.finish_and_clear();
+    rows.frames()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_rank_by_mean_relevance_inside_the_brain() {
+        // labels 1 (2 voxels), 2 (1 voxel), 3 (outside the brain only), 0 background
+        let labels = Array3::from_shape_vec((1, 1, 5), vec![1, 1, 2, 3, 0]).unwrap();
+        let brain = Array3::from_shape_vec((1, 1, 5), vec![true, true, true, false, true]).unwrap();
+        let map = Array3::from_shape_vec((1, 1, 5), vec![1.0, 3.0, 2.5, 9.0, 9.0]).unwrap();
+        let r = regions_by_relevance(map.view(), &labels, &brain);
+        // region 2: mean 2.5 > region 1: mean 2.0; region 3 lies outside the brain
+        assert_eq!(r, vec![(2, vec![2]), (1, vec![0, 1])]);
+    }
+
+    #[test]
+    fn order_seeds_differ_per_scan_and_order() {
+        let a = order_seed(2018, 1, 0);
+        assert_ne!(a, order_seed(2018, 2, 0));
+        assert_ne!(a, order_seed(2018, 1, 1));
+        assert_eq!(a, order_seed(2018, 1, 0));
+    }
+}

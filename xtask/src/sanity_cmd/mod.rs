@@ -1,0 +1,285 @@
+//! `cargo xtask sanity`: can the relevance maps be trusted? The standard checks, on the AD test
+//! scans of a trained hold-out run, for every method of `[relevance] methods`:
+//!
+//! - **cascading model-parameter randomisation** (on `[sanity] cascade_scans_per_patient` scans
+//!   of each AD patient) (Adebayo et al. 2018, "Sanity Checks for
+//!   Saliency Maps"): the layers are replaced by freshly initialised ones from the output down
+//!   (`dense_3`, `dense_2`, `dense_1`, `block4` … `block1`); after each step every method's map
+//!   is compared with the trained model's map of the same scan and class (Spearman rank
+//!   correlation and SSIM inside the brain mask). A map that survives full randomisation does
+//!   not depend on what the model learned.
+//! - **data randomisation**: a hold-out model trained on shuffled labels (the training patients'
+//!   labels permuted, the same epochs; `cargo xtask train`'s layout in `sanity/shuffled/`); its
+//!   test metrics against the true labels, its maps compared with the real model's and scored
+//!   against the planted ground truth.
+//! - **faithfulness** (Samek et al. 2017, region perturbation): voxels deleted most relevant
+//!   first (shares `[sanity] fractions` of the brain) and, separately, whole atlas regions (the
+//!   highest mean relevance first, `[sanity] region_steps` of them), set to the occlusion value
+//!   (`[relevance.occlusion] value`); P(explained class) after each step, against
+//!   `[sanity] random_orders` seeded random orders of the same voxels or regions; AOPC per curve.
+//!
+//! Writes `<run>/sanity/`:
+//!
+//! | path | what |
+//! |---|---|
+//! | `cascade.csv` | `step`, `layer`, `method`, `PTID`, `Image.ID`, `spearman`, `ssim` |
+//! | `data_randomisation.csv` | `method`, `PTID`, `Image.ID`, `spearman`, `ssim`, `mass_accuracy`, `rank_accuracy`, `pointing_hit`, `truth_fraction` (NaN without a ground truth) |
+//! | `shuffled_model.csv` | `model` (`trained`, `shuffled`), `n_scans`, `accuracy`, `balanced_accuracy`, `roc_auc` on the test scans, true labels |
+//! | `shuffled/` | the shuffled-label model (`cargo xtask train`'s layout) |
+//! | `deletion.csv` | `kind` (`voxels`, `regions`), `method`, `ordering` (`relevance`, `random`: mean over the random orders, repeated under every method), `PTID`, `Image.ID`, `step`, `fraction`, `score` |
+//! | `aopc.csv` | `kind`, `method`, `ordering`, `PTID`, `Image.ID`, `aopc` |
+//! | `timing.csv` | seconds per part |
+//! | `resolved_config.toml`, `complete.json` | the config used; written last: the checks are complete |
+//!
+//! The trained model's maps are read from `relevance/maps/scans/` where `interpret` saved them
+//! (`save_scan_maps`), and computed otherwise.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, anyhow, bail};
+use clap::Args;
+use ndarray::Array3;
+use polars::prelude::{Column, DataFrame};
+
+use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
+use adni_data::run_layout::{RunLayout, TIMING_FILE};
+use model::{ClassificationModel3D, Cpu};
+use relevance::methods::{MethodParams, to_tensor};
+use report::similarity::{spearman, ssim};
+
+use crate::commands::{cohort_of, load_config_file};
+use crate::config::ProjectConfig;
+use crate::inputs::{ScanInputs, completed_scans, find_run, load_fold, test_items};
+use crate::interpret_cmd::Params;
+use crate::relevance_config::Method;
+
+mod faithfulness;
+mod randomisation;
+mod scans;
+
+use faithfulness::faithfulness_check;
+use randomisation::{cascade_check, data_randomisation_check, shuffled_metrics, train_shuffled};
+use scans::{Scan, ad_scans, trained_maps};
+
+/// Arguments of `cargo xtask sanity`.
+#[derive(Args, Debug, Default)]
+pub struct SanityArgs {
+    /// A trained hold-out run (`results/<run>/holdout`, or `cargo xtask train`'s folder of a
+    /// hold-out config)
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Config whose [relevance] and [sanity] sections to use instead of the run's resolved config
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Recompute even if `sanity/complete.json` says the checks are there
+    #[arg(long)]
+    pub force: bool,
+    /// Skip the cascading model-parameter randomisation
+    #[arg(long)]
+    pub no_cascade: bool,
+    /// Skip the data randomisation (no shuffled-label model)
+    #[arg(long)]
+    pub no_data_randomisation: bool,
+    /// Skip the deletion curves
+    #[arg(long)]
+    pub no_faithfulness: bool,
+}
+
+pub use adni_data::run_layout::{AOPC_FILE, CASCADE_FILE, DATA_RANDOMISATION_FILE, DELETION_FILE, SHUFFLED_MODEL_FILE};
+
+/// SSIM window (voxels), scikit-image's default.
+const SSIM_WINDOW: usize = 7;
+
+/// What one call did.
+#[derive(Debug)]
+pub struct SanityOutcome {
+    /// `<run>/sanity`.
+    pub dir: PathBuf,
+    /// Whether the outputs were already complete (nothing computed).
+    pub skipped: bool,
+    /// Seconds per part that ran.
+    pub parts: Vec<(&'static str, f64)>,
+    /// AD scans checked.
+    pub scans: usize,
+}
+
+/// `cargo xtask sanity`.
+pub fn sanity(args: &SanityArgs) -> Result<()> {
+    let outcome = run_sanity(args)?;
+    if !outcome.skipped {
+        for (part, secs) in &outcome.parts {
+            eprintln!("  {part:<20} {secs:>8.1} s");
+        }
+        eprintln!("sanity: wrote {}", outcome.dir.display());
+    }
+    Ok(())
+}
+
+/// The checks on a run folder; see the module documentation.
+pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
+    let run = RunLayout::new(find_run(&args.run)?);
+    let resolved = run.resolved_config();
+    let mut cfg = match &args.config {
+        Some(c) => load_config_file(c)?,
+        None => {
+            if !resolved.exists() {
+                bail!("{} is not a training run folder: it has no resolved_config.toml", run.root().display());
+            }
+            ProjectConfig::load(&resolved)?
+        }
+    };
+    let s = &mut cfg.sanity;
+    s.cascade &= !args.no_cascade;
+    s.data_randomisation &= !args.no_data_randomisation;
+    s.faithfulness &= !args.no_faithfulness;
+    s.validate()?;
+    let s = cfg.sanity.clone();
+    let out = run.sanity();
+    let wanted: Vec<&str> =
+        [("cascade", s.cascade), ("data-randomisation", s.data_randomisation), ("faithfulness", s.faithfulness)]
+            .into_iter()
+            .filter_map(|(n, on)| on.then_some(n))
+            .collect();
+    if wanted.is_empty() {
+        eprintln!("sanity: every check is switched off ([sanity] cascade, data_randomisation, faithfulness)");
+        return Ok(SanityOutcome { dir: out.dir().to_path_buf(), skipped: true, parts: vec![], scans: 0 });
+    }
+    let _lock = crate::commands::lock_folder(out.dir())?;
+    if !args.force
+        && let Some(scans) = completed_scans(&out.complete(), "parts", &wanted)?
+    {
+        eprintln!("sanity: {} is complete (use --force to recompute)", out.dir().display());
+        return Ok(SanityOutcome { dir: out.dir().to_path_buf(), skipped: true, parts: vec![], scans });
+    }
+    let _ = std::fs::remove_file(out.complete());
+
+    let params = Params::new(cfg.relevance.clone())?;
+    let methods = params.section.methods.clone();
+    let split = if params.section.split.is_empty() { "holdout".to_string() } else { params.section.split.clone() };
+    let fold = run.fold(&split);
+    if !fold.is_finished() {
+        bail!(
+            "{} has no finished `{split}` model ({} has no fold_result.json): train it first",
+            run.root().display(),
+            fold.dir().display()
+        );
+    }
+    let cohort = cohort_of(&cfg)?;
+    let atlas_required = methods.contains(&Method::AreaOcclusion) || s.faithfulness;
+    let inputs = ScanInputs::open(&cfg, &cohort, atlas_required, "sanity")?;
+    let shape = inputs.grid.shape;
+    let labels = inputs.atlas.as_ref().map(|a| a.labels.clone());
+    let brain: Array3<bool> = inputs.brain.clone().unwrap_or_else(|| Array3::from_elem(shape, true));
+    let (model, norm) = load_fold(&fold, shape)?;
+
+    // The test scans: all of them for the shuffled model's metrics, the AD ones (as many per
+    // patient as `interpret` explains) for the checks.
+    let test_items = test_items(&run, &split, &cohort.scans)?;
+    let mut scans = ad_scans(&test_items, &inputs, &model, &norm, &params)?;
+    if scans.is_empty() {
+        bail!("split `{split}` of {} has no AD test scan to check", run.root().display());
+    }
+    eprintln!(
+        "sanity: {} AD test scans of {split}, methods {}, checks {} → {}",
+        scans.len(),
+        methods.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+        wanted.join(", "),
+        out.dir().display()
+    );
+
+    // The trained model's maps: saved by `interpret`, or computed.
+    let mut parts: Vec<(&'static str, f64)> = Vec::new();
+    let t = Instant::now();
+    trained_maps(&mut scans, &run.relevance(), &model, labels.as_ref(), &params)?;
+    parts.push(("trained maps", t.elapsed().as_secs_f64()));
+
+    // The cascade recomputes every map once per layer, so it uses `[sanity]
+    // cascade_scans_per_patient` scans of each patient; the data randomisation and the deletion
+    // curves use every explained AD scan.
+    let all: Vec<&Scan> = scans.iter().collect();
+    let mut per_patient: BTreeMap<&str, usize> = BTreeMap::new();
+    let chosen: Vec<&Scan> = scans
+        .iter()
+        .filter(|x| {
+            let seen = per_patient.entry(x.item.ptid.as_str()).or_default();
+            *seen += 1;
+            s.cascade_scans_per_patient == 0 || *seen <= s.cascade_scans_per_patient
+        })
+        .collect();
+
+    let mut written: Vec<&str> = Vec::new();
+    if s.cascade {
+        let t = Instant::now();
+        let mut cascade = cascade_check(&cfg, &model, &chosen, &methods, labels.as_ref(), &brain, &params)?;
+        write_csv_atomically(&out.file(CASCADE_FILE), &mut cascade)?;
+        written.push(CASCADE_FILE);
+        parts.push(("cascade", t.elapsed().as_secs_f64()));
+    }
+    if s.data_randomisation {
+        if split != "holdout" {
+            eprintln!("sanity: data randomisation needs the hold-out split (explaining `{split}`): skipped");
+        } else {
+            let t = Instant::now();
+            let shuffled_run = train_shuffled(&cfg, &out, &resolved)?;
+            parts.push(("shuffled training", t.elapsed().as_secs_f64()));
+            let t = Instant::now();
+            let (shuffled, snorm) = load_fold(&shuffled_run.fold("holdout"), shape)?;
+            let mut metrics = shuffled_metrics(&inputs.source, &test_items, [(&model, &norm), (&shuffled, &snorm)])?;
+            write_csv_atomically(&out.file(SHUFFLED_MODEL_FILE), &mut metrics)?;
+            let mut rows =
+                data_randomisation_check(&shuffled, &snorm, &all, &methods, labels.as_ref(), &brain, &params)?;
+            write_csv_atomically(&out.file(DATA_RANDOMISATION_FILE), &mut rows)?;
+            written.extend([SHUFFLED_MODEL_FILE, DATA_RANDOMISATION_FILE]);
+            parts.push(("shuffled maps", t.elapsed().as_secs_f64()));
+        }
+    }
+    if s.faithfulness {
+        let t = Instant::now();
+        let atlas_labels =
+            labels.as_ref().ok_or_else(|| anyhow!("region deletion needs an atlas ([relevance] atlas)"))?;
+        let value = params.section.occlusion.value;
+        let (mut curves, mut aopcs) = faithfulness_check(&model, &scans, &methods, atlas_labels, &brain, value, &s)?;
+        write_csv_atomically(&out.file(DELETION_FILE), &mut curves)?;
+        write_csv_atomically(&out.file(AOPC_FILE), &mut aopcs)?;
+        written.extend([DELETION_FILE, AOPC_FILE]);
+        parts.push(("faithfulness", t.elapsed().as_secs_f64()));
+    }
+
+    let mut timing = DataFrame::new(
+        parts.len(),
+        vec![
+            Column::new("part".into(), parts.iter().map(|(p, _)| *p).collect::<Vec<_>>()),
+            Column::new("seconds".into(), parts.iter().map(|(_, s)| *s).collect::<Vec<_>>()),
+        ],
+    )?;
+    write_csv_atomically(&out.file(TIMING_FILE), &mut timing)?;
+    cfg.write_resolved(out.dir())?;
+    let marker = serde_json::json!({
+        "parts": wanted,
+        "files": written,
+        "methods": methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "scans": scans.len(),
+        "split": split,
+    });
+    write_bytes_atomically(&out.complete(), serde_json::to_string_pretty(&marker)?.as_bytes())?;
+    Ok(SanityOutcome { dir: out.dir().to_path_buf(), skipped: false, parts, scans: scans.len() })
+}
+
+/// The parameters with the explained class fixed (so that a changed model explains the class the
+/// trained model's map explains).
+fn for_class(params: &Params, class: usize) -> MethodParams {
+    params.methods.for_class(class)
+}
+
+/// Softmax probabilities of one normalised scan.
+fn probabilities(model: &ClassificationModel3D<Cpu>, x: &Array3<f32>) -> Result<Vec<f32>> {
+    let logits = model.forward_eval(to_tensor::<Cpu>(x, &Default::default()));
+    burn::tensor::activation::softmax(logits, 1).into_data().convert::<f32>().to_vec().map_err(|e| anyhow!("{e:?}"))
+}
+
+/// Similarity of two maps inside the brain: Spearman, SSIM.
+fn similarity(a: &Array3<f32>, b: &Array3<f32>, brain: &Array3<bool>) -> Result<(f64, f64)> {
+    Ok((spearman(a.view(), b.view(), Some(brain.view()))?, ssim(a.view(), b.view(), Some(brain.view()), SSIM_WINDOW)?))
+}

@@ -1,0 +1,215 @@
+//! The randomisation checks: cascading model-parameter randomisation and data randomisation
+//! (a shuffled-label model), see the parent module.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow};
+use burn::backend::Autodiff;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::Backend;
+use ndarray::Array3;
+use polars::prelude::{Column, DataFrame};
+
+use adni_data::preprocess::Normalizer;
+use adni_data::run_layout::{RunLayout, SanityLayout};
+use model::data::{ScanItem, VolumeSource};
+use model::metrics::{BinaryMetrics, Prediction};
+use model::train::TrainMode;
+use model::{ClassificationModel3D, Cpu};
+use relevance::methods::{compute_map, to_tensor};
+
+use super::{Scan, for_class, similarity};
+use crate::commands::progress_bar;
+use crate::config::ProjectConfig;
+use crate::interpret_cmd::Params;
+use crate::relevance_config::Method;
+use crate::train_cmd::{TrainArgs, train_with};
+
+/// Rows of [`super::CASCADE_FILE`].
+#[derive(Default)]
+struct CascadeRows {
+    step: Vec<i64>,
+    layer: Vec<String>,
+    method: Vec<&'static str>,
+    ptid: Vec<String>,
+    image_id: Vec<i64>,
+    spearman: Vec<f64>,
+    ssim: Vec<f64>,
+}
+
+/// The cascading randomisation: one step per layer from the output down, on `chosen` scans.
+pub(super) fn cascade_check(
+    cfg: &ProjectConfig,
+    model: &ClassificationModel3D<Cpu>,
+    chosen: &[&Scan],
+    methods: &[Method],
+    labels: Option<&Array3<i32>>,
+    brain: &Array3<bool>,
+    params: &Params,
+) -> Result<DataFrame> {
+    let device = Default::default();
+    <Cpu as Backend>::seed(&device, cfg.sanity.seed);
+    let fresh = cfg.model.init::<Cpu>(model.input_shape(), &device)?;
+    // Lazily initialised parameters would be redrawn by every clone: fix them now.
+    relevance::materialize_parameters(&fresh);
+    let layers = model.cascade_layers();
+    let mut rows = CascadeRows::default();
+    let bar = progress_bar(layers.len() * chosen.len() * methods.len(), "cascade");
+    for (k, layer) in layers.iter().enumerate() {
+        let randomised = model.with_top_layers_from(&fresh, k + 1)?;
+        let autodiff = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(randomised.clone());
+        for scan in chosen {
+            let pc = for_class(params, scan.target);
+            for &method in methods {
+                bar.set_message(format!("{layer} · {method}"));
+                let (map, _) = compute_map(method, &autodiff, &randomised, &scan.x, labels, &pc)
+                    .with_context(|| format!("{method} of image {} with {layer} randomised", scan.item.image_id))?;
+                let (rho, s) = similarity(&map, &scan.maps[&method], brain)?;
+                rows.step.push(k as i64 + 1);
+                rows.layer.push(layer.clone());
+                rows.method.push(method.name());
+                rows.ptid.push(scan.item.ptid.clone());
+                rows.image_id.push(scan.item.image_id);
+                rows.spearman.push(rho);
+                rows.ssim.push(s);
+                bar.inc(1);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    Ok(DataFrame::new(
+        rows.step.len(),
+        vec![
+            Column::new("step".into(), &rows.step),
+            Column::new("layer".into(), &rows.layer),
+            Column::new("method".into(), &rows.method),
+            Column::new("PTID".into(), &rows.ptid),
+            Column::new("Image.ID".into(), &rows.image_id),
+            Column::new("spearman".into(), &rows.spearman),
+            Column::new("ssim".into(), &rows.ssim),
+        ],
+    )?)
+}
+
+/// Trains the shuffled-label hold-out model into `sanity/shuffled` (skipped when finished);
+/// returns its run folder.
+pub(super) fn train_shuffled(cfg: &ProjectConfig, out: &SanityLayout, resolved: &Path) -> Result<RunLayout> {
+    let shuffled = out.shuffled_run();
+    let mut c = cfg.clone();
+    c.run.results_dir = out.dir().to_path_buf();
+    c.run.name = shuffled.root().file_name().and_then(|n| n.to_str()).unwrap_or("shuffled").into();
+    c.train.mode = TrainMode::Holdout;
+    let dir = c.run.dir();
+    eprintln!("sanity: training the shuffled-label model ({} epochs) → {}", c.train.epochs, dir.display());
+    let args = TrainArgs {
+        config: resolved.to_path_buf(),
+        fold: None,
+        resume: true,
+        merge: false,
+        device: None,
+        shuffle_labels: Some(cfg.sanity.seed),
+    };
+    train_with(c, &args).context("training the shuffled-label model")?;
+    Ok(shuffled)
+}
+
+/// The trained and the shuffled model on every test scan, against the true labels.
+pub(super) fn shuffled_metrics(
+    source: &VolumeSource,
+    items: &[ScanItem],
+    models: [(&ClassificationModel3D<Cpu>, &Normalizer); 2],
+) -> Result<DataFrame> {
+    let mut preds: [Vec<Prediction>; 2] = [Vec::new(), Vec::new()];
+    for item in items {
+        let raw = source.load(item)?;
+        for (k, (model, norm)) in models.iter().enumerate() {
+            let mut x = raw.clone();
+            norm.apply(&mut x).with_context(|| format!("image {} ({})", item.image_id, item.path.display()))?;
+            let logits: Vec<f32> = model
+                .forward_eval(to_tensor::<Cpu>(&x, &Default::default()))
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .map_err(|e| anyhow!("{e:?}"))?;
+            preds[k].push(Prediction::from_logits(item.label, [logits[0], logits[1]]));
+        }
+    }
+    let m = preds.map(|p| BinaryMetrics::from_predictions(&p));
+    Ok(DataFrame::new(
+        2,
+        vec![
+            Column::new("model".into(), ["trained", "shuffled"]),
+            Column::new("n_scans".into(), m.iter().map(|m| m.n as i64).collect::<Vec<_>>()),
+            Column::new("accuracy".into(), m.iter().map(|m| m.accuracy).collect::<Vec<_>>()),
+            Column::new("balanced_accuracy".into(), m.iter().map(|m| m.balanced_accuracy).collect::<Vec<_>>()),
+            Column::new("roc_auc".into(), m.iter().map(|m| m.roc_auc).collect::<Vec<_>>()),
+        ],
+    )?)
+}
+
+/// The shuffled model's maps of the AD `scans` (same class as the trained model's maps):
+/// their similarity to the trained maps and their ground-truth scores.
+pub(super) fn data_randomisation_check(
+    shuffled: &ClassificationModel3D<Cpu>,
+    norm: &Normalizer,
+    scans: &[&Scan],
+    methods: &[Method],
+    labels: Option<&Array3<i32>>,
+    brain: &Array3<bool>,
+    params: &Params,
+) -> Result<DataFrame> {
+    let autodiff = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(shuffled.clone());
+    let n = scans.len() * methods.len();
+    let mut method_col = Vec::with_capacity(n);
+    let mut ptid = Vec::with_capacity(n);
+    let mut image_id = Vec::with_capacity(n);
+    let (mut rho, mut s_col, mut mass, mut rank, mut chance) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut hit: Vec<Option<bool>> = Vec::with_capacity(n);
+    let bar = progress_bar(n, "shuffled");
+    for scan in scans {
+        let mut x = scan.raw.clone();
+        norm.apply(&mut x).with_context(|| format!("image {}", scan.item.image_id))?;
+        let pc = for_class(params, scan.target);
+        for &method in methods {
+            let (map, _) = compute_map(method, &autodiff, shuffled, &x, labels, &pc)
+                .with_context(|| format!("{method} (shuffled-label model) of image {}", scan.item.image_id))?;
+            let (r, s) = similarity(&map, &scan.maps[&method], brain)?;
+            method_col.push(method.name());
+            ptid.push(scan.item.ptid.clone());
+            image_id.push(scan.item.image_id);
+            rho.push(r);
+            s_col.push(s);
+            match &scan.truth {
+                Some(mask) => {
+                    let g = report::ground_truth::score_map(map.view(), mask.view(), Some(brain.view()))?;
+                    mass.push(g.mass_accuracy);
+                    rank.push(g.rank_accuracy);
+                    hit.push(g.pointing_hit);
+                    chance.push(g.chance);
+                }
+                None => {
+                    mass.push(f64::NAN);
+                    rank.push(f64::NAN);
+                    hit.push(None);
+                    chance.push(f64::NAN);
+                }
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(DataFrame::new(
+        n,
+        vec![
+            Column::new("method".into(), method_col),
+            Column::new("PTID".into(), ptid),
+            Column::new("Image.ID".into(), image_id),
+            Column::new("spearman".into(), rho),
+            Column::new("ssim".into(), s_col),
+            Column::new("mass_accuracy".into(), mass),
+            Column::new("rank_accuracy".into(), rank),
+            Column::new("pointing_hit".into(), hit),
+            Column::new(report::ground_truth::CHANCE_COLUMN.into(), chance),
+        ],
+    )?)
+}
