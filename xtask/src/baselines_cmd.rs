@@ -148,7 +148,7 @@ pub fn baselines_markdown(root: &Path) -> String {
         let _ = writeln!(md, "Not computed for this run (see the messages of `cargo xtask report`).\n");
         return md;
     };
-    let cnn = read_csv(&root.join("cv").join("summary.csv")).ok();
+    let cnn = read_csv(&adni_data::run_layout::RunLayout::new(root.join("cv")).summary_csv()).ok();
     let _ = writeln!(
         md,
         "A logistic regression (linfa, L2 α = 1, features standardised on each split's training scans) on \

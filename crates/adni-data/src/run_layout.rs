@@ -51,6 +51,36 @@ impl RunLayout {
         self.root.join("splits").join(format!("{name}.csv"))
     }
 
+    /// `metrics_epochs.csv`: every split's per-epoch metrics.
+    pub fn metrics_epochs(&self) -> PathBuf {
+        self.root.join(METRICS_EPOCHS_FILE)
+    }
+
+    /// `metrics_folds.csv`: one row per split, its kept epoch's metrics.
+    pub fn metrics_folds(&self) -> PathBuf {
+        self.root.join("metrics_folds.csv")
+    }
+
+    /// `predictions.csv`: every split's per-scan predictions, joined with the metadata.
+    pub fn predictions(&self) -> PathBuf {
+        self.root.join(PREDICTIONS_FILE)
+    }
+
+    /// `summary.csv`: mean, SD and 95 % interval of each metric over the splits.
+    pub fn summary_csv(&self) -> PathBuf {
+        self.root.join("summary.csv")
+    }
+
+    /// `summary.md`: the same for people.
+    pub fn summary_md(&self) -> PathBuf {
+        self.root.join("summary.md")
+    }
+
+    /// `timing.csv`: seconds per split.
+    pub fn timing(&self) -> PathBuf {
+        self.root.join(TIMING_FILE)
+    }
+
     /// `folds/`: one folder per trained model.
     pub fn folds_dir(&self) -> PathBuf {
         self.root.join("folds")
@@ -71,6 +101,11 @@ impl RunLayout {
         SanityLayout::new(self.root.join("sanity"))
     }
 }
+
+/// Per-epoch metrics (a run's and a fold's).
+const METRICS_EPOCHS_FILE: &str = "metrics_epochs.csv";
+/// Per-scan predictions (a run's and a fold's).
+const PREDICTIONS_FILE: &str = "predictions.csv";
 
 /// Cascading randomisation, per step, method and scan (in [`SanityLayout`]).
 pub const CASCADE_FILE: &str = "cascade.csv";
@@ -153,6 +188,16 @@ impl FoldLayout {
     /// Whether the fold is finished (its [`Self::result`] exists).
     pub fn is_finished(&self) -> bool {
         self.result().exists()
+    }
+
+    /// `metrics_epochs.csv`: the fold's per-epoch metrics, written after every epoch.
+    pub fn metrics_epochs(&self) -> PathBuf {
+        self.dir.join(METRICS_EPOCHS_FILE)
+    }
+
+    /// `predictions.csv`: the kept model's per-scan predictions.
+    pub fn predictions(&self) -> PathBuf {
+        self.dir.join(PREDICTIONS_FILE)
     }
 
     /// `normalization/`: the intensity normaliser fitted on the training scans.

@@ -4,6 +4,7 @@
 //! the report's figures use, so a renamed column fails here with a clear message rather than in
 //! the middle of a figure.
 
+use adni_data::run_layout::RunLayout;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::DataFrame;
@@ -24,8 +25,7 @@ pub struct RunTables {
     pub predictions: DataFrame,
 }
 
-fn read_checked(dir: &Path, file: &str, columns: &[&str]) -> Result<DataFrame> {
-    let path: PathBuf = dir.join(file);
+fn read_checked(dir: &Path, path: PathBuf, columns: &[&str]) -> Result<DataFrame> {
     if !path.is_file() {
         return Err(ReportError::invalid(
             "run folder",
@@ -42,11 +42,12 @@ fn read_checked(dir: &Path, file: &str, columns: &[&str]) -> Result<DataFrame> {
 
 /// Reads the four tables of a training run folder, checking the columns the report uses.
 pub fn read_run(dir: &Path) -> Result<RunTables> {
+    let run = RunLayout::new(dir);
     Ok(RunTables {
-        epochs: read_checked(dir, "metrics_epochs.csv", &["split", "epoch", "train_loss", "train_accuracy"])?,
-        folds: read_checked(dir, "metrics_folds.csv", &["split", "kept_epoch"])?,
-        summary: read_checked(dir, "summary.csv", &["metric", "mean", "sd", "ci_low", "ci_high"])?,
-        predictions: read_checked(dir, "predictions.csv", &["fold", "true_label", "p_ad"])?,
+        epochs: read_checked(dir, run.metrics_epochs(), &["split", "epoch", "train_loss", "train_accuracy"])?,
+        folds: read_checked(dir, run.metrics_folds(), &["split", "kept_epoch"])?,
+        summary: read_checked(dir, run.summary_csv(), &["metric", "mean", "sd", "ci_low", "ci_high"])?,
+        predictions: read_checked(dir, run.predictions(), &["fold", "true_label", "p_ad"])?,
     })
 }
 

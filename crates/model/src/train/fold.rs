@@ -121,7 +121,7 @@ pub(super) fn train_fold<B: AutodiffBackend>(
             seconds: started.elapsed().as_secs_f64(),
         };
         ckpt.save(&mut so_far, t.selection_metric, record, evaluated, &model, &optim)?;
-        write_epoch_csv(&dir.join("metrics_epochs.csv"), name, &so_far.history)?;
+        write_epoch_csv(&layout.metrics_epochs(), name, &so_far.history)?;
         progress(&TrainEvent::EpochDone {
             split: name,
             epochs: t.epochs,
@@ -141,7 +141,7 @@ pub(super) fn train_fold<B: AutodiffBackend>(
     let kept = job.evaluate_kept(&eval_model, kept_epoch, so_far.take_cached(kept_epoch), val_data, test_data)?;
     export_safetensors(&eval_model, &layout.model())?;
     write_json(&layout.network(), &NetworkRecord { network: spec.network.clone(), input_grid: grid })?;
-    write_fold_predictions(&dir.join("predictions.csv"), name, &kept.predictions)?;
+    write_fold_predictions(&layout.predictions(), name, &kept.predictions)?;
     let result = FoldResult {
         split: name.to_owned(),
         settings: ckpt.settings,

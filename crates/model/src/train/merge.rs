@@ -2,7 +2,7 @@
 
 use adni_data::cohort::Cohort;
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
-use adni_data::run_layout::FoldLayout;
+use adni_data::run_layout::{FoldLayout, RunLayout};
 use polars::prelude::*;
 use serde::Serialize;
 
@@ -64,12 +64,12 @@ pub fn merge_run(spec: &RunSpec) -> Result<RunSummary, TrainError> {
         check_same_settings(&r.settings, &fold_settings(spec, split)?, &path)?;
         results.push(r);
     }
-    let dir = &spec.dir;
+    let run = RunLayout::new(&spec.dir);
 
     // Per-epoch metrics of all folds.
     let epoch_rows: Vec<(&str, &EpochRecord)> =
         results.iter().flat_map(|r| r.history.iter().map(move |h| (r.split.as_str(), h))).collect();
-    write_csv_atomically(&dir.join("metrics_epochs.csv"), &mut epoch_frame(&epoch_rows)?)?;
+    write_csv_atomically(&run.metrics_epochs(), &mut epoch_frame(&epoch_rows)?)?;
 
     // Per-fold final metrics.
     let mut cols = vec![
@@ -81,7 +81,7 @@ pub fn merge_run(spec: &RunSpec) -> Result<RunSummary, TrainError> {
     if results.iter().any(|r| r.validation.is_some()) {
         metric_columns(&mut cols, "validation", &results.iter().map(|r| r.validation).collect::<Vec<_>>());
     }
-    write_csv_atomically(&dir.join("metrics_folds.csv"), &mut DataFrame::new(results.len(), cols)?)?;
+    write_csv_atomically(&run.metrics_folds(), &mut DataFrame::new(results.len(), cols)?)?;
 
     // Timing (kept apart so that the metric tables of identical runs are identical files).
     let timing: Vec<(&str, usize, f64)> =
@@ -94,7 +94,7 @@ pub fn merge_run(spec: &RunSpec) -> Result<RunSummary, TrainError> {
             Column::new("seconds".into(), timing.iter().map(|x| x.2).collect::<Vec<f64>>()),
         ],
     )?;
-    write_csv_atomically(&dir.join("timing.csv"), &mut timing_df)?;
+    write_csv_atomically(&run.timing(), &mut timing_df)?;
 
     // Predictions on the test sets, joined with the cohort metadata.
     let test_rows: Vec<(&str, &ScanPrediction)> = results
@@ -102,7 +102,7 @@ pub fn merge_run(spec: &RunSpec) -> Result<RunSummary, TrainError> {
         .flat_map(|r| r.predictions.iter().filter(|p| p.set == "test").map(move |p| (r.split.as_str(), p)))
         .collect();
     let mut joined = join_metadata(&predictions_frame(&test_rows)?, &spec.cohort)?;
-    write_csv_atomically(&dir.join("predictions.csv"), &mut joined)?;
+    write_csv_atomically(&run.predictions(), &mut joined)?;
 
     // Summary: mean ± SD over folds, pooled out-of-fold metrics, patient bootstrap CI.
     let pooled_preds: Vec<Prediction> = test_rows.iter().map(|(_, p)| p.prediction).collect();
@@ -141,11 +141,11 @@ pub fn merge_run(spec: &RunSpec) -> Result<RunSummary, TrainError> {
             Column::new("ci_resamples".into(), rows.iter().map(|r| r.ci_resamples as i64).collect::<Vec<i64>>()),
         ],
     )?;
-    write_csv_atomically(&dir.join("summary.csv"), &mut summary_df)?;
+    write_csv_atomically(&run.summary_csv(), &mut summary_df)?;
     let folds: Vec<(String, usize, BinaryMetrics)> =
         results.iter().map(|r| (r.split.clone(), r.kept_epoch, r.test)).collect();
     let markdown = summary_markdown(spec, &results, &rows, pooled.n, clusters_count(&clusters));
-    write_bytes_atomically(&dir.join("summary.md"), markdown.as_bytes())?;
+    write_bytes_atomically(&run.summary_md(), markdown.as_bytes())?;
     Ok(RunSummary { rows, folds, markdown })
 }
 
