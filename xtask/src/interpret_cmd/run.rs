@@ -18,7 +18,7 @@ use burn::tensor::backend::Backend;
 use model::data::ScanItem;
 use model::{ClassificationModel3D, Cpu};
 use relevance::Target;
-use relevance::methods::{MapMean, compute_map, to_tensor};
+use relevance::methods::{MapMean, MethodParams, compute_map, to_tensor};
 use report::interpretation::{ConservationRow, GroundTruthRow, IndexRow, InterpretationTables, ScanId, ScanRow};
 
 use super::{InterpretArgs, Params, apply_overrides};
@@ -176,6 +176,45 @@ pub(crate) fn test_scans(
     Ok(jobs)
 }
 
+/// One scan's input to every method.
+struct MapJob<'a> {
+    /// The normalised scan.
+    x: &'a ndarray::Array3<f32>,
+    /// The atlas labels (area occlusion).
+    labels: Option<&'a ndarray::Array3<i32>>,
+    params: &'a MethodParams,
+    id: &'a ScanId,
+}
+
+impl MapJob<'_> {
+    /// `method`'s map with the `kind` (`trained` or `random`) model, its time and (LRP) its
+    /// conservation recorded in `tables`.
+    fn map(
+        &self,
+        tables: &mut InterpretationTables,
+        method: Method,
+        kind: &'static str,
+        ad: &ClassificationModel3D<Autodiff<Cpu>>,
+        inner: &ClassificationModel3D<Cpu>,
+    ) -> Result<ndarray::Array3<f32>> {
+        let t = Instant::now();
+        let weights = if kind == "random" { " (random weights)" } else { "" };
+        let (map, balance) = compute_map(method, ad, inner, self.x, self.labels, self.params)
+            .with_context(|| format!("{method}{weights} of image {}", self.id.image_id))?;
+        if let Some(b) = balance {
+            tables.push_conservation(ConservationRow {
+                split: self.id.split.clone(),
+                image_id: self.id.image_id,
+                model: kind,
+                logit: b.logit,
+                relevance_sum: b.total,
+            });
+        }
+        tables.add_time(method as usize, method.name(), kind, t.elapsed().as_secs_f64());
+        Ok(map)
+    }
+}
+
 /// The maps of every scan, reduced: mean maps per (method, group), the mean input and the tables.
 struct Maps {
     means: BTreeMap<(Method, &'static str), MapMean>,
@@ -242,21 +281,10 @@ fn explain(
         };
         let trained = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(inner.clone());
         let random_ad = random.as_ref().map(|r| (ClassificationModel3D::<Autodiff<Cpu>>::from_inner(r.clone()), r));
+        let job = MapJob { x: &x, labels: labels.as_ref(), params: &params.methods, id: &id };
         for &method in &section.methods {
             bar.set_message(format!("{method} · {}", scan.image_id));
-            let t = Instant::now();
-            let (map, balance) = compute_map(method, &trained, inner, &x, labels.as_ref(), &params.methods)
-                .with_context(|| format!("{method} of image {}", scan.image_id))?;
-            if let Some(b) = balance {
-                maps.tables.push_conservation(ConservationRow {
-                    split: split.clone(),
-                    image_id: scan.image_id,
-                    model: "trained",
-                    logit: b.logit,
-                    relevance_sum: b.total,
-                });
-            }
-            maps.tables.add_time(method as usize, method.name(), "trained", t.elapsed().as_secs_f64());
+            let map = job.map(&mut maps.tables, method, "trained", &trained, inner)?;
             for g in [group, "all"] {
                 maps.means.entry((method, g)).or_insert_with(|| MapMean::new(shape)).add(&map);
             }
@@ -281,19 +309,7 @@ fn explain(
             };
             maps.tables.push_ground_truth(row("trained", scores));
             if let Some((rad, rinner)) = &random_ad {
-                let t = Instant::now();
-                let (rmap, rbalance) = compute_map(method, rad, rinner, &x, labels.as_ref(), &params.methods)
-                    .with_context(|| format!("{method} (random weights) of image {}", scan.image_id))?;
-                if let Some(b) = rbalance {
-                    maps.tables.push_conservation(ConservationRow {
-                        split: split.clone(),
-                        image_id: scan.image_id,
-                        model: "random",
-                        logit: b.logit,
-                        relevance_sum: b.total,
-                    });
-                }
-                maps.tables.add_time(method as usize, method.name(), "random", t.elapsed().as_secs_f64());
+                let rmap = job.map(&mut maps.tables, method, "random", rad, rinner)?;
                 let scores = report::ground_truth::score_map(rmap.view(), mask.view(), brain)?;
                 maps.tables.push_ground_truth(row("random", scores));
             }
