@@ -10,7 +10,7 @@ use adni_data::cohort::{Cohort, build_cohort};
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
 use adni_data::splits::{Split, SplitSet, assignments_dataframe, holdout_split, kfold_splits, write_split_csv};
 use adni_data::table::read_adni_table;
-use adni_data::volume::{Inspection, inspect_nifti, read_volume};
+use adni_data::volume::{Inspection, inspect_nifti};
 
 use crate::config::{ProjectConfig, resolve, workspace_root};
 use crate::fetch;
@@ -282,40 +282,33 @@ pub fn preprocess(config: &Path) -> Result<()> {
 /// Fills the preprocessing cache for every scan of the cohort and fits, for every split, the
 /// voxel-wise z-score on that split's training scans only, saved under `out/<split>/`.
 fn run_preprocess(cfg: &ProjectConfig, cohort: &Cohort, splits: &[Split], out: &Path) -> Result<()> {
-    use adni_data::preprocess::{
-        CacheHit, Normalizer, PreprocessCache, PreprocessSpec, downsample_mask, select_fit_scans,
-    };
+    use adni_data::preprocess::{CacheHit, Normalizer, PreprocessSpec, select_fit_scans};
+    use model::data::VolumeSource;
     use rayon::prelude::*;
 
     let p = &cfg.preprocess;
     let spec = PreprocessSpec { mask: p.mask_path(), downsample: p.downsample };
-    spec.validate()?;
     let Some(first) = cohort.scans.first() else { bail!("the cohort has no scans to preprocess") };
     // The grid every image must lie on: the mask's, or else the first image's.
-    let (source_grid, small_mask) = match &spec.mask {
-        Some(m) => {
-            let (mask, _, _) = read_volume(m)
-                .with_context(|| format!("cannot read the brain mask [preprocess] mask = {}", m.display()))?;
-            let small = downsample_mask(&mask, spec.downsample.max(1));
-            (mask.grid(), Some(small.data))
-        }
-        None => {
-            let info = adni_data::volume::read_header(&first.path)?;
-            if info.dims.len() < 3 {
-                bail!("{}: expected a 3-D image, found dimensions {:?}", first.path.display(), info.dims);
+    let source = match VolumeSource::open(&resolve(&p.cache_dir), spec.clone(), &first.path) {
+        Ok(source) => source,
+        Err(e) => match &spec.mask {
+            Some(m) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot read the brain mask [preprocess] mask = {}", m.display())));
             }
-            (adni_data::Grid { shape: [info.dims[0], info.dims[1], info.dims[2]], affine: info.affine }, None)
-        }
+            None => return Err(e.into()),
+        },
     };
-    let model_grid = source_grid.downsampled(spec.downsample.max(1));
-    let cache = PreprocessCache::new(resolve(&p.cache_dir));
+    let (cache, source_grid) = (&source.cache, &source.source_grid);
+    let model_grid = source.model_grid();
     let t = Instant::now();
     let pb = progress_bar(cohort.scans.len(), "preprocess");
     let hits: Vec<CacheHit> = cohort
         .scans
         .par_iter()
         .map(|s| {
-            let r = cache.load_or_compute(&s.path, &spec, &source_grid).map(|(_, hit)| hit);
+            let r = cache.load_or_compute(&s.path, &spec, source_grid).map(|(_, hit)| hit);
             pb.inc(1);
             r
         })
@@ -344,9 +337,9 @@ fn run_preprocess(cfg: &ProjectConfig, cohort: &Cohort, splits: &[Split], out: &
                     split.name
                 ))
             })?;
-            cache.load_or_compute(path, &spec, &source_grid).map(|(v, _)| (*id, v))
+            cache.load_or_compute(path, &spec, source_grid).map(|(v, _)| (*id, v))
         });
-        let norm = Normalizer::fit(scans, small_mask.clone())?;
+        let norm = Normalizer::fit(scans, source.model_mask.clone())?;
         let dir = out.join(&split.name);
         norm.save(&dir)?;
         outln!(

@@ -323,7 +323,7 @@ fn explain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use adni_data::splits::{Split, SplitRow, write_split_csv};
+    use adni_data::splits::{Split, SplitRow, SplitSet, write_split_csv};
     use adni_data::table::{Diagnosis, ScanDate, ScanRecord};
 
     /// A scan of patient `ptid` (AD when `ad`).
