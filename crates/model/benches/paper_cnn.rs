@@ -42,9 +42,9 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, ElementConversion, Int, Tensor, TensorData};
-use model::{ClassificationModel3D, NetworkConfig, input_gradient};
+use model::{ClassificationModel3D, FastAutodiffBackend, NetworkConfig, input_gradient};
 use serde_json::{Value, json};
 
 /// The allocator the project's binaries use (see `model::fast::FastAlloc`).
@@ -458,7 +458,7 @@ fn sync<B: Backend>(device: &B::Device) {
     }
 }
 
-fn run_case<B: AutodiffBackend>(
+fn run_case<B: FastAutodiffBackend>(
     device: &B::Device,
     shape: [usize; 3],
     case: &str,

@@ -11,7 +11,8 @@
 //!   its backward passes as cache-sized im2col × SIMD matrix products, fused BatchNorm → max
 //!   pooling → ReLU with a sparse backward pass, and mimalloc for the binaries), with
 //!   `MODEL_FAST_CPU=0` / [`fast::set_fast_cpu`] to switch back to Burn's own operations; other
-//!   backends (CUDA) always take Burn's operations.
+//!   backends (CUDA) always take Burn's operations. The choice is the backend-extension trait
+//!   [`FastBackend`], which the model's generic code requires (`B: FastBackend`).
 //! - [`device`]: CPU / CUDA choice; asking for CUDA without support is an error, never a panic.
 //! - [`weights`]: safetensors export/import and PyTorch `torch.save` import with the PyTorch
 //!   state-dict key names (`Conv_1.weight`, `Conv_1_bn.running_mean`, `dense_1.weight`, …).
@@ -35,6 +36,7 @@ pub mod weights;
 use std::path::PathBuf;
 
 pub use device::{DeviceKind, check_cuda};
+pub use fast::{FastAutodiffBackend, FastBackend};
 pub use network::{
     ClassificationModel3D, ConvBlock, NetworkConfig, input_gradient, input_gradient_for, materialize_parameters,
 };

@@ -25,6 +25,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
+use crate::fast::{FastAutodiffBackend, FastBackend};
 use crate::norm::BatchNorm3d;
 use crate::{ModelError, format_grid};
 
@@ -176,7 +177,7 @@ pub struct ConvBlock<B: Backend> {
     pub pool: usize,
 }
 
-impl<B: Backend> ConvBlock<B> {
+impl<B: FastBackend> ConvBlock<B> {
     /// The block in training mode (batch statistics).
     pub fn forward_train(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         let x = self.conv_forward(x);
@@ -252,7 +253,9 @@ pub struct ClassificationModel3D<B: Backend> {
     input_shape: [usize; 3],
 }
 
-impl<B: Backend> ClassificationModel3D<B> {
+/// The forward passes: the network's operations come from [`FastBackend`] (fast CPU kernels on
+/// Flex, Burn's operations elsewhere).
+impl<B: FastBackend> ClassificationModel3D<B> {
     /// Training forward pass: `[N, 1, D, H, W]` → logits `[N, classes]` with BatchNorm on batch
     /// statistics (running statistics updated) and dropout active, on any backend.
     ///
@@ -284,7 +287,9 @@ impl<B: Backend> ClassificationModel3D<B> {
     pub fn features_eval(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
         self.blocks.iter().fold(x, |x, block| block.forward_eval(x))
     }
+}
 
+impl<B: Backend> ClassificationModel3D<B> {
     /// The dense head on flattened features `[N, F]` → logits (no dropout).
     pub fn head(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let x = relu(self.dense_1.forward(x));
@@ -425,7 +430,7 @@ fn dropout<B: Backend>(x: Tensor<B, 2>, p: f64) -> Tensor<B, 2> {
 ///
 /// For a model on a plain backend `B`, wrap it first:
 /// `ClassificationModel3D::<Autodiff<B>>::from_inner(model)`.
-pub fn input_gradient<B: AutodiffBackend>(
+pub fn input_gradient<B: FastAutodiffBackend>(
     model: &ClassificationModel3D<B>,
     x: Tensor<B::InnerBackend, 5>,
     target_class: usize,
@@ -437,7 +442,7 @@ pub fn input_gradient<B: AutodiffBackend>(
 
 /// As [`input_gradient`] with one target class per scan (`targets.len()` = N), e.g. each scan's
 /// predicted class.
-pub fn input_gradient_for<B: AutodiffBackend>(
+pub fn input_gradient_for<B: FastAutodiffBackend>(
     model: &ClassificationModel3D<B>,
     x: Tensor<B::InnerBackend, 5>,
     targets: &[usize],

@@ -27,6 +27,8 @@ use burn::tensor::module::conv3d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData};
 
+use crate::fast::FastBackend;
+
 /// PyTorch's `BatchNorm3d` default epsilon.
 pub const BN_EPSILON: f64 = 1e-5;
 /// PyTorch's `BatchNorm3d` default momentum (weight of the new batch in the running statistics).
@@ -66,49 +68,6 @@ impl<B: Backend> BatchNorm3d<B> {
     /// Number of channels.
     pub fn channels(&self) -> usize {
         self.weight.dims()[0]
-    }
-
-    /// Training mode: normalise with the batch statistics (biased variance) and update the
-    /// running statistics (`running = (1 − momentum)·running + momentum·batch`, unbiased variance).
-    /// Gradients flow through the batch statistics.
-    pub fn forward_train(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let [n, c, d, h, w] = x.dims();
-        let count = n * d * h * w;
-        let x = match crate::fast::batch_norm_train(x, self.weight.val(), self.bias.val(), self.epsilon) {
-            Ok((y, mean, var)) => {
-                self.update_running_values(mean, var, count);
-                return y;
-            }
-            Err(x) => x,
-        };
-        let flat = x.clone().reshape([n, c, d * h * w]);
-        let sum = flat.clone().sum_dim(2).sum_dim(0).reshape([c]);
-        let sum_sq = flat.square().sum_dim(2).sum_dim(0).reshape([c]);
-        let mean = sum.div_scalar(count as f64);
-        let var = sum_sq.div_scalar(count as f64).sub(mean.clone().square()).clamp_min(0.0);
-
-        self.update_running(mean.clone().detach(), var.clone().detach(), count);
-
-        let scale = self.weight.val().div(var.add_scalar(self.epsilon).sqrt());
-        let shift = self.bias.val().sub(mean.mul(scale.clone()));
-        channel_affine_rows(x, scale, shift)
-    }
-
-    /// Training mode followed by the block's max pooling (window = stride = `pool`) and ReLU,
-    /// `relu(max_pool3d(bn(x)))`, as one fused operation where the fast CPU path applies
-    /// (`crate::fast::batch_norm_max_pool3d_relu_train`; running statistics updated as in
-    /// [`Self::forward_train`]); `Err(x)` (untouched) where it does not.
-    pub fn forward_train_max_pool_relu(&self, x: Tensor<B, 5>, pool: usize) -> Result<Tensor<B, 5>, Tensor<B, 5>> {
-        let [n, _, d, h, w] = x.dims();
-        let (y, mean, var) = crate::fast::batch_norm_max_pool3d_relu_train(
-            x,
-            self.weight.val(),
-            self.bias.val(),
-            self.epsilon,
-            [pool; 3],
-        )?;
-        self.update_running_values(mean, var, n * d * h * w);
-        Ok(y)
     }
 
     /// [`Self::update_running`] from per-channel values (a fused fast path's batch statistics).
@@ -176,6 +135,52 @@ impl<B: Backend> BatchNorm3d<B> {
         // threads, `visit` (export) and clones see it; RunningState otherwise keeps it pending.
         let _ = self.running_mean.value_sync();
         let _ = self.running_var.value_sync();
+    }
+}
+
+/// The training forward passes: fast paths from [`FastBackend`] where the backend has them.
+impl<B: FastBackend> BatchNorm3d<B> {
+    /// Training mode: normalise with the batch statistics (biased variance) and update the
+    /// running statistics (`running = (1 − momentum)·running + momentum·batch`, unbiased variance).
+    /// Gradients flow through the batch statistics.
+    pub fn forward_train(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        let [n, c, d, h, w] = x.dims();
+        let count = n * d * h * w;
+        let x = match crate::fast::batch_norm_train(x, self.weight.val(), self.bias.val(), self.epsilon) {
+            Ok((y, mean, var)) => {
+                self.update_running_values(mean, var, count);
+                return y;
+            }
+            Err(x) => x,
+        };
+        let flat = x.clone().reshape([n, c, d * h * w]);
+        let sum = flat.clone().sum_dim(2).sum_dim(0).reshape([c]);
+        let sum_sq = flat.square().sum_dim(2).sum_dim(0).reshape([c]);
+        let mean = sum.div_scalar(count as f64);
+        let var = sum_sq.div_scalar(count as f64).sub(mean.clone().square()).clamp_min(0.0);
+
+        self.update_running(mean.clone().detach(), var.clone().detach(), count);
+
+        let scale = self.weight.val().div(var.add_scalar(self.epsilon).sqrt());
+        let shift = self.bias.val().sub(mean.mul(scale.clone()));
+        channel_affine_rows(x, scale, shift)
+    }
+
+    /// Training mode followed by the block's max pooling (window = stride = `pool`) and ReLU,
+    /// `relu(max_pool3d(bn(x)))`, as one fused operation where the fast CPU path applies
+    /// (`crate::fast::batch_norm_max_pool3d_relu_train`; running statistics updated as in
+    /// [`Self::forward_train`]); `Err(x)` (untouched) where it does not.
+    pub fn forward_train_max_pool_relu(&self, x: Tensor<B, 5>, pool: usize) -> Result<Tensor<B, 5>, Tensor<B, 5>> {
+        let [n, _, d, h, w] = x.dims();
+        let (y, mean, var) = crate::fast::batch_norm_max_pool3d_relu_train(
+            x,
+            self.weight.val(),
+            self.bias.val(),
+            self.epsilon,
+            [pool; 3],
+        )?;
+        self.update_running_values(mean, var, n * d * h * w);
+        Ok(y)
     }
 }
 

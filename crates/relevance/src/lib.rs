@@ -266,6 +266,14 @@ pub trait Explainable<B: Backend, const D: usize>: Module<B> {
 
     /// The logits computed from the activations at `layer` (the rest of the network).
     fn logits_from_features(&self, features: Tensor<B, D>, layer: &str, relu: &ReluPoint<B>) -> Result<Tensor<B, 2>>;
+
+    /// The model as a chain of convolution blocks that sliding occlusion can evaluate
+    /// incrementally ([`occlusion::IncrementalOcclusion`]), where it is one; used for volumes
+    /// (rank 5) only. The default, `None`, leaves the model to the naive evaluation; the paper's
+    /// network returns itself.
+    fn incremental_occlusion(&self) -> Option<&dyn occlusion::IncrementalOcclusion<B>> {
+        None
+    }
 }
 
 /// The error for a layer name not in `valid`.

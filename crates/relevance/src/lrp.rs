@@ -33,7 +33,7 @@
 use burn::backend::Autodiff;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use model::ClassificationModel3D;
+use model::{ClassificationModel3D, FastBackend};
 
 use crate::{Explainable, RelevanceError, Result, Target, target_classes};
 
@@ -89,7 +89,7 @@ pub trait LrpModel<B: Backend>: Explainable<B, 5> {
     fn lrp_layers(&self) -> Vec<LrpLayer<B>>;
 }
 
-impl<B: Backend> LrpModel<B> for ClassificationModel3D<B> {
+impl<B: FastBackend> LrpModel<B> for ClassificationModel3D<B> {
     fn lrp_layers(&self) -> Vec<LrpLayer<B>> {
         let mut layers = Vec::new();
         for block in &self.blocks {
@@ -273,21 +273,21 @@ fn layer_error(index: usize, message: String) -> RelevanceError {
     RelevanceError::Parameter { name: "layers", message: format!("layer {index}: {message}") }
 }
 
-/// A convolution or dense layer as a linear map with bias, on any backend.
+/// A convolution or dense layer as a linear map with bias, on any [`FastBackend`].
 trait Affine<const K: usize, const W: usize> {
-    fn apply<B: Backend>(x: Tensor<B, K>, w: Tensor<B, W>, b: Option<Tensor<B, 1>>) -> Tensor<B, K>;
+    fn apply<B: FastBackend>(x: Tensor<B, K>, w: Tensor<B, W>, b: Option<Tensor<B, 1>>) -> Tensor<B, K>;
 }
 
 struct ConvOp;
 impl Affine<5, 5> for ConvOp {
-    fn apply<B: Backend>(x: Tensor<B, 5>, w: Tensor<B, 5>, b: Option<Tensor<B, 1>>) -> Tensor<B, 5> {
+    fn apply<B: FastBackend>(x: Tensor<B, 5>, w: Tensor<B, 5>, b: Option<Tensor<B, 1>>) -> Tensor<B, 5> {
         model::fast::conv3d(x, w, b)
     }
 }
 
 struct DenseOp;
 impl Affine<2, 2> for DenseOp {
-    fn apply<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>, b: Option<Tensor<B, 1>>) -> Tensor<B, 2> {
+    fn apply<B: FastBackend>(x: Tensor<B, 2>, w: Tensor<B, 2>, b: Option<Tensor<B, 1>>) -> Tensor<B, 2> {
         let y = x.matmul(w);
         match b {
             Some(b) => y.add(b.unsqueeze::<2>()),
@@ -297,7 +297,7 @@ impl Affine<2, 2> for DenseOp {
 }
 
 /// `Wᵀ s`: the vector–Jacobian product of `x ↦ op(x, w)` (no bias) for inputs of `dims`.
-fn vjp<O: Affine<K, W>, B: Backend, const K: usize, const W: usize>(
+fn vjp<O: Affine<K, W>, B: FastBackend, const K: usize, const W: usize>(
     dims: [usize; K],
     w: &Tensor<B, W>,
     s: &Tensor<B, K>,
@@ -326,7 +326,7 @@ fn has_negative<B: Backend, const K: usize>(x: &Tensor<B, K>) -> bool {
 }
 
 /// One affine layer's relevance `R_in` (the input's shape) from `R` (the output's shape).
-fn affine_relevance<O: Affine<K, W>, B: Backend, const K: usize, const W: usize>(
+fn affine_relevance<O: Affine<K, W>, B: FastBackend, const K: usize, const W: usize>(
     a: Tensor<B, K>,
     w: &Tensor<B, W>,
     b: &Tensor<B, 1>,
@@ -386,7 +386,7 @@ fn affine_relevance<O: Affine<K, W>, B: Backend, const K: usize, const W: usize>
 }
 
 /// Max pooling's relevance: each window's relevance goes to its maximum (the gradient's route).
-fn pool_relevance<B: Backend>(a: Tensor<B, 5>, r: Tensor<B, 5>, kernel: [usize; 3]) -> Tensor<B, 5> {
+fn pool_relevance<B: FastBackend>(a: Tensor<B, 5>, r: Tensor<B, 5>, kernel: [usize; 3]) -> Tensor<B, 5> {
     let x = Tensor::<Autodiff<B>, 5>::from_inner(a).require_grad();
     let y = model::fast::max_pool3d(x.clone(), kernel);
     let grads = y.mul(Tensor::from_inner(r)).sum().backward();
@@ -395,7 +395,7 @@ fn pool_relevance<B: Backend>(a: Tensor<B, 5>, r: Tensor<B, 5>, kernel: [usize; 
 }
 
 /// The forward pass of one layer.
-fn forward<B: Backend>(index: usize, layer: &LrpLayer<B>, a: Act<B>) -> Result<Act<B>> {
+fn forward<B: FastBackend>(index: usize, layer: &LrpLayer<B>, a: Act<B>) -> Result<Act<B>> {
     Ok(match (layer, a) {
         (LrpLayer::Conv3d { weight, bias }, Act::Volume(x)) => {
             let (ci, k) = (weight.dims()[1], &weight.dims()[2..]);
@@ -435,7 +435,7 @@ fn forward<B: Backend>(index: usize, layer: &LrpLayer<B>, a: Act<B>) -> Result<A
 
 /// LRP of a model that lists its layers (the paper's network does), for every input of `x`
 /// `[N, 1, D, H, W]`.
-pub fn lrp<B: Backend, M: LrpModel<B>>(model: &M, x: Tensor<B, 5>, config: &LrpConfig) -> Result<LrpMaps<B>> {
+pub fn lrp<B: FastBackend, M: LrpModel<B>>(model: &M, x: Tensor<B, 5>, config: &LrpConfig) -> Result<LrpMaps<B>> {
     model.check_input(x.dims())?;
     if let crate::Target::Class(class) = config.target {
         let classes = model.num_classes();
@@ -448,7 +448,7 @@ pub fn lrp<B: Backend, M: LrpModel<B>>(model: &M, x: Tensor<B, 5>, config: &LrpC
 
 /// LRP through a list of layers (see [`LrpLayer`]) for every input of `x` `[N, C, D, H, W]`:
 /// the engine behind [`lrp`], open for hand-built networks.
-pub fn lrp_layers<B: Backend>(layers: &[LrpLayer<B>], x: Tensor<B, 5>, config: &LrpConfig) -> Result<LrpMaps<B>> {
+pub fn lrp_layers<B: FastBackend>(layers: &[LrpLayer<B>], x: Tensor<B, 5>, config: &LrpConfig) -> Result<LrpMaps<B>> {
     let dims = x.dims();
     if dims[0] == 0 {
         return Err(RelevanceError::Shape { found: dims.to_vec(), expected: "a batch of at least one input".into() });

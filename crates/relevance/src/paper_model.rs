@@ -11,8 +11,9 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use model::ClassificationModel3D;
+use model::{ClassificationModel3D, FastBackend};
 
+use crate::occlusion::{IncrementalOcclusion, OcclusionBlock};
 use crate::{Explainable, RelevanceError, ReluPoint, Result, unknown_layer};
 
 /// Where in a block a feature layer sits.
@@ -47,7 +48,7 @@ fn parse_layer(name: &str, blocks: usize) -> Option<Layer> {
     (1..=blocks).contains(&k).then_some(Layer { block: k - 1, stage })
 }
 
-fn layer_of<B: Backend>(model: &ClassificationModel3D<B>, layer: &str) -> Result<Layer> {
+fn layer_of<B: FastBackend>(model: &ClassificationModel3D<B>, layer: &str) -> Result<Layer> {
     parse_layer(layer, model.blocks.len()).ok_or_else(|| unknown_layer(layer, Explainable::feature_layers(model)))
 }
 
@@ -63,7 +64,7 @@ pub fn head_with<B: Backend>(
     model.dense_3.forward(x)
 }
 
-impl<B: Backend> Explainable<B, 5> for ClassificationModel3D<B> {
+impl<B: FastBackend> Explainable<B, 5> for ClassificationModel3D<B> {
     fn num_classes(&self) -> usize {
         self.config().classes
     }
@@ -109,5 +110,31 @@ impl<B: Backend> Explainable<B, 5> for ClassificationModel3D<B> {
         };
         let x = self.blocks[block + 1..].iter().fold(x, |x, b| b.pool(relu.apply(b.conv_bn_eval(x))));
         Ok(head_with(self, x, relu))
+    }
+
+    fn incremental_occlusion(&self) -> Option<&dyn IncrementalOcclusion<B>> {
+        Some(self)
+    }
+}
+
+/// The blocks (conv → BatchNorm → ReLU → max pooling) and the dense head, for incremental
+/// occlusion.
+impl<B: FastBackend> IncrementalOcclusion<B> for ClassificationModel3D<B> {
+    fn occlusion_blocks(&self) -> Vec<OcclusionBlock> {
+        let config = self.config();
+        self.blocks
+            .iter()
+            .zip(config.channels)
+            .map(|(block, out_channels)| OcclusionBlock { kernel: config.kernel, pool: block.pool, out_channels })
+            .collect()
+    }
+
+    fn block_forward(&self, index: usize, x: Tensor<B, 5>) -> Tensor<B, 5> {
+        let block = &self.blocks[index];
+        block.pool(ReluPoint::standard().apply(block.conv_bn_eval(x)))
+    }
+
+    fn head_forward(&self, features: Tensor<B, 5>) -> Tensor<B, 2> {
+        head_with(self, features, &ReluPoint::standard())
     }
 }

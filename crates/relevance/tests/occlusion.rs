@@ -6,7 +6,7 @@ mod common;
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use model::{ClassificationModel3D, Cpu, NetworkConfig};
+use model::{ClassificationModel3D, Cpu, FastBackend, NetworkConfig};
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -343,7 +343,7 @@ const BOTH: &[Output] = &[Output::Logit, Output::Probability];
 /// Runs naive and incremental occlusion of a random input through a random network for each of
 /// `outputs` and checks they agree; returns (naive, incremental) of the last output. Panics when
 /// every drop is 0 (a dead random network: the comparison would prove nothing).
-fn compare_modes<B: Backend>(
+fn compare_modes<B: FastBackend>(
     net: &NetworkConfig,
     grid: [usize; 3],
     size: usize,
@@ -362,7 +362,7 @@ fn compare_modes<B: Backend>(
 /// As [`compare_modes`], but `None` instead of a panic when every drop of an output is 0 (after
 /// checking that both modes agree), so that a property test can discard such a random network.
 #[allow(clippy::type_complexity)]
-fn compare_modes_if_alive<B: Backend>(
+fn compare_modes_if_alive<B: FastBackend>(
     net: &NetworkConfig,
     grid: [usize; 3],
     size: usize,

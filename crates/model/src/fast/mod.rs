@@ -22,9 +22,15 @@
 //!   depth pass takes Flex's slow generic path; the straightforward BatchNorm is a dozen
 //!   broadcast tensor operations and their autodiff steps.
 //!
-//! Every other backend (CUDA, NdArray, …) and every tensor that is not `f32` takes the
-//! straightforward path unchanged, so the model stays generic over `B: Backend`: the choice is
-//! made at run time from the backend's type (`TypeId`), not with a trait bound.
+//! Every other backend (CUDA, …) and every tensor that is not `f32` takes the straightforward
+//! path unchanged. The choice is made at compile time with a backend-extension trait, Burn's
+//! pattern for custom kernels: [`FastBackend`] (on top of Burn's `Backend`) has one method per
+//! operation above, each with Burn's operations as its default body; [`Flex`] overrides them
+//! with these kernels (and, through its `autodiff_*` methods, `Autodiff<Flex>` with their
+//! backward steps), the CUDA backend takes the defaults, and any other backend opts in with
+//! `impl FastBackend for MyBackend {}`. The model's generic code is bound by `B: FastBackend`
+//! ([`FastAutodiffBackend`] for training), so the dispatch is monomorphised: no type check at
+//! run time. Within Flex, the switch below and the `f32` check stay run-time tests.
 //!
 //! - [`FastAlloc`]: mimalloc, to be declared as the `#[global_allocator]` of a binary
 //!   (`xtask`, the benchmark). glibc's malloc returns every freed large tensor to the OS and
@@ -47,7 +53,6 @@ pub mod pool;
 /// model::fast::FastAlloc = model::fast::FastAlloc;` (mimalloc; no `unsafe` needed).
 pub use mimalloc::MiMalloc as FastAlloc;
 
-use std::any::{Any, TypeId};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use burn::backend::Autodiff;
@@ -57,7 +62,7 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::module::conv3d as burn_conv3d;
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::{DType, Tensor, TensorData, TensorMetadata, TensorPrimitive};
@@ -87,61 +92,389 @@ pub fn fast_cpu() -> bool {
     }
 }
 
-/// Moves `value` into type `U` when `T` and `U` are the same type (checked by the caller).
-fn same<T: 'static, U: 'static>(value: T) -> U {
-    *(Box::new(value) as Box<dyn Any>).downcast::<U>().expect("the caller checked that the types are equal")
+/// What [`FastBackend::fast_batch_norm_train`] and
+/// [`FastBackend::fast_batch_norm_max_pool3d_relu_train`] return: `Ok((output, batch mean,
+/// biased batch variance))` where the backend computed the operation, `Err(x)` (the input,
+/// untouched) where the caller is to compute it with Burn's operations.
+pub type NormTrainResult<B> = Result<(Tensor<B, 5>, Vec<f32>, Vec<f32>), Tensor<B, 5>>;
+
+/// The network's operations that a backend may compute with its own kernels: Burn's
+/// backend-extension pattern (as in Burn's custom-kernel examples), a trait on top of
+/// [`Backend`] that the model's generic code requires (`B: FastBackend`).
+///
+/// Every method has a default body, the *straightforward* path: Burn's own operations, or for
+/// the `Result`-returning ones `Err(x)`, which tells the caller to compute the step with Burn's
+/// operations itself. So a backend opts in with one line and changes nothing:
+///
+/// ```ignore
+/// impl model::fast::FastBackend for MyBackend {}
+/// ```
+///
+/// Implemented here for [`Flex`] (the fast CPU kernels of this module, while [`fast_cpu`] is on
+/// and the tensors are `f32`; the straightforward path otherwise), for the CUDA backend
+/// ([`crate::Gpu`], `cuda` feature; defaults) and for every `Autodiff<B>` with `B:
+/// FastBackend`. The autodiff versions are methods of the inner backend (`autodiff_*`, default:
+/// Burn's operations on `Autodiff<B>`, i.e. Burn's own backward steps), because a fast path's
+/// backward step is written with the inner backend's kernels and Rust has no specialisation to
+/// pick `Autodiff<Flex>` out of a blanket `impl<B> FastBackend for Autodiff<B>`. So
+/// `Autodiff<Flex>` gets the fast forward and backward steps, `Autodiff<Cuda>` Burn's, and
+/// generic code over `B: FastBackend` may use `Autodiff<B>` freely.
+///
+/// The dispatch is static (monomorphised): no type check at run time, no cost on any backend.
+/// Call the operations through the free functions of this module ([`conv3d`], [`max_pool3d`],
+/// …), which read better than `B::fast_conv3d(…)`.
+pub trait FastBackend: Backend {
+    /// The valid (no padding), stride-1, ungrouped 3D convolution `x` `[N, Ci, D, H, W]` ⊛
+    /// `weight` `[Co, Ci, kd, kh, kw]` + `bias` → `[N, Co, D − kd + 1, H − kh + 1, W − kw + 1]`,
+    /// differentiable in all three. Default: Burn's `conv3d`.
+    fn fast_conv3d(x: Tensor<Self, 5>, weight: Tensor<Self, 5>, bias: Option<Tensor<Self, 1>>) -> Tensor<Self, 5> {
+        straightforward_conv3d(x, weight, bias)
+    }
+
+    /// 3D max pooling, window = stride = `kernel`, floor mode, first maximum in raster order on
+    /// ties. Default: [`crate::pool::max_pool3d`] (two 2D poolings).
+    fn fast_max_pool3d(x: Tensor<Self, 5>, kernel: [usize; 3]) -> Tensor<Self, 5> {
+        crate::pool::max_pool3d(x, kernel)
+    }
+
+    /// Training-mode batch normalisation of `x` `[N, C, D, H, W]` with the batch's statistics,
+    /// differentiable in `x`, `gamma` and `beta` (through the statistics too). Default: `Err(x)`
+    /// ([`crate::BatchNorm3d::forward_train`] computes it with Burn's operations).
+    fn fast_batch_norm_train(
+        x: Tensor<Self, 5>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        epsilon: f64,
+    ) -> NormTrainResult<Self> {
+        let _ = (gamma, beta, epsilon);
+        Err(x)
+    }
+
+    /// `relu(max_pool3d(x·scale[c] + shift[c]))` (BatchNorm in inference mode, pooling, ReLU)
+    /// as one operation, differentiable in `x`, `scale` and `shift`. Default: `Err(x)` (the
+    /// caller runs the three steps).
+    fn fast_affine_max_pool3d_relu(
+        x: Tensor<Self, 5>,
+        scale: Tensor<Self, 1>,
+        shift: Tensor<Self, 1>,
+        kernel: [usize; 3],
+    ) -> Result<Tensor<Self, 5>, Tensor<Self, 5>> {
+        let _ = (scale, shift, kernel);
+        Err(x)
+    }
+
+    /// Training-mode BatchNorm (batch statistics), max pooling and ReLU of a block as one
+    /// differentiable operation: `relu(max_pool3d(bn(x)))` with the batch statistics. Default:
+    /// `Err(x)` (the caller runs the steps).
+    fn fast_batch_norm_max_pool3d_relu_train(
+        x: Tensor<Self, 5>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        epsilon: f64,
+        kernel: [usize; 3],
+    ) -> NormTrainResult<Self> {
+        let _ = (gamma, beta, epsilon, kernel);
+        Err(x)
+    }
+
+    /// [`Self::fast_conv3d`] on `Autodiff<Self>`. Default: Burn's `conv3d` (and its backward
+    /// steps).
+    fn autodiff_conv3d(
+        x: Tensor<Autodiff<Self>, 5>,
+        weight: Tensor<Autodiff<Self>, 5>,
+        bias: Option<Tensor<Autodiff<Self>, 1>>,
+    ) -> Tensor<Autodiff<Self>, 5> {
+        straightforward_conv3d(x, weight, bias)
+    }
+
+    /// [`Self::fast_max_pool3d`] on `Autodiff<Self>`. Default: [`crate::pool::max_pool3d`].
+    fn autodiff_max_pool3d(x: Tensor<Autodiff<Self>, 5>, kernel: [usize; 3]) -> Tensor<Autodiff<Self>, 5> {
+        crate::pool::max_pool3d(x, kernel)
+    }
+
+    /// [`Self::fast_batch_norm_train`] on `Autodiff<Self>`. Default: `Err(x)`.
+    fn autodiff_batch_norm_train(
+        x: Tensor<Autodiff<Self>, 5>,
+        gamma: Tensor<Autodiff<Self>, 1>,
+        beta: Tensor<Autodiff<Self>, 1>,
+        epsilon: f64,
+    ) -> NormTrainResult<Autodiff<Self>> {
+        let _ = (gamma, beta, epsilon);
+        Err(x)
+    }
+
+    /// [`Self::fast_affine_max_pool3d_relu`] on `Autodiff<Self>`. Default: `Err(x)`.
+    fn autodiff_affine_max_pool3d_relu(
+        x: Tensor<Autodiff<Self>, 5>,
+        scale: Tensor<Autodiff<Self>, 1>,
+        shift: Tensor<Autodiff<Self>, 1>,
+        kernel: [usize; 3],
+    ) -> Result<Tensor<Autodiff<Self>, 5>, Tensor<Autodiff<Self>, 5>> {
+        let _ = (scale, shift, kernel);
+        Err(x)
+    }
+
+    /// [`Self::fast_batch_norm_max_pool3d_relu_train`] on `Autodiff<Self>`. Default: `Err(x)`.
+    fn autodiff_batch_norm_max_pool3d_relu_train(
+        x: Tensor<Autodiff<Self>, 5>,
+        gamma: Tensor<Autodiff<Self>, 1>,
+        beta: Tensor<Autodiff<Self>, 1>,
+        epsilon: f64,
+        kernel: [usize; 3],
+    ) -> NormTrainResult<Autodiff<Self>> {
+        let _ = (gamma, beta, epsilon, kernel);
+        Err(x)
+    }
 }
+
+/// An autodiff backend whose forward passes, and whose inner backend's (inference after
+/// [`burn::module::AutodiffModule::valid`]), take the [`FastBackend`] operations: what training
+/// and input gradients need. Implemented for every such backend (`Autodiff<B>` with `B:
+/// FastBackend`: [`crate::CpuTrain`], [`crate::GpuTrain`], …).
+pub trait FastAutodiffBackend: AutodiffBackend<InnerBackend: FastBackend> + FastBackend {}
+
+impl<B> FastAutodiffBackend for B
+where
+    B: AutodiffBackend + FastBackend,
+    B::InnerBackend: FastBackend,
+{
+}
+
+/// Burn's `conv3d`, valid and stride 1: the straightforward path of [`FastBackend::fast_conv3d`].
+fn straightforward_conv3d<B: Backend>(
+    x: Tensor<B, 5>,
+    weight: Tensor<B, 5>,
+    bias: Option<Tensor<B, 1>>,
+) -> Tensor<B, 5> {
+    burn_conv3d(x, weight, bias, ConvOptions::new([1, 1, 1], [0, 0, 0], [1, 1, 1], 1))
+}
+
+/// Whether the fast path applies to a tensor: [`fast_cpu`] is on and the values are `f32`.
+fn fast_f32(dtypes: &[DType]) -> bool {
+    fast_cpu() && dtypes.iter().all(|&d| d == DType::F32)
+}
+
+/// Flex: the fast CPU kernels of this module while [`fast_cpu`] is on and the tensors are
+/// `f32`, Burn's operations otherwise.
+impl FastBackend for Flex {
+    fn fast_conv3d(x: Tensor<Self, 5>, weight: Tensor<Self, 5>, bias: Option<Tensor<Self, 1>>) -> Tensor<Self, 5> {
+        if fast_f32(&[x.dtype(), weight.dtype()]) {
+            conv3d_flex(x, weight, bias)
+        } else {
+            straightforward_conv3d(x, weight, bias)
+        }
+    }
+
+    fn fast_max_pool3d(x: Tensor<Self, 5>, kernel: [usize; 3]) -> Tensor<Self, 5> {
+        if fast_f32(&[x.dtype()]) { max_pool3d_flex(x, kernel) } else { crate::pool::max_pool3d(x, kernel) }
+    }
+
+    fn fast_batch_norm_train(
+        x: Tensor<Self, 5>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        epsilon: f64,
+    ) -> NormTrainResult<Self> {
+        if !fast_f32(&[x.dtype()]) {
+            return Err(x);
+        }
+        Ok(batch_norm_train_flex(x, gamma, beta, epsilon))
+    }
+
+    fn fast_affine_max_pool3d_relu(
+        x: Tensor<Self, 5>,
+        scale: Tensor<Self, 1>,
+        shift: Tensor<Self, 1>,
+        kernel: [usize; 3],
+    ) -> Result<Tensor<Self, 5>, Tensor<Self, 5>> {
+        if !fast_f32(&[x.dtype()]) {
+            return Err(x);
+        }
+        Ok(affine_pool_relu_flex(x, scale, shift, kernel))
+    }
+
+    fn fast_batch_norm_max_pool3d_relu_train(
+        x: Tensor<Self, 5>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        epsilon: f64,
+        kernel: [usize; 3],
+    ) -> NormTrainResult<Self> {
+        if !fast_f32(&[x.dtype()]) {
+            return Err(x);
+        }
+        Ok(bn_pool_relu_flex(x, gamma, beta, epsilon, kernel))
+    }
+
+    fn autodiff_conv3d(
+        x: Tensor<CpuAd, 5>,
+        weight: Tensor<CpuAd, 5>,
+        bias: Option<Tensor<CpuAd, 1>>,
+    ) -> Tensor<CpuAd, 5> {
+        if fast_f32(&[x.dtype(), weight.dtype()]) {
+            conv3d_autodiff(x, weight, bias)
+        } else {
+            straightforward_conv3d(x, weight, bias)
+        }
+    }
+
+    fn autodiff_max_pool3d(x: Tensor<CpuAd, 5>, kernel: [usize; 3]) -> Tensor<CpuAd, 5> {
+        if fast_f32(&[x.dtype()]) { max_pool3d_autodiff(x, kernel) } else { crate::pool::max_pool3d(x, kernel) }
+    }
+
+    fn autodiff_batch_norm_train(
+        x: Tensor<CpuAd, 5>,
+        gamma: Tensor<CpuAd, 1>,
+        beta: Tensor<CpuAd, 1>,
+        epsilon: f64,
+    ) -> NormTrainResult<CpuAd> {
+        if !fast_f32(&[x.dtype()]) {
+            return Err(x);
+        }
+        Ok(batch_norm_train_autodiff(x, gamma, beta, epsilon))
+    }
+
+    fn autodiff_affine_max_pool3d_relu(
+        x: Tensor<CpuAd, 5>,
+        scale: Tensor<CpuAd, 1>,
+        shift: Tensor<CpuAd, 1>,
+        kernel: [usize; 3],
+    ) -> Result<Tensor<CpuAd, 5>, Tensor<CpuAd, 5>> {
+        if !fast_f32(&[x.dtype()]) {
+            return Err(x);
+        }
+        Ok(affine_pool_relu_autodiff(x, scale, shift, kernel))
+    }
+
+    fn autodiff_batch_norm_max_pool3d_relu_train(
+        x: Tensor<CpuAd, 5>,
+        gamma: Tensor<CpuAd, 1>,
+        beta: Tensor<CpuAd, 1>,
+        epsilon: f64,
+        kernel: [usize; 3],
+    ) -> NormTrainResult<CpuAd> {
+        if !fast_f32(&[x.dtype()]) {
+            return Err(x);
+        }
+        Ok(bn_pool_relu_autodiff(x, gamma, beta, epsilon, kernel))
+    }
+}
+
+/// `Autodiff<B>`: the inner backend's `autodiff_*` methods (Burn's operations and backward
+/// steps by default; `Autodiff<Flex>`: the fast forward and backward steps). The autodiff
+/// versions for `Autodiff<Autodiff<B>>` are the defaults.
+impl<B: FastBackend> FastBackend for Autodiff<B> {
+    fn fast_conv3d(x: Tensor<Self, 5>, weight: Tensor<Self, 5>, bias: Option<Tensor<Self, 1>>) -> Tensor<Self, 5> {
+        B::autodiff_conv3d(x, weight, bias)
+    }
+
+    fn fast_max_pool3d(x: Tensor<Self, 5>, kernel: [usize; 3]) -> Tensor<Self, 5> {
+        B::autodiff_max_pool3d(x, kernel)
+    }
+
+    fn fast_batch_norm_train(
+        x: Tensor<Self, 5>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        epsilon: f64,
+    ) -> NormTrainResult<Self> {
+        B::autodiff_batch_norm_train(x, gamma, beta, epsilon)
+    }
+
+    fn fast_affine_max_pool3d_relu(
+        x: Tensor<Self, 5>,
+        scale: Tensor<Self, 1>,
+        shift: Tensor<Self, 1>,
+        kernel: [usize; 3],
+    ) -> Result<Tensor<Self, 5>, Tensor<Self, 5>> {
+        B::autodiff_affine_max_pool3d_relu(x, scale, shift, kernel)
+    }
+
+    fn fast_batch_norm_max_pool3d_relu_train(
+        x: Tensor<Self, 5>,
+        gamma: Tensor<Self, 1>,
+        beta: Tensor<Self, 1>,
+        epsilon: f64,
+        kernel: [usize; 3],
+    ) -> NormTrainResult<Self> {
+        B::autodiff_batch_norm_max_pool3d_relu_train(x, gamma, beta, epsilon, kernel)
+    }
+}
+
+/// The CUDA backend: Burn's operations (the defaults).
+#[cfg(feature = "cuda")]
+impl FastBackend for crate::Gpu {}
 
 /// The valid (no padding), stride-1, ungrouped 3D convolution `x` `[N, Ci, D, H, W]` ⊛ `weight`
 /// `[Co, Ci, kd, kh, kw]` + `bias` → `[N, Co, D − kd + 1, H − kh + 1, W − kw + 1]`, differentiable
-/// in all three. Fast path on the CPU backends while [`fast_cpu`] is on; Burn's `conv3d`
-/// otherwise.
-pub fn conv3d<B: Backend>(x: Tensor<B, 5>, weight: Tensor<B, 5>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 5> {
-    if fast_cpu() && x.dtype() == DType::F32 && weight.dtype() == DType::F32 {
-        if TypeId::of::<B>() == TypeId::of::<Flex>() {
-            let out = conv3d_flex(same(x), same(weight), bias.map(same));
-            return same(out);
-        }
-        if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
-            let out = conv3d_autodiff(same(x), same(weight), bias.map(same));
-            return same(out);
-        }
-    }
-    burn_conv3d(x, weight, bias, ConvOptions::new([1, 1, 1], [0, 0, 0], [1, 1, 1], 1))
+/// in all three: [`FastBackend::fast_conv3d`] (fast path on the CPU backends while [`fast_cpu`]
+/// is on; Burn's `conv3d` otherwise).
+pub fn conv3d<B: FastBackend>(x: Tensor<B, 5>, weight: Tensor<B, 5>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 5> {
+    B::fast_conv3d(x, weight, bias)
 }
 
 /// Training-mode batch normalisation of `x` `[N, C, D, H, W]` with the batch's statistics:
 /// `Ok((y, mean, biased variance))`, differentiable in `x`, `gamma` and `beta` (the gradient
 /// through the statistics included), on the CPU backends with the fast path on; `Err(x)`
-/// (untouched) otherwise.
-#[allow(clippy::type_complexity)]
-pub fn batch_norm_train<B: Backend>(
+/// (untouched) otherwise ([`FastBackend::fast_batch_norm_train`]).
+pub fn batch_norm_train<B: FastBackend>(
     x: Tensor<B, 5>,
     gamma: Tensor<B, 1>,
     beta: Tensor<B, 1>,
     epsilon: f64,
-) -> Result<(Tensor<B, 5>, Vec<f32>, Vec<f32>), Tensor<B, 5>> {
-    if !(fast_cpu() && x.dtype() == DType::F32) {
-        return Err(x);
-    }
-    if TypeId::of::<B>() == TypeId::of::<Flex>() {
-        let x: Tensor<Flex, 5> = same(x);
-        let g: Tensor<Flex, 1> = same(gamma);
-        let b: Tensor<Flex, 1> = same(beta);
-        let (y, stats) = bn_forward_flex(
-            &x.into_primitive().tensor(),
-            &g.into_primitive().tensor(),
-            &b.into_primitive().tensor(),
-            epsilon,
-        );
-        let y = Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(y));
-        return Ok((same(y), to_f32(&stats.0), to_f32(&stats.1)));
-    }
-    if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
-        let (y, mean, var) = batch_norm_train_autodiff(same(x), same(gamma), same(beta), epsilon);
-        return Ok((same(y), mean, var));
-    }
-    Err(x)
+) -> NormTrainResult<B> {
+    B::fast_batch_norm_train(x, gamma, beta, epsilon)
+}
+
+/// 3D max pooling, window = stride = `kernel`, floor mode, first maximum in raster order on
+/// ties; the same values and gradients as [`crate::pool::max_pool3d`], which it calls where the
+/// fast path does not apply ([`FastBackend::fast_max_pool3d`]).
+pub fn max_pool3d<B: FastBackend>(x: Tensor<B, 5>, kernel: [usize; 3]) -> Tensor<B, 5> {
+    B::fast_max_pool3d(x, kernel)
+}
+
+/// `relu(max_pool3d(x·scale[c] + shift[c]))` (BatchNorm in inference mode, pooling, ReLU) in one
+/// pass, differentiable in `x`, `scale` and `shift`, on the CPU backends with the fast path on;
+/// `Err(x)` (untouched) otherwise ([`FastBackend::fast_affine_max_pool3d_relu`]).
+pub fn affine_max_pool3d_relu<B: FastBackend>(
+    x: Tensor<B, 5>,
+    scale: Tensor<B, 1>,
+    shift: Tensor<B, 1>,
+    kernel: [usize; 3],
+) -> Result<Tensor<B, 5>, Tensor<B, 5>> {
+    B::fast_affine_max_pool3d_relu(x, scale, shift, kernel)
+}
+
+/// Training-mode BatchNorm (batch statistics), max pooling and ReLU of a block in one
+/// differentiable operation: `Ok((relu(max_pool3d(bn(x))), batch mean, biased batch variance))`
+/// on the CPU backends with the fast path on, `Err(x)` (untouched) otherwise
+/// ([`FastBackend::fast_batch_norm_max_pool3d_relu_train`]). The normalised tensor is never
+/// stored, and the backward pass reads the output gradient at the window maxima only.
+pub fn batch_norm_max_pool3d_relu_train<B: FastBackend>(
+    x: Tensor<B, 5>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    epsilon: f64,
+    kernel: [usize; 3],
+) -> NormTrainResult<B> {
+    B::fast_batch_norm_max_pool3d_relu_train(x, gamma, beta, epsilon, kernel)
+}
+
+/// [`FastBackend::fast_batch_norm_train`] on Flex.
+fn batch_norm_train_flex(
+    x: Tensor<Flex, 5>,
+    gamma: Tensor<Flex, 1>,
+    beta: Tensor<Flex, 1>,
+    epsilon: f64,
+) -> (Tensor<Flex, 5>, Vec<f32>, Vec<f32>) {
+    let (y, stats) = bn_forward_flex(
+        &x.into_primitive().tensor(),
+        &gamma.into_primitive().tensor(),
+        &beta.into_primitive().tensor(),
+        epsilon,
+    );
+    let y = Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(y));
+    (y, to_f32(&stats.0), to_f32(&stats.1))
 }
 
 fn to_f32(v: &[f64]) -> Vec<f32> {
@@ -218,48 +551,23 @@ fn batch_norm_train_autodiff(
     (Tensor::from_primitive(TensorPrimitive::Float(out)), mean, var)
 }
 
-/// 3D max pooling, window = stride = `kernel`, floor mode, first maximum in raster order on
-/// ties; the same values and gradients as [`crate::pool::max_pool3d`], which it calls where the
-/// fast path does not apply.
-pub fn max_pool3d<B: Backend>(x: Tensor<B, 5>, kernel: [usize; 3]) -> Tensor<B, 5> {
-    if fast_cpu() && x.dtype() == DType::F32 {
-        if TypeId::of::<B>() == TypeId::of::<Flex>() {
-            let x: Tensor<Flex, 5> = same(x);
-            let out = pool_flex(&x.into_primitive().tensor(), None, false, kernel);
-            return same(Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(out)));
-        }
-        if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
-            return same(max_pool3d_autodiff(same(x), kernel));
-        }
-    }
-    crate::pool::max_pool3d(x, kernel)
+/// [`FastBackend::fast_max_pool3d`] on Flex.
+fn max_pool3d_flex(x: Tensor<Flex, 5>, kernel: [usize; 3]) -> Tensor<Flex, 5> {
+    let out = pool_flex(&x.into_primitive().tensor(), None, false, kernel);
+    Tensor::from_primitive(TensorPrimitive::Float(out))
 }
 
-/// `relu(max_pool3d(x·scale[c] + shift[c]))` (BatchNorm in inference mode, pooling, ReLU) in one
-/// pass, differentiable in `x`, `scale` and `shift`, on the CPU backends with the fast path on;
-/// `Err(x)` (untouched) otherwise.
-pub fn affine_max_pool3d_relu<B: Backend>(
-    x: Tensor<B, 5>,
-    scale: Tensor<B, 1>,
-    shift: Tensor<B, 1>,
+/// [`FastBackend::fast_affine_max_pool3d_relu`] on Flex.
+fn affine_pool_relu_flex(
+    x: Tensor<Flex, 5>,
+    scale: Tensor<Flex, 1>,
+    shift: Tensor<Flex, 1>,
     kernel: [usize; 3],
-) -> Result<Tensor<B, 5>, Tensor<B, 5>> {
-    if !(fast_cpu() && x.dtype() == DType::F32) {
-        return Err(x);
-    }
-    if TypeId::of::<B>() == TypeId::of::<Flex>() {
-        let x: Tensor<Flex, 5> = same(x);
-        let scale: Tensor<Flex, 1> = same(scale);
-        let shift: Tensor<Flex, 1> = same(shift);
-        let (scale, shift) = (scale.into_primitive().tensor(), shift.into_primitive().tensor());
-        let (scale, shift) = (values(&scale), values(&shift));
-        let out = pool_flex(&x.into_primitive().tensor(), Some((&scale, &shift)), true, kernel);
-        return Ok(same(Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(out))));
-    }
-    if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
-        return Ok(same(affine_pool_relu_autodiff(same(x), same(scale), same(shift), kernel)));
-    }
-    Err(x)
+) -> Tensor<Flex, 5> {
+    let (scale, shift) = (scale.into_primitive().tensor(), shift.into_primitive().tensor());
+    let (scale, shift) = (values(&scale), values(&shift));
+    let out = pool_flex(&x.into_primitive().tensor(), Some((&scale, &shift)), true, kernel);
+    Tensor::from_primitive(TensorPrimitive::Float(out))
 }
 
 /// Backward step of [`affine_max_pool3d_relu`] on `Autodiff<Flex>`: parents (x, scale, shift).
@@ -342,38 +650,19 @@ fn affine_pool_relu_autodiff(
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
 
-/// Training-mode BatchNorm (batch statistics), max pooling and ReLU of a block in one
-/// differentiable operation: `Ok((relu(max_pool3d(bn(x))), batch mean, biased batch variance))`
-/// on the CPU backends with the fast path on, `Err(x)` (untouched) otherwise. The normalised
-/// tensor is never stored, and the backward pass reads the output gradient at the window maxima
-/// only.
-#[allow(clippy::type_complexity)]
-pub fn batch_norm_max_pool3d_relu_train<B: Backend>(
-    x: Tensor<B, 5>,
-    gamma: Tensor<B, 1>,
-    beta: Tensor<B, 1>,
+/// [`FastBackend::fast_batch_norm_max_pool3d_relu_train`] on Flex.
+fn bn_pool_relu_flex(
+    x: Tensor<Flex, 5>,
+    gamma: Tensor<Flex, 1>,
+    beta: Tensor<Flex, 1>,
     epsilon: f64,
     kernel: [usize; 3],
-) -> Result<(Tensor<B, 5>, Vec<f32>, Vec<f32>), Tensor<B, 5>> {
-    if !(fast_cpu() && x.dtype() == DType::F32) {
-        return Err(x);
-    }
-    if TypeId::of::<B>() == TypeId::of::<Flex>() {
-        let x: Tensor<Flex, 5> = same(x);
-        let g: Tensor<Flex, 1> = same(gamma);
-        let b: Tensor<Flex, 1> = same(beta);
-        let x = x.into_primitive().tensor();
-        let (g, b) = (g.into_primitive().tensor(), b.into_primitive().tensor());
-        let (scale, shift, stats) = bn_affine_of_batch(&x, &values(&g), &values(&b), epsilon);
-        let y = pool_flex(&x, Some((&scale, &shift)), true, kernel);
-        let y = Tensor::<Flex, 5>::from_primitive(TensorPrimitive::Float(y));
-        return Ok((same(y), to_f32(&stats.0), to_f32(&stats.1)));
-    }
-    if TypeId::of::<B>() == TypeId::of::<Autodiff<Flex>>() {
-        let (y, mean, var) = bn_pool_relu_autodiff(same(x), same(gamma), same(beta), epsilon, kernel);
-        return Ok((same(y), mean, var));
-    }
-    Err(x)
+) -> (Tensor<Flex, 5>, Vec<f32>, Vec<f32>) {
+    let x = x.into_primitive().tensor();
+    let (g, b) = (gamma.into_primitive().tensor(), beta.into_primitive().tensor());
+    let (scale, shift, stats) = bn_affine_of_batch(&x, &values(&g), &values(&b), epsilon);
+    let y = pool_flex(&x, Some((&scale, &shift)), true, kernel);
+    (Tensor::from_primitive(TensorPrimitive::Float(y)), to_f32(&stats.0), to_f32(&stats.1))
 }
 
 /// Batch statistics of `x` and the per-channel affine map of training-mode BatchNorm.

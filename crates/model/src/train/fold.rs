@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::FastAutodiffBackend;
 use adni_data::preprocess::{NORM_META_FILE, Normalizer, select_fit_scans};
 use adni_data::splits::{Split, SplitSet, inner_validation_split};
 use burn::module::{AutodiffModule, Module};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
-use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
@@ -31,7 +31,7 @@ use crate::metrics::{BinaryMetrics, Prediction};
 use crate::weights::export_safetensors;
 
 /// Trains fold `index` of the run; `Ok(false)` when it was already finished.
-pub(super) fn train_fold<B: AutodiffBackend>(
+pub(super) fn train_fold<B: FastAutodiffBackend>(
     spec: &RunSpec,
     index: usize,
     options: &TrainOptions,
@@ -167,7 +167,7 @@ struct Kept {
 }
 
 /// What every step of one fold's training uses.
-struct FoldJob<'a, B: AutodiffBackend> {
+struct FoldJob<'a, B: FastAutodiffBackend> {
     spec: &'a RunSpec,
     name: &'a str,
     device: &'a B::Device,
@@ -176,7 +176,7 @@ struct FoldJob<'a, B: AutodiffBackend> {
     stop_after_batches: Option<usize>,
 }
 
-impl<B: AutodiffBackend> FoldJob<'_, B> {
+impl<B: FastAutodiffBackend> FoldJob<'_, B> {
     /// One epoch of training steps over `data` in the epoch's seeded order (augmentation and
     /// dropout seeded per batch); returns the model and the training forward passes'
     /// predictions. `steps` counts the steps of this call, for

@@ -1,6 +1,6 @@
 //! Inference: a model's logits turned into per-scan predictions.
 
-use burn::tensor::backend::Backend;
+use crate::FastBackend;
 
 use super::TrainError;
 use crate::ClassificationModel3D;
@@ -8,7 +8,7 @@ use crate::data::NormalizedScans;
 use crate::metrics::Prediction;
 
 /// The model's predictions on `data`, in inference mode (running statistics, no dropout).
-pub fn predict<B: Backend>(
+pub fn predict<B: FastBackend>(
     model: &ClassificationModel3D<B>,
     data: NormalizedScans<'_>,
     batch_size: usize,

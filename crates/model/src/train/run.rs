@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
+use crate::FastAutodiffBackend;
 use adni_data::cohort::Cohort;
 use adni_data::run_layout::RunLayout;
 use adni_data::splits::{Split, SplitSet, check_no_leakage, write_split_csv};
-use burn::tensor::backend::AutodiffBackend;
 
 use super::fold::train_fold;
 use super::merge::{RunSummary, merge_run};
@@ -187,7 +187,7 @@ pub fn check_splits(spec: &RunSpec) -> Result<(), TrainError> {
 /// Refuses leaky splits, invalid settings and a grid too small for the network before anything
 /// is trained. A finished fold is never retrained: it is skipped if it was trained with the same
 /// settings and an error otherwise.
-pub fn train_run<B: AutodiffBackend>(
+pub fn train_run<B: FastAutodiffBackend>(
     spec: &RunSpec,
     options: &TrainOptions,
     device: &B::Device,

@@ -92,7 +92,7 @@ pub fn area_occlusion<B, M, const D: usize>(
 ) -> Result<AreaOcclusionMap<B, D>>
 where
     B: Backend,
-    M: Explainable<B, D> + 'static,
+    M: Explainable<B, D>,
 {
     check_value(config.value)?;
     check_single_input(model, &x)?;

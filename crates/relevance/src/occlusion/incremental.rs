@@ -1,6 +1,7 @@
-//! Incremental occlusion for the paper's network ([`ClassificationModel3D`]): an occluded cube
-//! changes only the activations inside its receptive field, so each block is recomputed over the
-//! affected region only and the rest is taken from one unoccluded forward pass.
+//! Incremental occlusion for a chain of convolution blocks ([`IncrementalOcclusion`]; the
+//! paper's network, `ClassificationModel3D`, is one): an occluded cube changes only the
+//! activations inside its receptive field, so each block is recomputed over the affected region
+//! only and the rest is taken from one unoccluded forward pass.
 //!
 //! Per axis, at a block with input size `S`, kernel `k` (valid, stride 1) and pooling `p`
 //! (window = stride, floor mode, `Q = ⌊(S − k + 1)/p⌋` outputs), a change of the input voxels
@@ -21,12 +22,45 @@
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use model::ClassificationModel3D;
 use rayon::prelude::*;
 
 use super::host::{Box3, HostGrid, copy_box, tensor_from, tensor_values};
-use crate::paper_model::head_with;
-use crate::{Output, ReluPoint, select_output};
+use crate::{Output, select_output};
+
+/// A volume classifier that sliding occlusion can evaluate incrementally
+/// ([`OcclusionMode::Incremental`](super::OcclusionMode::Incremental)): a chain of blocks, then a
+/// head. A model offers it through [`Explainable::incremental_occlusion`](crate::Explainable::incremental_occlusion);
+/// the paper's network (`ClassificationModel3D`) does, in [`crate::paper_model`].
+///
+/// Contract, on inputs `[N, C, D, H, W]` in inference mode with standard ReLUs: running the
+/// blocks in order and then the head gives [`Explainable::logits`](crate::Explainable::logits);
+/// block `i` is a valid (unpadded), stride-1 convolution with a cubic kernel of
+/// [`OcclusionBlock::kernel`] voxels, then voxel-wise steps (BatchNorm with running statistics,
+/// ReLU, …), then max pooling with window = stride = [`OcclusionBlock::pool`] along every axis
+/// (floor mode; 1 = none). Each output voxel of a block therefore depends on its receptive field
+/// only, which is what lets the engine recompute the changed region alone.
+pub trait IncrementalOcclusion<B: Backend> {
+    /// The blocks, in forward order.
+    fn occlusion_blocks(&self) -> Vec<OcclusionBlock>;
+
+    /// Block `index` (inference mode, standard ReLU) on `x` `[N, C, D, H, W]`; the input may be
+    /// any crop of the block's input that the kernel and the pooling fit.
+    fn block_forward(&self, index: usize, x: Tensor<B, 5>) -> Tensor<B, 5>;
+
+    /// The head on the last block's output `[N, C, d, h, w]`: logits `[N, classes]`.
+    fn head_forward(&self, features: Tensor<B, 5>) -> Tensor<B, 2>;
+}
+
+/// The geometry of one block of an [`IncrementalOcclusion`] network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OcclusionBlock {
+    /// The convolution's kernel size (the same along every axis).
+    pub kernel: usize,
+    /// The pooling window (= stride) along every axis; 1 = no pooling.
+    pub pool: usize,
+    /// The block's output channels.
+    pub out_channels: usize,
+}
 
 /// Sizes of one block.
 #[derive(Debug, Clone, Copy)]
@@ -74,7 +108,7 @@ struct Patch {
 
 /// The unoccluded activations of a scan and what is needed to update them per cube.
 pub(crate) struct IncrementalEngine<'m, B: Backend> {
-    model: &'m ClassificationModel3D<B>,
+    model: &'m dyn IncrementalOcclusion<B>,
     device: B::Device,
     blocks: Vec<BlockGeometry>,
     /// `base[b]` is the input of block `b`; `base[blocks]` the features before the head.
@@ -94,29 +128,28 @@ pub(crate) struct CubeOutputs {
 
 impl<'m, B: Backend> IncrementalEngine<'m, B> {
     /// Runs the unoccluded scan `x` `[1, 1, D, H, W]` (shape already checked) block by block.
-    pub fn new(model: &'m ClassificationModel3D<B>, x: Tensor<B, 5>) -> Self {
+    pub fn new(model: &'m dyn IncrementalOcclusion<B>, x: Tensor<B, 5>) -> Self {
         let device = x.device();
-        let relu = ReluPoint::standard();
-        let config = model.config();
-        let mut blocks = Vec::with_capacity(model.blocks.len());
-        let mut base = Vec::with_capacity(model.blocks.len() + 1);
+        let shapes = model.occlusion_blocks();
+        let mut blocks = Vec::with_capacity(shapes.len());
+        let mut base = Vec::with_capacity(shapes.len() + 1);
         let mut a = x;
-        for block in &model.blocks {
+        for (index, shape) in shapes.iter().enumerate() {
             let host = HostGrid::from_tensor(a.clone());
-            a = block.pool(relu.apply(block.conv_bn_eval(a)));
+            a = model.block_forward(index, a);
             let [_, out_channels, p0, p1, p2] = a.dims();
             blocks.push(BlockGeometry {
                 input: host.dims,
                 in_channels: host.channels,
                 out_channels,
-                kernel: config.kernel,
-                pool: block.pool,
+                kernel: shape.kernel,
+                pool: shape.pool,
                 pooled: [p0, p1, p2],
             });
             base.push(host);
         }
         base.push(HostGrid::from_tensor(a.clone()));
-        let base_logits = head_with(model, a, &relu);
+        let base_logits = model.head_forward(a);
         IncrementalEngine { model, device, blocks, base, base_logits }
     }
 
@@ -234,8 +267,7 @@ impl<'m, B: Backend> IncrementalEngine<'m, B> {
         let mut shape = vec![live.len(), g.in_channels];
         shape.extend_from_slice(&crop_len);
         let x: Tensor<B, 5> = tensor_from(buffer, shape, &self.device);
-        let block = &self.model.blocks[b];
-        let y = block.pool(ReluPoint::standard().apply(block.conv_bn_eval(x)));
+        let y = self.model.block_forward(b, x);
         debug_assert_eq!(y.dims()[2..], n[..]);
         let values = tensor_values(y);
         let per_out = g.out_channels * n.iter().product::<usize>();
@@ -270,7 +302,7 @@ impl<'m, B: Backend> IncrementalEngine<'m, B> {
             );
         });
         let x: Tensor<B, 5> = tensor_from(buffer, features.batch_shape(patches.len()), &self.device);
-        let logits = head_with(self.model, x, &ReluPoint::standard());
+        let logits = self.model.head_forward(x);
         let values = tensor_values(select_output(logits, &vec![class; patches.len()], output));
         patches.iter().map(|p| p.slot).zip(values).collect()
     }

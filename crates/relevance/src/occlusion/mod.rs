@@ -24,7 +24,9 @@
 //! - **naive**, any [`Explainable`] model: whole occluded copies through the whole model, as many
 //!   per batch as `memory_budget_mb` allows (counting one input's activations, not only the
 //!   input);
-//! - **incremental**, the paper's [`ClassificationModel3D`] only: the unoccluded activations of
+//! - **incremental**, the paper's [`ClassificationModel3D`](model::ClassificationModel3D) (and
+//!   any model whose [`Explainable::incremental_occlusion`] offers an [`IncrementalOcclusion`]
+//!   network; a compile-time hook, no type check at run time): the unoccluded activations of
 //!   every block are computed once; per cube, each block is recomputed over the region its
 //!   change reaches and the rest is reused. Per axis, at a block with input size `S`, kernel `k`
 //!   and pooling `p`, a change of the input voxels `[lo, hi]` changes the convolution outputs
@@ -52,16 +54,14 @@ mod host;
 mod incremental;
 mod naive;
 
-use std::any::Any;
-
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use model::ClassificationModel3D;
 
 pub use area::{AreaOcclusionConfig, AreaOcclusionMap, RegionDrop, area_occlusion};
 pub use geometry::OcclusionGrid;
 use host::{Box3, HostGrid, fill_box, tensor_from, tensor_values};
 use incremental::IncrementalEngine;
+pub use incremental::{IncrementalOcclusion, OcclusionBlock};
 
 use crate::{
     Explainable, Output, Progress, RelevanceError, ReluPoint, Result, Target, batch_for_budget, select_output,
@@ -241,7 +241,7 @@ enum Engine<'m, B: Backend, M> {
 impl<'m, B, M, const D: usize> Occluder<'m, B, M, D>
 where
     B: Backend,
-    M: Explainable<B, D> + 'static,
+    M: Explainable<B, D>,
 {
     /// Checks the config and the input `x` `[1, C, spatial…]`, resolves the target on the
     /// unoccluded input and prepares the evaluation (one forward pass, plus for a model other
@@ -252,8 +252,8 @@ where
         let dims = x.dims();
         let grid = OcclusionGrid::new(&dims[2..], config.size, config.stride)?;
         let device = x.device();
-        // The paper's network takes volumes only (rank 5).
-        let paper = if D == 5 { as_paper_model::<B, M>(model) } else { None };
+        // Incremental evaluation takes volumes only (rank 5).
+        let paper = if D == 5 { model.incremental_occlusion() } else { None };
         let incremental = match (config.mode, paper) {
             (OcclusionMode::Naive, _) => None,
             (_, Some(paper)) => Some(paper),
@@ -416,8 +416,8 @@ where
 /// the map `[1, 1, spatial…]`, the drop of every cube and the pass counts. `progress` gets
 /// `(passes done, passes to do)` after each batch.
 ///
-/// `M: 'static` lets the function recognise the paper's network (a type check at run time) and
-/// evaluate it incrementally in [`OcclusionMode::Auto`].
+/// A model that offers [`Explainable::incremental_occlusion`] (the paper's network does) is
+/// evaluated incrementally in [`OcclusionMode::Auto`].
 pub fn occlusion<B, M, const D: usize>(
     model: &M,
     x: Tensor<B, D>,
@@ -426,15 +426,9 @@ pub fn occlusion<B, M, const D: usize>(
 ) -> Result<OcclusionMap<B, D>>
 where
     B: Backend,
-    M: Explainable<B, D> + 'static,
+    M: Explainable<B, D>,
 {
     Occluder::new(model, x, config)?.run(progress)
-}
-
-/// The model as the paper's network, where it is one (incremental evaluation, exact activation
-/// counts).
-pub(crate) fn as_paper_model<B: Backend, M: 'static>(model: &M) -> Option<&ClassificationModel3D<B>> {
-    (model as &dyn Any).downcast_ref::<ClassificationModel3D<B>>()
 }
 
 /// Checks that `x` is one input the model accepts, of rank 4 or 5.

@@ -10,24 +10,27 @@ use crate::{Explainable, Output, ReluPoint, Result, select_output};
 
 /// Number of `f32` values one input keeps alive in a forward pass, to size batches.
 ///
-/// For the paper's network it is counted from its configuration: the input, and per block the
-/// convolution output twice (convolution, then normalisation; the ReLU may reuse a buffer) and
-/// the pooled output. For other models it is the input plus every feature layer the model names
-/// ([`Explainable::feature_layers`]), measured with one partial forward pass per layer.
+/// For a model that offers [`Explainable::incremental_occlusion`] (the paper's network) it is
+/// counted from its blocks: the input, and per block the convolution output twice (convolution,
+/// then normalisation; the ReLU may reuse a buffer) and the pooled output. For other models it
+/// is the input plus every feature layer the model names ([`Explainable::feature_layers`]),
+/// measured with one partial forward pass per layer. `x` is one input the model accepts.
 pub(crate) fn activation_values<B, M, const D: usize>(model: &M, x: &Tensor<B, D>) -> Result<usize>
 where
     B: Backend,
-    M: Explainable<B, D> + 'static,
+    M: Explainable<B, D>,
 {
     let input: usize = x.dims().iter().product();
-    if let Some(paper) = super::as_paper_model::<B, M>(model) {
-        let config = paper.config();
-        let mut dims = paper.input_shape();
+    if D == 5
+        && let Some(net) = model.incremental_occlusion()
+    {
+        let spatial = &x.dims()[2..];
+        let mut dims = [spatial[0], spatial[1], spatial[2]];
         let mut total = input;
-        for (&channels, &pool) in config.channels.iter().zip(&config.pools) {
-            let conv = dims.map(|s| s + 1 - config.kernel);
-            dims = conv.map(|s| s / pool);
-            total += channels * (2 * conv.iter().product::<usize>() + dims.iter().product::<usize>());
+        for block in net.occlusion_blocks() {
+            let conv = dims.map(|s| s + 1 - block.kernel);
+            dims = conv.map(|s| s / block.pool);
+            total += block.out_channels * (2 * conv.iter().product::<usize>() + dims.iter().product::<usize>());
         }
         return Ok(total);
     }
