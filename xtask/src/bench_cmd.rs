@@ -85,7 +85,7 @@ pub struct BenchArgs {
 
 /// `cargo xtask bench`.
 pub fn bench(args: &BenchArgs) -> Result<()> {
-    let root = project_root();
+    let root = workspace_root();
     let out = if args.out.is_absolute() { args.out.clone() } else { root.join(&args.out) };
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let threads = if args.threads.is_empty() {
@@ -202,15 +202,6 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     write_bytes_atomically(&out.join("bench.md"), md.as_bytes())?;
     eprintln!("bench: wrote {} and bench.md", out.join("bench.json").display());
     Ok(())
-}
-
-/// The project root: the current folder when it holds the bench script (a copied tree, e.g. on
-/// a GPU machine), else the workspace this binary was built from.
-fn project_root() -> PathBuf {
-    match std::env::current_dir() {
-        Ok(cwd) if cwd.join("scripts/bench_pytorch.py").exists() => cwd,
-        _ => workspace_root(),
-    }
 }
 
 /// torch's version if `python` can import it, else why not.

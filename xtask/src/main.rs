@@ -6,7 +6,7 @@
 
 #[global_allocator]
 static GLOBAL: model::fast::FastAlloc = model::fast::FastAlloc; // mimalloc, see model::fast
-use xtask::{bench_cmd, commands, interpret_cmd, report_cmd, reproduce_cmd, sanity_cmd, sweep_cmd, train_cmd};
+use xtask::{bench_cmd, data_cmd, interpret_cmd, report_cmd, reproduce_cmd, sanity_cmd, sweep_cmd, train_cmd};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,15 +116,15 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::FetchData { config, python } => commands::fetch_data(config.as_deref(), &python),
-        Cmd::Synth { config, force } => commands::synth(&config, force),
+        Cmd::FetchData { config, python } => data_cmd::fetch_data(config.as_deref(), &python),
+        Cmd::Synth { config, force } => data_cmd::synth(&config, force),
         Cmd::Cohort { config, table, images, no_file_check, known_corrupt, json, out } => {
-            commands::cohort(commands::CohortArgs { config, table, images, no_file_check, known_corrupt, json, out })
+            data_cmd::cohort(data_cmd::CohortArgs { config, table, images, no_file_check, known_corrupt, json, out })
         }
-        Cmd::Split { config, out } => commands::split(&config, out.as_deref()),
-        Cmd::Preprocess { config } => commands::preprocess(&config),
-        Cmd::Inspect { file, json } => commands::inspect(&file, json),
-        Cmd::Prepare { config, force } => commands::prepare(&config, force),
+        Cmd::Split { config, out } => data_cmd::split(&config, out.as_deref()),
+        Cmd::Preprocess { config } => data_cmd::preprocess(&config),
+        Cmd::Inspect { file, json } => data_cmd::inspect(&file, json),
+        Cmd::Prepare { config, force } => data_cmd::prepare(&config, force),
         Cmd::Train(args) => train_cmd::train(&args),
         Cmd::Bench(args) => bench_cmd::bench(&args),
         Cmd::Interpret(args) => interpret_cmd::interpret(&args),

@@ -26,8 +26,9 @@ use clap::Args;
 use adni_data::run_layout::RunLayout;
 use model::train::TrainMode;
 
-use crate::commands::{find_config, load_config_file, prepare_with};
+use crate::commands::{find_config, load_config_file};
 use crate::config::ProjectConfig;
+use crate::data_cmd::prepare_with;
 use crate::interpret_cmd::{InterpretArgs, run_mode};
 use crate::sanity_cmd::{SanityArgs, run_sanity};
 use crate::train_cmd::{TrainArgs, train_with};

@@ -68,14 +68,6 @@ pub struct SweepArgs {
     pub force: bool,
 }
 
-/// Prints a line to standard output; a closed pipe ends the output quietly.
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-
 /// The sweep's output folder when `--out` is not given: `<[run] results_dir>/<[run] name>-sweep`
 /// (`REPORT.md` of the base run links its figure from there).
 pub(crate) fn default_out(base: &ProjectConfig) -> PathBuf {

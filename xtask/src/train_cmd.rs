@@ -44,14 +44,6 @@ pub struct TrainArgs {
     pub shuffle_labels: Option<u64>,
 }
 
-/// Prints a line to standard output; a closed pipe ends the output quietly.
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-
 /// `cargo xtask train`.
 pub fn train(args: &TrainArgs) -> Result<()> {
     train_with(load_config_file(&args.config)?, args).map(|_| ())

@@ -1,0 +1,370 @@
+//! The data commands: `fetch-data`, `inspect`, `synth`, `cohort`, `split`, `preprocess` and
+//! `prepare` (all of them in order).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+use adni_data::cohort::Cohort;
+use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
+use adni_data::splits::{Split, SplitSet, assignments_dataframe, holdout_split, kfold_splits, write_split_csv};
+use adni_data::volume::{Inspection, inspect_nifti};
+
+use crate::commands::{check_not_empty, load_cohort, load_config, lock_folder, progress_bar};
+use crate::config::{ProjectConfig, resolve};
+use crate::fetch;
+
+/// `cargo xtask fetch-data`.
+pub fn fetch_data(config: Option<&Path>, python: &str) -> Result<()> {
+    let cfg = match config {
+        Some(p) => load_config(p)?,
+        None => ProjectConfig::default(),
+    };
+    let external = resolve(&cfg.fetch.external_dir);
+    let wheels = resolve(&cfg.fetch.wheel_dir);
+    let t = Instant::now();
+    let n = fetch::fetch_all(&external, &wheels, python)?;
+    if n == 0 {
+        eprintln!("fetch-data: everything already present in {}", external.display());
+    } else {
+        eprintln!("fetch-data: done in {:.1} s; files in {}", t.elapsed().as_secs_f64(), external.display());
+    }
+    let files = [
+        ("template T1", fetch::paths::T1),
+        ("brain mask", fetch::paths::MASK),
+        ("skull-stripped T1", fetch::paths::T1_BRAIN),
+        ("CerebrA atlas", fetch::paths::CEREBRA),
+        ("CerebrA labels", fetch::paths::CEREBRA_CSV),
+        ("AAL atlas", fetch::paths::AAL),
+        ("AAL labels", fetch::paths::AAL_TXT),
+    ];
+    for (what, rel) in files {
+        outln!("{what:<18} {}", external.join(rel).display());
+    }
+    if !fetch::anatomy_available(&external) || !fetch::aal_available(&external) {
+        bail!("fetch-data finished but some files are missing under {}", external.display());
+    }
+    Ok(())
+}
+
+/// `cargo xtask inspect FILE`: a header summary of any NIfTI-1 or NIfTI-2 file, 4-D included,
+/// with statistics over every voxel of every volume.
+pub fn inspect(file: &Path, json: bool) -> Result<()> {
+    let Inspection { info, stats, voxels, non_finite } = inspect_nifti(file)?;
+    if json {
+        let v = serde_json::json!({
+            "file": file,
+            "header": info,
+            "stats": stats,
+            "voxels": voxels,
+            "non_finite_replaced": non_finite,
+        });
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let vs = info.affine.voxel_sizes();
+    outln!("file          {}", file.display());
+    outln!("format        {}", info.format);
+    outln!("dims          {:?}{}", info.dims, if info.dims.len() > 3 { " (all volumes summarised)" } else { "" });
+    outln!("pixdim        {:?}", info.pixdim);
+    outln!("voxel size    {:.4} × {:.4} × {:.4} mm (from the affine)", vs[0], vs[1], vs[2]);
+    outln!("datatype      {} ({}-endian)", info.datatype, info.endianness);
+    outln!("scaling       scl_slope {} scl_inter {}", info.scl_slope, info.scl_inter);
+    outln!("xform codes   sform {} qform {} (affine from {})", info.sform_code, info.qform_code, info.affine_source);
+    outln!("affine");
+    for row in &info.affine.0[..3] {
+        outln!("              [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]", row[0], row[1], row[2], row[3]);
+    }
+    outln!("min/max/mean  {:.6} / {:.6} / {:.6}", stats.min, stats.max, stats.mean);
+    outln!("non-zero      {} of {} voxels", stats.nonzero, voxels);
+    outln!("NaN/Inf       {non_finite} (read as 0)");
+    if !info.description.is_empty() {
+        outln!("description   {}", info.description);
+    }
+    Ok(())
+}
+
+/// Arguments of `cargo xtask cohort`.
+pub struct CohortArgs {
+    /// Config file (its `[data]` section); alternatively `table` and `images`.
+    pub config: Option<PathBuf>,
+    /// ADNI metadata CSV (1.5 T or 3 T schema).
+    pub table: Option<PathBuf>,
+    /// Root of the image folder.
+    pub images: Option<PathBuf>,
+    /// Keep rows whose image file is missing.
+    pub no_file_check: bool,
+    /// Known-corrupt scans to exclude, as `PTID/Visit`.
+    pub known_corrupt: Vec<String>,
+    /// Print the report as JSON instead of text.
+    pub json: bool,
+    /// Output folder (default: `results/<run>/cohort`).
+    pub out: Option<PathBuf>,
+}
+
+/// `cargo xtask cohort`.
+pub fn cohort(args: CohortArgs) -> Result<()> {
+    let mut cfg = match (&args.config, &args.table) {
+        (Some(c), _) => load_config(c)?,
+        (None, Some(table)) => {
+            let mut cfg = ProjectConfig::default();
+            let cwd = std::env::current_dir()?;
+            cfg.data.table = cwd.join(table);
+            cfg.data.images = cwd.join(args.images.as_ref().context("--images is required with --table")?);
+            cfg.run.name = "cohort-cli".into();
+            cfg
+        }
+        (None, None) => bail!("give either --config FILE or --table CSV --images DIR"),
+    };
+    if args.no_file_check {
+        cfg.data.check_files = false;
+    }
+    cfg.data.known_corrupt.extend(args.known_corrupt.iter().cloned());
+    let cohort = load_cohort(&cfg)?;
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => cfg.run.dir().join("cohort"),
+    };
+    write_cohort(&cohort, &out)?;
+    cfg.write_resolved(&out)?;
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&cohort.report)?);
+    } else {
+        outln!("{}", cohort.report);
+        outln!("written: {}", out.display());
+    }
+    Ok(())
+}
+
+fn write_cohort(cohort: &Cohort, out: &Path) -> Result<()> {
+    write_csv_atomically(&out.join("cohort_report.csv"), &mut cohort.report.to_dataframe()?)?;
+    write_csv_atomically(&out.join("cohort_scans.csv"), &mut cohort.scans_dataframe()?)?;
+    write_bytes_atomically(&out.join("cohort_report.json"), serde_json::to_string_pretty(&cohort.report)?.as_bytes())?;
+    Ok(())
+}
+
+/// `cargo xtask split`.
+pub fn split(config: &Path, out: Option<&Path>) -> Result<()> {
+    let cfg = load_config(config)?;
+    let cohort = load_cohort(&cfg)?;
+    let out = out.map(Path::to_path_buf).unwrap_or_else(|| cfg.run.dir().join("splits"));
+    write_splits(&cfg, &cohort, &out).map(|_| ())
+}
+
+/// The configured k-fold splits followed by the hold-out split.
+fn make_splits(cfg: &ProjectConfig, cohort: &Cohort) -> Result<Vec<Split>> {
+    check_not_empty(cfg, cohort)?;
+    let mut all = kfold_splits(&cohort.scans, cfg.split.k, cfg.split.seed)?;
+    all.push(holdout_split(&cohort.scans, cfg.split.holdout_ad, cfg.split.holdout_cn, cfg.split.seed)?);
+    Ok(all)
+}
+
+fn write_splits(cfg: &ProjectConfig, cohort: &Cohort, out: &Path) -> Result<Vec<Split>> {
+    let all = make_splits(cfg, cohort)?;
+    for split in &all {
+        write_split_csv(&out.join(format!("{}.csv", split.name)), split)?;
+    }
+    let mut joined = assignments_dataframe(&cohort.scans_dataframe()?, &all)?;
+    write_csv_atomically(&out.join("assignments.csv"), &mut joined)?;
+    cfg.write_resolved(out)?;
+    outln!(
+        "splits: {} folds over patients (stratified, seed {}) and a hold-out of {} AD + {} CN patients written to {}",
+        all.len() - 1,
+        cfg.split.seed,
+        cfg.split.holdout_ad,
+        cfg.split.holdout_cn,
+        out.display()
+    );
+    Ok(all)
+}
+
+/// `cargo xtask preprocess`.
+pub fn preprocess(config: &Path) -> Result<()> {
+    let cfg = load_config(config)?;
+    let cohort = load_cohort(&cfg)?;
+    let splits = make_splits(&cfg, &cohort)?;
+    run_preprocess(&cfg, &cohort, &splits, &cfg.run.dir().join("normalization"))
+}
+
+/// Fills the preprocessing cache for every scan of the cohort and fits, for every split, the
+/// voxel-wise z-score on that split's training scans only, saved under `out/<split>/`.
+fn run_preprocess(cfg: &ProjectConfig, cohort: &Cohort, splits: &[Split], out: &Path) -> Result<()> {
+    use adni_data::preprocess::{CacheHit, Normalizer, PreprocessSpec, select_fit_scans};
+    use model::data::VolumeSource;
+    use rayon::prelude::*;
+
+    let p = &cfg.preprocess;
+    let spec = PreprocessSpec { mask: p.mask_path(), downsample: p.downsample };
+    let Some(first) = cohort.scans.first() else { bail!("the cohort has no scans to preprocess") };
+    // The grid every image must lie on: the mask's, or else the first image's.
+    let source = match VolumeSource::open(&resolve(&p.cache_dir), spec.clone(), &first.path) {
+        Ok(source) => source,
+        Err(e) => match &spec.mask {
+            Some(m) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot read the brain mask [preprocess] mask = {}", m.display())));
+            }
+            None => return Err(e.into()),
+        },
+    };
+    let (cache, source_grid) = (&source.cache, &source.source_grid);
+    let model_grid = source.model_grid();
+    let t = Instant::now();
+    let pb = progress_bar(cohort.scans.len(), "preprocess");
+    let hits: Vec<CacheHit> = cohort
+        .scans
+        .par_iter()
+        .map(|s| {
+            let r = cache.load_or_compute(&s.path, &spec, source_grid).map(|(_, hit)| hit);
+            pb.inc(1);
+            r
+        })
+        .collect::<adni_data::Result<_>>()?;
+    pb.finish_and_clear();
+    let n_hit = hits.iter().filter(|h| **h == CacheHit::Hit).count();
+    outln!(
+        "preprocess: {} scans on the {:?} grid ({} from the cache, {} computed) in {:.1} s → {}",
+        hits.len(),
+        model_grid.shape,
+        n_hit,
+        hits.len() - n_hit,
+        t.elapsed().as_secs_f64(),
+        cache.dir.display()
+    );
+    let by_id: std::collections::HashMap<i64, &Path> =
+        cohort.scans.iter().map(|s| (s.record.image_id, s.path.as_path())).collect();
+    for split in splits {
+        let t = Instant::now();
+        let train = split.image_ids(SplitSet::Train);
+        let chosen = select_fit_scans(&train, p.normalization_max_scans, cfg.split.seed);
+        let scans = chosen.iter().map(|id| {
+            let path = by_id.get(id).copied().ok_or_else(|| {
+                adni_data::DataError::Split(format!(
+                    "split `{}` names Image.ID {id}, which is not in the cohort",
+                    split.name
+                ))
+            })?;
+            cache.load_or_compute(path, &spec, source_grid).map(|(v, _)| (*id, v))
+        });
+        let norm = Normalizer::fit(scans, source.model_mask.clone())?;
+        let dir = out.join(&split.name);
+        norm.save(&dir)?;
+        outln!(
+            "normalization `{}`: fitted on {} of its {} training scans in {:.1} s → {}",
+            split.name,
+            norm.n_scans,
+            train.len(),
+            t.elapsed().as_secs_f64(),
+            dir.display()
+        );
+    }
+    cfg.write_resolved(out)?;
+    Ok(())
+}
+
+/// `cargo xtask synth`.
+pub fn synth(config: &Path, force: bool) -> Result<()> {
+    let cfg = load_config(config)?;
+    run_synth(&cfg, force)
+}
+
+fn run_synth(cfg: &ProjectConfig, force: bool) -> Result<()> {
+    use adni_data::synth::{Anatomy, RealAnatomyFiles};
+    use adni_data::synth::{AnatomySource, generate};
+
+    let params = &cfg.synth.params;
+    params.validate()?;
+    let out = resolve(&cfg.synth.out_dir);
+    if !force && adni_data::synth::is_complete(&out, params) {
+        outln!(
+            "synth: {} already holds a complete cohort with these settings (use --force to regenerate)",
+            out.display()
+        );
+        return Ok(());
+    }
+    // One writer: a second run that would (re)generate the same cohort stops with the holder's pid.
+    let _lock = lock_folder(&out)?;
+    let t = Instant::now();
+    let anatomy = match params.anatomy {
+        AnatomySource::Phantom => Anatomy::phantom(params.phantom_shape)?,
+        AnatomySource::Real => {
+            let ext = resolve(&cfg.fetch.external_dir);
+            if !fetch::anatomy_available(&ext) {
+                bail!(
+                    "the real anatomy is not in {}; run `cargo xtask fetch-data` first, or set `anatomy = \"phantom\"` \
+                     in [synth] to use the procedural phantom (no download)",
+                    ext.display()
+                );
+            }
+            let files = RealAnatomyFiles {
+                t1: ext.join(fetch::paths::T1),
+                mask: ext.join(fetch::paths::MASK),
+                cerebra_nii: ext.join(fetch::paths::CEREBRA),
+                cerebra_csv: ext.join(fetch::paths::CEREBRA_CSV),
+            };
+            Anatomy::load_real_files(&files)?
+        }
+    };
+    eprintln!("synth: anatomy loaded in {:.1} s; generating into {}", t.elapsed().as_secs_f64(), out.display());
+    let pb = progress_bar(0, "synth");
+    let progress = |done: usize, total: usize| {
+        if pb.length() != Some(total as u64) {
+            pb.set_length(total as u64);
+        }
+        pb.set_position(done as u64);
+    };
+    let summary = generate(params, &anatomy, &out, &progress)?;
+    pb.finish_and_clear();
+    cfg.write_resolved(&out)?;
+    outln!(
+        "synth: {} scans ({} images written, {} rows without image) of {} CN, {} AD, {} MCI patients \
+         ({} MCI converters, {} duplicate reconstructions) in {:.1} s ({:.2} s per image) → {}",
+        summary.scans,
+        summary.images_written,
+        summary.missing_rows,
+        summary.patients_cn,
+        summary.patients_ad,
+        summary.patients_mci,
+        summary.mci_converters,
+        summary.duplicates,
+        summary.seconds,
+        summary.seconds_per_image,
+        out.display()
+    );
+    Ok(())
+}
+
+/// `cargo xtask prepare`: fetch-data (for real anatomy) → synth → cohort → split.
+pub fn prepare(config: &Path, force: bool) -> Result<()> {
+    prepare_with(&load_config(config)?, force)
+}
+
+/// `prepare` for a loaded config.
+pub fn prepare_with(cfg: &ProjectConfig, force: bool) -> Result<()> {
+    let cfg = cfg.clone();
+    let t = Instant::now();
+    if cfg.synth.params.anatomy == adni_data::synth::AnatomySource::Real {
+        eprintln!("== fetch-data");
+        fetch::fetch_all(&resolve(&cfg.fetch.external_dir), &resolve(&cfg.fetch.wheel_dir), "python3")?;
+    }
+    // What killed runs left behind in the shared data folders (their results folders are
+    // cleaned when locked): temporaries of processes that no longer run.
+    for dir in [resolve(&cfg.synth.out_dir), resolve(&cfg.preprocess.cache_dir)] {
+        adni_data::lock::remove_stale_temps(&dir)?;
+    }
+    eprintln!("== synth");
+    run_synth(&cfg, force)?;
+    eprintln!("== cohort");
+    let cohort = load_cohort(&cfg)?;
+    let run_dir = cfg.run.dir();
+    write_cohort(&cohort, &run_dir.join("cohort"))?;
+    cfg.write_resolved(&run_dir.join("cohort"))?;
+    outln!("{}", cohort.report);
+    eprintln!("== split");
+    let splits = write_splits(&cfg, &cohort, &run_dir.join("splits"))?;
+    eprintln!("== preprocess");
+    run_preprocess(&cfg, &cohort, &splits, &run_dir.join("normalization"))?;
+    outln!("prepare: done in {:.1} s; outputs in {}", t.elapsed().as_secs_f64(), run_dir.display());
+    Ok(())
+}
