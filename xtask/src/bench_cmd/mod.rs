@@ -1,0 +1,278 @@
+//! `cargo xtask bench`: the paper's CNN on Burn against the same network in PyTorch.
+//!
+//! Runs the Burn benchmark (`crates/model/benches/paper_cnn.rs`, through `cargo bench`, or a
+//! prebuilt binary given with `--bench-bin`) and, where `python3` can import torch, the PyTorch
+//! reference (`scripts/bench_pytorch.py`) with the same grids, cases, batch sizes, warm-up,
+//! repetitions and thread count; then prints both side by side with their ratio and writes
+//! `results/bench/bench.json` (everything measured, the exact commands, the machine's load) and
+//! `bench.md` (the table). Without torch it says so and compares with the reference numbers of
+//! issue 3, labelled as not measured here. `--with-straightforward` also runs the Burn benchmark
+//! with the fast CPU paths off (`model::fast`), for a before/after column; `--markdown FILE`
+//! (e.g. `BENCHMARKS.md`) writes the report there too.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use adni_data::fsutil::write_bytes_atomically;
+
+use crate::config::workspace_root;
+
+mod tables;
+
+use tables::{benchmarks_md, compare, markdown};
+
+/// PyTorch CPU per-scan seconds on this kind of machine, from issue 3 (not measured here):
+/// (grid, case, seconds).
+const ISSUE_REFERENCE: [(&str, &str, f64); 5] = [
+    ("2mm", "train", 0.173),
+    ("2mm", "forward", 0.077),
+    ("2mm", "input_grad", 0.20),
+    ("1mm", "train", 1.92),
+    ("1mm", "forward", 0.65),
+];
+
+/// Average number of cores used by other processes during a run from which the report warns
+/// that the machine was busy.
+const BUSY_CORES: f64 = 0.2;
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Grids, comma-separated: 2mm (97×115×97), 1mm (193×229×193). The 1 mm cases take about
+    /// ten times as long as the 2 mm ones
+    #[arg(long, default_value = "2mm", value_delimiter = ',')]
+    grids: Vec<String>,
+    /// Cases, comma-separated: train, forward, input_grad
+    #[arg(long, default_value = "train,forward,input_grad", value_delimiter = ',')]
+    cases: Vec<String>,
+    /// Timed repetitions per case (the median and the minimum are reported)
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Untimed warm-up repetitions before them
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Thread counts to run at, comma-separated (default: this machine's cores)
+    #[arg(long, value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Batch size of the train and forward cases (input_grad uses one scan)
+    #[arg(long, default_value_t = 5)]
+    batch: usize,
+    /// Device of the Burn benchmark: cpu or cuda (cuda needs `--features cuda`)
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Skip the PyTorch reference even if torch is installed
+    #[arg(long)]
+    no_pytorch: bool,
+    /// Python interpreter for the PyTorch reference
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// A prebuilt `paper_cnn` bench binary to run instead of `cargo bench` (e.g. on a machine
+    /// without a Rust toolchain)
+    #[arg(long)]
+    bench_bin: Option<PathBuf>,
+    /// Output folder
+    #[arg(long, default_value = "results/bench")]
+    out: PathBuf,
+    /// Also run the Burn benchmark with the fast CPU paths off (Burn's own operations) and show
+    /// it beside the fast one
+    #[arg(long)]
+    with_straightforward: bool,
+    /// Also write the Markdown report to this file (relative to the project root), e.g.
+    /// BENCHMARKS.md
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+}
+
+/// `cargo xtask bench`.
+pub fn bench(args: &BenchArgs) -> Result<()> {
+    let root = workspace_root();
+    let out = if args.out.is_absolute() { args.out.clone() } else { root.join(&args.out) };
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let threads = if args.threads.is_empty() {
+        vec![std::thread::available_parallelism().map_or(1, |n| n.get())]
+    } else {
+        args.threads.clone()
+    };
+    if args.reps == 0 || args.batch == 0 || threads.contains(&0) {
+        bail!("--reps, --batch and --threads must be at least 1");
+    }
+    let common = [
+        "--grids".to_string(),
+        args.grids.join(","),
+        "--cases".into(),
+        args.cases.join(","),
+        "--reps".into(),
+        args.reps.to_string(),
+        "--warmup".into(),
+        args.warmup.to_string(),
+        "--batch".into(),
+        args.batch.to_string(),
+    ];
+    let torch = if args.no_pytorch { Err("skipped (--no-pytorch)".to_string()) } else { torch_version(&args.python) };
+    if let Err(why) = &torch {
+        eprintln!("bench: PyTorch NOT measured: {why}; ratios use issue 3's reference numbers (not measured here)");
+    }
+    let mut runs = Vec::new();
+    for &t in &threads {
+        let burn_json = out.join(format!(".burn-{t}.json"));
+        let mut burn_args = common.to_vec();
+        burn_args.extend(["--threads".into(), t.to_string(), "--device".into(), args.device.clone()]);
+        burn_args.extend(["--json".into(), burn_json.display().to_string()]);
+        let mut cmd = match &args.bench_bin {
+            Some(bin) => Command::new(bin),
+            None => {
+                let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+                c.args(["bench", "-p", "model", "--bench", "paper_cnn"]);
+                if args.device == "cuda" {
+                    c.args(["--features", "cuda"]);
+                }
+                c.arg("--");
+                c
+            }
+        };
+        cmd.args(&burn_args).current_dir(&root);
+        eprintln!("bench: $ {}", show(&cmd));
+        let status = cmd.status().with_context(|| format!("cannot run {}", show(&cmd)))?;
+        if !status.success() {
+            bail!("the Burn benchmark failed ({status}): {}", show(&cmd));
+        }
+        let burn = read_json(&burn_json)?;
+        let _ = std::fs::remove_file(&burn_json);
+
+        let straightforward = if args.with_straightforward && args.device == "cpu" {
+            let mut plain = Command::new(cmd.get_program());
+            plain.args(cmd.get_args()).arg("--straightforward").current_dir(&root);
+            eprintln!("bench: $ {}", show(&plain));
+            let status = plain.status().with_context(|| format!("cannot run {}", show(&plain)))?;
+            if !status.success() {
+                bail!("the Burn benchmark (straightforward) failed ({status}): {}", show(&plain));
+            }
+            let v = read_json(&burn_json)?;
+            let _ = std::fs::remove_file(&burn_json);
+            Some(v)
+        } else {
+            None
+        };
+
+        let pytorch = match &torch {
+            Ok(_) => {
+                let mut cmd = Command::new(&args.python);
+                cmd.arg("scripts/bench_pytorch.py").args(&common).args(["--threads", &t.to_string()]);
+                if args.device == "cuda" {
+                    cmd.args(["--device", "cuda"]);
+                }
+                cmd.current_dir(&root).stderr(Stdio::inherit());
+                eprintln!("bench: $ {}", show(&cmd));
+                let output = cmd.output().with_context(|| format!("cannot run {}", show(&cmd)))?;
+                if !output.status.success() {
+                    bail!("the PyTorch reference failed ({}): {}", output.status, show(&cmd));
+                }
+                let mut v: Value = serde_json::from_slice(&output.stdout)
+                    .with_context(|| format!("unreadable output of {}", show(&cmd)))?;
+                v["command"] = json!(show(&cmd));
+                Some(v)
+            }
+            Err(_) => None,
+        };
+        runs.push(json!({ "threads": t, "burn": burn, "pytorch": pytorch, "burn_straightforward": straightforward }));
+    }
+
+    let rows = compare(&runs);
+    let report = json!({
+        "created_utc": utc_now(),
+        "git": git_describe(&root),
+        "command": format!("cargo xtask bench {}", std::env::args().skip(2).collect::<Vec<_>>().join(" ")),
+        "device": args.device,
+        "pytorch_measured": torch.is_ok(),
+        "pytorch_note": match &torch {
+            Ok(v) => format!("torch {v} measured on this machine"),
+            Err(why) => format!("PyTorch not measured ({why}); `pytorch_*` values are the reference numbers of issue 3, not measured here"),
+        },
+        "rows": rows,
+        "runs": runs,
+    });
+    let md = markdown(&report);
+    println!("\n{md}");
+    if let Some(file) = &args.markdown {
+        let path = if file.is_absolute() { file.clone() } else { root.join(file) };
+        write_bytes_atomically(&path, benchmarks_md(&md).as_bytes())?;
+        eprintln!("bench: wrote {}", path.display());
+    }
+    write_bytes_atomically(&out.join("bench.json"), (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
+    write_bytes_atomically(&out.join("bench.md"), md.as_bytes())?;
+    eprintln!("bench: wrote {} and bench.md", out.join("bench.json").display());
+    Ok(())
+}
+
+/// torch's version if `python` can import it, else why not.
+fn torch_version(python: &str) -> Result<String, String> {
+    let out = Command::new(python)
+        .args(["-c", "import torch; print(torch.__version__)"])
+        .output()
+        .map_err(|e| format!("cannot run `{python}`: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("import failed").trim().to_string();
+        Err(format!("`{python} -c 'import torch'` failed: {last} (install with `pip install torch`)"))
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+/// A command as it would be typed.
+fn show(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| {
+            let a = a.to_string_lossy();
+            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./,=:".contains(c)) {
+                a.into_owned()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn git_describe(root: &Path) -> String {
+    let out = Command::new("git").args(["describe", "--always", "--dirty"]).current_dir(root).output();
+    match out {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        _ => "unknown commit".into(),
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc_now() -> String {
+    utc_from_unix(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64)
+}
+
+/// Seconds since 1970-01-01 UTC as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc_from_unix(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0)
+        .map_or_else(|| format!("{secs} s after 1970"), |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_match_python_datetime() {
+        // Values from Python's datetime; leap days and century years are the risky part.
+        assert_eq!(utc_from_unix(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_from_unix(951_868_800), "2000-03-01T00:00:00Z");
+        assert_eq!(utc_from_unix(1_709_211_661), "2024-02-29T13:01:01Z");
+        assert_eq!(utc_from_unix(4_102_444_799), "2099-12-31T23:59:59Z");
+    }
+}
