@@ -124,6 +124,37 @@ fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
     ]);
     assert!(!bad.status.success());
     assert!(text(&bad).contains("unknown layer `conv9`; valid layers: conv1, block1"), "{}", text(&bad));
+
+    // Sharded: three shards and their merge give the unsharded run's tables byte for byte and its
+    // mean maps within float rounding (each shard's mean is rounded to f32 once).
+    let rel = root.join("holdout/relevance");
+    let tables = ["scans.csv", "scan_regions.csv", "ground_truth.csv", "lrp_conservation.csv", "index.csv"];
+    let before: Vec<Vec<u8>> = tables.iter().map(|t| std::fs::read(rel.join(t)).expect("table")).collect();
+    let maps = ["maps/lrp_AD.nii.gz", "maps/occlusion_all.nii.gz", "maps/sensitivity_CN.nii.gz", "background.nii.gz"];
+    let read = |f: &str| adni_data::volume::read_volume(&rel.join(f)).expect("map").0.data;
+    let maps_before: Vec<_> = maps.iter().map(|f| read(f)).collect();
+    let holdout = root.join("holdout");
+    let run = holdout.to_str().unwrap();
+    let early = xtask(&["interpret", "--run", run, "--merge-shards", "3"]);
+    assert!(!early.status.success() && text(&early).contains("shards 1/3, 2/3, 3/3 of"), "{}", text(&early));
+    for shard in ["1/3", "2/3", "3/3"] {
+        let o = xtask(&["interpret", "--run", run, "--shard", shard]);
+        assert!(o.status.success(), "interpret --shard {shard} failed:\n{}", text(&o));
+    }
+    let merged = xtask(&["interpret", "--run", run, "--merge-shards", "3"]);
+    assert!(merged.status.success(), "--merge-shards failed:\n{}", text(&merged));
+    for (t, bytes) in tables.iter().zip(&before) {
+        assert!(
+            std::fs::read(rel.join(t)).expect("merged table") == *bytes,
+            "merged {t} differs from the unsharded one"
+        );
+    }
+    for (f, want) in maps.iter().zip(&maps_before) {
+        let got = read(f);
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(f32::MIN_POSITIVE);
+        let worst = got.iter().zip(want).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+        assert!(worst < 1e-6, "merged {f}: max |difference| {worst:e} of the map's maximum");
+    }
 }
 
 fn walk_first_nii(dir: &Path) -> Option<PathBuf> {

@@ -283,6 +283,17 @@ impl RelevanceLayout {
     pub fn resolved_config(&self) -> PathBuf {
         self.dir.join(RESOLVED_CONFIG_FILE)
     }
+
+    /// `shards/`: the parts of a sharded interpretation (`interpret --shard i/n`).
+    pub fn shards_dir(&self) -> PathBuf {
+        self.dir.join("shards")
+    }
+
+    /// `shards/<i>-of-<n>/`: shard `index` (1-based) of `count`, laid out as a relevance folder
+    /// of its own (its mean maps, tables and marker cover its scans only).
+    pub fn shard(&self, index: usize, count: usize) -> RelevanceLayout {
+        RelevanceLayout::new(self.shards_dir().join(format!("{index}-of-{count}")))
+    }
 }
 
 #[cfg(test)]
@@ -302,6 +313,7 @@ mod tests {
         assert_eq!(rel.mean_map("gradient", "AD"), Path::new("results/r/relevance/maps/gradient_AD.nii.gz"));
         assert_eq!(rel.dir().join(RelevanceLayout::mean_map_name("lrp", "all")), rel.mean_map("lrp", "all"));
         assert_eq!(rel.scan_map("lrp", 42), Path::new("results/r/relevance/maps/scans/lrp/42.nii.gz"));
+        assert_eq!(rel.shard(2, 3).index(), Path::new("results/r/relevance/shards/2-of-3/index.csv"));
         let sanity = run.sanity();
         assert_eq!(sanity.file(CASCADE_FILE), Path::new("results/r/sanity/cascade.csv"));
         assert_eq!(sanity.shuffled_run().fold("holdout").dir(), Path::new("results/r/sanity/shuffled/folds/holdout"));

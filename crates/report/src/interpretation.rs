@@ -123,7 +123,7 @@ pub struct InterpretationTables {
     conservation: Vec<ConservationRow>,
     index: Vec<IndexRow>,
     /// (method, model) → (maps, seconds).
-    timing: BTreeMap<(usize, &'static str), (&'static str, usize, f64)>,
+    timing: BTreeMap<(usize, String), (String, usize, f64)>,
 }
 
 impl InterpretationTables {
@@ -174,14 +174,14 @@ impl InterpretationTables {
     /// `seconds` spent on one map of method `method` (its position in the run's method list
     /// `order`, which orders the timing table) and `model` (`trained` or `random`).
     pub fn add_time(&mut self, order: usize, method: &'static str, model: &'static str, seconds: f64) {
-        let e = self.timing.entry((order, model)).or_insert((method, 0, 0.0));
+        let e = self.timing.entry((order, model.to_string())).or_insert((method.to_string(), 0, 0.0));
         e.1 += 1;
         e.2 += seconds;
     }
 
     /// (method, model, maps, seconds) in table order.
-    pub fn timings(&self) -> impl Iterator<Item = (&'static str, &'static str, usize, f64)> + '_ {
-        self.timing.iter().map(|((_, model), (method, n, s))| (*method, *model, *n, *s))
+    pub fn timings(&self) -> impl Iterator<Item = (&str, &str, usize, f64)> + '_ {
+        self.timing.iter().map(|((_, model), (method, n, s))| (method.as_str(), model.as_str(), *n, *s))
     }
 
     /// Writes every non-empty table into the folder (each atomically); `index.csv`,
@@ -286,6 +286,70 @@ impl InterpretationTables {
             ],
         )?)
     }
+}
+
+/// Joins the same table of several shards into `out`, in the order given: the header once, then
+/// every shard's rows as written (so the result is byte-identical to the table one run over all
+/// the shards' scans writes). Shards without the table are skipped; `Ok(false)` (nothing written)
+/// when none has it. Every header must be the first one.
+pub fn concat_tables(parts: &[std::path::PathBuf], out: &std::path::Path) -> Result<bool> {
+    let mut header: Option<String> = None;
+    let mut body = String::new();
+    for part in parts.iter().filter(|p| p.exists()) {
+        let text = std::fs::read_to_string(part).map_err(|e| adni_data::DataError::io(part, e))?;
+        let (head, rows) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+        match &header {
+            None => header = Some(head.to_string()),
+            Some(h) if h != head => {
+                return Err(ReportError::invalid(
+                    "shards",
+                    format!("{} has the header `{head}`, the first shard `{h}`", part.display()),
+                ));
+            }
+            Some(_) => {}
+        }
+        body.push_str(rows);
+    }
+    let Some(header) = header else { return Ok(false) };
+    adni_data::fsutil::write_bytes_atomically(out, format!("{header}\n{body}").as_bytes())?;
+    Ok(true)
+}
+
+/// Adds up the timing tables of several shards (maps and seconds per method and model, in the
+/// first shard's row order, rows only later shards have after them) and writes `timing.csv`.
+pub fn merge_timing(parts: &[std::path::PathBuf], layout: &RelevanceLayout) -> Result<()> {
+    let mut t = InterpretationTables::new();
+    let mut order: Vec<(String, String)> = Vec::new();
+    let mut sums: BTreeMap<(String, String), (usize, f64)> = BTreeMap::new();
+    for part in parts {
+        let df = read_csv(part)?;
+        let table = "timing.csv";
+        let (methods, models) = (column_str(&df, table, "method")?, column_str(&df, table, "model")?);
+        let scans = crate::tables::column_f64(&df, table, "scans")?;
+        let seconds = crate::tables::column_f64(&df, table, "seconds")?;
+        for (((method, model), n), s) in methods.into_iter().zip(models).zip(scans).zip(seconds) {
+            let key = (method, model);
+            if !sums.contains_key(&key) {
+                order.push(key.clone());
+            }
+            let e = sums.entry(key).or_default();
+            e.0 += n as usize;
+            e.1 += s;
+        }
+    }
+    for (i, key) in order.iter().enumerate() {
+        let (n, s) = sums[key];
+        t.timing.insert((i, key.1.clone()), (key.0.clone(), n, s));
+    }
+    write_csv_atomically(&layout.timing(), &mut t.timing_frame()?)?;
+    Ok(())
+}
+
+/// Writes `index.csv` from its rows.
+pub fn write_index(layout: &RelevanceLayout, rows: Vec<IndexRow>) -> Result<()> {
+    let t = InterpretationTables { index: rows, ..Default::default() };
+    write_csv_atomically(&layout.index(), &mut t.index_frame()?)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -30,9 +30,11 @@ use relevance::{Output, PostProcess, Target};
 use crate::relevance_config::{CompositeName, Method, RelevanceSection};
 
 mod run;
+mod shard;
 mod single;
 
 pub use run::{InterpretOutcome, run_mode};
+pub use shard::Shard;
 use single::single_mode;
 
 /// Arguments of `cargo xtask interpret`.
@@ -59,6 +61,14 @@ pub struct InterpretArgs {
     /// Recompute even if `relevance/complete.json` says the maps are there
     #[arg(long)]
     pub force: bool,
+    /// Explain only shard I of N of the test scans (contiguous blocks, for cluster job arrays),
+    /// into `relevance/shards/I-of-N/`; then `--merge-shards N`
+    #[arg(long, value_parser = parse_shard, requires = "run", conflicts_with = "merge_shards")]
+    pub shard: Option<Shard>,
+    /// Merge the N complete shards in `relevance/shards/` into `relevance/` (what one unsharded
+    /// run writes)
+    #[arg(long, requires = "run")]
+    pub merge_shards: Option<usize>,
     /// Single scan: weights (a run's fold folder, a safetensors file or a PyTorch file)
     #[arg(long, requires_all = ["scan", "method", "out"])]
     pub weights: Option<PathBuf>,
@@ -122,6 +132,10 @@ pub struct InterpretArgs {
     /// Memory budget per batch, MB
     #[arg(long)]
     pub memory_budget_mb: Option<usize>,
+}
+
+fn parse_shard(s: &str) -> std::result::Result<Shard, String> {
+    s.parse()
 }
 
 fn parse_method(s: &str) -> std::result::Result<Method, String> {

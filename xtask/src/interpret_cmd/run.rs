@@ -21,6 +21,7 @@ use relevance::Target;
 use relevance::methods::{MapMean, MethodParams, compute_map, to_tensor};
 use report::interpretation::{ConservationRow, GroundTruthRow, IndexRow, InterpretationTables, ScanId, ScanRow};
 
+use super::shard::merge_shards;
 use super::{InterpretArgs, Params, apply_overrides};
 use crate::commands::{cohort_of, load_config_file, lock_folder, progress_bar};
 use crate::config::ProjectConfig;
@@ -53,9 +54,20 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
     };
     apply_overrides(&mut cfg.relevance, args);
     let params = Params::new(cfg.relevance.clone())?;
-    let out = run.relevance();
-    let _lock = lock_folder(out.dir())?;
     let methods = params.section.methods.clone();
+    let merged = run.relevance();
+    if let Some(count) = args.merge_shards {
+        let _lock = lock_folder(merged.dir())?;
+        let scans = merge_shards(&merged, count, &methods)?;
+        eprintln!("interpret: merged {count} shards ({scans} scans) into {}", merged.dir().display());
+        return Ok(InterpretOutcome { dir: merged.dir().to_path_buf(), scans, skipped: false });
+    }
+    // A shard writes into its own folder (per-scan maps excepted: one file per scan).
+    let out = match args.shard {
+        Some(s) => merged.shard(s.index, s.count),
+        None => merged.clone(),
+    };
+    let _lock = lock_folder(out.dir())?;
     if !args.force
         && let Some(scans) = complete_with(&out, &methods)?
     {
@@ -69,17 +81,22 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
     let cohort = cohort_of(&cfg)?;
     let atlas_required = params.section.methods.contains(&Method::AreaOcclusion);
     let inputs = ScanInputs::open(&cfg, &cohort, atlas_required, "interpret")?;
-    let jobs = test_scans(&run, &splits, &cohort.scans, &params.section)?;
+    let mut jobs = test_scans(&run, &splits, &cohort.scans, &params.section)?;
+    let all = jobs.len();
+    if let Some(s) = args.shard {
+        jobs = jobs.drain(s.range(all)).collect();
+    }
     eprintln!(
-        "interpret: {} test scans of {} on grid {}, methods {}{} → {}",
+        "interpret: {} test scans{} of {} on grid {}, methods {}{} → {}",
         jobs.len(),
+        args.shard.map(|s| format!(" (shard {}/{} of {all})", s.index, s.count)).unwrap_or_default(),
         splits.join(", "),
         model::format_grid(inputs.grid.shape),
         methods.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
         if inputs.truth.is_some() && params.section.random_baseline { " (+ random-weights baseline)" } else { "" },
         out.dir().display()
     );
-    let maps = explain(&run, &out, &jobs, &inputs, &params)?;
+    let maps = explain(&run, &merged, &jobs, &inputs, &params)?;
 
     // Outputs; the marker last.
     let mut tables = maps.tables;
@@ -97,7 +114,7 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
     write_volume(&out.background(), &Volume { data: maps.background.mean(), affine }, OutputType::Float32)?;
     tables.write(&out)?;
     cfg.write_resolved(out.dir())?;
-    let marker = serde_json::json!({
+    let mut marker = serde_json::json!({
         "methods": methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "scans": jobs.len(),
         "splits": splits,
@@ -105,6 +122,9 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
         "atlas": inputs.atlas.as_ref().map(|a| a.name.clone()),
         "ground_truth": inputs.truth.is_some(),
     });
+    if let Some(s) = args.shard {
+        marker["shard"] = serde_json::json!(format!("{}/{}", s.index, s.count));
+    }
     write_bytes_atomically(&out.complete(), serde_json::to_string_pretty(&marker)?.as_bytes())?;
     for (method, model_kind, n, secs) in tables.timings() {
         eprintln!("  {method:<22} {model_kind:<8} {n:>4} scans  {:>8.2} s/scan", secs / n as f64);
