@@ -124,7 +124,7 @@ pub fn cohort(args: CohortArgs) -> Result<()> {
     let cohort = load_cohort(&cfg)?;
     let out = match &args.out {
         Some(o) => o.clone(),
-        None => cfg.run.dir().join("cohort"),
+        None => adni_data::run_layout::RunLayout::new(cfg.run.dir()).cohort().dir().to_path_buf(),
     };
     write_cohort(&cohort, &out)?;
     cfg.write_resolved(&out)?;
@@ -138,9 +138,10 @@ pub fn cohort(args: CohortArgs) -> Result<()> {
 }
 
 fn write_cohort(cohort: &Cohort, out: &Path) -> Result<()> {
-    write_csv_atomically(&out.join("cohort_report.csv"), &mut cohort.report.to_dataframe()?)?;
-    write_csv_atomically(&out.join("cohort_scans.csv"), &mut cohort.scans_dataframe()?)?;
-    write_bytes_atomically(&out.join("cohort_report.json"), serde_json::to_string_pretty(&cohort.report)?.as_bytes())?;
+    let out = adni_data::run_layout::CohortLayout::new(out);
+    write_csv_atomically(&out.report_csv(), &mut cohort.report.to_dataframe()?)?;
+    write_csv_atomically(&out.scans_csv(), &mut cohort.scans_dataframe()?)?;
+    write_bytes_atomically(&out.report_json(), serde_json::to_string_pretty(&cohort.report)?.as_bytes())?;
     Ok(())
 }
 
@@ -358,8 +359,8 @@ pub fn prepare_with(cfg: &ProjectConfig, force: bool) -> Result<()> {
     eprintln!("== cohort");
     let cohort = load_cohort(&cfg)?;
     let run_dir = cfg.run.dir();
-    write_cohort(&cohort, &run_dir.join("cohort"))?;
-    cfg.write_resolved(&run_dir.join("cohort"))?;
+    write_cohort(&cohort, adni_data::run_layout::RunLayout::new(&run_dir).cohort().dir())?;
+    cfg.write_resolved(adni_data::run_layout::RunLayout::new(&run_dir).cohort().dir())?;
     outln!("{}", cohort.report);
     eprintln!("== split");
     let splits = write_splits(&cfg, &cohort, &run_dir.join("splits"))?;

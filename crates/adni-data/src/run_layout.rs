@@ -81,6 +81,11 @@ impl RunLayout {
         self.root.join(TIMING_FILE)
     }
 
+    /// `cohort/`: the cohort a run was made from (`cargo xtask prepare` / `cohort`).
+    pub fn cohort(&self) -> CohortLayout {
+        CohortLayout { dir: self.root.join("cohort") }
+    }
+
     /// `folds/`: one folder per trained model.
     pub fn folds_dir(&self) -> PathBuf {
         self.root.join("folds")
@@ -98,7 +103,7 @@ impl RunLayout {
 
     /// `sanity/`: the sanity checks of the maps.
     pub fn sanity(&self) -> SanityLayout {
-        SanityLayout::new(self.root.join("sanity"))
+        SanityLayout::new(self.root.join(SANITY_DIR))
     }
 }
 
@@ -107,6 +112,8 @@ const METRICS_EPOCHS_FILE: &str = "metrics_epochs.csv";
 /// Per-scan predictions (a run's and a fold's).
 const PREDICTIONS_FILE: &str = "predictions.csv";
 
+/// The sanity checks' folder inside a run ([`RunLayout::sanity`]).
+pub const SANITY_DIR: &str = "sanity";
 /// Cascading randomisation, per step, method and scan (in [`SanityLayout`]).
 pub const CASCADE_FILE: &str = "cascade.csv";
 /// Data randomisation, per method and scan.
@@ -150,6 +157,39 @@ impl SanityLayout {
     /// `shuffled/`: the shuffled-label model, in a training run's layout.
     pub fn shuffled_run(&self) -> RunLayout {
         RunLayout::new(self.dir.join("shuffled"))
+    }
+}
+
+/// A cohort folder: the filters' counts and the retained scans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CohortLayout {
+    dir: PathBuf,
+}
+
+impl CohortLayout {
+    /// The layout of the cohort folder `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> CohortLayout {
+        CohortLayout { dir: dir.into() }
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `cohort_report.csv`: each filter in the study's order with the counts after it.
+    pub fn report_csv(&self) -> PathBuf {
+        self.dir.join("cohort_report.csv")
+    }
+
+    /// `cohort_report.json`: the same counts as JSON.
+    pub fn report_json(&self) -> PathBuf {
+        self.dir.join("cohort_report.json")
+    }
+
+    /// `cohort_scans.csv`: the retained scans.
+    pub fn scans_csv(&self) -> PathBuf {
+        self.dir.join("cohort_scans.csv")
     }
 }
 

@@ -3,14 +3,18 @@
 //! (ROC curves). Column names are those of the training run's files; reading checks the columns
 //! the report's figures use, so a renamed column fails here with a clear message rather than in
 //! the middle of a figure.
+//!
+//! [`write_classification`] is the classification part of a report: tables and figures of every
+//! training run of a results folder.
 
 use adni_data::run_layout::RunLayout;
 use std::path::{Path, PathBuf};
 
-use polars::prelude::DataFrame;
+use polars::prelude::{Column, DataFrame};
 
 use crate::error::{ReportError, Result};
-use crate::tables::{has_column, read_csv};
+use crate::figures;
+use crate::tables::{column_str, has_column, read_csv, write_table_into};
 
 /// The tables of one training run folder (for example `results/quick-train`).
 #[derive(Debug, Clone)]
@@ -51,6 +55,48 @@ pub fn read_run(dir: &Path) -> Result<RunTables> {
     })
 }
 
+/// The epochs table with each fold's kept epoch (from the folds table, matched on `split`) as a
+/// `kept_epoch` column, so the learning curves mark the right epoch also with `keep = "best"`.
+/// Null where a split has no fold row or its kept epoch is not a whole number; a table that has a
+/// `kept_epoch` column already is returned unchanged.
+pub fn with_kept_epoch(epochs: &DataFrame, folds: &DataFrame) -> Result<DataFrame> {
+    let fold_split = column_str(folds, "metrics_folds.csv", "split")?;
+    let kept = column_str(folds, "metrics_folds.csv", "kept_epoch")?;
+    let split = column_str(epochs, "metrics_epochs.csv", "split")?;
+    let values: Vec<Option<i64>> = split
+        .iter()
+        .map(|s| fold_split.iter().position(|f| f == s).and_then(|i| kept[i].trim().parse::<i64>().ok()))
+        .collect();
+    let mut out = epochs.clone();
+    if out.column("kept_epoch").is_err() {
+        out.with_column(Column::new("kept_epoch".into(), values))?;
+    }
+    Ok(out)
+}
+
+/// The classification part of the report of `root`: for each training run there (`cv/`,
+/// `holdout/` of a reproduction, or `root` itself as a single run; each only with its
+/// `summary.csv`), the tables `classification_<run>_summary` and `classification_<run>_folds` in
+/// `tables` and the figures `learning_curves_<run>.png` (kept epochs marked) and `roc_<run>.png`
+/// in `figs`, with `<run>` = `cv`, `holdout` or `run`. Adds the files to `written`.
+pub fn write_classification(root: &Path, tables: &Path, figs: &Path, written: &mut Vec<PathBuf>) -> Result<()> {
+    for (name, dir) in [("cv", root.join("cv")), ("holdout", root.join("holdout")), ("run", root.to_path_buf())] {
+        if !RunLayout::new(&dir).summary_csv().exists() {
+            continue;
+        }
+        let run = read_run(&dir)?;
+        write_table_into(&run.summary, tables, &format!("classification_{name}_summary"), written)?;
+        write_table_into(&run.folds, tables, &format!("classification_{name}_folds"), written)?;
+        let p = figs.join(format!("learning_curves_{name}.png"));
+        figures::learning_curves(&with_kept_epoch(&run.epochs, &run.folds)?, (1200, 800), &p)?;
+        written.push(p);
+        let p = figs.join(format!("roc_{name}.png"));
+        figures::roc_curves(&run.predictions, (900, 800), &p)?;
+        written.push(p);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +118,71 @@ mod tests {
         let run = read_run(d).unwrap();
         assert_eq!(run.predictions.height(), 1);
         assert_eq!(run.epochs.height(), 1);
+    }
+
+    fn frame(columns: Vec<Column>) -> DataFrame {
+        DataFrame::new(columns[0].len(), columns).unwrap()
+    }
+
+    #[test]
+    fn kept_epoch_join_marks_each_splits_own_kept_epoch() {
+        let epochs = frame(vec![
+            Column::new("split".into(), ["fold1", "fold1", "fold1", "fold2", "fold2", "fold3"]),
+            Column::new("epoch".into(), [1i64, 2, 3, 1, 2, 1]),
+        ]);
+        // fold2 kept its first epoch (keep = "best"); fold3 has no fold row
+        let folds =
+            frame(vec![Column::new("split".into(), ["fold2", "fold1"]), Column::new("kept_epoch".into(), [1i64, 3])]);
+        let out = with_kept_epoch(&epochs, &folds).unwrap();
+        assert_eq!(out.height(), 6);
+        let kept: Vec<Option<i64>> = out.column("kept_epoch").unwrap().i64().unwrap().iter().collect();
+        assert_eq!(kept, vec![Some(3), Some(3), Some(3), Some(1), Some(1), None]);
+        // exactly one row per split is its kept epoch
+        let epoch: Vec<Option<i64>> = out.column("epoch").unwrap().i64().unwrap().iter().collect();
+        let marked: Vec<usize> = (0..6).filter(|&i| kept[i].is_some() && kept[i] == epoch[i]).collect();
+        assert_eq!(marked, vec![2, 3]);
+        // a table that already has the column is left alone; a missing column is named
+        assert_eq!(with_kept_epoch(&out, &folds).unwrap(), out);
+        let err = with_kept_epoch(&epochs, &epochs).unwrap_err().to_string();
+        assert!(err.contains("metrics_folds.csv") && err.contains("kept_epoch"), "{err}");
+    }
+
+    #[test]
+    fn classification_part_writes_tables_and_figures_of_each_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let run = root.join("holdout");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(
+            run.join("metrics_epochs.csv"),
+            "split,epoch,train_loss,train_accuracy,test_loss,test_accuracy\n\
+             holdout,1,0.7,0.5,0.7,0.5\nholdout,2,0.6,0.6,0.65,0.6\n",
+        )
+        .unwrap();
+        std::fs::write(run.join("metrics_folds.csv"), "split,kept_epoch,test_accuracy\nholdout,2,0.6\n").unwrap();
+        std::fs::write(run.join("summary.csv"), "metric,mean,sd,ci_low,ci_high\naccuracy,0.6,0,0.4,0.8\n").unwrap();
+        std::fs::write(
+            run.join("predictions.csv"),
+            "PTID,Image.ID,fold,set,true_label,p_ad\na,1,holdout,test,1,0.8\nb,2,holdout,test,0,0.3\n\
+             c,3,holdout,test,1,0.4\nd,4,holdout,test,0,0.6\n",
+        )
+        .unwrap();
+        let (tables, figs) = (root.join("report/tables"), root.join("report/figures"));
+        let mut written = Vec::new();
+        write_classification(root, &tables, &figs, &mut written).unwrap();
+        let names: Vec<String> =
+            written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            names,
+            [
+                "classification_holdout_summary.csv",
+                "classification_holdout_summary.md",
+                "classification_holdout_folds.csv",
+                "classification_holdout_folds.md",
+                "learning_curves_holdout.png",
+                "roc_holdout.png"
+            ]
+        );
+        assert!(written.iter().all(|p| p.is_file()));
     }
 }

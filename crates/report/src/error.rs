@@ -40,6 +40,16 @@ pub enum ReportError {
     /// A polars failure while building, reading or writing a table.
     #[error("table operation failed: {0}")]
     Polars(#[from] polars::error::PolarsError),
+    /// What was being done (the file summarised, the table written) when `source` happened;
+    /// `{:#}` of an `anyhow` error shows both, as `anyhow::Context` does.
+    #[error("{context}")]
+    Context {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: Box<ReportError>,
+    },
 }
 
 /// Shorthand for results of this crate.
@@ -54,5 +64,32 @@ impl ReportError {
     /// An invalid argument.
     pub fn invalid(key: &str, message: impl Into<String>) -> Self {
         ReportError::Invalid { key: key.into(), message: message.into() }
+    }
+}
+
+/// Adds what was being done to the error of a result, like `anyhow::Context` (the crate does not
+/// depend on `anyhow`).
+pub trait ResultExt<T> {
+    /// The error, if any, wrapped in [`ReportError::Context`] with `context()`.
+    fn with_context<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T, E: Into<ReportError>> ResultExt<T> for std::result::Result<T, E> {
+    fn with_context<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|e| ReportError::Context { context: context().into(), source: Box::new(e.into()) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_is_shown_above_its_source() {
+        let e =
+            Err::<(), _>(ReportError::column("a.csv", "x", "missing")).with_context(|| "reading a.csv").unwrap_err();
+        assert_eq!(e.to_string(), "reading a.csv");
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("table `a.csv`, column `x`: missing"));
     }
 }

@@ -9,14 +9,17 @@
 //!
 //! | module | what it owns |
 //! |---|---|
-//! | [`classification`] | the training run's tables read back (epochs, folds, summary, predictions) |
+//! | [`classification`] | the training run's tables read back (epochs, folds, summary, predictions); the kept-epoch join; the report's classification tables and figures |
 //! | [`baselines`] | linear baselines on the same folds: planted-region ceiling, whole-brain shortcut checks |
 //! | [`regions`] | relevance per atlas region: the paper's score, density, rank; atlas placement |
 //! | [`compare`] | method against method: normalised distance, correlation, top-10 overlap |
 //! | [`conservation`] | LRP's conservation: Σ relevance / logit per model |
 //! | [`faithfulness`] | deletion curves (Samek et al. 2017): orders, steps, AOPC and its patient-bootstrap summary |
 //! | [`ground_truth`] | relevance mass / rank accuracy and the pointing game against planted atrophy |
-//! | [`patients`] | per scan: top regions and the share of relevance in the temporal lobe |
+//! | [`patients`] | per scan: top regions and the share of relevance in the temporal lobe; the report's `patients` table from `scan_regions.csv` |
+//! | [`relevance_report`] | the report's relevance part: region tables, method comparison, the paper's figure, the viewer, ground-truth tables, from an interpretation run's folder |
+//! | [`sanity_report`] | the report's sanity part: tables and figures of the sanity runner's files, the trust summary |
+//! | [`report_md`] | `REPORT.md` of a reproduction from the report's tables and a [`report_md::ReportContext`] of plain values (the ground-truth target, the differences from the paper, relative links) |
 //! | [`sanity`] | can the maps be trusted? randomisation cascade, shuffled-label model, deletion curves, ground truth side by side; a verdict per method and the paragraph that reads it out |
 //! | [`similarity`] | two maps alike? Spearman rank correlation and SSIM, for the randomisation test (Adebayo et al. 2018) |
 //! | [`sweep`] | the effect-size sweep: classification and mass accuracy per effect size |
@@ -48,9 +51,12 @@ pub mod html;
 pub mod interpretation;
 pub mod patients;
 pub mod regions;
+pub mod relevance_report;
+pub mod report_md;
 pub mod sanity;
+pub mod sanity_report;
 pub mod similarity;
 pub mod sweep;
 pub mod tables;
 
-pub use error::{ReportError, Result};
+pub use error::{ReportError, Result, ResultExt};

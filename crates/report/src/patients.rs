@@ -14,6 +14,9 @@
 //!
 //! Hippocampus, amygdala and parahippocampal gyrus belong to the medial temporal lobe in both
 //! lists, as in the paper's reading of its maps.
+//!
+//! [`per_scan_patient_table`] is the report's `patients` table: [`patient_table`] of every
+//! (method, scan) of an interpretation run's `scan_regions.csv`.
 
 use adni_data::atlas::split_hemisphere;
 use polars::prelude::*;
@@ -106,6 +109,37 @@ pub fn patient_table(keys: &DataFrame, tables: &[DataFrame], n_top: usize) -> Re
     Ok(DataFrame::new(tables.len(), cols)?)
 }
 
+/// One row per (method, scan) of `scan_regions.csv` (the columns `method`, `PTID`, `Image.ID`,
+/// `label`, then a [`crate::regions::region_scores`] table per scan, stacked), in the order the
+/// scans first appear: the scan's top-5 regions and its share of relevance in the temporal lobe
+/// ([`patient_table`]).
+pub fn per_scan_patient_table(df: &DataFrame) -> Result<DataFrame> {
+    let keys = ["method", "PTID", "Image.ID", "label"];
+    let cols: Vec<Vec<String>> = keys.iter().map(|k| column_str(df, "scan_regions.csv", k)).collect::<Result<_>>()?;
+    let mut order: Vec<Vec<String>> = Vec::new();
+    let mut rows_of: std::collections::HashMap<Vec<String>, Vec<u32>> = Default::default();
+    for i in 0..df.height() {
+        let key: Vec<String> = cols.iter().map(|c| c[i].clone()).collect();
+        let e = rows_of.entry(key.clone()).or_default();
+        if e.is_empty() {
+            order.push(key);
+        }
+        e.push(i as u32);
+    }
+    let mut tables = Vec::with_capacity(order.len());
+    for key in &order {
+        let idx = IdxCa::from_vec("idx".into(), rows_of[key].clone());
+        tables.push(df.take(&idx)?);
+    }
+    let key_cols: Vec<Column> = keys
+        .iter()
+        .enumerate()
+        .map(|(j, k)| Column::new((*k).into(), order.iter().map(|r| r[j].clone()).collect::<Vec<String>>()))
+        .collect();
+    let key_df = DataFrame::new(order.len(), key_cols)?;
+    patient_table(&key_df, &tables, 5)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +191,56 @@ mod tests {
         assert_eq!(column_f64(&df, "t", "score_1").unwrap(), vec![0.6, 1.0]);
         assert_eq!(column_f64(&df, "t", "temporal_share").unwrap(), vec![0.7, 0.0]);
         assert!(patient_table(&keys, &tables[..1], 2).is_err());
+    }
+
+    #[test]
+    fn per_scan_table_of_two_patients_from_scan_regions() {
+        // scan_regions.csv as the interpretation writes it: keys, then region scores per scan.
+        // Patient p1 (AD): hippocampus first; patient p2 (CN): precentral first. Rows of p2 come
+        // first and the rows of p1 are interleaved with those of the second method.
+        let rows: [(&str, &str, i64, &str, &str, f64, u32); 8] = [
+            ("occlusion", "p2", 20, "CN", "Precentral_L", 4.0, 1),
+            ("occlusion", "p2", 20, "CN", "Temporal_Mid_L", 1.0, 2),
+            ("occlusion", "p1", 10, "AD", "Hippocampus_L", 6.0, 1),
+            ("lrp", "p1", 10, "AD", "Amygdala_R", 1.0, 1),
+            ("occlusion", "p1", 10, "AD", "Frontal_Sup_L", 2.0, 3),
+            ("occlusion", "p1", 10, "AD", "Temporal_Inf_R", 2.0, 2),
+            ("lrp", "p1", 10, "AD", "Precentral_L", 0.0, 0),
+            ("occlusion", "p2", 20, "CN", "Hippocampus_L", 0.0, 3),
+        ];
+        let sums: Vec<f64> = rows.iter().map(|r| r.5).collect();
+        let df = DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new("method".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+                Column::new("PTID".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+                Column::new("Image.ID".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+                Column::new("label".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+                Column::new("region".into(), rows.iter().map(|r| r.4).collect::<Vec<_>>()),
+                Column::new("relevance_sum".into(), sums.clone()),
+                Column::new("score".into(), sums.iter().map(|s| s / 10.0).collect::<Vec<_>>()),
+                Column::new(
+                    "rank".into(),
+                    rows.iter().map(|r| if r.5 > 0.0 { Some(r.6) } else { None }).collect::<Vec<_>>(),
+                ),
+            ],
+        )
+        .unwrap();
+        let t = per_scan_patient_table(&df).unwrap();
+        assert_eq!(t.height(), 3);
+        let names: Vec<&str> = t.get_column_names().iter().map(|c| c.as_str()).collect();
+        assert_eq!(&names[..6], ["method", "PTID", "Image.ID", "label", "region_1", "score_1"]);
+        assert_eq!(names.len(), 4 + 2 * 5 + 1);
+        assert_eq!(column_str(&t, "t", "method").unwrap(), ["occlusion", "occlusion", "lrp"]);
+        assert_eq!(column_str(&t, "t", "PTID").unwrap(), ["p2", "p1", "p1"]);
+        assert_eq!(column_str(&t, "t", "Image.ID").unwrap(), ["20", "10", "10"]);
+        assert_eq!(column_str(&t, "t", "region_1").unwrap(), ["Precentral_L", "Hippocampus_L", "Amygdala_R"]);
+        assert_eq!(column_str(&t, "t", "region_2").unwrap(), ["Temporal_Mid_L", "Temporal_Inf_R", ""]);
+        assert_eq!(column_str(&t, "t", "region_3").unwrap(), ["", "Frontal_Sup_L", ""]);
+        assert_eq!(column_f64(&t, "t", "score_1").unwrap()[..2], [0.4, 0.6]);
+        // p2: 1 of 5 temporal; p1 by occlusion: hippocampus 6 + inferior temporal 2 of 10; lrp: all
+        assert_eq!(column_f64(&t, "t", "temporal_share").unwrap(), vec![0.2, 0.8, 1.0]);
+        let err = per_scan_patient_table(&df.drop("label").unwrap()).unwrap_err().to_string();
+        assert!(err.contains("scan_regions.csv") && err.contains("label"), "{err}");
     }
 }

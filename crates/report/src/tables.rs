@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
 use polars::prelude::*;
 
-use crate::error::{ReportError, Result};
+use crate::error::{ReportError, Result, ResultExt};
 
 /// Writes `df` as `<dir>/<stem>.csv` (polars' CSV, full precision) and `<dir>/<stem>.md` (a
 /// Markdown table, numbers formatted by [`format_float`]), each atomically. Creates `dir`.
@@ -129,6 +129,23 @@ pub fn read_csv(path: &Path) -> Result<DataFrame> {
     Ok(df)
 }
 
+/// `path` read as a table ([`read_csv`]), `None` when it is not a file; an error names the file.
+pub fn read_optional_csv(path: &Path) -> Result<Option<DataFrame>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    read_csv(path).map(Some).with_context(|| format!("reading {}", path.display()))
+}
+
+/// [`write_table`] into `dir`, both files then added to `written`; an error names the table
+/// (`table <stem>`).
+pub fn write_table_into(df: &DataFrame, dir: &Path, stem: &str, written: &mut Vec<PathBuf>) -> Result<()> {
+    let (csv, md) = write_table(df, dir, stem).with_context(|| format!("table {stem}"))?;
+    written.push(csv);
+    written.push(md);
+    Ok(())
+}
+
 /// True when `df` has a column named `name`.
 pub fn has_column(df: &DataFrame, name: &str) -> bool {
     df.get_column_names().iter().any(|c| c.as_str() == name)
@@ -206,6 +223,20 @@ mod tests {
         assert_eq!(column_f64(&back, "t", "y").unwrap(), vec![0.25, 0.75]);
         assert!(std::fs::read_to_string(md).unwrap().starts_with("| x | y |"));
         assert!(write_table(&df, dir.path(), "a/b").is_err());
+    }
+
+    #[test]
+    fn optional_tables_and_tables_written_into_a_list() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(read_optional_csv(&dir.path().join("absent.csv")).unwrap().is_none());
+        let df = DataFrame::new(1, vec![Column::new("x".into(), [1i64])]).unwrap();
+        let mut written = Vec::new();
+        write_table_into(&df, dir.path(), "t", &mut written).unwrap();
+        assert_eq!(written, vec![dir.path().join("t.csv"), dir.path().join("t.md")]);
+        assert_eq!(read_optional_csv(&written[0]).unwrap().unwrap().height(), 1);
+        let err = write_table_into(&df, dir.path(), "a/b", &mut written).unwrap_err();
+        assert_eq!(err.to_string(), "table a/b");
+        assert_eq!(written.len(), 2);
     }
 
     #[test]
