@@ -84,6 +84,9 @@ fn complete_shards(out: &RelevanceLayout, count: usize, methods: &[Method]) -> R
 
 /// Merges the `count` complete shards of `out` into `out` itself; returns the number of scans.
 pub(super) fn merge_shards(out: &RelevanceLayout, count: usize, methods: &[Method]) -> Result<usize> {
+    if count == 0 {
+        bail!("--merge-shards 0: expected the number of shards the scans were split into (N of --shard i/N), ≥ 1");
+    }
     let shards = complete_shards(out, count, methods)?;
     // A new merge: the old marker no longer describes the folder.
     let _ = std::fs::remove_file(out.complete());
@@ -119,8 +122,9 @@ pub(super) fn merge_shards(out: &RelevanceLayout, count: usize, methods: &[Metho
     concat_tables(&paths(RelevanceLayout::lrp_conservation), &out.lrp_conservation())?;
     merge_timing(&paths(RelevanceLayout::timing), out)?;
     write_index(out, index)?;
-    std::fs::copy(shards[0].resolved_config(), out.resolved_config())
-        .with_context(|| format!("cannot copy {}", shards[0].resolved_config().display()))?;
+    let config = std::fs::read(shards[0].resolved_config())
+        .with_context(|| format!("cannot read {}", shards[0].resolved_config().display()))?;
+    write_bytes_atomically(&out.resolved_config(), &config)?;
     let mut marker: serde_json::Value = serde_json::from_slice(&std::fs::read(shards[0].complete())?)?;
     marker["scans"] = serde_json::json!(scans);
     marker["merged_shards"] = serde_json::json!(count);
@@ -171,6 +175,20 @@ mod tests {
             }
         }
         assert_eq!(Shard { index: 2, count: 3 }.range(10), 4..7);
+    }
+
+    #[test]
+    fn merging_needs_every_shard_and_at_least_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = RelevanceLayout::new(dir.path());
+        let e = merge_shards(&out, 0, &[Method::Lrp]).unwrap_err().to_string();
+        assert!(e.contains("--merge-shards 0: expected the number of shards"), "{e}");
+        std::fs::create_dir_all(out.shard(2, 2).dir()).unwrap();
+        std::fs::write(out.shard(2, 2).complete(), r#"{"methods": ["lrp"], "scans": 3}"#).unwrap();
+        let e = merge_shards(&out, 2, &[Method::Lrp]).unwrap_err().to_string();
+        assert!(e.contains("shards 1/2 of") && e.contains("--shard i/2"), "{e}");
+        let e = merge_shards(&out, 2, &[Method::Occlusion]).unwrap_err().to_string();
+        assert!(e.contains("shards 1/2, 2/2 of"), "a shard without the method is not complete: {e}");
     }
 
     #[test]
