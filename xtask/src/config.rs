@@ -482,7 +482,7 @@ impl ProjectConfig {
 
     /// Writes the resolved config as `resolved_config.toml` into `dir` (atomically).
     pub fn write_resolved(&self, dir: &Path) -> Result<PathBuf> {
-        let path = dir.join("resolved_config.toml");
+        let path = dir.join(adni_data::run_layout::RESOLVED_CONFIG_FILE);
         let text = format!(
             "# Fully resolved configuration that produced the files in this folder.\n# Relative paths are relative to the project root.\n{}",
             self.to_toml()?

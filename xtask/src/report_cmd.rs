@@ -41,7 +41,7 @@ pub struct ReportArgs {
 /// `cargo xtask report`.
 pub fn report(args: &ReportArgs) -> Result<()> {
     let root = if args.run.is_dir() { args.run.clone() } else { workspace_root().join(&args.run) };
-    let cfg_path = root.join("resolved_config.toml");
+    let cfg_path = RunLayout::new(&root).resolved_config();
     let cfg = ProjectConfig::load(&cfg_path)
         .with_context(|| format!("{} is not a results folder (no readable resolved_config.toml)", root.display()))?;
     let _lock = crate::commands::lock_folder(&root)?;

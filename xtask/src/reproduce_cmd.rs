@@ -236,17 +236,22 @@ fn write_stages(root: &Path, stages: &[Stage], total: f64) -> Result<()> {
 /// Checks that every file the reproduction promises exists and is non-empty; the error lists the
 /// missing ones. Returns the number of files checked.
 pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
-    let mut expected: Vec<PathBuf> =
-        ["REPORT.md", report::html::REPORT_FILE, "stages.csv", "resolved_config.toml"].map(PathBuf::from).to_vec();
+    let mut expected: Vec<PathBuf> = ["REPORT.md", report::html::REPORT_FILE, "stages.csv"].map(PathBuf::from).to_vec();
+    expected.push(RunLayout::new("").resolved_config());
     // REPORT.html's viewer: NiiVue, the glue, the template and atlas, a data file per map.
     let viewer = Path::new(report::html::VIEWER_DIR);
     for f in ["index.html", "viewer.json", "niivue.umd.js", "LICENSE-niivue.txt", "viewer.js", "data/anatomy.js"] {
         expected.push(viewer.join(f));
     }
     for run in ["cv", "holdout"] {
-        for f in ["summary.csv", "summary.md", "metrics_epochs.csv", "metrics_folds.csv", "predictions.csv"] {
-            expected.push(Path::new(run).join(f));
-        }
+        let layout = RunLayout::new(run);
+        expected.extend([
+            layout.summary_csv(),
+            layout.summary_md(),
+            layout.metrics_epochs(),
+            layout.metrics_folds(),
+            layout.predictions(),
+        ]);
         let figs = Path::new("report/figures");
         expected.push(figs.join(format!("learning_curves_{run}.png")));
         expected.push(figs.join(format!("roc_{run}.png")));

@@ -112,7 +112,7 @@ pub fn train_with(mut cfg: crate::config::ProjectConfig, args: &TrainArgs) -> Re
         format!("{:?}", cfg.train.keep).to_lowercase(),
         dir.display()
     );
-    if !dir.join("resolved_config.toml").exists() {
+    if !adni_data::run_layout::RunLayout::new(&dir).resolved_config().exists() {
         cfg.write_resolved(&dir)?;
     }
     let started = Instant::now();

@@ -31,6 +31,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 
+use adni_data::run_layout::RunLayout;
 use report::sweep::{SweepPoint, read_classification_summary, read_mass_accuracy};
 
 use crate::commands::{find_config, load_config_file};
@@ -105,8 +106,9 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     let mut points: Vec<SweepPoint> = Vec::with_capacity(configs.len());
     for ((e, cfg), secs) in configs.iter().zip(seconds) {
         let run = cfg.run.dir();
-        let cv = read_classification_summary(&run.join("cv").join("summary.csv"))?;
-        let holdout = read_classification_summary(&run.join("holdout").join("summary.csv"))?;
+        let (cv, holdout) = (RunLayout::new(run.join("cv")), RunLayout::new(run.join("holdout")));
+        let cv = read_classification_summary(&cv.summary_csv())?;
+        let holdout = read_classification_summary(&holdout.summary_csv())?;
         let (summary, truth, extra) = if *e == 0.0 {
             let r = reference.ok_or_else(|| anyhow!("no reference effect size for the null check"))?;
             let (_, ref_cfg) =
