@@ -253,6 +253,40 @@ pub struct ProjectConfig {
     pub reproduce: ReproduceSection,
     /// `[sanity]`: sanity and faithfulness checks of the relevance maps (`cargo xtask sanity`).
     pub sanity: SanitySection,
+    /// `[slurm]`: the `#SBATCH` settings of `cargo xtask slurm` (left out of the resolved config
+    /// when it is the default, as it changes no result).
+    #[serde(skip_serializing_if = "SlurmSection::is_default")]
+    pub slurm: SlurmSection,
+}
+
+/// `[slurm]`: defaults of `cargo xtask slurm`'s options; the command line overrides each one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlurmSection {
+    /// `#SBATCH --partition`.
+    pub partition: Option<String>,
+    /// `#SBATCH --account`.
+    pub account: Option<String>,
+    /// `#SBATCH --time` of every job, e.g. `"12:00:00"`.
+    pub time: Option<String>,
+    /// `#SBATCH --cpus-per-task`; the jobs run that many compute threads.
+    pub cpus_per_task: Option<u32>,
+    /// `#SBATCH --mem`, e.g. `"16G"`.
+    pub mem: Option<String>,
+    /// `#SBATCH --gpus` of the training jobs (the others need none); with one or more, training
+    /// runs with `--device cuda`.
+    pub gpus: Option<u32>,
+    /// Tasks of the interpretation array (test-scan shards). Default 4.
+    pub shards: Option<usize>,
+    /// Further `#SBATCH` lines, as written after `#SBATCH ` (e.g. `"--qos=long"`).
+    pub extra: Vec<String>,
+}
+
+impl SlurmSection {
+    /// Whether every setting is left at its default.
+    pub fn is_default(&self) -> bool {
+        self == &Self::default()
+    }
 }
 
 /// `[reproduce]`: what `cargo xtask reproduce-paper` changes per stage.
@@ -328,8 +362,20 @@ impl SanitySection {
 }
 
 /// Top-level sections a config may hold.
-pub const SECTIONS: &[&str] =
-    &["run", "fetch", "data", "synth", "split", "preprocess", "train", "model", "relevance", "reproduce", "sanity"];
+pub const SECTIONS: &[&str] = &[
+    "run",
+    "fetch",
+    "data",
+    "synth",
+    "split",
+    "preprocess",
+    "train",
+    "model",
+    "relevance",
+    "reproduce",
+    "sanity",
+    "slurm",
+];
 
 /// The closest candidate to `word`, if any is reasonably close.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -429,6 +475,7 @@ impl ProjectConfig {
         let reproduce = take_section(&mut table, "reproduce", file)?;
         let sanity: SanitySection = take_section(&mut table, "sanity", file)?;
         sanity.validate().map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        let slurm = take_section(&mut table, "slurm", file)?;
         let synth = match table.remove("synth") {
             None => SynthSection::default(),
             Some(toml::Value::Table(mut t)) => {
@@ -466,7 +513,7 @@ impl ProjectConfig {
             }
             bail!(msg);
         }
-        Ok(Self { run, fetch, data, synth, split, preprocess, train, model, relevance, reproduce, sanity })
+        Ok(Self { run, fetch, data, synth, split, preprocess, train, model, relevance, reproduce, sanity, slurm })
     }
 
     /// Reads and parses a config file.

@@ -23,5 +23,6 @@ pub mod relevance_config;
 pub mod report_cmd;
 pub mod reproduce_cmd;
 pub mod sanity_cmd;
+pub mod slurm_cmd;
 pub mod sweep_cmd;
 pub mod train_cmd;

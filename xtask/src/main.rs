@@ -6,7 +6,9 @@
 
 #[global_allocator]
 static GLOBAL: model::fast::FastAlloc = model::fast::FastAlloc; // mimalloc, see model::fast
-use xtask::{bench_cmd, data_cmd, interpret_cmd, report_cmd, reproduce_cmd, sanity_cmd, sweep_cmd, train_cmd};
+use xtask::{
+    bench_cmd, data_cmd, interpret_cmd, report_cmd, reproduce_cmd, sanity_cmd, slurm_cmd, sweep_cmd, train_cmd,
+};
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,6 +113,8 @@ enum Cmd {
     ReproducePaper(reproduce_cmd::ReproduceArgs),
     /// Null check and dose–response: reproduce-paper per effect size of the planted atrophy, then a table and a figure
     Sweep(sweep_cmd::SweepArgs),
+    /// The study as a chain of SLURM jobs (fold and shard arrays, dependent merges): scripts, --submit, status, --resume
+    Slurm(slurm_cmd::SlurmArgs),
 }
 
 fn main() -> ExitCode {
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
         Cmd::ReproducePaper(args) => reproduce_cmd::reproduce(&args),
         Cmd::Sweep(args) => sweep_cmd::sweep(&args),
         Cmd::Sanity(args) => sanity_cmd::sanity(&args),
+        Cmd::Slurm(args) => slurm_cmd::slurm(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

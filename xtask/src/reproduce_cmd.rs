@@ -127,7 +127,7 @@ pub(crate) fn reproduce_with(cfg: &ProjectConfig, config_path: &Path, force: boo
     let t = Instant::now();
     eprintln!("\n=== reproduce-paper: interpret");
     // The sanity checks reuse every scan's map instead of recomputing it.
-    let sanity_on = cfg.sanity.cascade || cfg.sanity.data_randomisation || cfg.sanity.faithfulness;
+    let sanity_on = sanity_on(cfg);
     let iargs =
         InterpretArgs { run: Some(root.join("holdout")), force, save_scan_maps: sanity_on, ..Default::default() };
     let outcome = run_mode(&iargs, &root.join("holdout"))?;
@@ -175,8 +175,14 @@ pub(crate) fn reproduce_with(cfg: &ProjectConfig, config_path: &Path, force: boo
     Ok(ReproduceOutcome { stages, wall_seconds: total })
 }
 
+/// Whether the config runs the sanity stage (any of its checks switched on); the interpretation
+/// then keeps every scan's map for it.
+pub(crate) fn sanity_on(cfg: &ProjectConfig) -> bool {
+    cfg.sanity.cascade || cfg.sanity.data_randomisation || cfg.sanity.faithfulness
+}
+
 /// The config of one stage: its own run folder below the reproduction's folder.
-fn stage_config(cfg: &ProjectConfig, name: &str, mode: Option<TrainMode>) -> ProjectConfig {
+pub(crate) fn stage_config(cfg: &ProjectConfig, name: &str, mode: Option<TrainMode>) -> ProjectConfig {
     let mut c = cfg.clone();
     c.run.results_dir = cfg.run.dir();
     c.run.name = name.to_string();

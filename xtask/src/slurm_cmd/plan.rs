@@ -1,0 +1,597 @@
+//! The chain of jobs a config gives, its sbatch scripts and `submit.sh`, and which of its jobs
+//! and tasks are complete on disk.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use adni_data::fsutil::write_bytes_atomically;
+use adni_data::run_layout::RunLayout;
+use model::train::TrainMode;
+
+use crate::config::{ProjectConfig, workspace_root};
+use crate::reproduce_cmd::{sanity_on, stage_config};
+
+/// A stage a user can put in the chain (`--stages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StageName {
+    /// Data preparation.
+    Data,
+    /// Cross-validation: the fold array and its merge.
+    Cv,
+    /// The hold-out model.
+    Holdout,
+    /// The relevance maps: the shard array and its merge.
+    Interpret,
+    /// The sanity checks (only when `[sanity]` switches one on).
+    Sanity,
+    /// The report.
+    Report,
+}
+
+impl StageName {
+    /// Every stage, in chain order.
+    pub const ALL: [StageName; 6] = [
+        StageName::Data,
+        StageName::Cv,
+        StageName::Holdout,
+        StageName::Interpret,
+        StageName::Sanity,
+        StageName::Report,
+    ];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            StageName::Data => "data",
+            StageName::Cv => "cv",
+            StageName::Holdout => "holdout",
+            StageName::Interpret => "interpret",
+            StageName::Sanity => "sanity",
+            StageName::Report => "report",
+        }
+    }
+}
+
+impl FromStr for StageName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        StageName::ALL.into_iter().find(|st| st.name() == s.trim()).ok_or_else(|| {
+            let names: Vec<&str> = StageName::ALL.iter().map(|st| st.name()).collect();
+            format!("unknown stage `{s}`; the stages are {}", names.join(", "))
+        })
+    }
+}
+
+/// The `#SBATCH` settings every job shares (`--gpus` only on the training jobs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SbatchOptions {
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--account`.
+    pub account: Option<String>,
+    /// `--time`.
+    pub time: Option<String>,
+    /// `--cpus-per-task`.
+    pub cpus_per_task: Option<u32>,
+    /// `--mem`.
+    pub mem: Option<String>,
+    /// `--gpus` of the training jobs.
+    pub gpus: Option<u32>,
+    /// Further lines, each written after `#SBATCH `.
+    pub extra: Vec<String>,
+}
+
+/// One job of the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Its name: `data`, `cv`, `cv-merge`, `holdout`, `interpret`, `interpret-merge`, `sanity`,
+    /// `report`; the script is `<name>.sbatch`.
+    pub name: &'static str,
+    /// For an array job, its task count (tasks 1..=n).
+    pub tasks: Option<usize>,
+    /// The jobs (of this chain) it waits for, with `afterok`.
+    pub after: Vec<&'static str>,
+    /// The runner's arguments (after the binary); `$SLURM_ARRAY_TASK_ID` stays unquoted.
+    pub args: Vec<String>,
+    /// Whether it asks for the GPUs (the training jobs).
+    pub gpu: bool,
+}
+
+/// The chain of one config.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The project root the jobs run in.
+    pub root: PathBuf,
+    /// The run folder (`results/<run>`).
+    pub run_dir: PathBuf,
+    /// The xtask binary the jobs run.
+    pub binary: PathBuf,
+    /// `#SBATCH` settings.
+    pub options: SbatchOptions,
+    /// Shards of the interpretation.
+    pub shards: usize,
+    /// Folds of the cross-validation.
+    pub folds: usize,
+    /// The jobs, in submission order (each after the ones it waits for).
+    pub jobs: Vec<Job>,
+    /// Run name (for job names).
+    pub run_name: String,
+}
+
+const TASK: &str = "$SLURM_ARRAY_TASK_ID";
+
+impl Plan {
+    /// The chain of `cfg` (loaded from `config_path`) for the given stages.
+    pub fn new(
+        cfg: &ProjectConfig,
+        config_path: &Path,
+        binary: PathBuf,
+        options: SbatchOptions,
+        shards: usize,
+        stages: &[StageName],
+    ) -> Result<Plan> {
+        let root = workspace_root();
+        let run_dir = cfg.run.dir();
+        let slurm = run_dir.join("slurm");
+        let stage_cfg = |name: &str| slurm.join("config").join(format!("{name}.toml")).display().to_string();
+        let holdout = run_dir.join("holdout").display().to_string();
+        let on = |s: StageName| stages.contains(&s);
+        let mut jobs: Vec<Job> = Vec::new();
+        // A job waits only for the jobs this chain has (a stage left out is done or runs elsewhere).
+        let push = |jobs: &mut Vec<Job>, name, tasks, after: &[&'static str], args: Vec<String>, gpu| {
+            let after = after.iter().copied().filter(|a| jobs.iter().any(|j: &Job| j.name == *a)).collect();
+            jobs.push(Job { name, tasks, after, args, gpu });
+        };
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let device: Vec<String> = if options.gpus.is_some() { s(&["--device", "cuda"]) } else { Vec::new() };
+        if on(StageName::Data) {
+            push(&mut jobs, "data", None, &[], s(&["prepare", "--config", &stage_cfg("data")]), false);
+        }
+        if on(StageName::Cv) {
+            let mut fold = s(&["train", "--config", &stage_cfg("cv"), "--fold", TASK, "--resume"]);
+            fold.extend(device.clone());
+            push(&mut jobs, "cv", Some(cfg.split.k), &["data"], fold, true);
+            push(&mut jobs, "cv-merge", None, &["cv"], s(&["train", "--config", &stage_cfg("cv"), "--merge"]), false);
+        }
+        if on(StageName::Holdout) {
+            let mut train = s(&["train", "--config", &stage_cfg("holdout"), "--resume"]);
+            train.extend(device);
+            push(&mut jobs, "holdout", None, &["data"], train, true);
+        }
+        if on(StageName::Interpret) {
+            let shard = format!("{TASK}/{shards}");
+            let mut args = s(&["interpret", "--run", &holdout, "--shard", &shard]);
+            if sanity_on(cfg) {
+                args.push("--save-scan-maps".into());
+            }
+            push(&mut jobs, "interpret", Some(shards), &["holdout"], args, false);
+            let merge = s(&["interpret", "--run", &holdout, "--merge-shards", &shards.to_string()]);
+            push(&mut jobs, "interpret-merge", None, &["interpret"], merge, false);
+        }
+        if on(StageName::Sanity) && sanity_on(cfg) {
+            push(&mut jobs, "sanity", None, &["interpret-merge"], s(&["sanity", "--run", &holdout]), false);
+        }
+        if on(StageName::Report) {
+            // Shown relative to the project root where it lies inside, as reproduce-paper names it.
+            let config = config_path.strip_prefix(&root).unwrap_or(config_path).display().to_string();
+            // The report waits for the last job of each branch.
+            let has = |n: &str| jobs.iter().any(|j| j.name == n);
+            let mut last_of_branch: Vec<&'static str> = Vec::new();
+            last_of_branch.extend(["cv-merge"].into_iter().filter(|n| has(n)));
+            last_of_branch.extend(["sanity", "interpret-merge", "holdout"].into_iter().find(|n| has(n)));
+            if last_of_branch.is_empty() && has("data") {
+                last_of_branch.push("data");
+            }
+            push(&mut jobs, "report", None, &last_of_branch, s(&["reproduce-paper", "--config", &config]), false);
+        }
+        Ok(Plan { root, run_dir, binary, options, shards, folds: cfg.split.k, jobs, run_name: cfg.run.name.clone() })
+    }
+
+    /// `results/<run>/slurm`.
+    pub fn slurm_dir(&self) -> PathBuf {
+        self.run_dir.join("slurm")
+    }
+
+    /// The script of a job.
+    pub fn script(&self, job: &Job) -> PathBuf {
+        self.slurm_dir().join(format!("{}.sbatch", job.name))
+    }
+
+    /// The job called `name`, if the chain has it.
+    pub fn job(&self, name: &str) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.name == name)
+    }
+
+    /// The text of a job's sbatch script.
+    pub fn script_text(&self, job: &Job) -> String {
+        let logs = self.slurm_dir().join("logs");
+        let mut t = String::from("#!/bin/bash\n");
+        let _ = writeln!(
+            t,
+            "# `{}` of run {}: written by `cargo xtask slurm`; submit the chain with submit.sh.",
+            job.name, self.run_name
+        );
+        let _ = writeln!(t, "#SBATCH --job-name={}-{}", self.run_name, job.name);
+        let log = if job.tasks.is_some() { format!("{}_%A_%a.out", job.name) } else { format!("{}_%j.out", job.name) };
+        let _ = writeln!(t, "#SBATCH --output={}", logs.join(log).display());
+        if let Some(n) = job.tasks {
+            let _ = writeln!(t, "#SBATCH --array=1-{n}");
+        }
+        let o = &self.options;
+        let lines = [
+            ("partition", o.partition.clone()),
+            ("account", o.account.clone()),
+            ("time", o.time.clone()),
+            ("cpus-per-task", o.cpus_per_task.map(|c| c.to_string())),
+            ("mem", o.mem.clone()),
+            ("gpus", o.gpus.filter(|_| job.gpu).map(|g| g.to_string())),
+        ];
+        for (key, value) in lines {
+            if let Some(v) = value {
+                let _ = writeln!(t, "#SBATCH --{key}={v}");
+            }
+        }
+        for line in &o.extra {
+            let _ = writeln!(t, "#SBATCH {line}");
+        }
+        t.push_str("set -euo pipefail\n");
+        let _ = writeln!(t, "cd {}", quote(&self.root.display().to_string()));
+        let _ = writeln!(t, "export INTERPRETABLE_MRI_ROOT={}", quote(&self.root.display().to_string()));
+        // As many compute threads as CPUs allocated, not as the node has.
+        t.push_str("export RAYON_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-${SLURM_CPUS_ON_NODE:-1}}\"\n");
+        let _ = writeln!(
+            t,
+            "echo \"$(date -u +%FT%TZ) {} job ${{SLURM_JOB_ID:-}} task ${{SLURM_ARRAY_TASK_ID:-none}} on $(hostname), $RAYON_NUM_THREADS threads\"",
+            job.name
+        );
+        let args: Vec<String> =
+            job.args.iter().map(|a| if a.contains(TASK) { format!("\"{a}\"") } else { quote(a) }).collect();
+        let _ = writeln!(t, "exec {} {}", quote(&self.binary.display().to_string()), args.join(" "));
+        t
+    }
+
+    /// The text of `submit.sh`: submits the chain with `afterok` dependencies, prints the ids.
+    pub fn submit_text(&self) -> String {
+        let mut t = String::from("#!/bin/bash\n");
+        let _ = writeln!(t, "# Submits the chain of run {} (written by `cargo xtask slurm`).", self.run_name);
+        t.push_str("# Each job starts once the jobs it waits for succeeded (afterok).\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\n");
+        for j in &self.jobs {
+            let var = j.name.replace('-', "_");
+            let dep = if j.after.is_empty() {
+                String::new()
+            } else {
+                let ids: Vec<String> = j.after.iter().map(|a| format!("${}", a.replace('-', "_"))).collect();
+                format!(" --dependency=afterok:{}", ids.join(":"))
+            };
+            let _ = writeln!(t, "{var}=$(sbatch --parsable{dep} {}.sbatch); {var}=${{{var}%%;*}}", j.name);
+            let _ = writeln!(t, "echo \"{} ${var}\"", j.name);
+        }
+        t
+    }
+
+    /// What `slurm status` needs to know of the chain.
+    pub fn record(&self, config: &Path) -> PlanRecord {
+        PlanRecord {
+            config: config.strip_prefix(&self.root).unwrap_or(config).to_path_buf(),
+            command: resume_command(),
+            run_dir: self.run_dir.clone(),
+            shards: self.shards,
+            jobs: self
+                .jobs
+                .iter()
+                .map(|j| JobRecord {
+                    name: j.name.to_string(),
+                    tasks: j.tasks,
+                    after: j.after.iter().map(|a| a.to_string()).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The chain as `slurm/plan.json` keeps it, for `slurm status` and `--resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanRecord {
+    /// The config the chain was written from.
+    pub config: PathBuf,
+    /// The command line that wrote it (shown again by `slurm status` to resume).
+    pub command: String,
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// Shards of the interpretation.
+    pub shards: usize,
+    /// The jobs in submission order.
+    pub jobs: Vec<JobRecord>,
+}
+
+/// One job of a [`PlanRecord`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRecord {
+    /// Its name.
+    pub name: String,
+    /// Its array's task count, if it is an array.
+    pub tasks: Option<usize>,
+    /// The jobs it waits for.
+    pub after: Vec<String>,
+}
+
+/// The file name of the plan record in `slurm/`.
+pub const PLAN_FILE: &str = "plan.json";
+
+impl PlanRecord {
+    /// Reads `run_dir/slurm/plan.json`.
+    pub fn read(run_dir: &Path) -> Result<PlanRecord> {
+        let path = run_dir.join("slurm").join(PLAN_FILE);
+        let text = std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read {}: no SLURM chain was written for this run (`cargo xtask slurm --config …`)",
+                path.display()
+            )
+        })?;
+        serde_json::from_slice(&text)
+            .with_context(|| format!("{}: not a plan written by `cargo xtask slurm`", path.display()))
+    }
+
+    /// Whether task `task` (1-based; `None` for a job without array) of job `name` has its outputs.
+    pub fn task_complete(&self, name: &str, task: Option<usize>) -> bool {
+        let run = RunLayout::new(&self.run_dir);
+        let cv = RunLayout::new(self.run_dir.join("cv"));
+        let holdout = RunLayout::new(self.run_dir.join("holdout"));
+        match (name, task) {
+            ("data", _) => run
+                .root()
+                .join("data")
+                .join("normalization")
+                .join(adni_data::run_layout::RESOLVED_CONFIG_FILE)
+                .is_file(),
+            ("cv", Some(k)) => cv.fold(&format!("fold{k}")).is_finished(),
+            ("cv-merge", _) => cv.summary_csv().is_file(),
+            ("holdout", _) => holdout.summary_csv().is_file(),
+            ("interpret", Some(i)) => holdout.relevance().shard(i, self.shards).complete().is_file(),
+            ("interpret-merge", _) => holdout.relevance().complete().is_file(),
+            ("sanity", _) => holdout.sanity().complete().is_file(),
+            ("report", _) => run.root().join("REPORT.md").is_file(),
+            _ => false,
+        }
+    }
+
+    /// The tasks of a job: `[Some(1), …, Some(n)]` for an array, `[None]` otherwise.
+    pub fn tasks(job: &JobRecord) -> Vec<Option<usize>> {
+        match job.tasks {
+            Some(n) => (1..=n).map(Some).collect(),
+            None => vec![None],
+        }
+    }
+
+    /// The tasks of a job whose outputs are missing.
+    pub fn missing_tasks(&self, job: &JobRecord) -> Vec<Option<usize>> {
+        Self::tasks(job).into_iter().filter(|&t| !self.task_complete(&job.name, t)).collect()
+    }
+}
+
+/// This call's command line as `cargo xtask slurm … --submit --resume`.
+fn resume_command() -> String {
+    command_with(&["--submit", "--resume"])
+}
+
+/// This call's command line, as `cargo xtask …`, with `flags` (and no other `--submit` or
+/// `--resume`).
+pub(crate) fn command_with(flags: &[&str]) -> String {
+    let mut args: Vec<String> =
+        std::env::args().skip(1).filter(|a| a != "--submit" && a != "--resume").map(|a| quote(&a)).collect();
+    args.extend(flags.iter().map(|f| f.to_string()));
+    format!("cargo xtask {}", args.join(" "))
+}
+
+/// Quotes a word for bash (single quotes).
+pub(crate) fn quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@%".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Writes the stage configs, the scripts and `submit.sh` under `results/<run>/slurm/` (each file
+/// atomically); returns the path of `submit.sh`.
+pub fn write_plan(plan: &Plan, cfg: &ProjectConfig, config_path: &Path) -> Result<PathBuf> {
+    let dir = plan.slurm_dir();
+    std::fs::create_dir_all(dir.join("logs"))
+        .with_context(|| format!("cannot create {}", dir.join("logs").display()))?;
+    let configs = [("data", None), ("cv", Some(TrainMode::Kfold)), ("holdout", Some(TrainMode::Holdout))];
+    for (name, mode) in configs {
+        let text = format!(
+            "# The `{name}` stage's config, as reproduce-paper gives it (written by `cargo xtask slurm`).\n{}",
+            stage_config(cfg, name, mode).to_toml()?
+        );
+        write_bytes_atomically(&dir.join("config").join(format!("{name}.toml")), text.as_bytes())?;
+    }
+    for job in &plan.jobs {
+        write_executable(&plan.script(job), &plan.script_text(job))?;
+    }
+    let record = serde_json::to_string_pretty(&plan.record(config_path))?;
+    write_bytes_atomically(&dir.join(PLAN_FILE), record.as_bytes())?;
+    let submit = dir.join("submit.sh");
+    write_executable(&submit, &plan.submit_text())?;
+    Ok(submit)
+}
+
+fn write_executable(path: &Path, text: &str) -> Result<()> {
+    write_bytes_atomically(path, text.as_bytes())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("cannot make {} executable", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick config with its results under `dir`.
+    fn quick(dir: &Path) -> ProjectConfig {
+        let mut cfg = ProjectConfig::load(&workspace_root().join("configs/reproduce-quick.toml")).unwrap();
+        cfg.run.results_dir = dir.to_path_buf();
+        cfg
+    }
+
+    fn plan(cfg: &ProjectConfig, options: SbatchOptions, stages: &[StageName]) -> Plan {
+        let config = workspace_root().join("configs/reproduce-quick.toml");
+        Plan::new(cfg, &config, PathBuf::from("/opt/my tools/xtask"), options, 2, stages).unwrap()
+    }
+
+    fn edges(p: &Plan) -> Vec<(&str, Option<usize>, Vec<&str>)> {
+        p.jobs.iter().map(|j| (j.name, j.tasks, j.after.clone())).collect()
+    }
+
+    #[test]
+    fn the_chain_runs_folds_and_shards_as_arrays_with_dependent_merges() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = quick(tmp.path());
+        let p = plan(&cfg, SbatchOptions::default(), &StageName::ALL);
+        assert_eq!(
+            edges(&p),
+            vec![
+                ("data", None, vec![]),
+                ("cv", Some(3), vec!["data"]),
+                ("cv-merge", None, vec!["cv"]),
+                ("holdout", None, vec!["data"]),
+                ("interpret", Some(2), vec!["holdout"]),
+                ("interpret-merge", None, vec!["interpret"]),
+                ("sanity", None, vec!["interpret-merge"]),
+                ("report", None, vec!["cv-merge", "sanity"]),
+            ]
+        );
+        let holdout = tmp.path().join("reproduce-quick/holdout").display().to_string();
+        let interpret = p.job("interpret").unwrap();
+        assert_eq!(
+            interpret.args,
+            ["interpret", "--run", &holdout, "--shard", "$SLURM_ARRAY_TASK_ID/2", "--save-scan-maps"]
+        );
+        let merge = p.job("interpret-merge").unwrap();
+        assert_eq!(merge.args, ["interpret", "--run", &holdout, "--merge-shards", "2"]);
+        let report = p.job("report").unwrap();
+        assert_eq!(report.args, ["reproduce-paper", "--config", "configs/reproduce-quick.toml"]);
+    }
+
+    #[test]
+    fn stages_left_out_are_not_waited_for_and_no_sanity_job_without_checks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = quick(tmp.path());
+        let p = plan(&cfg, SbatchOptions::default(), &[StageName::Cv, StageName::Report]);
+        assert_eq!(
+            edges(&p),
+            vec![("cv", Some(3), vec![]), ("cv-merge", None, vec!["cv"]), ("report", None, vec!["cv-merge"])]
+        );
+        cfg.sanity.cascade = false;
+        cfg.sanity.data_randomisation = false;
+        cfg.sanity.faithfulness = false;
+        let p = plan(&cfg, SbatchOptions::default(), &StageName::ALL);
+        assert!(p.job("sanity").is_none());
+        assert_eq!(p.job("report").unwrap().after, ["cv-merge", "interpret-merge"]);
+        assert!(!p.job("interpret").unwrap().args.contains(&"--save-scan-maps".to_string()));
+        assert!("nope".parse::<StageName>().unwrap_err().contains("data, cv, holdout, interpret, sanity, report"));
+    }
+
+    #[test]
+    fn scripts_carry_the_sbatch_options_and_gpus_only_for_training() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = quick(tmp.path());
+        let options = SbatchOptions {
+            partition: Some("gpu".into()),
+            account: Some("lab".into()),
+            time: Some("02:00:00".into()),
+            cpus_per_task: Some(8),
+            mem: Some("16G".into()),
+            gpus: Some(1),
+            extra: vec!["--qos=long".into()],
+        };
+        let p = plan(&cfg, options, &StageName::ALL);
+        let cv = p.script_text(p.job("cv").unwrap());
+        for line in [
+            "#SBATCH --array=1-3",
+            "#SBATCH --partition=gpu",
+            "#SBATCH --account=lab",
+            "#SBATCH --time=02:00:00",
+            "#SBATCH --cpus-per-task=8",
+            "#SBATCH --mem=16G",
+            "#SBATCH --gpus=1",
+            "#SBATCH --qos=long",
+            "#SBATCH --job-name=reproduce-quick-cv",
+        ] {
+            assert!(cv.lines().any(|l| l == line), "{line} missing from\n{cv}");
+        }
+        let logs = tmp.path().join("reproduce-quick/slurm/logs/cv_%A_%a.out");
+        assert!(cv.contains(&format!("#SBATCH --output={}", logs.display())), "{cv}");
+        let exec = cv.lines().find(|l| l.starts_with("exec ")).unwrap();
+        assert!(exec.starts_with("exec '/opt/my tools/xtask' train --config "), "{exec}");
+        assert!(exec.ends_with("--fold \"$SLURM_ARRAY_TASK_ID\" --resume --device cuda"), "{exec}");
+        let interpret = p.script_text(p.job("interpret").unwrap());
+        assert!(!interpret.contains("--gpus"), "only the training jobs ask for GPUs:\n{interpret}");
+        assert!(interpret.contains("\"$SLURM_ARRAY_TASK_ID/2\""), "{interpret}");
+        let submit = p.submit_text();
+        assert!(
+            submit.contains("report=$(sbatch --parsable --dependency=afterok:$cv_merge:$sanity report.sbatch)"),
+            "{submit}"
+        );
+        assert!(submit.contains("cv=$(sbatch --parsable --dependency=afterok:$data cv.sbatch)"), "{submit}");
+    }
+
+    #[test]
+    fn written_scripts_are_valid_bash_and_stage_configs_load_as_reproduce_gives_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = quick(tmp.path());
+        let config = workspace_root().join("configs/reproduce-quick.toml");
+        let p = plan(&cfg, SbatchOptions { cpus_per_task: Some(2), ..Default::default() }, &StageName::ALL);
+        let submit = write_plan(&p, &cfg, &config).unwrap();
+        for path in p.jobs.iter().map(|j| p.script(j)).chain([submit]) {
+            let out = std::process::Command::new("bash").arg("-n").arg(&path).output().unwrap();
+            assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        for (name, mode) in [("data", None), ("cv", Some(TrainMode::Kfold)), ("holdout", Some(TrainMode::Holdout))] {
+            let loaded = ProjectConfig::load(&p.slurm_dir().join("config").join(format!("{name}.toml"))).unwrap();
+            assert_eq!(loaded, stage_config(&cfg, name, mode), "{name}");
+        }
+        let record = PlanRecord::read(&p.run_dir).unwrap();
+        assert_eq!(record, p.record(&config));
+        assert_eq!(record.config, Path::new("configs/reproduce-quick.toml"));
+    }
+
+    #[test]
+    fn a_task_is_complete_when_its_outputs_are_on_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = quick(tmp.path());
+        let p = plan(&cfg, SbatchOptions::default(), &StageName::ALL);
+        let record = p.record(Path::new("c.toml"));
+        let cv = record.jobs.iter().find(|j| j.name == "cv").unwrap();
+        assert_eq!(record.missing_tasks(cv), [Some(1), Some(2), Some(3)]);
+        let fold2 = RunLayout::new(p.run_dir.join("cv")).fold("fold2");
+        std::fs::create_dir_all(fold2.dir()).unwrap();
+        std::fs::write(fold2.result(), "{}").unwrap();
+        assert!(fold2.is_finished(), "the fixture must make the fold finished");
+        assert_eq!(record.missing_tasks(cv), [Some(1), Some(3)]);
+        let shard = RunLayout::new(p.run_dir.join("holdout")).relevance().shard(2, 2);
+        std::fs::create_dir_all(shard.dir()).unwrap();
+        std::fs::write(shard.complete(), "{}").unwrap();
+        let interpret = record.jobs.iter().find(|j| j.name == "interpret").unwrap();
+        assert_eq!(record.missing_tasks(interpret), [Some(1)]);
+        let report = record.jobs.iter().find(|j| j.name == "report").unwrap();
+        assert_eq!(record.missing_tasks(report), [None]);
+    }
+
+    #[test]
+    fn words_are_quoted_for_bash() {
+        assert_eq!(quote("/a/b-c_d.toml"), "/a/b-c_d.toml");
+        assert_eq!(quote("my dir"), "'my dir'");
+        assert_eq!(quote("it's"), "'it'\\''s'");
+        assert_eq!(quote(""), "''");
+    }
+}
