@@ -595,6 +595,23 @@ mod tests {
     }
 
     #[test]
+    fn slurm_section_is_read_checked_and_left_out_of_the_resolved_config_when_default() {
+        let c = parse("[slurm]\npartition = \"gpu\"\ngpus = 1\nextra = [\"--qos=long\"]\n").unwrap();
+        assert_eq!(c.slurm.partition.as_deref(), Some("gpu"));
+        assert_eq!(c.slurm.gpus, Some(1));
+        assert_eq!(c.slurm.extra, ["--qos=long"]);
+        assert!(c.to_toml().unwrap().contains("[slurm]"));
+        let e = parse("[slurm]\npartiton = \"gpu\"\n").unwrap_err().to_string();
+        assert!(e.contains("did you mean `partition`"), "{e}");
+        let e = parse("[slurm]\ncpus_per_task = \"eight\"\n").unwrap_err().to_string();
+        assert!(e.contains("cpus_per_task"), "{e}");
+        let plain = parse("[run]\nname = \"x\"\n").unwrap();
+        let text = plain.to_toml().unwrap();
+        assert!(!text.contains("slurm"), "a default [slurm] changes no result and stays out:\n{text}");
+        assert_eq!(ProjectConfig::from_toml(&text, Path::new("resolved.toml")).unwrap(), plain);
+    }
+
+    #[test]
     fn typo_in_section_suggests_closest() {
         let e = parse("[dataa]\ntable = 'x'\n").unwrap_err().to_string();
         assert!(e.contains("did you mean `data`"), "{e}");

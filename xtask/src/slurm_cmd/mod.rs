@@ -147,7 +147,11 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         outln!("  {:<16} {}{array}{after}", j.name, plan.script(j).display());
     }
     if !args.submit {
-        outln!("slurm: submit the chain with `bash {}`, or with {}", written.display(), plan::command_with(&["--submit"]));
+        outln!(
+            "slurm: submit the chain with `bash {}`, or with {}",
+            written.display(),
+            plan::command_with(&["--submit"])
+        );
         return Ok(());
     }
     submit::submit(&PlanRecord::read(&plan.run_dir)?, args.resume)
