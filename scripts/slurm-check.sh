@@ -48,6 +48,11 @@ compare() { # RUN: every task complete, REPORT.md written (its job checks every 
   grep -Eq '^([0-9]+) of \1 tasks complete on disk' "$TMP/final.txt" \
     || { echo "slurm-check: $run: not every task is complete"; return 1; }
   [ -s "$run/REPORT.md" ] || { echo "slurm-check: $run: no REPORT.md"; return 1; }
+  # The chain's jobs computed every stage; the report job (--report-only) computed none.
+  for stage in data train-cv train-holdout interpret sanity; do
+    grep -Eq "^$stage,[0-9.]+,\"complete, skipped" "$run/stages.csv" \
+      || { echo "slurm-check: $run/stages.csv: stage $stage was not computed by the chain's jobs"; return 1; }
+  done
   for f in "${SAME[@]}"; do
     if ! cmp -s "$REF/$f" "$run/$f"; then
       echo "slurm-check: $run/$f differs from $REF/$f"
@@ -96,10 +101,14 @@ compare results/slurm-check
 # 2. A cancelled array task, then --resume.
 config_for slurm-resume
 rm -rf results/slurm-resume
+# The node drained while submitting, so that the task is cancelled before anything starts.
+node="$(sinfo --noheader --format=%N | head -n 1)"
+scontrol update nodename="$node" state=drain reason=slurm-check
 "$XTASK" slurm --config "$TMP/slurm-resume.toml" --cpus-per-task 2 --shards 2 --submit | tee "$TMP/submit.txt"
 cv_job="$(awk '$1 == "cv" && $2 == "job" {print $3}' "$TMP/submit.txt")"
 [ -n "$cv_job" ] || { echo "slurm-check: no cv job id in the submission's output"; exit 1; }
 scancel "${cv_job}_2"
+scontrol update nodename="$node" state=resume
 "$XTASK" slurm status --run results/slurm-resume --wait "$WAIT" | tee "$TMP/status.txt"
 # A pending array task cancelled leaves no trace in SLURM: status shows it GONE (or CANCELLED
 # where accounting keeps it).

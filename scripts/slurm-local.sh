@@ -43,6 +43,9 @@ start_munge() {
   chmod 0400 /etc/munge/munge.key
   if ! munge -n >/dev/null 2>&1; then
     munged --force
+    # Started here: `stop` stops it again.
+    mkdir -p "$DIR"
+    pgrep -xn munged >"$DIR/munged.pid" || true
   fi
   for _ in $(seq 50); do
     munge -n >/dev/null 2>&1 && return
@@ -116,21 +119,33 @@ start() {
   exit 1
 }
 
-# Stops slurmd and slurmctld (from their pid files, else by name).
+# Cancels every job of this cluster, then stops slurmd and slurmctld: from their pid files, else
+# the processes started with this cluster's slurm.conf (never another slurmd on the machine).
 stop_daemons() {
+  if [ -s "$CONF" ] && SLURM_CONF="$CONF" squeue >/dev/null 2>&1; then
+    SLURM_CONF="$CONF" scancel --user="$(id -un)" >/dev/null 2>&1 || true
+    for _ in $(seq 50); do
+      [ -z "$(SLURM_CONF="$CONF" squeue --noheader --states=running,completing 2>/dev/null)" ] && break
+      sleep 0.2
+    done
+  fi
   for d in slurmd slurmctld; do
     local pidfile="$DIR/$d.pid"
     if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
       kill "$(cat "$pidfile")" 2>/dev/null || true
     fi
-    pkill -x "$d" 2>/dev/null || true
+    pkill -f -- "$d -f $CONF" 2>/dev/null || true
     for _ in $(seq 50); do
-      pgrep -x "$d" >/dev/null || break
+      pgrep -f -- "$d -f $CONF" >/dev/null || break
       sleep 0.1
     done
-    pkill -9 -x "$d" 2>/dev/null || true
+    pkill -9 -f -- "$d -f $CONF" 2>/dev/null || true
     rm -f "$pidfile"
   done
+  if [ "${1:-}" != quiet ] && [ -s "$DIR/munged.pid" ]; then
+    kill "$(cat "$DIR/munged.pid")" 2>/dev/null || true
+    rm -f "$DIR/munged.pid"
+  fi
   [ "${1:-}" = quiet ] || echo "slurm-local: stopped"
 }
 

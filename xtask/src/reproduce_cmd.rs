@@ -45,6 +45,10 @@ pub struct ReproduceArgs {
     /// Redo every stage even if its outputs are complete
     #[arg(long)]
     pub force: bool,
+    /// Run no stage: write the report of a run whose stages other jobs computed (the last job of
+    /// `cargo xtask slurm`'s chain); an error naming the missing files when one is incomplete
+    #[arg(long, conflicts_with = "force")]
+    pub report_only: bool,
 }
 
 /// One stage's record.
@@ -70,7 +74,44 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let default = if args.quick { "configs/reproduce-quick.toml" } else { "configs/reproduce.toml" };
     let config_path = find_config(args.config.as_deref().unwrap_or(Path::new(default)))?;
     let cfg = load_config_file(&config_path)?;
+    if args.report_only {
+        return report_only(&cfg, &config_path).map(|_| ());
+    }
     reproduce_with(&cfg, &config_path, args.force).map(|_| ())
+}
+
+/// `reproduce-paper --report-only`: the tables, figures and `REPORT.md` of a run whose stages
+/// other jobs computed, without running any stage. When a promised file is missing, the error
+/// names it and no `REPORT.md` or `REPORT.html` is left behind.
+pub(crate) fn report_only(cfg: &ProjectConfig, config_path: &Path) -> Result<ReproduceOutcome> {
+    let root = cfg.run.dir();
+    let _lock = crate::commands::lock_folder(&root)?;
+    cfg.write_resolved(&root)?;
+    let started = Instant::now();
+    let mut names = vec!["data", "train-cv", "train-holdout", "interpret"];
+    if sanity_on(cfg) {
+        names.push("sanity");
+    }
+    let mut stages: Vec<Stage> = names
+        .into_iter()
+        .map(|name| Stage { name, seconds: 0.0, what: "complete, skipped (computed by separate jobs)".into() })
+        .collect();
+    let t = Instant::now();
+    eprintln!("\n=== reproduce-paper --report-only: report");
+    let written = crate::report_cmd::write_report(cfg, &root)?;
+    stages.push(Stage { name: "report", seconds: t.elapsed().as_secs_f64(), what: format!("{} files", written.len()) });
+    let total = started.elapsed().as_secs_f64();
+    carry_over_timings(&root, &mut stages);
+    write_stages(&root, &stages, total)?;
+    crate::report_cmd::write_report_md(cfg, config_path, &root, &stages_markdown(&stages, total))?;
+    if let Err(e) = verify_outputs(cfg, &root) {
+        for f in ["REPORT.md", report::html::REPORT_FILE] {
+            let _ = std::fs::remove_file(root.join(f));
+        }
+        return Err(e.context("reproduce-paper --report-only: a stage is incomplete; its report was not kept"));
+    }
+    eprintln!("reproduce-paper --report-only: done in {total:.0} s → {}", root.join("REPORT.md").display());
+    Ok(ReproduceOutcome { stages, wall_seconds: total })
 }
 
 /// Every stage of the reproduction a loaded config describes, into `cfg.run.dir()`

@@ -104,7 +104,7 @@ fn config_unknown_section() {
     assert_eq!(
         msg,
         "<tmp>/run.toml: unknown section or key `dataa`; valid sections are run, fetch, data, synth, split, \
-         preprocess, train, model, relevance, reproduce, sanity; did you mean `data`?"
+         preprocess, train, model, relevance, reproduce, sanity, slurm; did you mean `data`?"
     );
 }
 

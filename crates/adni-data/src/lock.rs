@@ -198,7 +198,8 @@ impl Drop for FolderLock {
 /// The holder named in a lock file; `None` when there is none, or when the file cannot be parsed
 /// (cut short by a kill between create and write: stale, since a live holder writes its lines
 /// before doing anything else).
-fn read_holder(path: &Path) -> Result<Option<Holder>> {
+/// The holder a lock file names; `None` when there is no such file (or it names no holder).
+pub fn read_holder(path: &Path) -> Result<Option<Holder>> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Holder::parse(&text)),
         Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => Ok(None),

@@ -139,6 +139,22 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
     }
     let stages = if args.stages.is_empty() { StageName::ALL.to_vec() } else { args.stages.clone() };
     let plan = Plan::new(&cfg, &config_path, binary, options, shards, &stages)?;
+    // Pending jobs read the scripts, configs and binary when they start: nothing is rewritten
+    // under them.
+    if let Ok(earlier) = PlanRecord::read(&plan.run_dir) {
+        let live: Vec<String> =
+            status_rows(&earlier)?.into_iter().filter(StatusRow::live).filter_map(|r| r.key).collect();
+        if !live.is_empty() {
+            bail!(
+                "jobs of {} are still pending or running ({}): the chain is left as it is; wait for them \
+                 (`{} slurm status --run {} --wait 3600`) or cancel them (scancel), then run this again",
+                plan.run_dir.display(),
+                live.join(", "),
+                earlier.binary().display(),
+                plan.run_dir.display()
+            );
+        }
+    }
     let written = write_plan(&plan, &cfg, &config_path)?;
     outln!("slurm: {} jobs written to {}", plan.jobs.len(), plan.slurm_dir().display());
     for j in &plan.jobs {
@@ -150,7 +166,7 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         outln!(
             "slurm: submit the chain with `bash {}`, or with {}",
             written.display(),
-            plan::command_with(&["--submit"])
+            plan::command_with(&plan.run_dir, &["--submit"])
         );
         return Ok(());
     }

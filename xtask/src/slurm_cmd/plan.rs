@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use adni_data::fsutil::write_bytes_atomically;
@@ -109,7 +109,9 @@ pub struct Plan {
     pub root: PathBuf,
     /// The run folder (`results/<run>`).
     pub run_dir: PathBuf,
-    /// The xtask binary the jobs run.
+    /// The xtask binary to copy to `slurm/bin/xtask`, which the jobs run (so that a rebuild
+    /// while the chain runs changes nothing, and the copy lies beside the results, where the
+    /// compute nodes can read it).
     pub binary: PathBuf,
     /// `#SBATCH` settings.
     pub options: SbatchOptions,
@@ -137,6 +139,14 @@ impl Plan {
     ) -> Result<Plan> {
         let root = workspace_root();
         let run_dir = cfg.run.dir();
+        for (what, path) in [("the project root", &root), ("the run folder", &run_dir)] {
+            if path.display().to_string().chars().any(char::is_whitespace) {
+                bail!(
+                    "{what} {} holds a space: #SBATCH lines cannot name such paths; use a folder without one",
+                    path.display()
+                );
+            }
+        }
         let slurm = run_dir.join("slurm");
         let stage_cfg = |name: &str| slurm.join("config").join(format!("{name}.toml")).display().to_string();
         let holdout = run_dir.join("holdout").display().to_string();
@@ -174,11 +184,14 @@ impl Plan {
             push(&mut jobs, "interpret-merge", None, &["interpret"], merge, false);
         }
         if on(StageName::Sanity) && sanity_on(cfg) {
-            push(&mut jobs, "sanity", None, &["interpret-merge"], s(&["sanity", "--run", &holdout]), false);
+            // The data randomisation trains a model on shuffled labels: a training job too.
+            let trains = cfg.sanity.data_randomisation;
+            push(&mut jobs, "sanity", None, &["interpret-merge"], s(&["sanity", "--run", &holdout]), trains);
         }
         if on(StageName::Report) {
-            // Shown relative to the project root where it lies inside, as reproduce-paper names it.
-            let config = config_path.strip_prefix(&root).unwrap_or(config_path).display().to_string();
+            // The config as it was when the chain was written (a copy: an edit meanwhile changes
+            // nothing), and no stage computed inside the report job.
+            let _ = config_path;
             // The report waits for the last job of each branch.
             let has = |n: &str| jobs.iter().any(|j| j.name == n);
             let mut last_of_branch: Vec<&'static str> = Vec::new();
@@ -187,7 +200,8 @@ impl Plan {
             if last_of_branch.is_empty() && has("data") {
                 last_of_branch.push("data");
             }
-            push(&mut jobs, "report", None, &last_of_branch, s(&["reproduce-paper", "--config", &config]), false);
+            let args = s(&["reproduce-paper", "--config", &stage_cfg("report"), "--report-only"]);
+            push(&mut jobs, "report", None, &last_of_branch, args, false);
         }
         Ok(Plan { root, run_dir, binary, options, shards, folds: cfg.split.k, jobs, run_name: cfg.run.name.clone() })
     }
@@ -195,6 +209,11 @@ impl Plan {
     /// `results/<run>/slurm`.
     pub fn slurm_dir(&self) -> PathBuf {
         self.run_dir.join("slurm")
+    }
+
+    /// The copy of the binary the jobs run: `slurm/bin/xtask`.
+    pub fn pinned_binary(&self) -> PathBuf {
+        pinned_binary(&self.run_dir)
     }
 
     /// The script of a job.
@@ -251,7 +270,7 @@ impl Plan {
         );
         let args: Vec<String> =
             job.args.iter().map(|a| if a.contains(TASK) { format!("\"{a}\"") } else { quote(a) }).collect();
-        let _ = writeln!(t, "exec {} {}", quote(&self.binary.display().to_string()), args.join(" "));
+        let _ = writeln!(t, "exec {} {}", quote(&self.pinned_binary().display().to_string()), args.join(" "));
         t
     }
 
@@ -259,7 +278,11 @@ impl Plan {
     pub fn submit_text(&self) -> String {
         let mut t = String::from("#!/bin/bash\n");
         let _ = writeln!(t, "# Submits the chain of run {} (written by `cargo xtask slurm`).", self.run_name);
-        t.push_str("# Each job starts once the jobs it waits for succeeded (afterok).\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\n");
+        t.push_str(
+            "# Each job starts once the jobs it waits for succeeded (afterok). Jobs submitted by this\n\
+             # script are not recorded: `xtask slurm status` and `--resume` know only the jobs of\n\
+             # `xtask slurm --submit`.\nset -euo pipefail\ncd \"$(dirname \"$0\")\"\n",
+        );
         for j in &self.jobs {
             let var = j.name.replace('-', "_");
             let dep = if j.after.is_empty() {
@@ -278,7 +301,7 @@ impl Plan {
     pub fn record(&self, config: &Path) -> PlanRecord {
         PlanRecord {
             config: config.strip_prefix(&self.root).unwrap_or(config).to_path_buf(),
-            command: resume_command(),
+            command: resume_command(&self.run_dir),
             run_dir: self.run_dir.clone(),
             shards: self.shards,
             jobs: self
@@ -360,6 +383,11 @@ impl PlanRecord {
         }
     }
 
+    /// The copy of the binary the jobs run: `slurm/bin/xtask`.
+    pub fn binary(&self) -> PathBuf {
+        pinned_binary(&self.run_dir)
+    }
+
     /// The tasks of a job: `[Some(1), …, Some(n)]` for an array, `[None]` otherwise.
     pub fn tasks(job: &JobRecord) -> Vec<Option<usize>> {
         match job.tasks {
@@ -374,18 +402,23 @@ impl PlanRecord {
     }
 }
 
-/// This call's command line as `cargo xtask slurm … --submit --resume`.
-fn resume_command() -> String {
-    command_with(&["--submit", "--resume"])
+/// `run_dir/slurm/bin/xtask`.
+fn pinned_binary(run_dir: &Path) -> PathBuf {
+    run_dir.join("slurm").join("bin").join("xtask")
 }
 
-/// This call's command line, as `cargo xtask …`, with `flags` (and no other `--submit` or
-/// `--resume`).
-pub(crate) fn command_with(flags: &[&str]) -> String {
+/// This call's command line as `cargo xtask slurm … --submit --resume`.
+fn resume_command(run_dir: &Path) -> String {
+    command_with(run_dir, &["--submit", "--resume"])
+}
+
+/// This call's command line, with `flags` (and no other `--submit` or `--resume`), run by the
+/// chain's copy of the binary (a `cargo xtask` could rebuild it without the features it has).
+pub(crate) fn command_with(run_dir: &Path, flags: &[&str]) -> String {
     let mut args: Vec<String> =
         std::env::args().skip(1).filter(|a| a != "--submit" && a != "--resume").map(|a| quote(&a)).collect();
     args.extend(flags.iter().map(|f| f.to_string()));
-    format!("cargo xtask {}", args.join(" "))
+    format!("{} {}", quote(&pinned_binary(run_dir).display().to_string()), args.join(" "))
 }
 
 /// Quotes a word for bash (single quotes).
@@ -403,14 +436,10 @@ pub fn write_plan(plan: &Plan, cfg: &ProjectConfig, config_path: &Path) -> Resul
     let dir = plan.slurm_dir();
     std::fs::create_dir_all(dir.join("logs"))
         .with_context(|| format!("cannot create {}", dir.join("logs").display()))?;
-    let configs = [("data", None), ("cv", Some(TrainMode::Kfold)), ("holdout", Some(TrainMode::Holdout))];
-    for (name, mode) in configs {
-        let text = format!(
-            "# The `{name}` stage's config, as reproduce-paper gives it (written by `cargo xtask slurm`).\n{}",
-            stage_config(cfg, name, mode).to_toml()?
-        );
+    for (name, text) in stage_configs(cfg, plan.options.gpus.is_some())? {
         write_bytes_atomically(&dir.join("config").join(format!("{name}.toml")), text.as_bytes())?;
     }
+    copy_binary(&plan.binary, &plan.pinned_binary())?;
     for job in &plan.jobs {
         write_executable(&plan.script(job), &plan.script_text(job))?;
     }
@@ -419,6 +448,48 @@ pub fn write_plan(plan: &Plan, cfg: &ProjectConfig, config_path: &Path) -> Resul
     let submit = dir.join("submit.sh");
     write_executable(&submit, &plan.submit_text())?;
     Ok(submit)
+}
+
+/// The stage configs as the jobs read them: `data`, `cv` and `holdout` as reproduce-paper gives
+/// them (training on CUDA with `gpus`), and `report`, the whole config as it is now.
+pub fn stage_configs(cfg: &ProjectConfig, gpus: bool) -> Result<Vec<(&'static str, String)>> {
+    let mut out = Vec::new();
+    for (name, mode) in [("data", None), ("cv", Some(TrainMode::Kfold)), ("holdout", Some(TrainMode::Holdout))] {
+        let mut c = stage_config(cfg, name, mode);
+        if gpus && mode.is_some() {
+            c.train.device = model::DeviceKind::Cuda;
+        }
+        let text = format!(
+            "# The `{name}` stage's config, as reproduce-paper gives it{} (written by `cargo xtask slurm`).\n{}",
+            if gpus && mode.is_some() { ", training on CUDA (--gpus)" } else { "" },
+            c.to_toml()?
+        );
+        out.push((name, text));
+    }
+    let text = format!(
+        "# The config the chain was written from, as it was then (written by `cargo xtask slurm`).\n{}",
+        cfg.to_toml()?
+    );
+    out.push(("report", text));
+    Ok(out)
+}
+
+/// Copies the binary to `to` (through a temporary file, then renamed: a job starting meanwhile
+/// sees the old copy or the new one, never half of one).
+fn copy_binary(from: &Path, to: &Path) -> Result<()> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = to.with_file_name(format!("{}{}-xtask", adni_data::lock::TEMP_PREFIX, std::process::id()));
+    std::fs::copy(from, &tmp).with_context(|| format!("cannot copy {} to {}", from.display(), tmp.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("cannot make {} executable", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, to).with_context(|| format!("cannot rename {} to {}", tmp.display(), to.display()))?;
+    Ok(())
 }
 
 fn write_executable(path: &Path, text: &str) -> Result<()> {
@@ -479,7 +550,8 @@ mod tests {
         let merge = p.job("interpret-merge").unwrap();
         assert_eq!(merge.args, ["interpret", "--run", &holdout, "--merge-shards", "2"]);
         let report = p.job("report").unwrap();
-        assert_eq!(report.args, ["reproduce-paper", "--config", "configs/reproduce-quick.toml"]);
+        let frozen = tmp.path().join("reproduce-quick/slurm/config/report.toml").display().to_string();
+        assert_eq!(report.args, ["reproduce-paper", "--config", &frozen, "--report-only"]);
     }
 
     #[test]
@@ -532,10 +604,21 @@ mod tests {
         let logs = tmp.path().join("reproduce-quick/slurm/logs/cv_%A_%a.out");
         assert!(cv.contains(&format!("#SBATCH --output={}", logs.display())), "{cv}");
         let exec = cv.lines().find(|l| l.starts_with("exec ")).unwrap();
-        assert!(exec.starts_with("exec '/opt/my tools/xtask' train --config "), "{exec}");
+        let pinned = tmp.path().join("reproduce-quick/slurm/bin/xtask");
+        assert!(exec.starts_with(&format!("exec {} train --config ", pinned.display())), "{exec}");
         assert!(exec.ends_with("--fold \"$SLURM_ARRAY_TASK_ID\" --resume --device cuda"), "{exec}");
         let interpret = p.script_text(p.job("interpret").unwrap());
         assert!(!interpret.contains("--gpus"), "only the training jobs ask for GPUs:\n{interpret}");
+        let sanity = p.script_text(p.job("sanity").unwrap());
+        assert!(sanity.contains("#SBATCH --gpus=1"), "the data randomisation trains a model:\n{sanity}");
+        let configs = stage_configs(&cfg, true).unwrap();
+        let device = |name: &str| {
+            let text = &configs.iter().find(|(n, _)| *n == name).unwrap().1;
+            ProjectConfig::from_toml(text, Path::new(name)).unwrap().train.device
+        };
+        assert_eq!(device("holdout"), model::DeviceKind::Cuda, "the sanity job trains on the hold-out run's device");
+        assert_eq!(device("cv"), model::DeviceKind::Cuda);
+        assert_eq!(device("report"), cfg.train.device);
         assert!(interpret.contains("\"$SLURM_ARRAY_TASK_ID/2\""), "{interpret}");
         let submit = p.submit_text();
         assert!(
@@ -550,8 +633,12 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = quick(tmp.path());
         let config = workspace_root().join("configs/reproduce-quick.toml");
-        let p = plan(&cfg, SbatchOptions { cpus_per_task: Some(2), ..Default::default() }, &StageName::ALL);
+        let binary = tmp.path().join("built-xtask");
+        std::fs::write(&binary, b"#!/bin/sh\necho pinned\n").unwrap();
+        let options = SbatchOptions { cpus_per_task: Some(2), ..Default::default() };
+        let p = Plan::new(&cfg, &config, binary.clone(), options, 2, &StageName::ALL).unwrap();
         let submit = write_plan(&p, &cfg, &config).unwrap();
+        assert_eq!(std::fs::read(p.pinned_binary()).unwrap(), std::fs::read(&binary).unwrap(), "the jobs run a copy");
         for path in p.jobs.iter().map(|j| p.script(j)).chain([submit]) {
             let out = std::process::Command::new("bash").arg("-n").arg(&path).output().unwrap();
             assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
@@ -560,6 +647,8 @@ mod tests {
             let loaded = ProjectConfig::load(&p.slurm_dir().join("config").join(format!("{name}.toml"))).unwrap();
             assert_eq!(loaded, stage_config(&cfg, name, mode), "{name}");
         }
+        let frozen = ProjectConfig::load(&p.slurm_dir().join("config/report.toml")).unwrap();
+        assert_eq!(frozen, cfg, "the report job reads the config as it was");
         let record = PlanRecord::read(&p.run_dir).unwrap();
         assert_eq!(record, p.record(&config));
         assert_eq!(record.config, Path::new("configs/reproduce-quick.toml"));
@@ -585,6 +674,15 @@ mod tests {
         assert_eq!(record.missing_tasks(interpret), [Some(1)]);
         let report = record.jobs.iter().find(|j| j.name == "report").unwrap();
         assert_eq!(record.missing_tasks(report), [None]);
+    }
+
+    #[test]
+    fn a_run_folder_with_a_space_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = quick(&tmp.path().join("my results"));
+        let config = workspace_root().join("configs/reproduce-quick.toml");
+        let e = Plan::new(&cfg, &config, PathBuf::from("x"), SbatchOptions::default(), 2, &StageName::ALL).unwrap_err();
+        assert!(e.to_string().contains("holds a space"), "{e}");
     }
 
     #[test]

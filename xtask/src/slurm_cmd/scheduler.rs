@@ -90,11 +90,12 @@ pub fn scancel(ids: &[String]) -> Result<()> {
 
 /// The states of the given jobs and their array tasks, keyed `job` or `job_task`: from `sacct`
 /// where accounting is on, then `squeue` (live jobs, and finished ones the controller still
-/// holds), which wins. Jobs neither knows are absent.
-pub fn query(job_ids: &[String]) -> BTreeMap<String, TaskState> {
+/// holds), which wins. Jobs neither knows are absent. An error when squeue cannot answer (not
+/// installed, controller down): a job it could not ask about must not look gone.
+pub fn query(job_ids: &[String]) -> Result<BTreeMap<String, TaskState>> {
     let mut states = BTreeMap::new();
     if job_ids.is_empty() {
-        return states;
+        return Ok(states);
     }
     let sacct = Command::new("sacct")
         .args(["--noheader", "--parsable2", "--format=JobID,State", "--jobs"])
@@ -107,17 +108,17 @@ pub fn query(job_ids: &[String]) -> BTreeMap<String, TaskState> {
     }
     // One call per job: squeue refuses the whole list when one id is no longer known.
     for id in job_ids {
-        let squeue = Command::new("squeue")
+        let out = run(Command::new("squeue")
             .args(["--noheader", "--array", "--states=all", "--format=%i|%T|%r", "--jobs"])
-            .arg(id)
-            .output();
-        if let Ok(out) = squeue.as_ref()
-            && out.status.success()
-        {
+            .arg(id))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() {
             states.extend(parse_squeue(&String::from_utf8_lossy(&out.stdout)));
+        } else if !stderr.contains("Invalid job id") {
+            bail!("squeue --jobs {id} failed: {}", stderr.trim());
         }
     }
-    states
+    Ok(states)
 }
 
 /// `squeue --format=%i|%T|%r` lines.

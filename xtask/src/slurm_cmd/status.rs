@@ -51,7 +51,7 @@ impl StatusRow {
 
 /// The status of every task of the chain.
 pub fn status_rows(plan: &PlanRecord) -> Result<Vec<StatusRow>> {
-    let states = latest_states(&read_submissions(&plan.run_dir)?);
+    let states = latest_states(&read_submissions(&plan.run_dir)?)?;
     let mut rows = Vec::new();
     for job in &plan.jobs {
         for task in PlanRecord::tasks(job) {

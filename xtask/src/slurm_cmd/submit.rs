@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use adni_data::fsutil::write_bytes_atomically;
 
-use super::plan::{JobRecord, PlanRecord};
+use super::plan::PlanRecord;
 use super::scheduler::{self, JobState, TaskState};
 
 /// The file name of the submissions record in `slurm/`.
@@ -63,8 +63,11 @@ pub fn read_submissions(run_dir: &Path) -> Result<Vec<Submission>> {
     }
 }
 
+/// A task of the chain: its job's name and its array index (`None` for a job without array).
+pub type TaskKey = (String, Option<usize>);
+
 /// The latest submitted task of each (job, task), over every submission: `(job, task) → (key, submission index)`.
-pub fn latest_tasks(submissions: &[Submission]) -> BTreeMap<(String, Option<usize>), String> {
+pub fn latest_tasks(submissions: &[Submission]) -> BTreeMap<TaskKey, String> {
     let mut latest = BTreeMap::new();
     for s in submissions {
         for j in &s.jobs {
@@ -77,24 +80,25 @@ pub fn latest_tasks(submissions: &[Submission]) -> BTreeMap<(String, Option<usiz
 }
 
 /// The scheduler's states of the latest submitted tasks, keyed like [`latest_tasks`].
-pub fn latest_states(submissions: &[Submission]) -> BTreeMap<(String, Option<usize>), (String, Option<TaskState>)> {
+pub fn latest_states(submissions: &[Submission]) -> Result<BTreeMap<TaskKey, (String, Option<TaskState>)>> {
     let latest = latest_tasks(submissions);
     let mut ids: Vec<String> = latest.values().map(|k| k.split('_').next().unwrap_or(k).to_string()).collect();
     ids.sort();
     ids.dedup();
-    let states = scheduler::query(&ids);
-    latest
+    let states = scheduler::query(&ids)?;
+    Ok(latest
         .into_iter()
         .map(|(k, key)| {
             let state = states.get(&key).cloned();
             (k, (key, state))
         })
-        .collect()
+        .collect())
 }
 
-/// Submits the chain (or, with `resume`, the jobs and tasks whose outputs are missing).
-pub fn submit(plan: &PlanRecord, resume: bool) -> Result<()> {
-    let mut submissions = read_submissions(&plan.run_dir)?;
+/// Refuses while a job of an earlier submission of the run is pending or running; cancels the
+/// jobs stuck behind a failed one, and removes the folder locks that the chain's killed jobs left
+/// (none of its jobs runs, so every lock the chain's binary took is stale).
+pub fn settle_earlier(plan: &PlanRecord) -> Result<()> {
     let rows = super::status::status_rows(plan)?;
     let with_state = |kind: JobState| -> Vec<String> {
         rows.iter().filter(|r| r.kind() == Some(kind)).filter_map(|r| r.key.clone()).collect()
@@ -103,11 +107,11 @@ pub fn submit(plan: &PlanRecord, resume: bool) -> Result<()> {
     if !live.is_empty() {
         bail!(
             "jobs of an earlier submission of {} are still pending or running ({}): wait for them \
-             (`cargo xtask slurm status --run {} --wait 3600`) or cancel them (scancel), then submit again{}",
+             (`{} slurm status --run {} --wait 3600`) or cancel them (scancel); the chain is left as it is",
             plan.run_dir.display(),
             live.join(", "),
-            plan.run_dir.display(),
-            if resume { "" } else { " with --resume" }
+            plan.binary().display(),
+            plan.run_dir.display()
         );
     }
     // Jobs waiting on a failed one never start: cancel them before resubmitting.
@@ -116,20 +120,56 @@ pub fn submit(plan: &PlanRecord, resume: bool) -> Result<()> {
         println!("slurm: cancelling jobs that wait on a failed job: {}", stuck.join(", "));
         scheduler::scancel(&stuck)?;
     }
+    for lock in stale_locks(&plan.run_dir, &plan.binary())? {
+        println!("slurm: removing the lock a killed job left: {}", lock.display());
+        std::fs::remove_file(&lock).with_context(|| format!("cannot remove {}", lock.display()))?;
+    }
+    Ok(())
+}
+
+/// The lock files under `dir` that a process of `binary` took.
+fn stale_locks(dir: &Path, binary: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let path = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(path);
+            } else if e.file_name() == adni_data::lock::LOCK_FILE
+                && let Some(h) = adni_data::lock::read_holder(&path)?
+                && h.command.starts_with(&binary.display().to_string())
+            {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Submits the chain (or, with `resume`, the jobs and tasks whose outputs are missing, and every
+/// job after a resubmitted one).
+pub fn submit(plan: &PlanRecord, resume: bool) -> Result<()> {
+    let mut submissions = read_submissions(&plan.run_dir)?;
+    settle_earlier(plan)?;
     let mut this = Submission {
         submitted_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         resume,
         jobs: Vec::new(),
     };
+    // The jobs submitted now, by name: a job after one of them runs again (its inputs change) and
+    // waits for it.
     let mut ids: BTreeMap<String, String> = BTreeMap::new();
     for job in &plan.jobs {
-        let tasks = tasks_to_submit(plan, job, resume, !ids.is_empty());
+        let deps: Vec<&str> = job.after.iter().filter_map(|a| ids.get(a).map(String::as_str)).collect();
+        let tasks = if !resume || !deps.is_empty() { PlanRecord::tasks(job) } else { plan.missing_tasks(job) };
         if tasks.is_empty() {
             println!("  {:<16} complete, not submitted", job.name);
             continue;
         }
         let mut args: Vec<String> = Vec::new();
-        let deps: Vec<&str> = job.after.iter().filter_map(|a| ids.get(a).map(String::as_str)).collect();
         if !deps.is_empty() {
             args.push(format!("--dependency=afterok:{}", deps.join(":")));
         }
@@ -154,20 +194,12 @@ pub fn submit(plan: &PlanRecord, resume: bool) -> Result<()> {
     }
     submissions.push(this);
     println!(
-        "slurm: {} jobs submitted; follow them with `cargo xtask slurm status --run {}`",
+        "slurm: {} jobs submitted; follow them with `{} slurm status --run {}`",
         ids.len(),
+        plan.binary().display(),
         plan.run_dir.display()
     );
     Ok(())
-}
-
-/// The tasks of `job` to submit: all of them, or with `resume` the missing ones; the report also
-/// whenever anything before it is resubmitted (its inputs change).
-fn tasks_to_submit(plan: &PlanRecord, job: &JobRecord, resume: bool, anything_before: bool) -> Vec<Option<usize>> {
-    if !resume || (job.name == "report" && anything_before) {
-        return PlanRecord::tasks(job);
-    }
-    plan.missing_tasks(job)
 }
 
 fn write_submissions(run_dir: &Path, earlier: &[Submission], this: &Submission) -> Result<()> {
@@ -195,6 +227,23 @@ pub fn compact(tasks: &[usize]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_locks_the_chains_binary_took_are_stale() {
+        let tmp = tempfile::tempdir().unwrap();
+        let run = tmp.path();
+        let binary = run.join("slurm/bin/xtask");
+        let lock = |dir: &str, command: &str| {
+            let d = run.join(dir);
+            std::fs::create_dir_all(&d).unwrap();
+            let text = format!("pid = 4242\nhost = node-b\nsince = 1\ncommand = {command}\n");
+            std::fs::write(d.join(adni_data::lock::LOCK_FILE), text).unwrap();
+            d.join(adni_data::lock::LOCK_FILE)
+        };
+        let fold = lock("cv/folds/fold2", &format!("{} train --config c.toml --fold 2 --resume", binary.display()));
+        lock("holdout", "/home/me/target/release/xtask train --config mine.toml");
+        assert_eq!(stale_locks(run, &binary).unwrap(), [fold]);
+    }
 
     #[test]
     fn task_lists_are_compacted_into_ranges() {
