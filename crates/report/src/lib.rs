@@ -55,6 +55,7 @@ pub mod relevance_report;
 pub mod report_md;
 pub mod sanity;
 pub mod sanity_report;
+pub mod sanity_tables;
 pub mod similarity;
 pub mod sweep;
 pub mod tables;
