@@ -277,3 +277,6 @@ fn probabilities(model: &ClassificationModel3D<Cpu>, x: &Array3<f32>) -> Result<
 fn similarity(a: &Array3<f32>, b: &Array3<f32>, brain: &Array3<bool>) -> Result<(f64, f64)> {
     Ok((spearman(a.view(), b.view(), Some(brain.view()))?, ssim(a.view(), b.view(), Some(brain.view()), SSIM_WINDOW)?))
 }
+
+#[cfg(test)]
+mod tests;
