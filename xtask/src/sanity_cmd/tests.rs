@@ -71,8 +71,7 @@ fn fixture() -> Fixture {
         Ok((i.image_id, source.cache.load_or_compute(&i.path, &source.spec, &source.source_grid)?.0))
     });
     let norm = Normalizer::fit(volumes, None).unwrap();
-    let mut cfg = ProjectConfig::default();
-    cfg.model = tiny_network();
+    let mut cfg = ProjectConfig { model: tiny_network(), ..ProjectConfig::default() };
     cfg.relevance.methods = vec![Method::Sensitivity];
     // About half the random tiny networks are dead (a constant output, zero maps), on which the
     // tests could not fail: the first seed whose outputs differ between an AD and the CN scan.
@@ -94,7 +93,7 @@ fn fixture() -> Fixture {
         })
         .expect("a live tiny network among 64 seeds");
     let inputs = ScanInputs { source, grid, network: cfg.model.clone(), atlas: None, truth: None, brain: None };
-    Fixture { dir: dir, items, inputs, model, norm, cfg }
+    Fixture { dir, items, inputs, model, norm, cfg }
 }
 
 #[test]
