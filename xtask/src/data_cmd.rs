@@ -369,3 +369,98 @@ pub fn prepare_with(cfg: &ProjectConfig, force: bool) -> Result<()> {
     outln!("prepare: done in {:.1} s; outputs in {}", t.elapsed().as_secs_f64(), run_dir.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use adni_data::preprocess::Normalizer;
+    use adni_data::run_layout::RunLayout;
+    use adni_data::splits::{check_no_leakage, read_split_csv};
+
+    /// `configs/quick.toml` (a tiny phantom cohort) with every folder it writes under `dir`.
+    fn quick_config(dir: &Path) -> ProjectConfig {
+        let mut cfg = ProjectConfig::load(&crate::config::workspace_root().join("configs/quick.toml")).unwrap();
+        let synth = dir.join("synth");
+        cfg.data.table = synth.join(cfg.data.table.file_name().unwrap());
+        cfg.data.images = synth.join("images");
+        cfg.data.known_corrupt_file = synth.join("known_corrupt.txt").display().to_string();
+        cfg.preprocess.mask = synth.join("brain_mask.nii.gz").display().to_string();
+        cfg.synth.out_dir = synth;
+        cfg.preprocess.cache_dir = dir.join("cache");
+        cfg.run.results_dir = dir.join("results");
+        cfg
+    }
+
+    #[test]
+    fn prepare_writes_a_cohort_leak_free_splits_and_a_z_score_per_split_from_its_training_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = quick_config(dir.path());
+        prepare_with(&cfg, false).unwrap();
+        let run = RunLayout::new(cfg.run.dir());
+        let cohort = load_cohort(&cfg).unwrap();
+        assert!(!cohort.scans.is_empty());
+        let table = std::fs::read_to_string(run.cohort().scans_csv()).unwrap();
+        assert_eq!(table.lines().count(), cohort.scans.len() + 1, "one row per retained scan");
+        assert!(run.cohort().report_json().is_file());
+
+        let names: Vec<String> = (1..=cfg.split.k).map(|i| format!("fold{i}")).chain(["holdout".into()]).collect();
+        for name in &names {
+            let split = read_split_csv(&run.split_csv(name)).unwrap();
+            check_no_leakage(&split).unwrap();
+            let norm = Normalizer::load(&run.root().join("normalization").join(name)).unwrap();
+            let train = split.image_ids(SplitSet::Train);
+            assert!(norm.n_scans > 0 && norm.image_ids.iter().all(|id| train.contains(id)), "{name}");
+        }
+        // the hold-out split tests the configured numbers of AD and CN patients
+        let holdout = read_split_csv(&run.split_csv("holdout")).unwrap();
+        let test = holdout.patients(SplitSet::Test);
+        let ad: BTreeSet<&str> = cohort.scans.iter().filter(|s| s.label == 1).map(|s| s.record.ptid.as_str()).collect();
+        assert_eq!(test.iter().filter(|p| ad.contains(*p)).count(), cfg.split.holdout_ad);
+        assert_eq!(test.len(), cfg.split.holdout_ad + cfg.split.holdout_cn);
+        // every test patient of the folds is tested exactly once
+        let mut tested: Vec<String> = Vec::new();
+        for name in &names[..cfg.split.k] {
+            tested.extend(
+                read_split_csv(&run.split_csv(name)).unwrap().patients(SplitSet::Test).iter().map(|p| p.to_string()),
+            );
+        }
+        let distinct: BTreeSet<&String> = tested.iter().collect();
+        assert_eq!(distinct.len(), tested.len());
+        assert_eq!(distinct.len(), cohort.patient_count());
+    }
+
+    #[test]
+    fn synth_keeps_a_complete_cohort_and_regenerates_a_changed_or_forced_one_identically() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = quick_config(dir.path());
+        run_synth(&cfg, false).unwrap();
+        let table = resolve(&cfg.data.table);
+        let original = std::fs::read(&table).unwrap();
+        // the same size: the manifest still holds, so the cohort counts as complete and is kept
+        let mut edited = original.clone();
+        edited[0] = b'X';
+        std::fs::write(&table, &edited).unwrap();
+        run_synth(&cfg, false).unwrap();
+        assert_eq!(std::fs::read(&table).unwrap(), edited, "a complete cohort is not regenerated");
+        run_synth(&cfg, true).unwrap();
+        assert_eq!(std::fs::read(&table).unwrap(), original, "--force: the same settings give the same table");
+        // another size: the cohort is incomplete and regenerated without --force
+        std::fs::write(&table, b"changed").unwrap();
+        run_synth(&cfg, false).unwrap();
+        assert_eq!(std::fs::read(&table).unwrap(), original);
+    }
+
+    #[test]
+    fn an_empty_cohort_is_an_error_naming_the_table_not_empty_splits() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = quick_config(dir.path());
+        run_synth(&cfg, false).unwrap();
+        let mut cohort = load_cohort(&cfg).unwrap();
+        assert_eq!(make_splits(&cfg, &cohort).unwrap().len(), cfg.split.k + 1);
+        cohort.scans.clear();
+        let e = make_splits(&cfg, &cohort).unwrap_err().to_string();
+        assert!(e.contains("the cohort is empty") && e.contains("ADNI_synth"), "{e}");
+    }
+}

@@ -142,10 +142,20 @@ pub fn test_items(run: &RunLayout, split: &str, cohort: &[CohortScan]) -> Result
 /// The scans recorded in a stage's `complete.json` (`marker`) when its list `key` holds every
 /// one of `wanted`; `None` when there is no marker or something is missing.
 pub fn completed_scans(marker: &Path, key: &str, wanted: &[&str]) -> Result<Option<usize>> {
+    Ok(read_marker(marker)?.and_then(|done| marker_scans(&done, key, wanted)))
+}
+
+/// A stage's `complete.json` (`marker`), parsed; `None` when there is none.
+pub fn read_marker(marker: &Path) -> Result<Option<serde_json::Value>> {
     let Ok(bytes) = std::fs::read(marker) else { return Ok(None) };
-    let done: serde_json::Value = serde_json::from_slice(&bytes)
+    let done = serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is not JSON (remove it, or use --force)", marker.display()))?;
+    Ok(Some(done))
+}
+
+/// The scans a parsed marker (`done`) records when its list `key` holds every one of `wanted`.
+pub fn marker_scans(done: &serde_json::Value, key: &str, wanted: &[&str]) -> Option<usize> {
     let done_list: Vec<&str> =
         done[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect()).unwrap_or_default();
-    Ok(wanted.iter().all(|w| done_list.contains(w)).then(|| done["scans"].as_u64().unwrap_or(0) as usize))
+    wanted.iter().all(|w| done_list.contains(w)).then(|| done["scans"].as_u64().unwrap_or(0) as usize)
 }

@@ -24,7 +24,7 @@ use report::ground_truth::Bootstrap;
 use report::interpretation::read_index;
 use report::relevance_report::{RelevanceInputs, read_map, write_relevance};
 use report::report_md::{Recipe, RelevanceSetup, ReportContext, RunnerSections, TrainingSetup};
-use report::sanity_report::{SanityFiles, sanity_dir, write_sanity};
+use report::sanity_report::{find_sanity, write_sanity};
 
 use crate::config::{ProjectConfig, workspace_root};
 use crate::relevance_config::{AtlasName, Method, name_of};
@@ -48,7 +48,7 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let written = write_report(&cfg, &root)?;
     eprintln!("report: {} files in {}", written.len(), root.join("report").display());
     // REPORT.html from the folder's REPORT.md (a reproduction), else from a short one written here.
-    let md = match std::fs::read_to_string(root.join("REPORT.md")) {
+    let md = match std::fs::read_to_string(RunLayout::new(&root).report_md()) {
         Ok(text) => text,
         Err(_) => format!(
             "# Report — `{}`\n\nWritten by `cargo xtask report` on {}.\n\n{}",
@@ -61,9 +61,6 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     eprintln!("report: {}", html.display());
     Ok(())
 }
-
-/// The sanity runner's folder and files.
-const SANITY_FILES: SanityFiles<'static> = SanityFiles::STANDARD;
 
 /// Where the relevance maps of a results folder are: `holdout/relevance` of a reproduction, or
 /// `relevance` of a single run.
@@ -103,9 +100,9 @@ pub fn write_report(cfg: &ProjectConfig, root: &Path) -> Result<Vec<PathBuf>> {
             None
         }
     };
-    if let Some(dir) = sanity_dir(root, &SANITY_FILES) {
+    if let Some(sanity) = find_sanity(root) {
         let boot = ground_truth_bootstrap(cfg);
-        write_sanity(&dir, &SANITY_FILES, &boot, gt_summary.as_ref(), &tables, &figs, &mut written)?;
+        write_sanity(&sanity, &boot, gt_summary.as_ref(), &tables, &figs, &mut written)?;
     }
     Ok(written)
 }
@@ -201,8 +198,8 @@ pub fn report_context(cfg: &ProjectConfig, config_path: &Path) -> ReportContext 
 /// Writes `<root>/REPORT.md` (and `REPORT.html`) of a reproduction; `stages_md` is its stage table.
 pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, stages_md: &str) -> Result<()> {
     let baselines = crate::baselines_cmd::baselines_markdown(root);
-    let sanity = sanity_dir(root, &SANITY_FILES);
-    let runner = RunnerSections { stages: stages_md, baselines: &baselines, sanity_dir: sanity.as_deref() };
+    let sanity = find_sanity(root);
+    let runner = RunnerSections { stages: stages_md, baselines: &baselines, sanity: sanity.as_ref() };
     report::report_md::write_report_md(&report_context(cfg, config_path), root, &runner)?;
     Ok(())
 }
@@ -257,10 +254,10 @@ mod tests {
     #[test]
     fn sanity_files_are_the_runners() {
         let tmp = tempfile::tempdir().unwrap();
-        assert!(sanity_dir(tmp.path(), &SANITY_FILES).is_none());
-        let dir = tmp.path().join("holdout").join(adni_data::run_layout::SANITY_DIR);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(adni_data::run_layout::CASCADE_FILE), "").unwrap();
-        assert_eq!(sanity_dir(tmp.path(), &SANITY_FILES), Some(dir));
+        assert!(find_sanity(tmp.path()).is_none());
+        let sanity = RunLayout::new(tmp.path().join("holdout")).sanity();
+        std::fs::create_dir_all(sanity.dir()).unwrap();
+        std::fs::write(sanity.file(adni_data::run_layout::CASCADE_FILE), "").unwrap();
+        assert_eq!(find_sanity(tmp.path()), Some(sanity));
     }
 }

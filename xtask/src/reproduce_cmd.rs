@@ -212,7 +212,7 @@ pub(crate) fn reproduce_with(cfg: &ProjectConfig, config_path: &Path, force: boo
     crate::report_cmd::write_report_md(cfg, config_path, &root, &stages_markdown(&stages, total))?;
     let checked = verify_outputs(cfg, &root)?;
     eprintln!("reproduce-paper: all {checked} expected files exist and are non-empty");
-    eprintln!("\nreproduce-paper: done in {:.0} s → {}", total, root.join("REPORT.md").display());
+    eprintln!("\nreproduce-paper: done in {:.0} s → {}", total, RunLayout::new(&root).report_md().display());
     Ok(ReproduceOutcome { stages, wall_seconds: total })
 }
 
@@ -252,7 +252,7 @@ fn stages_markdown(stages: &[Stage], total: f64) -> String {
 /// A stage found complete keeps the timing of the call that computed it (from the previous
 /// `stages.csv`), marked as such; the total stays this call's wall time.
 fn carry_over_timings(root: &Path, stages: &mut [Stage]) {
-    let Ok(text) = std::fs::read_to_string(root.join("stages.csv")) else { return };
+    let Ok(text) = std::fs::read_to_string(RunLayout::new(root).stages_csv()) else { return };
     for line in text.lines().skip(1) {
         let mut parts = line.splitn(3, ',');
         let (Some(name), Some(secs), Some(what)) = (parts.next(), parts.next(), parts.next()) else { continue };
@@ -276,15 +276,16 @@ fn write_stages(root: &Path, stages: &[Stage], total: f64) -> Result<()> {
         let _ = writeln!(csv, "{},{:.3},\"{}\"", s.name, s.seconds, s.what.replace('"', "'"));
     }
     let _ = writeln!(csv, "total,{total:.3},");
-    adni_data::fsutil::write_bytes_atomically(&root.join("stages.csv"), csv.as_bytes())?;
+    adni_data::fsutil::write_bytes_atomically(&RunLayout::new(root).stages_csv(), csv.as_bytes())?;
     Ok(())
 }
 
 /// Checks that every file the reproduction promises exists and is non-empty; the error lists the
 /// missing ones. Returns the number of files checked.
 pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
-    let mut expected: Vec<PathBuf> = ["REPORT.md", report::html::REPORT_FILE, "stages.csv"].map(PathBuf::from).to_vec();
-    expected.push(RunLayout::new("").resolved_config());
+    let top = RunLayout::new("");
+    let mut expected: Vec<PathBuf> =
+        vec![top.report_md(), PathBuf::from(report::html::REPORT_FILE), top.stages_csv(), top.resolved_config()];
     // REPORT.html's viewer: NiiVue, the glue, the template and atlas, a data file per map.
     let viewer = Path::new(report::html::VIEWER_DIR);
     for f in ["index.html", "viewer.json", "niivue.umd.js", "LICENSE-niivue.txt", "viewer.js", "data/anatomy.js"] {

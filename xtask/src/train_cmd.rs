@@ -10,6 +10,7 @@ use clap::Args;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use adni_data::preprocess::PreprocessSpec;
+use adni_data::run_layout::RunLayout;
 use adni_data::splits::{holdout_split, kfold_splits};
 use model::DeviceKind;
 use model::data::VolumeSource;
@@ -81,7 +82,7 @@ pub fn train_with(mut cfg: crate::config::ProjectConfig, args: &TrainArgs) -> Re
     // One writer per folder: a per-fold job locks its fold's folder (so the folds of one run can
     // train in parallel), anything else the whole run folder.
     let _lock = match args.fold.filter(|_| !args.merge).and_then(|k| splits.get(k.wrapping_sub(1))) {
-        Some(split) => lock_folder(&model::train::fold_dir(&dir, &split.name))?,
+        Some(split) => lock_folder(RunLayout::new(&dir).fold(&split.name).dir())?,
         None => lock_folder(&dir)?,
     };
     let spec = RunSpec {

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod nifti_header;
 pub mod preprocess;
 pub mod run_layout;
+pub mod run_tables;
 pub mod splits;
 pub mod stats;
 pub mod synth;

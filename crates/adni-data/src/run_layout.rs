@@ -7,6 +7,7 @@
 //!   folds/<split>/              one trained model ([`FoldLayout`])
 //!   relevance/                  the relevance maps and tables of its model ([`RelevanceLayout`])
 //!   sanity/                     the sanity checks of those maps ([`SanityLayout`])
+//!   REPORT.md, stages.csv       a reproduction's report and its seconds per stage
 //! ```
 //!
 //! A reproduction holds two runs, `cv/` (the cross-validation) and `holdout/` (the final model,
@@ -79,6 +80,17 @@ impl RunLayout {
     /// `timing.csv`: seconds per split.
     pub fn timing(&self) -> PathBuf {
         self.root.join(TIMING_FILE)
+    }
+
+    /// `REPORT.md`: the report of a reproduction (`reproduce-paper`), or of a run.
+    pub fn report_md(&self) -> PathBuf {
+        self.root.join("REPORT.md")
+    }
+
+    /// `stages.csv`: a reproduction's seconds per stage, and whether each ran or was found
+    /// complete.
+    pub fn stages_csv(&self) -> PathBuf {
+        self.root.join("stages.csv")
     }
 
     /// `cohort/`: the cohort a run was made from (`cargo xtask prepare` / `cohort`).
@@ -345,6 +357,8 @@ mod tests {
         let run = RunLayout::new("results/r");
         assert_eq!(run.resolved_config(), Path::new("results/r/resolved_config.toml"));
         assert_eq!(run.split_csv("cv_0"), Path::new("results/r/splits/cv_0.csv"));
+        assert_eq!(run.report_md(), Path::new("results/r/REPORT.md"));
+        assert_eq!(run.stages_csv(), Path::new("results/r/stages.csv"));
         let fold = run.fold("holdout");
         assert_eq!(fold.dir(), Path::new("results/r/folds/holdout"));
         assert_eq!(fold.model(), Path::new("results/r/folds/holdout/model.safetensors"));

@@ -55,6 +55,11 @@ pub const COLUMNS_3T: [&str; 13] = [
     "Series.ID",
 ];
 
+/// The patient-id column (`PTID`), which every per-scan table of the project keeps.
+pub const PTID: &str = COLUMNS_15T[1];
+/// The image-id column (`Image.ID`), the key that per-scan tables are joined on.
+pub const IMAGE_ID: &str = COLUMNS_15T[5];
+
 /// The four label columns that only the 1.5 T table has.
 const LABEL_COLUMNS: [&str; 4] = ["label_three_fold", "label_CN_AD", "label_CN_MCI", "label_MCI_AD"];
 

@@ -68,9 +68,15 @@ pub struct BinaryMetrics {
     pub specificity: f64,
 }
 
-/// The names of the metrics in [`BinaryMetrics::values`] order (also the CSV column suffixes).
-pub const METRIC_NAMES: [&str; 7] =
-    ["loss", "accuracy", "balanced_accuracy", "roc_auc", "auc_argmax_paper", "sensitivity", "specificity"];
+/// The names of the metrics in [`BinaryMetrics::values`] order (also the CSV column suffixes,
+/// defined with the training run's tables in [`adni_data::run_tables`]).
+pub use adni_data::run_tables::METRIC_NAMES;
+
+impl From<BinaryMetrics> for adni_data::run_tables::SetMetrics {
+    fn from(m: BinaryMetrics) -> Self {
+        adni_data::run_tables::SetMetrics { n: m.n, values: m.values() }
+    }
+}
 
 impl BinaryMetrics {
     /// Metrics of `preds`; see [`Prediction`] for what each field holds.

@@ -17,10 +17,15 @@ use adni_data::table::read_adni_table;
 use model::checkpoint::read_json;
 use model::data::{NormalizedScans, ScanItem, VolumeSource};
 use model::train::{
-    FoldResult, KeepEpoch, RunSpec, TrainConfig, TrainError, TrainMode, TrainOptions, fold_dir, load_fold_model,
-    predict, train_run,
+    FoldResult, KeepEpoch, RunSpec, TrainConfig, TrainError, TrainMode, TrainOptions, load_fold_model, predict,
+    train_run,
 };
 use model::{Cpu, CpuTrain, NetworkConfig};
+
+/// A fold's folder, as the run folder's documented layout has it (`folds/<split>/`).
+fn fold_dir(run: &Path, split: &str) -> PathBuf {
+    run.join("folds").join(split)
+}
 
 /// Files of a run that must be identical between runs with the same settings.
 const COMPARED: [&str; 5] =

@@ -752,9 +752,10 @@ pub fn interpretation(summary: &DataFrame, cnn_summary: Option<&DataFrame>) -> R
     let cnn = match cnn_summary {
         None => None,
         Some(df) => {
-            let metric = column_str(df, "CNN summary", "metric")?;
-            let m = column_f64(df, "CNN summary", "mean")?;
-            metric.iter().position(|x| x == "balanced_accuracy").map(|i| m[i]).filter(|v| v.is_finite())
+            use adni_data::run_tables::{BALANCED_ACCURACY, SummaryRow};
+            let metric = column_str(df, "CNN summary", SummaryRow::METRIC)?;
+            let m = column_f64(df, "CNN summary", SummaryRow::MEAN)?;
+            metric.iter().position(|x| x == BALANCED_ACCURACY).map(|i| m[i]).filter(|v| v.is_finite())
         }
     };
     let mut text = String::new();

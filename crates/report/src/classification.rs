@@ -1,13 +1,14 @@
 //! The training run's own tables (written by `model::train`), read back for the report: per-epoch
 //! metrics (learning curves), per-fold metrics, the summary over folds and the test predictions
-//! (ROC curves). Column names are those of the training run's files; reading checks the columns
-//! the report's figures use, so a renamed column fails here with a clear message rather than in
-//! the middle of a figure.
+//! (ROC curves). Column names are those of the training run's row types
+//! ([`adni_data::run_tables`]); reading checks the columns the report's figures use, so a missing
+//! column fails here with a clear message rather than in the middle of a figure.
 //!
 //! [`write_classification`] is the classification part of a report: tables and figures of every
 //! training run of a results folder.
 
 use adni_data::run_layout::RunLayout;
+use adni_data::run_tables::{self, EpochRow, FoldRow, MetricSet, PredictionRow, SummaryRow};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::{Column, DataFrame};
@@ -29,7 +30,7 @@ pub struct RunTables {
     pub predictions: DataFrame,
 }
 
-fn read_checked(dir: &Path, path: PathBuf, columns: &[&str]) -> Result<DataFrame> {
+fn read_checked(dir: &Path, path: PathBuf, columns: &[String]) -> Result<DataFrame> {
     if !path.is_file() {
         return Err(ReportError::invalid(
             "run folder",
@@ -47,11 +48,27 @@ fn read_checked(dir: &Path, path: PathBuf, columns: &[&str]) -> Result<DataFrame
 /// Reads the four tables of a training run folder, checking the columns the report uses.
 pub fn read_run(dir: &Path) -> Result<RunTables> {
     let run = RunLayout::new(dir);
+    let names = |columns: &[&str]| columns.iter().map(|c| (*c).to_owned()).collect::<Vec<String>>();
+    let train = MetricSet::Train;
+    let epoch_columns = [
+        EpochRow::SPLIT.to_owned(),
+        EpochRow::EPOCH.to_owned(),
+        train.column(run_tables::LOSS),
+        train.column(run_tables::ACCURACY),
+    ];
     Ok(RunTables {
-        epochs: read_checked(dir, run.metrics_epochs(), &["split", "epoch", "train_loss", "train_accuracy"])?,
-        folds: read_checked(dir, run.metrics_folds(), &["split", "kept_epoch"])?,
-        summary: read_checked(dir, run.summary_csv(), &["metric", "mean", "sd", "ci_low", "ci_high"])?,
-        predictions: read_checked(dir, run.predictions(), &["fold", "true_label", "p_ad"])?,
+        epochs: read_checked(dir, run.metrics_epochs(), &epoch_columns)?,
+        folds: read_checked(dir, run.metrics_folds(), &names(&[FoldRow::SPLIT, FoldRow::KEPT_EPOCH]))?,
+        summary: read_checked(
+            dir,
+            run.summary_csv(),
+            &names(&[SummaryRow::METRIC, SummaryRow::MEAN, SummaryRow::SD, SummaryRow::CI_LOW, SummaryRow::CI_HIGH]),
+        )?,
+        predictions: read_checked(
+            dir,
+            run.predictions(),
+            &names(&[PredictionRow::FOLD, PredictionRow::TRUE_LABEL, PredictionRow::P_AD]),
+        )?,
     })
 }
 
@@ -60,16 +77,16 @@ pub fn read_run(dir: &Path) -> Result<RunTables> {
 /// Null where a split has no fold row or its kept epoch is not a whole number; a table that has a
 /// `kept_epoch` column already is returned unchanged.
 pub fn with_kept_epoch(epochs: &DataFrame, folds: &DataFrame) -> Result<DataFrame> {
-    let fold_split = column_str(folds, "metrics_folds.csv", "split")?;
-    let kept = column_str(folds, "metrics_folds.csv", "kept_epoch")?;
-    let split = column_str(epochs, "metrics_epochs.csv", "split")?;
+    let fold_split = column_str(folds, "metrics_folds.csv", FoldRow::SPLIT)?;
+    let kept = column_str(folds, "metrics_folds.csv", FoldRow::KEPT_EPOCH)?;
+    let split = column_str(epochs, "metrics_epochs.csv", EpochRow::SPLIT)?;
     let values: Vec<Option<i64>> = split
         .iter()
         .map(|s| fold_split.iter().position(|f| f == s).and_then(|i| kept[i].trim().parse::<i64>().ok()))
         .collect();
     let mut out = epochs.clone();
-    if out.column("kept_epoch").is_err() {
-        out.with_column(Column::new("kept_epoch".into(), values))?;
+    if out.column(FoldRow::KEPT_EPOCH).is_err() {
+        out.with_column(Column::new(FoldRow::KEPT_EPOCH.into(), values))?;
     }
     Ok(out)
 }

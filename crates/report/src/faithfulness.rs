@@ -23,6 +23,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{ReportError, Result};
 use crate::ground_truth::{Bootstrap, MeanInterval, bootstrap_mean, groups_of, stream_seed, units_of};
+use crate::sanity_tables::AopcRow;
 use crate::tables::column_f64;
 
 /// The voxels inside `mask` (every voxel without one), as flat C-order indices, sorted by
@@ -180,13 +181,13 @@ pub fn summarise_aopc(df: &DataFrame, group_cols: &[&str], boot: &Bootstrap) -> 
     const TABLE: &str = "per-scan AOPC";
     let (groups, rows_of) = groups_of(df, TABLE, group_cols)?;
     let units = units_of(df, TABLE, boot)?;
-    let values = column_f64(df, TABLE, "aopc")?;
+    let values = column_f64(df, TABLE, AopcRow::AOPC)?;
     let mut stats: Vec<MeanInterval> = Vec::with_capacity(groups.len());
     for (g, rows) in groups.iter().zip(&rows_of) {
         let v: Vec<f64> = rows.iter().map(|&r| values[r]).collect();
         let u: Option<Vec<String>> = units.as_ref().map(|u| rows.iter().map(|&r| u[r].clone()).collect());
         let mut parts: Vec<&str> = g.iter().map(String::as_str).collect();
-        parts.push("aopc");
+        parts.push(AopcRow::AOPC);
         stats.push(bootstrap_mean(&v, u.as_deref(), boot.samples, stream_seed(boot.seed, &parts))?);
     }
     let mut cols: Vec<Column> = group_cols

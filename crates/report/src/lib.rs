@@ -18,7 +18,8 @@
 //! | [`ground_truth`] | relevance mass / rank accuracy and the pointing game against planted atrophy |
 //! | [`patients`] | per scan: top regions and the share of relevance in the temporal lobe; the report's `patients` table from `scan_regions.csv` |
 //! | [`relevance_report`] | the report's relevance part: region tables, method comparison, the paper's figure, the viewer, ground-truth tables, from an interpretation run's folder |
-//! | [`sanity_report`] | the report's sanity part: tables and figures of the sanity runner's files, the trust summary |
+//! | [`sanity_report`] | the report's sanity part: tables and figures of the sanity runner's files (a `SanityLayout`), the trust summary |
+//! | [`sanity_tables`] | the sanity runner's CSVs, one row type per table, written by the runner and read here by the same column constants |
 //! | [`report_md`] | `REPORT.md` of a reproduction from the report's tables and a [`report_md::ReportContext`] of plain values (the ground-truth target, the differences from the paper, relative links) |
 //! | [`sanity`] | can the maps be trusted? randomisation cascade, shuffled-label model, deletion curves, ground truth side by side; a verdict per method and the paragraph that reads it out |
 //! | [`similarity`] | two maps alike? Spearman rank correlation and SSIM, for the randomisation test (Adebayo et al. 2018) |
@@ -55,6 +56,7 @@ pub mod relevance_report;
 pub mod report_md;
 pub mod sanity;
 pub mod sanity_report;
+pub mod sanity_tables;
 pub mod similarity;
 pub mod sweep;
 pub mod tables;

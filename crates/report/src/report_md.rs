@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use adni_data::atlas::Placement;
-use adni_data::run_layout::COMPLETE_FILE;
+use adni_data::run_layout::{COMPLETE_FILE, RunLayout, SanityLayout};
 use adni_data::synth::SynthConfig;
 use polars::prelude::{Column, DataFrame};
 
@@ -139,7 +139,7 @@ pub struct RunnerSections<'a> {
     /// The `## Baselines` section, heading included.
     pub baselines: &'a str,
     /// The sanity checks' folder, when there is one.
-    pub sanity_dir: Option<&'a Path>,
+    pub sanity: Option<&'a SanityLayout>,
 }
 
 /// Writes `<root>/REPORT.md` and `<root>/REPORT.html` ([`crate::html::write_report_html`]);
@@ -224,11 +224,11 @@ pub fn write_report_md(ctx: &ReportContext, root: &Path, runner: &RunnerSections
     let _ = writeln!(
         md,
         "\n## Can the maps be trusted? (sanity checks and faithfulness)\n\n{}",
-        sanity_markdown(root, runner.sanity_dir, &ctx.workspace_root, &tables, &figs)?
+        sanity_markdown(root, runner.sanity, &ctx.workspace_root, &tables, &figs)?
     );
     let _ = writeln!(md, "\n## Dose–response and null check\n\n{}", sweep_paragraph(&ctx.sweep_dir, root));
     let _ = writeln!(md, "\n## What differs from the paper\n\n{}", differences(ctx));
-    adni_data::fsutil::write_bytes_atomically(&root.join("REPORT.md"), md.as_bytes())?;
+    adni_data::fsutil::write_bytes_atomically(&RunLayout::new(root).report_md(), md.as_bytes())?;
     crate::html::write_report_html(root, &md).with_context(|| "writing REPORT.html")?;
     Ok(md)
 }
@@ -262,19 +262,19 @@ pub fn figures_and_tables_markdown(root: &Path) -> String {
 /// to `tables` and the figures in `figs`: a line per test saying what it asks, the trust summary
 /// (methods flagged by the model randomisation test in bold), the flagged methods, the
 /// shuffled-label model's scores, the figures, the paragraph generated from the numbers and the
-/// time the checks took; a warning first when `sanity_dir` lacks the runner's `complete.json`.
+/// time the checks took; a warning first when `sanity` lacks the runner's `complete.json`.
 /// Without a sanity folder: how to switch the checks on (folders named relative to
 /// `workspace_root`).
 pub fn sanity_markdown(
     root: &Path,
-    sanity_dir: Option<&Path>,
+    sanity: Option<&SanityLayout>,
     workspace_root: &Path,
     tables: &Path,
     figs: &Path,
 ) -> Result<String> {
     use crate::sanity;
     let rel_link = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
-    let Some(dir) = sanity_dir else {
+    let Some(sanity) = sanity else {
         let holdout = root.join("holdout");
         let run = holdout.strip_prefix(workspace_root).unwrap_or(&holdout).display().to_string();
         return Ok(format!(
@@ -286,12 +286,12 @@ pub fn sanity_markdown(
         ));
     };
     let mut md = String::new();
-    if !dir.join(COMPLETE_FILE).is_file() {
+    if !sanity.complete().is_file() {
         let _ = writeln!(
             md,
             "*The sanity stage did not finish (no `{COMPLETE_FILE}` in `{}`): what follows covers the files it \
              wrote.*\n",
-            rel_link(dir)
+            rel_link(sanity.dir())
         );
     }
     let read = |stem: &str| -> Result<Option<DataFrame>> { read_optional_csv(&tables.join(format!("{stem}.csv"))) };
@@ -376,8 +376,9 @@ pub fn sanity_markdown(
         let _ = writeln!(md, "Tables: {}.\n", links.join(", "));
     }
     if let Some(df) = read("sanity_timing")? {
-        let part = column_str(&df, "sanity_timing.csv", "part")?;
-        let seconds = column_f64(&df, "sanity_timing.csv", "seconds")?;
+        use crate::sanity_tables::PartSeconds;
+        let part = column_str(&df, "sanity_timing.csv", PartSeconds::PART)?;
+        let seconds = column_f64(&df, "sanity_timing.csv", PartSeconds::SECONDS)?;
         let parts: Vec<String> = part.iter().zip(&seconds).map(|(p, s)| format!("{p} {s:.1} s")).collect();
         // the runner may write its own total
         let total = if part.iter().any(|p| p.eq_ignore_ascii_case("total")) {
@@ -884,7 +885,7 @@ mod tests {
         let runner = RunnerSections {
             stages: "| stage | seconds | what |\n",
             baselines: "## Baselines (linear, same folds)\n\nNot computed.\n\n",
-            sanity_dir: None,
+            sanity: None,
         };
         let md = write_report_md(&ctx, &root, &runner).unwrap();
         assert_eq!(std::fs::read_to_string(root.join("REPORT.md")).unwrap(), md);

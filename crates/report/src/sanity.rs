@@ -23,6 +23,10 @@ use polars::prelude::*;
 
 use crate::error::{ReportError, Result};
 use crate::ground_truth::{self, Bootstrap, MeanInterval, bootstrap_mean, stream_seed, units_of};
+use crate::sanity_tables::{
+    CascadeRow, DataRandomisationRow, DeletionRow, KIND, METHOD, N_SCANS, ORDERING, SPEARMAN, SSIM, STEP,
+    ShuffledModelRow,
+};
 use crate::tables::{column_f64, column_str, format_float, has_column};
 
 /// A method whose map, after randomising every layer of the network, still has a mean Spearman
@@ -147,23 +151,23 @@ fn whole(value: f64, min: i64, table: &str, column: &str, row: usize) -> Result<
 /// `n_scans` 0 where it has none), so the steps keep their order on the figure's x axis.
 pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> {
     const TABLE: &str = "cascade.csv";
-    let method = column_str(df, TABLE, "method")?;
-    let step = numbers(df, TABLE, "step")?;
-    let layer = column_str(df, TABLE, "layer")?;
-    let spearman = numbers(df, TABLE, "spearman")?;
-    let ssim = numbers(df, TABLE, "ssim")?;
+    let method = column_str(df, TABLE, METHOD)?;
+    let step = numbers(df, TABLE, STEP)?;
+    let layer = column_str(df, TABLE, CascadeRow::LAYER)?;
+    let spearman = numbers(df, TABLE, SPEARMAN)?;
+    let ssim = numbers(df, TABLE, SSIM)?;
     let units = units_of(df, TABLE, boot)?;
 
     // the steps in order, each with its layer's name
     let mut steps: Vec<(i64, String)> = Vec::new();
     let mut step_of_row: Vec<i64> = Vec::with_capacity(df.height());
     for (row, (&s, l)) in step.iter().zip(&layer).enumerate() {
-        let k = whole(s, 1, TABLE, "step", row)?;
+        let k = whole(s, 1, TABLE, STEP, row)?;
         let name = if l.trim().is_empty() { format!("step {k}") } else { l.trim().to_string() };
         if name == ORIGINAL_STEP {
             return Err(ReportError::column(
                 TABLE,
-                "layer",
+                CascadeRow::LAYER,
                 format!("row {row} names a layer `{ORIGINAL_STEP}`, which is reserved for the trained model"),
             ));
         }
@@ -171,7 +175,7 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
             Some((kk, n)) if *kk != k || *n != name => {
                 return Err(ReportError::column(
                     TABLE,
-                    "layer",
+                    CascadeRow::LAYER,
                     format!(
                         "row {row} has step {k} with layer `{name}`, an earlier row step {kk} with layer `{n}`; \
                          expected one layer per step and one step per layer"
@@ -212,14 +216,14 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
         n_scans[first] = n_scans[first + 1..].iter().copied().max().unwrap_or(0);
     }
     let mut cols = vec![
-        Column::new("method".into(), out_method),
-        Column::new("step".into(), out_step),
+        Column::new(METHOD.into(), out_method),
+        Column::new(STEP.into(), out_step),
         Column::new("layers_randomised".into(), out_k),
-        Column::new("n_scans".into(), n_scans),
+        Column::new(N_SCANS.into(), n_scans),
         Column::new("n_undefined".into(), n_undefined),
     ];
-    cols.extend(interval_columns("spearman", &sp));
-    cols.extend(interval_columns("ssim", &ss));
+    cols.extend(interval_columns(SPEARMAN, &sp));
+    cols.extend(interval_columns(SSIM, &ss));
     Ok(DataFrame::new(sp.len(), cols)?)
 }
 
@@ -235,13 +239,14 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
 /// (the mean `truth_fraction`, the mass accuracy of a uniform map).
 pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> {
     const TABLE: &str = "data_randomisation.csv";
-    let method = column_str(df, TABLE, "method")?;
+    let method = column_str(df, TABLE, METHOD)?;
+    let mass = DataRandomisationRow::MASS_ACCURACY;
     let metrics = [
-        ("spearman", numbers(df, TABLE, "spearman")?),
-        ("ssim", numbers(df, TABLE, "ssim")?),
-        ("mass_accuracy", numbers_or_nan(df, TABLE, "mass_accuracy")?),
+        (SPEARMAN, numbers(df, TABLE, SPEARMAN)?),
+        (SSIM, numbers(df, TABLE, SSIM)?),
+        (mass, numbers_or_nan(df, TABLE, mass)?),
     ];
-    let truth = numbers_or_nan(df, TABLE, ground_truth::CHANCE_COLUMN)?;
+    let truth = numbers_or_nan(df, TABLE, DataRandomisationRow::TRUTH_FRACTION)?;
     let units = units_of(df, TABLE, boot)?;
     let methods = distinct(&method);
     let mut stats: Vec<Vec<MeanInterval>> = vec![Vec::new(); metrics.len()];
@@ -255,7 +260,7 @@ pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<
         chance.push(if c.is_empty() { f64::NAN } else { c.iter().sum::<f64>() / c.len() as f64 });
         n_scans.push(rows.len() as u64);
     }
-    let mut cols = vec![Column::new("method".into(), methods.clone()), Column::new("n_scans".into(), n_scans)];
+    let mut cols = vec![Column::new(METHOD.into(), methods.clone()), Column::new(N_SCANS.into(), n_scans)];
     for ((name, _), s) in metrics.iter().zip(&stats) {
         cols.extend(interval_columns(name, s));
     }
@@ -277,12 +282,12 @@ pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<
 /// row of an unknown ordering, a step that is not a whole number or a fraction outside [0, 1].
 pub fn summarise_deletion(df: &DataFrame, kind: &str, boot: &Bootstrap) -> Result<DataFrame> {
     const TABLE: &str = "deletion.csv";
-    let kinds = column_str(df, TABLE, "kind")?;
-    let method = column_str(df, TABLE, "method")?;
-    let ordering = column_str(df, TABLE, "ordering")?;
-    let step = numbers(df, TABLE, "step")?;
-    let fraction = numbers(df, TABLE, "fraction")?;
-    let score = numbers(df, TABLE, "score")?;
+    let kinds = column_str(df, TABLE, KIND)?;
+    let method = column_str(df, TABLE, METHOD)?;
+    let ordering = column_str(df, TABLE, ORDERING)?;
+    let step = numbers(df, TABLE, STEP)?;
+    let fraction = numbers(df, TABLE, DeletionRow::FRACTION)?;
+    let score = numbers(df, TABLE, DeletionRow::SCORE)?;
     let units = units_of(df, TABLE, boot)?;
     let rows: Vec<usize> = (0..df.height()).filter(|&i| kinds[i] == kind).collect();
     let mut keyed: Vec<(usize, usize, i64, usize)> = Vec::with_capacity(rows.len());
@@ -292,15 +297,15 @@ pub fn summarise_deletion(df: &DataFrame, kind: &str, boot: &Bootstrap) -> Resul
         let o = orderings.iter().position(|o| *o == ordering[i]).ok_or_else(|| {
             ReportError::column(
                 TABLE,
-                "ordering",
+                ORDERING,
                 format!("row {i} holds `{}`, expected `{RELEVANCE_ORDER}` or `{RANDOM_ORDER}`", ordering[i]),
             )
         })?;
-        let k = whole(step[i], 0, TABLE, "step", i)?;
+        let k = whole(step[i], 0, TABLE, STEP, i)?;
         if fraction[i].is_finite() && !(0.0..=1.0).contains(&fraction[i]) {
             return Err(ReportError::column(
                 TABLE,
-                "fraction",
+                DeletionRow::FRACTION,
                 format!("row {i} holds {}, expected a share in [0, 1]", fraction[i]),
             ));
         }
@@ -327,11 +332,11 @@ pub fn summarise_deletion(df: &DataFrame, kind: &str, boot: &Bootstrap) -> Resul
     Ok(DataFrame::new(
         stats.len(),
         vec![
-            Column::new("method".into(), out_m),
-            Column::new("ordering".into(), out_o),
-            Column::new("step".into(), out_k),
-            Column::new("fraction".into(), out_f),
-            Column::new("n_scans".into(), n_scans),
+            Column::new(METHOD.into(), out_m),
+            Column::new(ORDERING.into(), out_o),
+            Column::new(STEP.into(), out_k),
+            Column::new(DeletionRow::FRACTION.into(), out_f),
+            Column::new(N_SCANS.into(), n_scans),
             Column::new("score_mean".into(), stats.iter().map(|s| s.mean).collect::<Vec<_>>()),
             Column::new("score_lo".into(), stats.iter().map(|s| s.low).collect::<Vec<_>>()),
             Column::new("score_hi".into(), stats.iter().map(|s| s.high).collect::<Vec<_>>()),
@@ -755,12 +760,12 @@ pub fn randomisation_flag_line(table: &DataFrame) -> Result<Option<String>> {
 /// column.
 pub fn shuffled_model_table(df: &DataFrame) -> Result<DataFrame> {
     const TABLE: &str = "shuffled_model.csv";
-    let mut cols = vec![Column::new("model".into(), column_str(df, TABLE, "model")?)];
+    let mut cols = vec![Column::new(ShuffledModelRow::MODEL.into(), column_str(df, TABLE, ShuffledModelRow::MODEL)?)];
     // Counts stay integers in the table (NaN, a missing count, becomes an empty cell).
     let counts: Vec<Option<i64>> =
-        numbers(df, TABLE, "n_scans")?.iter().map(|&n| n.is_finite().then_some(n.round() as i64)).collect();
-    cols.push(Column::new("n_scans".into(), counts));
-    for c in ["accuracy", "balanced_accuracy", "roc_auc"] {
+        numbers(df, TABLE, N_SCANS)?.iter().map(|&n| n.is_finite().then_some(n.round() as i64)).collect();
+    cols.push(Column::new(N_SCANS.into(), counts));
+    for c in ShuffledModelRow::METRICS {
         cols.push(Column::new(c.into(), numbers(df, TABLE, c)?));
     }
     Ok(DataFrame::new(df.height(), cols)?)
@@ -771,20 +776,20 @@ pub fn shuffled_model_table(df: &DataFrame) -> Result<DataFrame> {
 /// chance, balanced accuracy and ROC AUC near 0.5). `None` without a `shuffled` row.
 pub fn shuffled_model_sentence(df: &DataFrame) -> Result<Option<String>> {
     const TABLE: &str = "shuffled_model.csv";
-    let model = column_str(df, TABLE, "model")?;
-    let n = numbers(df, TABLE, "n_scans")?;
-    let acc = numbers(df, TABLE, "accuracy")?;
-    let bal = numbers(df, TABLE, "balanced_accuracy")?;
-    let auc = numbers(df, TABLE, "roc_auc")?;
+    let model = column_str(df, TABLE, ShuffledModelRow::MODEL)?;
+    let n = numbers(df, TABLE, N_SCANS)?;
+    let acc = numbers(df, TABLE, ShuffledModelRow::ACCURACY)?;
+    let bal = numbers(df, TABLE, ShuffledModelRow::BALANCED_ACCURACY)?;
+    let auc = numbers(df, TABLE, ShuffledModelRow::ROC_AUC)?;
     let f = format_float;
     let scores = |i: usize| format!("accuracy {}, balanced accuracy {}, ROC AUC {}", f(acc[i]), f(bal[i]), f(auc[i]));
-    let Some(s) = model.iter().position(|m| m == "shuffled") else { return Ok(None) };
+    let Some(s) = model.iter().position(|m| m == ShuffledModelRow::SHUFFLED) else { return Ok(None) };
     let mut text = format!(
         "The model trained on shuffled labels scores {} on the {} hold-out test scans against the true labels",
         scores(s),
         n[s]
     );
-    if let Some(t) = model.iter().position(|m| m == "trained") {
+    if let Some(t) = model.iter().position(|m| m == ShuffledModelRow::TRAINED) {
         let _ = write!(text, " (the trained model: {})", scores(t));
     }
     text.push_str("; it should be at chance (0.5).");

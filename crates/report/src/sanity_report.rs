@@ -1,11 +1,14 @@
 //! The sanity part of a report: the tables and figures of the sanity and faithfulness checks
 //! (`cargo xtask sanity`, summarised by [`crate::sanity`] and [`crate::faithfulness`]).
 //!
-//! The runner names its folder and files; [`SanityFiles`] carries those names here, so they are
-//! defined once, by the runner. Every file is optional: each part of the report is written only
+//! The folder and its files are those of [`SanityLayout`], their columns those of
+//! [`crate::sanity_tables`]. Every file is optional: each part of the report is written only
 //! when its file exists. Errors name the file.
 
-use adni_data::run_layout;
+use adni_data::run_layout::{
+    AOPC_FILE, CASCADE_FILE, DATA_RANDOMISATION_FILE, DELETION_FILE, RunLayout, SHUFFLED_MODEL_FILE, SanityLayout,
+    TIMING_FILE,
+};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::DataFrame;
@@ -14,58 +17,26 @@ use crate::error::{Result, ResultExt};
 use crate::figures;
 use crate::ground_truth::Bootstrap;
 use crate::sanity;
+use crate::sanity_tables::{AopcRow, KIND, PartSeconds};
 use crate::tables::{read_optional_csv, stack_with_keys, write_table_into};
-
-/// The names of the sanity runner's folder (inside a run) and files (inside that folder).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SanityFiles<'a> {
-    /// The folder, `sanity`.
-    pub dir: &'a str,
-    /// Cascading randomisation, per step, method and scan.
-    pub cascade: &'a str,
-    /// Data randomisation, per method and scan.
-    pub data_randomisation: &'a str,
-    /// The trained and the shuffled-label model on the test scans.
-    pub shuffled_model: &'a str,
-    /// Deletion curves, per kind, method, ordering, scan and step.
-    pub deletion: &'a str,
-    /// AOPC per kind, method, ordering and scan.
-    pub aopc: &'a str,
-    /// Seconds per part (`part`, `seconds`).
-    pub timing: &'a str,
-}
-
-impl SanityFiles<'static> {
-    /// The names `cargo xtask sanity` writes ([`adni_data::run_layout`]).
-    pub const STANDARD: SanityFiles<'static> = SanityFiles {
-        dir: run_layout::SANITY_DIR,
-        cascade: run_layout::CASCADE_FILE,
-        data_randomisation: run_layout::DATA_RANDOMISATION_FILE,
-        shuffled_model: run_layout::SHUFFLED_MODEL_FILE,
-        deletion: run_layout::DELETION_FILE,
-        aopc: run_layout::AOPC_FILE,
-        timing: run_layout::TIMING_FILE,
-    };
-}
 
 /// Where the sanity checks of a results folder are: the sanity folder of `<root>/holdout` (a
 /// reproduction) or of `root` (a single run), the first that holds a file; `None` when neither
 /// does.
-pub fn sanity_dir(root: &Path, files: &SanityFiles<'_>) -> Option<PathBuf> {
-    [root.join("holdout").join(files.dir), root.join(files.dir)]
-        .into_iter()
-        .find(|d| std::fs::read_dir(d).is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.path().is_file()))))
+pub fn find_sanity(root: &Path) -> Option<SanityLayout> {
+    [RunLayout::new(root.join("holdout")).sanity(), RunLayout::new(root).sanity()].into_iter().find(|s| {
+        std::fs::read_dir(s.dir()).is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.path().is_file())))
+    })
 }
 
-/// The tables and figures of the sanity and faithfulness checks in `dir` ([`sanity_dir`]):
+/// The tables and figures of the sanity and faithfulness checks in `sanity` ([`find_sanity`]):
 /// `sanity_cascade`, `sanity_data_randomisation`, `sanity_shuffled_model`, `faithfulness_deletion`,
 /// `faithfulness_aopc`, `sanity_timing` and `trust_summary` (every method's tests side by side,
 /// with the ground-truth summary of the report where there is one) in `tables`, and the figures
 /// `sanity_cascade.png`, `deletion_voxels.png`, `deletion_regions.png` in `figs` (added to
 /// `written` after the tables). Errors name the file.
 pub fn write_sanity(
-    dir: &Path,
-    files: &SanityFiles<'_>,
+    sanity: &SanityLayout,
     bootstrap: &Bootstrap,
     gt_summary: Option<&DataFrame>,
     tables: &Path,
@@ -73,65 +44,66 @@ pub fn write_sanity(
     written: &mut Vec<PathBuf>,
 ) -> Result<()> {
     let boot = bootstrap;
-    let in_file = |name: &str| format!("summarising {}", dir.join(name).display());
+    let dir = sanity.dir();
+    let in_file = |name: &str| format!("summarising {}", sanity.file(name).display());
     let mut figures_written: Vec<PathBuf> = Vec::new();
 
-    let cascade = match read_optional_csv(&dir.join(files.cascade))? {
+    let cascade = match read_optional_csv(&sanity.file(CASCADE_FILE))? {
         Some(df) => {
-            let s = sanity::summarise_cascade(&df, boot).with_context(|| in_file(files.cascade))?;
+            let s = sanity::summarise_cascade(&df, boot).with_context(|| in_file(CASCADE_FILE))?;
             write_table_into(&s, tables, "sanity_cascade", written)?;
             let p = figs.join("sanity_cascade.png");
-            figures::randomisation_chart(&s, (1500, 650), &p).with_context(|| in_file(files.cascade))?;
+            figures::randomisation_chart(&s, (1500, 650), &p).with_context(|| in_file(CASCADE_FILE))?;
             figures_written.push(p);
             Some(s)
         }
         None => None,
     };
-    let data = match read_optional_csv(&dir.join(files.data_randomisation))? {
+    let data = match read_optional_csv(&sanity.file(DATA_RANDOMISATION_FILE))? {
         Some(df) => {
             let s =
-                sanity::summarise_data_randomisation(&df, boot).with_context(|| in_file(files.data_randomisation))?;
+                sanity::summarise_data_randomisation(&df, boot).with_context(|| in_file(DATA_RANDOMISATION_FILE))?;
             write_table_into(&s, tables, "sanity_data_randomisation", written)?;
             Some(s)
         }
         None => None,
     };
-    if let Some(df) = read_optional_csv(&dir.join(files.shuffled_model))? {
-        let t = sanity::shuffled_model_table(&df).with_context(|| in_file(files.shuffled_model))?;
+    if let Some(df) = read_optional_csv(&sanity.file(SHUFFLED_MODEL_FILE))? {
+        let t = sanity::shuffled_model_table(&df).with_context(|| in_file(SHUFFLED_MODEL_FILE))?;
         write_table_into(&t, tables, "sanity_shuffled_model", written)?;
     }
-    if let Some(df) = read_optional_csv(&dir.join(files.deletion))? {
+    if let Some(df) = read_optional_csv(&sanity.file(DELETION_FILE))? {
         let mut parts: Vec<(Vec<(&str, String)>, DataFrame)> = Vec::new();
         for (kind, unit) in
             [(sanity::VOXELS, figures::DeletionUnit::Voxels), (sanity::REGIONS, figures::DeletionUnit::Regions)]
         {
-            let s = sanity::summarise_deletion(&df, kind, boot).with_context(|| in_file(files.deletion))?;
+            let s = sanity::summarise_deletion(&df, kind, boot).with_context(|| in_file(DELETION_FILE))?;
             if s.height() == 0 {
                 continue;
             }
             let p = figs.join(format!("deletion_{kind}.png"));
-            figures::deletion_chart_for(&s, unit, (1100, 700), &p).with_context(|| in_file(files.deletion))?;
+            figures::deletion_chart_for(&s, unit, (1100, 700), &p).with_context(|| in_file(DELETION_FILE))?;
             figures_written.push(p);
-            parts.push((vec![("kind", kind.to_string())], s));
+            parts.push((vec![(KIND, kind.to_string())], s));
         }
         if !parts.is_empty() {
             write_table_into(&stack_with_keys(&parts)?, tables, "faithfulness_deletion", written)?;
         }
     }
-    let aopc = match read_optional_csv(&dir.join(files.aopc))? {
+    let aopc = match read_optional_csv(&sanity.file(AOPC_FILE))? {
         Some(df) => {
-            let s = crate::faithfulness::summarise_aopc(&df, &["kind", "method", "ordering"], boot)
-                .with_context(|| in_file(files.aopc))?;
+            let s =
+                crate::faithfulness::summarise_aopc(&df, &AopcRow::GROUP, boot).with_context(|| in_file(AOPC_FILE))?;
             write_table_into(&s, tables, "faithfulness_aopc", written)?;
             Some(s)
         }
         None => None,
     };
-    if let Some(df) = read_optional_csv(&dir.join(files.timing))? {
+    if let Some(df) = read_optional_csv(&sanity.file(TIMING_FILE))? {
         // checked here so that REPORT.md can rely on the columns
-        crate::tables::column_str(&df, files.timing, "part")
-            .and_then(|_| crate::tables::column_f64(&df, files.timing, "seconds"))
-            .with_context(|| in_file(files.timing))?;
+        crate::tables::column_str(&df, TIMING_FILE, PartSeconds::PART)
+            .and_then(|_| crate::tables::column_f64(&df, TIMING_FILE, PartSeconds::SECONDS))
+            .with_context(|| in_file(TIMING_FILE))?;
         write_table_into(&df, tables, "sanity_timing", written)?;
     }
     if cascade.is_some() || data.is_some() || aopc.is_some() {
@@ -154,8 +126,6 @@ mod tests {
 
     use super::*;
     use crate::report_md::sanity_markdown;
-
-    const FILES: SanityFiles<'static> = SanityFiles::STANDARD;
 
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::write(dir.join(name), text).unwrap();
@@ -209,13 +179,14 @@ mod tests {
     fn sanity_folder_is_the_holdouts_then_the_runs_own_and_needs_a_file() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
-        assert_eq!(sanity_dir(root, &FILES), None);
+        let dir = |s: Option<SanityLayout>| s.map(|s| s.dir().to_path_buf());
+        assert_eq!(dir(find_sanity(root)), None);
         std::fs::create_dir_all(root.join("sanity")).unwrap();
-        assert_eq!(sanity_dir(root, &FILES), None, "an empty folder is no sanity folder");
+        assert_eq!(dir(find_sanity(root)), None, "an empty folder is no sanity folder");
         write(&root.join("sanity"), "timing.csv", "part,seconds\n");
-        assert_eq!(sanity_dir(root, &FILES), Some(root.join("sanity")));
+        assert_eq!(dir(find_sanity(root)), Some(root.join("sanity")));
         runner_files(&root.join("holdout").join("sanity"));
-        assert_eq!(sanity_dir(root, &FILES), Some(root.join("holdout").join("sanity")));
+        assert_eq!(dir(find_sanity(root)), Some(root.join("holdout").join("sanity")));
     }
 
     #[test]
@@ -224,7 +195,7 @@ mod tests {
         let root = tmp.path();
         let (tables, figs) = (root.join("report").join("tables"), root.join("report").join("figures"));
         // absent folder: the section says how to switch the checks on
-        assert!(sanity_dir(root, &FILES).is_none());
+        assert!(find_sanity(root).is_none());
         let md = sanity_markdown(root, None, root.parent().unwrap(), &tables, &figs).unwrap();
         assert!(
             md.contains("[sanity]") && md.contains("cargo xtask sanity --run") && md.contains("faithfulness"),
@@ -234,9 +205,10 @@ mod tests {
         assert!(md.contains(&format!("`cargo xtask sanity --run {name}/holdout`")), "{md}");
 
         runner_files(&root.join("holdout").join("sanity"));
-        let dir = sanity_dir(root, &FILES).unwrap();
+        let sanity = find_sanity(root).unwrap();
+        let dir = sanity.dir().to_path_buf();
         let mut written = Vec::new();
-        write_sanity(&dir, &FILES, &Bootstrap::default(), None, &tables, &figs, &mut written).unwrap();
+        write_sanity(&sanity, &Bootstrap::default(), None, &tables, &figs, &mut written).unwrap();
         let names: Vec<String> =
             written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         for f in [
@@ -259,7 +231,7 @@ mod tests {
         assert!(!names.iter().any(|n| n == "deletion_regions.png"));
         assert!(written.iter().all(|p| p.is_file()));
 
-        let md = sanity_markdown(root, Some(&dir), root, &tables, &figs).unwrap();
+        let md = sanity_markdown(root, Some(&sanity), root, &tables, &figs).unwrap();
         // the stage has no complete.json: said so
         assert!(md.contains("did not finish"), "{md}");
         // a stays alike after both layers (mean 0.8 > 0.5): flagged in bold, b passes
@@ -274,7 +246,7 @@ mod tests {
 
         // a finished stage: no warning
         write(&dir, adni_data::run_layout::COMPLETE_FILE, "{}");
-        assert!(!sanity_markdown(root, Some(&dir), root, &tables, &figs).unwrap().contains("did not finish"));
+        assert!(!sanity_markdown(root, Some(&sanity), root, &tables, &figs).unwrap().contains("did not finish"));
     }
 
     #[test]
@@ -284,7 +256,8 @@ mod tests {
         let dir = root.join("holdout").join("sanity");
         let (tables, figs) = (root.join("t"), root.join("f"));
         let run = || {
-            let e = write_sanity(&dir, &FILES, &Bootstrap::default(), None, &tables, &figs, &mut Vec::new());
+            let e =
+                write_sanity(&SanityLayout::new(&dir), &Bootstrap::default(), None, &tables, &figs, &mut Vec::new());
             let e = e.unwrap_err();
             // every message of the chain, as anyhow's `{:#}` shows it
             let mut text = e.to_string();

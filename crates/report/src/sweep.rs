@@ -16,6 +16,7 @@ use polars::prelude::*;
 
 use crate::error::{ReportError, Result};
 use crate::tables::{column_f64, column_str, has_column, read_csv, write_table};
+use adni_data::run_tables::{self, SummaryRow};
 
 /// Classification metrics of one training run, from its `summary.csv`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,19 +42,19 @@ pub struct ClassificationSummary {
 pub fn read_classification_summary(path: &Path) -> Result<ClassificationSummary> {
     let table = path.display().to_string();
     let df = read_existing(path)?;
-    let metric = column_str(&df, &table, "metric")?;
-    let mean = column_f64(&df, &table, "mean")?;
-    let sd = column_f64(&df, &table, "sd")?;
+    let metric = column_str(&df, &table, SummaryRow::METRIC)?;
+    let mean = column_f64(&df, &table, SummaryRow::MEAN)?;
+    let sd = column_f64(&df, &table, SummaryRow::SD)?;
     let optional = |name: &str| -> Result<Vec<f64>> {
         if has_column(&df, name) { column_f64(&df, &table, name) } else { Ok(vec![f64::NAN; df.height()]) }
     };
-    let (lo, hi) = (optional("ci_low")?, optional("ci_high")?);
+    let (lo, hi) = (optional(SummaryRow::CI_LOW)?, optional(SummaryRow::CI_HIGH)?);
     let row = |name: &str| {
         metric.iter().position(|m| m == name).ok_or_else(|| {
-            ReportError::column(&table, "metric", format!("has no row `{name}`; the rows are {metric:?}"))
+            ReportError::column(&table, SummaryRow::METRIC, format!("has no row `{name}`; the rows are {metric:?}"))
         })
     };
-    let (b, a) = (row("balanced_accuracy")?, row("roc_auc")?);
+    let (b, a) = (row(run_tables::BALANCED_ACCURACY)?, row(run_tables::ROC_AUC)?);
     Ok(ClassificationSummary {
         balanced_accuracy: mean[b],
         balanced_accuracy_sd: sd[b],

@@ -58,15 +58,23 @@ impl Shard {
     }
 }
 
-/// The shards' folders, in order; every one must be complete with the same methods.
-fn complete_shards(out: &RelevanceLayout, count: usize, methods: &[Method]) -> Result<Vec<RelevanceLayout>> {
+/// A complete shard: its folder, its `complete.json` (read once) and the scans that marker records.
+struct CompleteShard {
+    layout: RelevanceLayout,
+    marker: serde_json::Value,
+    scans: usize,
+}
+
+/// The shards, in order; every one must be complete with the same methods.
+fn complete_shards(out: &RelevanceLayout, count: usize, methods: &[Method]) -> Result<Vec<CompleteShard>> {
     let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
     let mut shards = Vec::with_capacity(count);
     let mut missing = Vec::new();
     for index in 1..=count {
-        let shard = out.shard(index, count);
-        match crate::inputs::completed_scans(&shard.complete(), "methods", &names)? {
-            Some(_) => shards.push(shard),
+        let layout = out.shard(index, count);
+        let marker = crate::inputs::read_marker(&layout.complete())?;
+        match marker.and_then(|m| crate::inputs::marker_scans(&m, "methods", &names).map(|scans| (m, scans))) {
+            Some((marker, scans)) => shards.push(CompleteShard { layout, marker, scans }),
             None => missing.push(format!("{index}/{count}")),
         }
     }
@@ -87,13 +95,14 @@ pub(super) fn merge_shards(out: &RelevanceLayout, count: usize, methods: &[Metho
     if count == 0 {
         bail!("--merge-shards 0: expected the number of shards the scans were split into (N of --shard i/N), ≥ 1");
     }
-    let shards = complete_shards(out, count, methods)?;
+    let complete = complete_shards(out, count, methods)?;
+    let shards: Vec<&RelevanceLayout> = complete.iter().map(|s| &s.layout).collect();
     // A new merge: the old marker no longer describes the folder.
     let _ = std::fs::remove_file(out.complete());
 
     // Mean maps in an unsharded run's order (method, then group), weighted by scans.
     let mut groups: BTreeMap<(Method, String), Vec<(PathBuf, usize)>> = BTreeMap::new();
-    for shard in &shards {
+    for &shard in &shards {
         for row in read_index(shard)? {
             let method: Method =
                 row.method.parse().map_err(|e: String| anyhow::anyhow!("{}: {e}", shard.index().display()))?;
@@ -107,15 +116,11 @@ pub(super) fn merge_shards(out: &RelevanceLayout, count: usize, methods: &[Metho
         write_volume_f32(&out.dir().join(&file), mean)?;
         index.push(IndexRow { method: method.name().to_string(), group: group.clone(), n_scans: n, file });
     }
-    let mut scans_per_shard = Vec::new();
-    for shard in &shards {
-        let marker: serde_json::Value = serde_json::from_slice(&std::fs::read(shard.complete())?)?;
-        scans_per_shard.push((shard.background(), marker["scans"].as_u64().unwrap_or(0) as usize));
-    }
+    let scans_per_shard: Vec<(PathBuf, usize)> = complete.iter().map(|s| (s.layout.background(), s.scans)).collect();
     let (background, scans) = weighted_mean(&scans_per_shard)?;
     write_volume_f32(&out.background(), background)?;
 
-    let paths = |f: fn(&RelevanceLayout) -> PathBuf| shards.iter().map(f).collect::<Vec<_>>();
+    let paths = |f: fn(&RelevanceLayout) -> PathBuf| shards.iter().copied().map(f).collect::<Vec<_>>();
     concat_tables(&paths(RelevanceLayout::scans), &out.scans())?;
     concat_tables(&paths(RelevanceLayout::scan_regions), &out.scan_regions())?;
     concat_tables(&paths(RelevanceLayout::ground_truth), &out.ground_truth())?;
@@ -125,7 +130,7 @@ pub(super) fn merge_shards(out: &RelevanceLayout, count: usize, methods: &[Metho
     let config = std::fs::read(shards[0].resolved_config())
         .with_context(|| format!("cannot read {}", shards[0].resolved_config().display()))?;
     write_bytes_atomically(&out.resolved_config(), &config)?;
-    let mut marker: serde_json::Value = serde_json::from_slice(&std::fs::read(shards[0].complete())?)?;
+    let mut marker = complete[0].marker.clone();
     marker["scans"] = serde_json::json!(scans);
     marker["merged_shards"] = serde_json::json!(count);
     if let Some(m) = marker.as_object_mut() {

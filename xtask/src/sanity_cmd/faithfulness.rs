@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
 use ndarray::{Array3, ArrayView3};
-use polars::prelude::{Column, DataFrame};
 
 use model::data::ScanItem;
 use model::{ClassificationModel3D, Cpu};
 use report::faithfulness::{aopc, deletion_curve, deletion_order, random_order, steps_for_fractions};
+use report::sanity::{RANDOM_ORDER, REGIONS, RELEVANCE_ORDER, VOXELS};
+use report::sanity_tables::{AopcRow, CurveId, DeletionRow};
 
 use super::{Scan, probabilities};
 use crate::commands::progress_bar;
@@ -17,22 +18,11 @@ use crate::relevance_config::Method;
 
 /// Rows of [`super::DELETION_FILE`] and [`super::AOPC_FILE`].
 #[derive(Default)]
-struct CurveRows {
-    kind: Vec<&'static str>,
-    method: Vec<&'static str>,
-    ordering: Vec<&'static str>,
-    ptid: Vec<String>,
-    image_id: Vec<i64>,
-    step: Vec<i64>,
-    fraction: Vec<f64>,
-    score: Vec<f64>,
-    // AOPC, one per curve
-    a_kind: Vec<&'static str>,
-    a_method: Vec<&'static str>,
-    a_ordering: Vec<&'static str>,
-    a_ptid: Vec<String>,
-    a_image_id: Vec<i64>,
-    a_value: Vec<f64>,
+pub(super) struct CurveRows {
+    /// Every step of every curve.
+    pub(super) deletion: Vec<DeletionRow>,
+    /// One AOPC per curve.
+    pub(super) aopc: Vec<AopcRow>,
 }
 
 impl CurveRows {
@@ -46,52 +36,15 @@ impl CurveRows {
         fractions: &[f64],
         curve: &[f64],
     ) -> Result<()> {
-        for (k, (&f, &v)) in fractions.iter().zip(curve).enumerate() {
-            self.kind.push(kind);
-            self.method.push(method);
-            self.ordering.push(ordering);
-            self.ptid.push(scan.ptid.clone());
-            self.image_id.push(scan.image_id);
-            self.step.push(k as i64);
-            self.fraction.push(f);
-            self.score.push(v);
+        let id =
+            CurveId { kind, method: method.to_owned(), ordering, ptid: scan.ptid.clone(), image_id: scan.image_id };
+        for (step, (&fraction, &score)) in fractions.iter().zip(curve).enumerate() {
+            self.deletion.push(DeletionRow { curve: id.clone(), step, fraction, score });
         }
-        self.a_kind.push(kind);
-        self.a_method.push(method);
-        self.a_ordering.push(ordering);
-        self.a_ptid.push(scan.ptid.clone());
-        self.a_image_id.push(scan.image_id);
-        self.a_value
-            .push(aopc(curve).with_context(|| format!("{kind} deletion curve of {method}, image {}", scan.image_id))?);
+        let aopc =
+            aopc(curve).with_context(|| format!("{kind} deletion curve of {method}, image {}", scan.image_id))?;
+        self.aopc.push(AopcRow { curve: id, aopc });
         Ok(())
-    }
-
-    fn frames(self) -> Result<(DataFrame, DataFrame)> {
-        let curves = DataFrame::new(
-            self.kind.len(),
-            vec![
-                Column::new("kind".into(), self.kind),
-                Column::new("method".into(), self.method),
-                Column::new("ordering".into(), self.ordering),
-                Column::new("PTID".into(), self.ptid),
-                Column::new("Image.ID".into(), self.image_id),
-                Column::new("step".into(), self.step),
-                Column::new("fraction".into(), self.fraction),
-                Column::new("score".into(), self.score),
-            ],
-        )?;
-        let aopcs = DataFrame::new(
-            self.a_kind.len(),
-            vec![
-                Column::new("kind".into(), self.a_kind),
-                Column::new("method".into(), self.a_method),
-                Column::new("ordering".into(), self.a_ordering),
-                Column::new("PTID".into(), self.a_ptid),
-                Column::new("Image.ID".into(), self.a_image_id),
-                Column::new("aopc".into(), self.a_value),
-            ],
-        )?;
-        Ok((curves, aopcs))
     }
 }
 
@@ -126,7 +79,7 @@ pub(super) fn faithfulness_check(
     brain: &Array3<bool>,
     value: f32,
     s: &crate::config::SanitySection,
-) -> Result<(DataFrame, DataFrame)> {
+) -> Result<CurveRows> {
     let brain_idx: Vec<usize> = brain.iter().enumerate().filter(|(_, b)| **b).map(|(i, _)| i).collect();
     let voxel_steps = steps_for_fractions(brain_idx.len(), &s.fractions)?;
     let voxel_x: Vec<f64> =
@@ -181,12 +134,12 @@ pub(super) fn faithfulness_check(
             let map = &scan.maps[&method];
             let order = deletion_order(map.view(), Some(brain.view()))?;
             let curve = deletion_curve(scan.x.view(), &order, &voxel_steps, value, &mut score)?;
-            rows.push("voxels", method.name(), "relevance", &scan.item, &voxel_x, &curve)?;
-            rows.push("voxels", method.name(), "random", &scan.item, &voxel_x, &random_voxels)?;
+            rows.push(VOXELS, method.name(), RELEVANCE_ORDER, &scan.item, &voxel_x, &curve)?;
+            rows.push(VOXELS, method.name(), RANDOM_ORDER, &scan.item, &voxel_x, &random_voxels)?;
             let ranked = regions_by_relevance(map.view(), labels, brain);
             let curve = region_curve(&ranked, &mut score)?;
-            rows.push("regions", method.name(), "relevance", &scan.item, &region_x, &curve)?;
-            rows.push("regions", method.name(), "random", &scan.item, &region_x, &random_regions)?;
+            rows.push(REGIONS, method.name(), RELEVANCE_ORDER, &scan.item, &region_x, &curve)?;
+            rows.push(REGIONS, method.name(), RANDOM_ORDER, &scan.item, &region_x, &random_regions)?;
             bar.inc(1);
         }
         if let Some(e) = failure {
@@ -194,7 +147,7 @@ pub(super) fn faithfulness_check(
         }
     }
     bar.finish_and_clear();
-    rows.frames()
+    Ok(rows)
 }
 
 #[cfg(test)]

@@ -18,7 +18,8 @@
 //!   (`[relevance.occlusion] value`); P(explained class) after each step, against
 //!   `[sanity] random_orders` seeded random orders of the same voxels or regions; AOPC per curve.
 //!
-//! Writes `<run>/sanity/`:
+//! Writes `<run>/sanity/` ([`adni_data::run_layout::SanityLayout`]; the columns are those of the
+//! row types of [`report::sanity_tables`]):
 //!
 //! | path | what |
 //! |---|---|
@@ -41,12 +42,12 @@ use std::time::Instant;
 use anyhow::{Result, anyhow, bail};
 use clap::Args;
 use ndarray::Array3;
-use polars::prelude::{Column, DataFrame};
 
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
 use adni_data::run_layout::{RunLayout, TIMING_FILE};
 use model::{ClassificationModel3D, Cpu};
 use relevance::methods::{MethodParams, to_tensor};
+use report::sanity_tables::{AopcRow, CascadeRow, DataRandomisationRow, DeletionRow, PartSeconds, ShuffledModelRow};
 use report::similarity::{spearman, ssim};
 
 use crate::commands::{cohort_of, load_config_file};
@@ -212,8 +213,8 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
     let mut written: Vec<&str> = Vec::new();
     if s.cascade {
         let t = Instant::now();
-        let mut cascade = cascade_check(&cfg, &model, &chosen, &methods, labels.as_ref(), &brain, &params)?;
-        write_csv_atomically(&out.file(CASCADE_FILE), &mut cascade)?;
+        let cascade = cascade_check(&cfg, &model, &chosen, &methods, labels.as_ref(), &brain, &params)?;
+        write_csv_atomically(&out.file(CASCADE_FILE), &mut CascadeRow::frame(&cascade)?)?;
         written.push(CASCADE_FILE);
         parts.push(("cascade", t.elapsed().as_secs_f64()));
     }
@@ -226,11 +227,10 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
             parts.push(("shuffled training", t.elapsed().as_secs_f64()));
             let t = Instant::now();
             let (shuffled, snorm) = load_fold(&shuffled_run.fold("holdout"), shape)?;
-            let mut metrics = shuffled_metrics(&inputs.source, &test_items, [(&model, &norm), (&shuffled, &snorm)])?;
-            write_csv_atomically(&out.file(SHUFFLED_MODEL_FILE), &mut metrics)?;
-            let mut rows =
-                data_randomisation_check(&shuffled, &snorm, &all, &methods, labels.as_ref(), &brain, &params)?;
-            write_csv_atomically(&out.file(DATA_RANDOMISATION_FILE), &mut rows)?;
+            let metrics = shuffled_metrics(&inputs.source, &test_items, [(&model, &norm), (&shuffled, &snorm)])?;
+            write_csv_atomically(&out.file(SHUFFLED_MODEL_FILE), &mut ShuffledModelRow::frame(&metrics)?)?;
+            let rows = data_randomisation_check(&shuffled, &snorm, &all, &methods, labels.as_ref(), &brain, &params)?;
+            write_csv_atomically(&out.file(DATA_RANDOMISATION_FILE), &mut DataRandomisationRow::frame(&rows)?)?;
             written.extend([SHUFFLED_MODEL_FILE, DATA_RANDOMISATION_FILE]);
             parts.push(("shuffled maps", t.elapsed().as_secs_f64()));
         }
@@ -240,21 +240,15 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
         let atlas_labels =
             labels.as_ref().ok_or_else(|| anyhow!("region deletion needs an atlas ([relevance] atlas)"))?;
         let value = params.section.occlusion.value;
-        let (mut curves, mut aopcs) = faithfulness_check(&model, &scans, &methods, atlas_labels, &brain, value, &s)?;
-        write_csv_atomically(&out.file(DELETION_FILE), &mut curves)?;
-        write_csv_atomically(&out.file(AOPC_FILE), &mut aopcs)?;
+        let curves = faithfulness_check(&model, &scans, &methods, atlas_labels, &brain, value, &s)?;
+        write_csv_atomically(&out.file(DELETION_FILE), &mut DeletionRow::frame(&curves.deletion)?)?;
+        write_csv_atomically(&out.file(AOPC_FILE), &mut AopcRow::frame(&curves.aopc)?)?;
         written.extend([DELETION_FILE, AOPC_FILE]);
         parts.push(("faithfulness", t.elapsed().as_secs_f64()));
     }
 
-    let mut timing = DataFrame::new(
-        parts.len(),
-        vec![
-            Column::new("part".into(), parts.iter().map(|(p, _)| *p).collect::<Vec<_>>()),
-            Column::new("seconds".into(), parts.iter().map(|(_, s)| *s).collect::<Vec<_>>()),
-        ],
-    )?;
-    write_csv_atomically(&out.file(TIMING_FILE), &mut timing)?;
+    let timing: Vec<PartSeconds> = parts.iter().map(|&(part, seconds)| PartSeconds { part, seconds }).collect();
+    write_csv_atomically(&out.file(TIMING_FILE), &mut PartSeconds::frame(&timing)?)?;
     cfg.write_resolved(out.dir())?;
     let marker = serde_json::json!({
         "parts": wanted,
@@ -283,3 +277,6 @@ fn probabilities(model: &ClassificationModel3D<Cpu>, x: &Array3<f32>) -> Result<
 fn similarity(a: &Array3<f32>, b: &Array3<f32>, brain: &Array3<bool>) -> Result<(f64, f64)> {
     Ok((spearman(a.view(), b.view(), Some(brain.view()))?, ssim(a.view(), b.view(), Some(brain.view()), SSIM_WINDOW)?))
 }
+
+#[cfg(test)]
+mod tests;

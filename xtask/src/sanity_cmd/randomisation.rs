@@ -8,7 +8,6 @@ use burn::backend::Autodiff;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::Backend;
 use ndarray::Array3;
-use polars::prelude::{Column, DataFrame};
 
 use adni_data::preprocess::Normalizer;
 use adni_data::run_layout::{RunLayout, SanityLayout};
@@ -17,6 +16,7 @@ use model::metrics::{BinaryMetrics, Prediction};
 use model::train::TrainMode;
 use model::{ClassificationModel3D, Cpu};
 use relevance::methods::{compute_map, to_tensor};
+use report::sanity_tables::{CascadeRow, DataRandomisationRow, ShuffledModelRow, TruthScores};
 
 use super::{Scan, for_class, similarity};
 use crate::commands::progress_bar;
@@ -24,18 +24,6 @@ use crate::config::ProjectConfig;
 use crate::interpret_cmd::Params;
 use crate::relevance_config::Method;
 use crate::train_cmd::{TrainArgs, train_with};
-
-/// Rows of [`super::CASCADE_FILE`].
-#[derive(Default)]
-struct CascadeRows {
-    step: Vec<i64>,
-    layer: Vec<String>,
-    method: Vec<&'static str>,
-    ptid: Vec<String>,
-    image_id: Vec<i64>,
-    spearman: Vec<f64>,
-    ssim: Vec<f64>,
-}
 
 /// The cascading randomisation: one step per layer from the output down, on `chosen` scans.
 pub(super) fn cascade_check(
@@ -46,14 +34,14 @@ pub(super) fn cascade_check(
     labels: Option<&Array3<i32>>,
     brain: &Array3<bool>,
     params: &Params,
-) -> Result<DataFrame> {
+) -> Result<Vec<CascadeRow>> {
     let device = Default::default();
     <Cpu as Backend>::seed(&device, cfg.sanity.seed);
     let fresh = cfg.model.init::<Cpu>(model.input_shape(), &device)?;
     // Lazily initialised parameters would be redrawn by every clone: fix them now.
     relevance::materialize_parameters(&fresh);
     let layers = model.cascade_layers();
-    let mut rows = CascadeRows::default();
+    let mut rows = Vec::with_capacity(layers.len() * chosen.len() * methods.len());
     let bar = progress_bar(layers.len() * chosen.len() * methods.len(), "cascade");
     for (k, layer) in layers.iter().enumerate() {
         let randomised = model.with_top_layers_from(&fresh, k + 1)?;
@@ -65,30 +53,21 @@ pub(super) fn cascade_check(
                 let (map, _) = compute_map(method, &autodiff, &randomised, &scan.x, labels, &pc)
                     .with_context(|| format!("{method} of image {} with {layer} randomised", scan.item.image_id))?;
                 let (rho, s) = similarity(&map, &scan.maps[&method], brain)?;
-                rows.step.push(k as i64 + 1);
-                rows.layer.push(layer.clone());
-                rows.method.push(method.name());
-                rows.ptid.push(scan.item.ptid.clone());
-                rows.image_id.push(scan.item.image_id);
-                rows.spearman.push(rho);
-                rows.ssim.push(s);
+                rows.push(CascadeRow {
+                    step: k + 1,
+                    layer: layer.clone(),
+                    method: method.name().to_owned(),
+                    ptid: scan.item.ptid.clone(),
+                    image_id: scan.item.image_id,
+                    spearman: rho,
+                    ssim: s,
+                });
                 bar.inc(1);
             }
         }
     }
     bar.finish_and_clear();
-    Ok(DataFrame::new(
-        rows.step.len(),
-        vec![
-            Column::new("step".into(), &rows.step),
-            Column::new("layer".into(), &rows.layer),
-            Column::new("method".into(), &rows.method),
-            Column::new("PTID".into(), &rows.ptid),
-            Column::new("Image.ID".into(), &rows.image_id),
-            Column::new("spearman".into(), &rows.spearman),
-            Column::new("ssim".into(), &rows.ssim),
-        ],
-    )?)
+    Ok(rows)
 }
 
 /// Trains the shuffled-label hold-out model into `sanity/shuffled` (skipped when finished);
@@ -118,7 +97,7 @@ pub(super) fn shuffled_metrics(
     source: &VolumeSource,
     items: &[ScanItem],
     models: [(&ClassificationModel3D<Cpu>, &Normalizer); 2],
-) -> Result<DataFrame> {
+) -> Result<[ShuffledModelRow; 2]> {
     let mut preds: [Vec<Prediction>; 2] = [Vec::new(), Vec::new()];
     for item in items {
         let raw = source.load(item)?;
@@ -134,17 +113,15 @@ pub(super) fn shuffled_metrics(
             preds[k].push(Prediction::from_logits(item.label, [logits[0], logits[1]]));
         }
     }
-    let m = preds.map(|p| BinaryMetrics::from_predictions(&p));
-    Ok(DataFrame::new(
-        2,
-        vec![
-            Column::new("model".into(), ["trained", "shuffled"]),
-            Column::new("n_scans".into(), m.iter().map(|m| m.n as i64).collect::<Vec<_>>()),
-            Column::new("accuracy".into(), m.iter().map(|m| m.accuracy).collect::<Vec<_>>()),
-            Column::new("balanced_accuracy".into(), m.iter().map(|m| m.balanced_accuracy).collect::<Vec<_>>()),
-            Column::new("roc_auc".into(), m.iter().map(|m| m.roc_auc).collect::<Vec<_>>()),
-        ],
-    )?)
+    let [trained, shuffled] = preds.map(|p| BinaryMetrics::from_predictions(&p));
+    let row = |model, m: BinaryMetrics| ShuffledModelRow {
+        model,
+        n_scans: m.n,
+        accuracy: m.accuracy,
+        balanced_accuracy: m.balanced_accuracy,
+        roc_auc: m.roc_auc,
+    };
+    Ok([row(ShuffledModelRow::TRAINED, trained), row(ShuffledModelRow::SHUFFLED, shuffled)])
 }
 
 /// The shuffled model's maps of the AD `scans` (same class as the trained model's maps):
@@ -157,14 +134,10 @@ pub(super) fn data_randomisation_check(
     labels: Option<&Array3<i32>>,
     brain: &Array3<bool>,
     params: &Params,
-) -> Result<DataFrame> {
+) -> Result<Vec<DataRandomisationRow>> {
     let autodiff = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(shuffled.clone());
     let n = scans.len() * methods.len();
-    let mut method_col = Vec::with_capacity(n);
-    let mut ptid = Vec::with_capacity(n);
-    let mut image_id = Vec::with_capacity(n);
-    let (mut rho, mut s_col, mut mass, mut rank, mut chance) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut hit: Vec<Option<bool>> = Vec::with_capacity(n);
+    let mut rows = Vec::with_capacity(n);
     let bar = progress_bar(n, "shuffled");
     for scan in scans {
         let mut x = scan.raw.clone();
@@ -173,43 +146,30 @@ pub(super) fn data_randomisation_check(
         for &method in methods {
             let (map, _) = compute_map(method, &autodiff, shuffled, &x, labels, &pc)
                 .with_context(|| format!("{method} (shuffled-label model) of image {}", scan.item.image_id))?;
-            let (r, s) = similarity(&map, &scan.maps[&method], brain)?;
-            method_col.push(method.name());
-            ptid.push(scan.item.ptid.clone());
-            image_id.push(scan.item.image_id);
-            rho.push(r);
-            s_col.push(s);
-            match &scan.truth {
+            let (spearman, ssim) = similarity(&map, &scan.maps[&method], brain)?;
+            let truth = match &scan.truth {
                 Some(mask) => {
                     let g = report::ground_truth::score_map(map.view(), mask.view(), Some(brain.view()))?;
-                    mass.push(g.mass_accuracy);
-                    rank.push(g.rank_accuracy);
-                    hit.push(g.pointing_hit);
-                    chance.push(g.chance);
+                    TruthScores {
+                        mass_accuracy: g.mass_accuracy,
+                        rank_accuracy: g.rank_accuracy,
+                        pointing_hit: g.pointing_hit,
+                        truth_fraction: g.chance,
+                    }
                 }
-                None => {
-                    mass.push(f64::NAN);
-                    rank.push(f64::NAN);
-                    hit.push(None);
-                    chance.push(f64::NAN);
-                }
-            }
+                None => TruthScores::NONE,
+            };
+            rows.push(DataRandomisationRow {
+                method: method.name().to_owned(),
+                ptid: scan.item.ptid.clone(),
+                image_id: scan.item.image_id,
+                spearman,
+                ssim,
+                truth,
+            });
             bar.inc(1);
         }
     }
     bar.finish_and_clear();
-    Ok(DataFrame::new(
-        n,
-        vec![
-            Column::new("method".into(), method_col),
-            Column::new("PTID".into(), ptid),
-            Column::new("Image.ID".into(), image_id),
-            Column::new("spearman".into(), rho),
-            Column::new("ssim".into(), s_col),
-            Column::new("mass_accuracy".into(), mass),
-            Column::new("rank_accuracy".into(), rank),
-            Column::new("pointing_hit".into(), hit),
-            Column::new(report::ground_truth::CHANCE_COLUMN.into(), chance),
-        ],
-    )?)
+    Ok(rows)
 }

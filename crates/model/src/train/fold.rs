@@ -17,9 +17,8 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use super::checkpoints::{Checkpoints, EpochsSoFar, Evaluated};
-use adni_data::run_layout::FoldLayout;
+use adni_data::run_layout::RunLayout;
 
-use super::layout::fold_dir;
 use super::predict::{logits_to_predictions, predict};
 use super::records::{EpochRecord, FoldResult, NetworkRecord, ScanPrediction, check_same_settings, fold_settings};
 use super::tables::{write_epoch_csv, write_fold_predictions};
@@ -43,8 +42,7 @@ pub(super) fn train_fold<B: FastAutodiffBackend>(
     let name = split.name.as_str();
     let t = &spec.train;
     let settings = fold_settings(spec, split)?;
-    let dir = fold_dir(&spec.dir, name);
-    let layout = FoldLayout::new(&dir);
+    let layout = RunLayout::new(&spec.dir).fold(name);
     let result_path = layout.result();
     if result_path.is_file() {
         let done: FoldResult = read_json(&result_path)?;
@@ -52,7 +50,7 @@ pub(super) fn train_fold<B: FastAutodiffBackend>(
         progress(&TrainEvent::FoldSkipped { split: name, fold: index + 1 });
         return Ok(false);
     }
-    let ckpt = Checkpoints { dir: dir.join(CHECKPOINT_DIR), settings };
+    let ckpt = Checkpoints { dir: layout.dir().join(CHECKPOINT_DIR), settings };
     let state = ckpt.saved(name, t.epochs, options.resume)?;
 
     // The sets: keep = best moves a patient-level share of the training patients to validation.

@@ -1,7 +1,6 @@
-//! Where a run's files lie (see the module documentation of [`crate::train`]) and reading a
-//! fold's model and history back.
+//! Reading a fold's model and history back (where its files lie: [`adni_data::run_layout`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::backend::Backend;
 
@@ -12,11 +11,6 @@ use adni_data::run_layout::{FoldLayout, RunLayout};
 
 use crate::checkpoint::{CHECKPOINT_DIR, STATE_FILE, read_json};
 use crate::weights::import_safetensors;
-
-/// The folder of split `name` inside the run folder ([`RunLayout::fold`]).
-pub fn fold_dir(run_dir: &Path, name: &str) -> PathBuf {
-    RunLayout::new(run_dir).fold(name).dir().to_path_buf()
-}
 
 /// Loads a fold's kept model (`folds/<split>/model.safetensors`, architecture from its
 /// `network.json`).
@@ -42,12 +36,12 @@ pub fn load_fold_model<B: Backend>(
 
 /// The per-epoch metrics of a finished or interrupted fold, read from its files (for reports).
 pub fn fold_history(run_dir: &Path, split: &str) -> Result<Vec<EpochRecord>, TrainError> {
-    let dir = fold_dir(run_dir, split);
-    let done = FoldLayout::new(&dir).result();
+    let fold = RunLayout::new(run_dir).fold(split);
+    let done = fold.result();
     if done.is_file() {
         return Ok(read_json::<FoldResult>(&done)?.history);
     }
-    let state = dir.join(CHECKPOINT_DIR).join(STATE_FILE);
+    let state = fold.dir().join(CHECKPOINT_DIR).join(STATE_FILE);
     if state.is_file() {
         return Ok(read_json::<CheckpointState>(&state)?.history);
     }

@@ -49,8 +49,8 @@
 //! | `checkpoints.rs` | a fold's checkpoint: resuming from it, writing it after every epoch |
 //! | `predict.rs` | inference: [`predict()`] |
 //! | `records.rs` | the JSON documents of a fold and the settings string they are compared by |
-//! | `layout.rs` | where a run's files lie and reading them back: [`fold_dir`], [`load_fold_model`], [`fold_history`] |
-//! | `tables.rs` | the per-epoch and per-scan CSV tables |
+//! | `layout.rs` | reading a fold's files back: [`load_fold_model`], [`fold_history`] (where they lie: [`adni_data::run_layout`]) |
+//! | `tables.rs` | the per-epoch and per-scan CSV tables, as rows of [`adni_data::run_tables`] |
 //! | `merge.rs` | the run-level tables and summary: [`merge_run`] |
 //! | `summary.rs` | the Markdown summary |
 
@@ -66,10 +66,11 @@ mod run;
 mod summary;
 mod tables;
 
+pub use adni_data::run_tables::SummaryRow;
 pub use config::{KeepEpoch, SelectionMetric, TrainConfig, TrainMode};
 pub use error::TrainError;
-pub use layout::{fold_dir, fold_history, load_fold_model};
-pub use merge::{RunSummary, SummaryRow, merge_run};
+pub use layout::{fold_history, load_fold_model};
+pub use merge::{RunSummary, merge_run};
 pub use predict::predict;
 pub use records::{BestEpoch, EpochRecord, FoldResult, NetworkRecord, ScanPrediction};
 pub use run::{RunOutcome, RunSpec, TrainEvent, TrainOptions, check_splits, train_run};

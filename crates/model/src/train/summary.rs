@@ -2,10 +2,10 @@
 
 use std::fmt::Write as _;
 
-use super::merge::SummaryRow;
 use super::records::FoldResult;
 use super::{KeepEpoch, RunSpec, TrainMode};
 use crate::data::Augmentation;
+use adni_data::run_tables::SummaryRow;
 
 /// The augmentation in words, for the summaries.
 fn augmentation_words(a: &Augmentation) -> String {

@@ -10,10 +10,7 @@ use super::{distinct, render, widest};
 use crate::error::{ReportError, Result};
 use crate::figures::{base_font, draw_message, palette, short_float, text_style};
 use crate::tables::{column_f64, column_str, has_column};
-
-/// The sets of a training run's `metrics_epochs.csv` (`<set>_loss`, `<set>_accuracy`) with their
-/// colours, in drawing order.
-const SETS: [(&str, usize); 3] = [("train", 0), ("validation", 1), ("test", 2)];
+use adni_data::run_tables::{ACCURACY, EpochRow, FoldRow, LOSS, MetricSet};
 
 /// Learning curves of a training run from its `metrics_epochs.csv` (columns `split`, `epoch`,
 /// and `<set>_loss`, `<set>_accuracy` for the sets `train`, `validation`, `test` present, as
@@ -24,23 +21,29 @@ const SETS: [(&str, usize); 3] = [("train", 0), ("validation", 1), ("test", 2)];
 /// with `keep = last`, the default).
 pub fn learning_curves(metrics_epochs: &DataFrame, size: (u32, u32), path: &Path) -> Result<()> {
     const TABLE: &str = "metrics_epochs";
-    let split = column_str(metrics_epochs, TABLE, "split")?;
-    let epoch = column_f64(metrics_epochs, TABLE, "epoch")?;
+    let split = column_str(metrics_epochs, TABLE, EpochRow::SPLIT)?;
+    let epoch = column_f64(metrics_epochs, TABLE, EpochRow::EPOCH)?;
     let mut series: Vec<(&str, usize, Vec<f64>, Vec<f64>)> = Vec::new();
-    for (set, color) in SETS {
-        let (lc, ac) = (format!("{set}_loss"), format!("{set}_accuracy"));
+    // the sets in drawing order, each with its colour
+    for (color, set) in MetricSet::ALL.into_iter().enumerate() {
+        let (lc, ac) = (set.column(LOSS), set.column(ACCURACY));
         if has_column(metrics_epochs, &lc) && has_column(metrics_epochs, &ac) {
-            series.push((set, color, column_f64(metrics_epochs, TABLE, &lc)?, column_f64(metrics_epochs, TABLE, &ac)?));
+            let (loss, accuracy) = (column_f64(metrics_epochs, TABLE, &lc)?, column_f64(metrics_epochs, TABLE, &ac)?);
+            series.push((set.name(), color, loss, accuracy));
         }
     }
     if series.is_empty() {
-        return Err(ReportError::column(TABLE, "train_loss", "no `<set>_loss` / `<set>_accuracy` columns found"));
+        return Err(ReportError::column(
+            TABLE,
+            &MetricSet::Train.column(LOSS),
+            "no `<set>_loss` / `<set>_accuracy` columns found",
+        ));
     }
     let folds = distinct(&split);
     // the kept model's epoch per fold: from a `kept_epoch` column when the table has one, else
     // the last epoch (the kept model with `keep = last`, the default)
-    let kept_col = if has_column(metrics_epochs, "kept_epoch") {
-        Some(column_f64(metrics_epochs, TABLE, "kept_epoch")?)
+    let kept_col = if has_column(metrics_epochs, FoldRow::KEPT_EPOCH) {
+        Some(column_f64(metrics_epochs, TABLE, FoldRow::KEPT_EPOCH)?)
     } else {
         None
     };
@@ -105,7 +108,7 @@ pub fn learning_curves(metrics_epochs: &DataFrame, size: (u32, u32), path: &Path
             let e_lo = rows.iter().map(|&i| epoch[i]).fold(f64::INFINITY, f64::min);
             let e_hi = rows.iter().map(|&i| epoch[i]).fold(f64::NEG_INFINITY, f64::max);
             let (e_lo, e_hi) = if e_lo.is_finite() { (e_lo - 0.5, e_hi + 0.5) } else { (0.0, 1.0) };
-            for (p, metric) in ["loss", "accuracy"].into_iter().enumerate() {
+            for (p, metric) in [LOSS, ACCURACY].into_iter().enumerate() {
                 let area = &panels[f * 2 + p];
                 let values = |s: &(&str, usize, Vec<f64>, Vec<f64>)| -> Vec<(f64, f64)> {
                     let v = if p == 0 { &s.2 } else { &s.3 };

@@ -41,6 +41,7 @@ pub fn roc_points(labels: &[bool], scores: &[f64]) -> Vec<(f64, f64)> {
     pts
 }
 
+use adni_data::run_tables::PredictionRow;
 pub use adni_data::stats::roc_auc;
 
 /// ROC curves of a training run's test predictions (`predictions.csv`: columns `fold`,
@@ -49,11 +50,11 @@ pub use adni_data::stats::roc_auc;
 /// only is listed without a curve.
 pub fn roc_curves(predictions: &DataFrame, size: (u32, u32), path: &Path) -> Result<()> {
     const TABLE: &str = "predictions";
-    let fold = column_str(predictions, TABLE, "fold")?;
-    let label = column_f64(predictions, TABLE, "true_label")?;
-    let p_ad = column_f64(predictions, TABLE, "p_ad")?;
-    let keep: Vec<bool> = if has_column(predictions, "set") {
-        column_str(predictions, TABLE, "set")?.iter().map(|s| s == "test").collect()
+    let fold = column_str(predictions, TABLE, PredictionRow::FOLD)?;
+    let label = column_f64(predictions, TABLE, PredictionRow::TRUE_LABEL)?;
+    let p_ad = column_f64(predictions, TABLE, PredictionRow::P_AD)?;
+    let keep: Vec<bool> = if has_column(predictions, PredictionRow::SET) {
+        column_str(predictions, TABLE, PredictionRow::SET)?.iter().map(|s| s == PredictionRow::TEST_SET).collect()
     } else {
         vec![true; fold.len()]
     };
