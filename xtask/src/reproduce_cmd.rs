@@ -105,12 +105,13 @@ pub(crate) fn report_only(cfg: &ProjectConfig, config_path: &Path) -> Result<Rep
     write_stages(&root, &stages, total)?;
     crate::report_cmd::write_report_md(cfg, config_path, &root, &stages_markdown(&stages, total))?;
     if let Err(e) = verify_outputs(cfg, &root) {
-        for f in ["REPORT.md", report::html::REPORT_FILE] {
-            let _ = std::fs::remove_file(root.join(f));
+        let layout = RunLayout::new(&root);
+        for f in [layout.report_md(), root.join(report::html::REPORT_FILE)] {
+            let _ = std::fs::remove_file(f);
         }
         return Err(e.context("reproduce-paper --report-only: a stage is incomplete; its report was not kept"));
     }
-    eprintln!("reproduce-paper --report-only: done in {total:.0} s → {}", root.join("REPORT.md").display());
+    eprintln!("reproduce-paper --report-only: done in {total:.0} s → {}", RunLayout::new(&root).report_md().display());
     Ok(ReproduceOutcome { stages, wall_seconds: total })
 }
 

@@ -378,7 +378,7 @@ impl PlanRecord {
             ("interpret", Some(i)) => holdout.relevance().shard(i, self.shards).complete().is_file(),
             ("interpret-merge", _) => holdout.relevance().complete().is_file(),
             ("sanity", _) => holdout.sanity().complete().is_file(),
-            ("report", _) => run.root().join("REPORT.md").is_file(),
+            ("report", _) => run.report_md().is_file(),
             _ => false,
         }
     }
