@@ -88,20 +88,33 @@ pub(crate) fn report_only(cfg: &ProjectConfig, config_path: &Path) -> Result<Rep
     let _lock = crate::commands::lock_folder(&root)?;
     cfg.write_resolved(&root)?;
     let started = Instant::now();
-    let mut names = vec!["data", "train-cv", "train-holdout", "interpret"];
+    // Each stage's time from its own timing table (the jobs' wall times are in their logs).
+    let holdout = RunLayout::new(root.join("holdout"));
+    let mut timed = vec![
+        ("data", None, "its time is in its job's log"),
+        ("train-cv", Some(RunLayout::new(root.join("cv")).timing()), "the folds' epoch times"),
+        ("train-holdout", Some(holdout.timing()), "the epoch times"),
+        ("interpret", Some(holdout.relevance().timing()), "the maps' times"),
+    ];
     if sanity_on(cfg) {
-        names.push("sanity");
+        timed.push(("sanity", Some(holdout.sanity().file(adni_data::run_layout::TIMING_FILE)), "the checks' times"));
     }
-    let mut stages: Vec<Stage> = names
+    let mut stages: Vec<Stage> = timed
         .into_iter()
-        .map(|name| Stage { name, seconds: 0.0, what: "complete, skipped (computed by separate jobs)".into() })
+        .map(|(name, table, what)| {
+            let seconds = table.as_deref().and_then(sum_seconds);
+            let what = match seconds {
+                Some(_) => format!("complete, skipped (computed by separate jobs; seconds: {what})"),
+                None => format!("complete, skipped (computed by separate jobs; {what})"),
+            };
+            Stage { name, seconds: seconds.unwrap_or(0.0), what }
+        })
         .collect();
     let t = Instant::now();
     eprintln!("\n=== reproduce-paper --report-only: report");
     let written = crate::report_cmd::write_report(cfg, &root)?;
     stages.push(Stage { name: "report", seconds: t.elapsed().as_secs_f64(), what: format!("{} files", written.len()) });
     let total = started.elapsed().as_secs_f64();
-    carry_over_timings(&root, &mut stages);
     write_stages(&root, &stages, total)?;
     crate::report_cmd::write_report_md(cfg, config_path, &root, &stages_markdown(&stages, total))?;
     if let Err(e) = verify_outputs(cfg, &root) {
@@ -215,6 +228,15 @@ pub(crate) fn reproduce_with(cfg: &ProjectConfig, config_path: &Path, force: boo
     eprintln!("reproduce-paper: all {checked} expected files exist and are non-empty");
     eprintln!("\nreproduce-paper: done in {:.0} s → {}", total, RunLayout::new(&root).report_md().display());
     Ok(ReproduceOutcome { stages, wall_seconds: total })
+}
+
+/// The sum of a timing table's `seconds` column (every timing table of a run has one); `None`
+/// when the file is missing or not such a table.
+fn sum_seconds(path: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut lines = text.lines();
+    let column = lines.next()?.split(',').position(|c| c == adni_data::run_tables::TimingRow::SECONDS)?;
+    lines.filter(|l| !l.is_empty()).map(|l| l.split(',').nth(column)?.parse::<f64>().ok()).sum()
 }
 
 /// Whether the config runs the sanity stage (any of its checks switched on); the interpretation
@@ -393,4 +415,26 @@ pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
         );
     }
     Ok(expected.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timing_tables_seconds_are_summed_by_column_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("timing.csv");
+        std::fs::write(
+            &p,
+            "method,model,scans,seconds,seconds_per_scan\nlrp,trained,4,1.5,0.375\nlrp,random,2,0.25,0.125\n",
+        )
+        .unwrap();
+        assert_eq!(sum_seconds(&p), Some(1.75));
+        std::fs::write(&p, "split,epoch,seconds\nfold1,1,2\nfold1,2,x\n").unwrap();
+        assert_eq!(sum_seconds(&p), None, "a value that is not a number");
+        std::fs::write(&p, "split,epoch\nfold1,1\n").unwrap();
+        assert_eq!(sum_seconds(&p), None, "no seconds column");
+        assert_eq!(sum_seconds(&tmp.path().join("missing.csv")), None);
+    }
 }
