@@ -496,16 +496,17 @@ fn run_area_case(case: &Case, options: &Options, rows: &mut Vec<AreaRow>, notes:
     }
 }
 
+/// One timed area occlusion of the bench's input with a label volume.
+type AreaRun<'a> = dyn Fn(OcclusionMode, &ArrayD<i32>) -> (AreaOcclusionMap<Cpu, 5>, f64) + 'a;
+
 /// Voxels of the bounding box of the non-zero voxels.
 fn bounding_volume(labels: &ArrayD<i32>) -> usize {
     let mut lo = [usize::MAX; 3];
     let mut hi = [0usize; 3];
     for (i, &l) in labels.indexed_iter() {
         if l != 0 {
-            for a in 0..3 {
-                lo[a] = lo[a].min(i[a]);
-                hi[a] = hi[a].max(i[a] + 1);
-            }
+            lo = [0, 1, 2].map(|a| lo[a].min(i[a]));
+            hi = [0, 1, 2].map(|a| hi[a].max(i[a] + 1));
         }
     }
     (0..3).map(|a| hi[a].saturating_sub(lo[a])).product()
@@ -517,7 +518,7 @@ fn single_regions(
     case: &Case,
     options: &Options,
     labels: &ArrayD<i32>,
-    run: &dyn Fn(OcclusionMode, &ArrayD<i32>) -> (AreaOcclusionMap<Cpu, 5>, f64),
+    run: &AreaRun<'_>,
     naive_per_region: f64,
     notes: &mut Vec<String>,
 ) {
@@ -527,10 +528,7 @@ fn single_regions(
         if l != 0 {
             let p = [idx[0], idx[1], idx[2]];
             let b = bounds.entry(l).or_insert((p, p));
-            for a in 0..3 {
-                b.0[a] = b.0[a].min(p[a]);
-                b.1[a] = b.1[a].max(p[a]);
-            }
+            *b = ([0, 1, 2].map(|a| b.0[a].min(p[a])), [0, 1, 2].map(|a| b.1[a].max(p[a])));
         }
     }
     let mut by_size: Vec<(i32, usize)> =

@@ -212,10 +212,9 @@ fn regions_of(labels: ArrayViewD<'_, i32>, grid: [usize; 3]) -> Vec<Region> {
             bounds: Box3 { lo: at, hi: at.map(|i| i + 1) },
         });
         region.voxels.push(voxel);
-        for a in 0..3 {
-            region.bounds.lo[a] = region.bounds.lo[a].min(at[a]);
-            region.bounds.hi[a] = region.bounds.hi[a].max(at[a] + 1);
-        }
+        let bounds = &mut region.bounds;
+        bounds.lo = [0, 1, 2].map(|a| bounds.lo[a].min(at[a]));
+        bounds.hi = [0, 1, 2].map(|a| bounds.hi[a].max(at[a] + 1));
     }
     regions.into_values().collect()
 }
