@@ -1,9 +1,10 @@
-//! Benchmark of sliding-cube occlusion on the paper's network: incremental against naive
-//! batched evaluation, per scan.
+//! Benchmark of sliding-cube and area occlusion on the paper's network: incremental against
+//! naive batched evaluation, per scan.
 //!
 //! ```text
-//! cargo bench -p relevance --bench occlusion -- [2mm] [1mm] [--naive auto|full|sample|skip]
-//!     [--sample N] [--full-limit SECONDS] [--budget MB] [--seed N]
+//! cargo bench -p relevance --bench occlusion -- [2mm] [1mm] [--methods sliding,area]
+//!     [--naive auto|full|sample|skip] [--sample N] [--full-limit SECONDS] [--budget MB]
+//!     [--seed N] [--area-reps N] [--area-regions N]
 //! ```
 //!
 //! (`OCCLUSION_BENCH_GRIDS=2mm,1mm` chooses grids too; default 2mm.)
@@ -26,18 +27,32 @@
 //!   `--full-limit` seconds (600). The naive drops of the sample are compared with the
 //!   incremental ones (max |Δ|).
 //!
+//! Area occlusion: the CerebrA atlas (102 regions) from `data/external/cerebra/` placed on the
+//! grid by world coordinates (the pipeline's default placement), or, when it is missing, the
+//! synthetic cohort's phantom atlas (`adni_data::synth::Anatomy::phantom`) of the grid's shape;
+//! the table says which. Incremental (auto mode) and naive batched area occlusion of the same
+//! input, each a full scan, alternating, `--area-reps` times (default 3; median and minimum),
+//! with the max |Δ| of the region differences. `--area-regions N` also times single regions
+//! incrementally (the `N` largest and the `N` smallest bounding boxes, and regions of half and
+//! all of the brain) against the naive cost per region, to show where, if anywhere, naive
+//! evaluation would beat incremental.
+//!
 //! The CPU backend is Flex on rayon's global pool (all cores). Other processes compete for the
 //! cores: the load average before and after is printed; time on an idle machine.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use adni_data::atlas::{Placement, load_cerebra};
 use adni_data::preprocess::{downsample, downsample_mask};
 use adni_data::volume::read_volume;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use model::{ClassificationModel3D, Cpu, NetworkConfig};
-use relevance::occlusion::{Occluder, OcclusionConfig, OcclusionMode};
+use ndarray::{ArrayD, IxDyn};
+use relevance::occlusion::{
+    AreaOcclusionConfig, AreaOcclusionMap, Occluder, OcclusionConfig, OcclusionMode, area_occlusion,
+};
 
 /// The allocator the project's binaries use (see `model::fast::FastAlloc`).
 #[global_allocator]
@@ -61,6 +76,9 @@ const CASES: [Case; 2] = [
 const TEMPLATE_DIR: &str = "data/external/icbm152_2009c";
 const MASK_FILE: &str = "mni_icbm152_t1_tal_nlin_sym_09c_mask.nii";
 const T1_FILE: &str = "mni_icbm152_t1_tal_nlin_sym_09c.nii";
+const CEREBRA_DIR: &str = "data/external/cerebra";
+const CEREBRA_NII: &str = "mni_icbm152_CerebrA_tal_nlin_sym_09c.nii";
+const CEREBRA_CSV: &str = "CerebrA_LabelDetails.csv";
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum NaiveRun {
@@ -72,6 +90,10 @@ enum NaiveRun {
 
 struct Options {
     grids: Vec<String>,
+    sliding: bool,
+    area: bool,
+    area_reps: usize,
+    area_regions: usize,
     naive: NaiveRun,
     sample: usize,
     full_limit_s: f64,
@@ -81,6 +103,10 @@ struct Options {
 
 const USAGE: &str = "\
 usage: cargo bench -p relevance --bench occlusion -- [2mm] [1mm] [options]
+  --methods sliding,area         which occlusions to time (default both)
+  --area-reps N                  area occlusion: full scans per mode, alternating (default 3)
+  --area-regions N               area occlusion: also time N single regions of the largest and
+                                 of the smallest bounding boxes in both modes (default 0)
   --naive auto|full|sample|skip  naive batched run (default auto: sample, then full at 2 mm if
                                  the extrapolation is under --full-limit)
   --sample N                     naive passes timed for the extrapolation (default 24, whole batches)
@@ -92,6 +118,10 @@ usage: cargo bench -p relevance --bench occlusion -- [2mm] [1mm] [options]
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         grids: Vec::new(),
+        sliding: true,
+        area: true,
+        area_reps: 3,
+        area_regions: 0,
         naive: NaiveRun::Auto,
         sample: 24,
         full_limit_s: 600.0,
@@ -114,6 +144,22 @@ fn parse_args() -> Result<Options, String> {
                     "skip" => NaiveRun::Skip,
                     other => return Err(format!("--naive: `{other}` is not auto, full, sample or skip")),
                 }
+            }
+            "--methods" => {
+                let methods = value("--methods")?;
+                o.sliding = false;
+                o.area = false;
+                for m in methods.split(',') {
+                    match m {
+                        "sliding" => o.sliding = true,
+                        "area" => o.area = true,
+                        other => return Err(format!("--methods: `{other}` is not sliding or area")),
+                    }
+                }
+            }
+            "--area-reps" => o.area_reps = value("--area-reps")?.parse().map_err(|_| "--area-reps: not a number")?,
+            "--area-regions" => {
+                o.area_regions = value("--area-regions")?.parse().map_err(|_| "--area-regions: not a number")?
             }
             "--sample" => o.sample = value("--sample")?.parse().map_err(|_| "--sample: not a number")?,
             "--full-limit" => {
@@ -347,26 +393,192 @@ fn run_case(case: &Case, options: &Options, rows: &mut Vec<Row>, notes: &mut Vec
     ));
 }
 
-fn main() {
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
+/// The atlas on the case's grid (C order) and where it came from.
+fn area_atlas(case: &Case) -> (Vec<i32>, String) {
+    let dir = workspace_root().join(CEREBRA_DIR);
+    let cerebra =
+        load_cerebra(&dir.join(CEREBRA_NII), &dir.join(CEREBRA_CSV)).map_err(|e| e.to_string()).and_then(|atlas| {
+            let placed = atlas.resample_to(&atlas.grid().downsampled(case.factor), Placement::World);
+            placed.map_err(|e| e.to_string())
+        });
+    match cerebra {
+        Ok(atlas) if atlas.labels.shape() == case.grid => {
+            let labels: Vec<i32> = atlas.labels.as_standard_layout().iter().copied().collect();
+            (labels, "CerebrA (data/external/cerebra), placed by world coordinates".into())
         }
-    };
-    let threads = rayon::current_num_threads();
-    let load_before = load_average();
-    let mut rows = Vec::new();
-    let mut notes = Vec::new();
-    for case in CASES.iter().filter(|c| options.grids.iter().any(|g| g == c.name)) {
-        run_case(case, &options, &mut rows, &mut notes);
+        other => {
+            let why = match other {
+                Ok(atlas) => format!("CerebrA is {:?} on this grid", atlas.labels.shape()),
+                Err(e) => e,
+            };
+            let phantom = adni_data::synth::Anatomy::phantom(case.grid).expect("the phantom fits the grid");
+            let labels: Vec<i32> = phantom.atlas.labels.as_standard_layout().iter().copied().collect();
+            (labels, format!("synthetic phantom atlas of the grid's shape (no CerebrA: {why})"))
+        }
     }
-    let load_after = load_average();
-    println!("\n## Sliding occlusion, paper network (random weights, seed {}), per scan\n", options.seed);
+}
+
+/// One row of the area-occlusion table.
+struct AreaRow {
+    grid: String,
+    method: String,
+    regions: usize,
+    batches: usize,
+    median: f64,
+    min: f64,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
+fn run_area_case(case: &Case, options: &Options, rows: &mut Vec<AreaRow>, notes: &mut Vec<String>) {
+    let device = Default::default();
+    let (input, source) = brain_input(case);
+    let (labels, atlas_source) = area_atlas(case);
+    Cpu::seed(&device, options.seed);
+    let model: ClassificationModel3D<Cpu> =
+        NetworkConfig::default().init(case.grid, &device).expect("the paper network fits the grid");
+    let [d, h, w] = case.grid;
+    let x = || Tensor::<Cpu, 5>::from_data(TensorData::new(input.clone(), [1, 1, d, h, w]), &device);
+    let labels = ArrayD::from_shape_vec(IxDyn(&case.grid), labels).expect("the atlas lies on the grid");
+    let run = |mode, labels: &ArrayD<i32>| -> (AreaOcclusionMap<Cpu, 5>, f64) {
+        let config =
+            AreaOcclusionConfig { mode, memory_budget_mb: options.budget_mb, ..AreaOcclusionConfig::default() };
+        let start = Instant::now();
+        let out = area_occlusion(&model, x(), labels.view(), &config, None).expect("area occlusion runs");
+        (out, start.elapsed().as_secs_f64())
+    };
+    let modes = [OcclusionMode::Incremental, OcclusionMode::Naive];
+    let mut times = [Vec::new(), Vec::new()];
+    let mut last: [Option<AreaOcclusionMap<Cpu, 5>>; 2] = [None, None];
+    for rep in 0..options.area_reps.max(1) {
+        for (i, &mode) in modes.iter().enumerate() {
+            let (out, seconds) = run(mode, &labels);
+            eprintln!("{} area {mode:?} rep {rep}: {seconds:.2} s, {} batches", case.name, out.batches);
+            times[i].push(seconds);
+            last[i] = Some(out);
+        }
+    }
+    let [Some(incremental), Some(naive)] = last else { unreachable!("at least one repetition") };
+    let label = format!("{} ({}×{}×{})", case.name, d, h, w);
+    for (i, out) in [&incremental, &naive].iter().enumerate() {
+        rows.push(AreaRow {
+            grid: label.clone(),
+            method: if i == 0 { "incremental".into() } else { "naive batched".into() },
+            regions: out.regions.len(),
+            batches: out.batches,
+            median: median(&times[i]),
+            min: times[i].iter().copied().fold(f64::INFINITY, f64::min),
+        });
+    }
+    let max_diff = incremental
+        .regions
+        .iter()
+        .zip(&naive.regions)
+        .map(|(a, b)| (a.difference - b.difference).abs())
+        .fold(0.0f32, f32::max);
+    let largest = naive.regions.iter().fold(0.0f32, |m, r| m.max(r.difference.abs()));
+    notes.push(format!("{}: area input = {source}; atlas = {atlas_source}", case.name));
+    notes.push(format!(
+        "{}: area occlusion, naive vs incremental region differences: max |Δ| = {max_diff:.2e} (largest |difference| \
+         {largest:.2e}, baseline p = {:.4}); speed-up (medians) {:.1}×",
+        case.name,
+        incremental.baseline,
+        median(&times[1]) / median(&times[0])
+    ));
+    if options.area_regions > 0 {
+        let naive_per_region = median(&times[1]) / naive.regions.len() as f64;
+        single_regions(case, options, &labels, &run, naive_per_region, notes);
+    }
+}
+
+/// One timed area occlusion of the bench's input with a label volume.
+type AreaRun<'a> = dyn Fn(OcclusionMode, &ArrayD<i32>) -> (AreaOcclusionMap<Cpu, 5>, f64) + 'a;
+
+/// Voxels of the bounding box of the non-zero voxels.
+fn bounding_volume(labels: &ArrayD<i32>) -> usize {
+    let mut lo = [usize::MAX; 3];
+    let mut hi = [0usize; 3];
+    for (i, &l) in labels.indexed_iter() {
+        if l != 0 {
+            lo = [0, 1, 2].map(|a| lo[a].min(i[a]));
+            hi = [0, 1, 2].map(|a| hi[a].max(i[a] + 1));
+        }
+    }
+    (0..3).map(|a| hi[a].saturating_sub(lo[a])).product()
+}
+
+/// Times single regions (the `--area-regions` largest and smallest bounding boxes, and two
+/// regions as large as half and all of the brain) in both modes.
+fn single_regions(
+    case: &Case,
+    options: &Options,
+    labels: &ArrayD<i32>,
+    run: &AreaRun<'_>,
+    naive_per_region: f64,
+    notes: &mut Vec<String>,
+) {
+    let [d, h, w] = case.grid;
+    let mut bounds: std::collections::BTreeMap<i32, ([usize; 3], [usize; 3])> = Default::default();
+    for (idx, &l) in labels.indexed_iter() {
+        if l != 0 {
+            let p = [idx[0], idx[1], idx[2]];
+            let b = bounds.entry(l).or_insert((p, p));
+            *b = ([0, 1, 2].map(|a| b.0[a].min(p[a])), [0, 1, 2].map(|a| b.1[a].max(p[a])));
+        }
+    }
+    let mut by_size: Vec<(i32, usize)> =
+        bounds.iter().map(|(&l, (lo, hi))| (l, (0..3).map(|a| hi[a] + 1 - lo[a]).product())).collect();
+    by_size.sort_by_key(|&(l, v)| (std::cmp::Reverse(v), l));
+    let n = options.area_regions.min(by_size.len());
+    let mut chosen: Vec<(String, ArrayD<i32>, usize)> = Vec::new();
+    for &(label, volume) in by_size[..n].iter().chain(&by_size[by_size.len() - n..]) {
+        chosen.push((format!("label {label}"), labels.mapv(|l| if l == label { l } else { 0 }), volume));
+    }
+    // Worst cases for incremental evaluation: one region of every labelled voxel in the first
+    // half of the first axis, and one of every labelled voxel (boxes of half and all the brain).
+    let half = labels.indexed_iter().fold(ndarray::Array::zeros(IxDyn(&case.grid)), |mut a, (i, &l)| {
+        a[&i] = i32::from(l != 0 && i[0] < d / 2);
+        a
+    });
+    let whole = labels.mapv(|l| i32::from(l != 0));
+    for (name, volume) in [("half the brain as one region", half), ("the whole brain as one region", whole)] {
+        let extent = bounding_volume(&volume);
+        chosen.push((name.to_string(), volume, extent));
+    }
+    // The fixed cost of a call (the unoccluded pass and the set-up): one single-voxel region.
+    let (first, _) = labels.indexed_iter().find(|(_, l)| **l != 0).expect("a region");
+    let dot = ArrayD::from_shape_fn(IxDyn(&case.grid), |i| i32::from(i == first));
+    let best = |l: &ArrayD<i32>| (0..5).map(|_| run(OcclusionMode::Incremental, l).1).fold(f64::INFINITY, f64::min);
+    let fixed = best(&dot);
+    let mut lines = Vec::new();
+    for (name, only, volume) in chosen {
+        lines.push(format!(
+            "{name} (bounding box {:.1} % of the grid): {:.3} s",
+            100.0 * volume as f64 / (d * h * w) as f64,
+            best(&only) - fixed
+        ));
+    }
+    notes.push(format!(
+        "{}: incremental cost of single regions (best of 5 calls, minus the {:.3} s of a call with a one-voxel \
+         region: the unoccluded pass and the set-up), against {naive_per_region:.3} s per region of the naive \
+         full scan: {}",
+        case.name,
+        fixed,
+        lines.join("; ")
+    ));
+}
+
+/// The sliding-occlusion table.
+fn print_sliding(rows: &[Row], seed: u64) {
+    println!("\n## Sliding occlusion, paper network (random weights, seed {}), per scan\n", seed);
     println!("| grid, cubes | method | passes total | evaluated | skipped | seconds | passes/s | note |");
     println!("|---|---|---:|---:|---:|---:|---:|---|");
-    for r in &rows {
+    for r in rows {
         println!(
             "| {} | {} | {} | {} | {} | {:.1} | {:.1} | {} |",
             r.grid,
@@ -378,6 +590,41 @@ fn main() {
             r.evaluated as f64 / r.seconds,
             r.note
         );
+    }
+}
+
+fn main() {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    let threads = rayon::current_num_threads();
+    let load_before = load_average();
+    let mut rows = Vec::new();
+    let mut area_rows = Vec::new();
+    let mut notes = Vec::new();
+    for case in CASES.iter().filter(|c| options.grids.iter().any(|g| g == c.name)) {
+        if options.sliding {
+            run_case(case, &options, &mut rows, &mut notes);
+        }
+        if options.area {
+            run_area_case(case, &options, &mut area_rows, &mut notes);
+        }
+    }
+    let load_after = load_average();
+    if !area_rows.is_empty() {
+        println!("\n## Area occlusion, paper network (random weights, seed {}), per scan\n", options.seed);
+        println!("| grid | method | regions | batches | median s | min s |");
+        println!("|---|---|---:|---:|---:|---:|");
+        for r in &area_rows {
+            println!("| {} | {} | {} | {} | {:.2} | {:.2} |", r.grid, r.method, r.regions, r.batches, r.median, r.min);
+        }
+    }
+    if !rows.is_empty() {
+        print_sliding(&rows, options.seed);
     }
     println!();
     for n in &notes {

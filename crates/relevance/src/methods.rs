@@ -237,7 +237,13 @@ pub fn compute_map(
                 name: "atlas",
                 message: "area occlusion needs an atlas: set [relevance] atlas, or give --atlas FILE.nii.gz".into(),
             })?;
-            let cfg = AreaOcclusionConfig { value: p.area_value, target, output, memory_budget_mb: budget };
+            let cfg = AreaOcclusionConfig {
+                value: p.area_value,
+                target,
+                output,
+                memory_budget_mb: budget,
+                ..AreaOcclusionConfig::default()
+            };
             occlusion::area_occlusion(inner, x, labels.view().into_dyn(), &cfg, None)?.map
         }
     };

@@ -619,8 +619,13 @@ fn check_area_case<const D: usize>(shape: &[usize], seed: u64) {
     full.extend_from_slice(shape);
     let mut maps = Vec::new();
     for budget in [0, 1024] {
-        let config =
-            AreaOcclusionConfig { value, target: Target::Class(1), output: Output::Logit, memory_budget_mb: budget };
+        let config = AreaOcclusionConfig {
+            value,
+            target: Target::Class(1),
+            output: Output::Logit,
+            memory_budget_mb: budget,
+            ..AreaOcclusionConfig::default()
+        };
         let out =
             area_occlusion(&model, tensor::<Cpu, D>(x.clone(), &full), label_volume.view(), &config, None).unwrap();
         assert_eq!(out.regions.iter().map(|r| r.label).collect::<Vec<_>>(), vec![1, 2, 4]);
@@ -676,6 +681,198 @@ fn area_occlusion_regions_of_the_paper_network() {
             r.label,
             r.difference
         );
+    }
+}
+
+/// A random atlas on `grid` like a real one: compact regions (the nearest of `regions` random
+/// seed points, so regions touch each other and the borders), background (label 0) outside the
+/// ellipsoid of semi-axes 0.9·grid/2, label values with gaps (`3·i + 1`: most values between
+/// them are never used), plus three awkward regions: one scattered over the whole grid (its
+/// bounding box is the grid), one single voxel in the last corner (there floor-mode pooling
+/// drops it for most networks, so the change vanishes) and a slab along the first face.
+fn random_atlas(grid: [usize; 3], regions: usize, seed: u64) -> ArrayD<i32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let seeds: Vec<[f64; 3]> = (0..regions).map(|_| [0, 1, 2].map(|a| rng.random_range(0.0..grid[a] as f64))).collect();
+    let scattered = 3 * regions as i32 + 1;
+    let corner = scattered + 3;
+    let slab = corner + 3;
+    ArrayD::from_shape_fn(IxDyn(&grid), |i| {
+        let p = [i[0], i[1], i[2]];
+        if p == grid.map(|s| s - 1) {
+            return corner;
+        }
+        if p[0] == 0 && p[1] < grid[1] / 2 {
+            return slab;
+        }
+        if rng.random_range(0.0..1.0) < 0.02 {
+            return scattered;
+        }
+        let r: f64 = (0..3)
+            .map(|a| {
+                let half = grid[a] as f64 / 2.0;
+                ((p[a] as f64 + 0.5 - half) / (0.9 * half)).powi(2)
+            })
+            .sum();
+        if r > 1.0 {
+            return 0;
+        }
+        let nearest = (0..regions)
+            .min_by(|&a, &b| {
+                let d = |s: &[f64; 3]| (0..3).map(|k| (p[k] as f64 - s[k]).powi(2)).sum::<f64>();
+                d(&seeds[a]).total_cmp(&d(&seeds[b]))
+            })
+            .unwrap();
+        3 * nearest as i32 + 1
+    })
+}
+
+/// Naive and incremental area occlusion of a random scan through a random tiny network with a
+/// random atlas agree (drops, map, class, baseline, regions) for each output and with and
+/// without batching; returns the largest difference of a region's difference relative to the
+/// larger of the baseline output and the largest difference.
+/// Panics when every drop is 0 (a dead random network proves nothing).
+fn compare_area_modes(net: &NetworkConfig, grid: [usize; 3], regions: usize, seed: u64, fill: Option<f64>) -> f32 {
+    compare_area_modes_if_alive(net, grid, regions, seed, fill)
+        .unwrap_or_else(|| panic!("every drop is 0 (grid {grid:?}, seed {seed}): the test would prove nothing"))
+}
+
+/// As [`compare_area_modes`], but `None` instead of a panic when every drop is 0 (after
+/// checking that the modes agree), so that a property test can discard such a network.
+fn compare_area_modes_if_alive(
+    net: &NetworkConfig,
+    grid: [usize; 3],
+    regions: usize,
+    seed: u64,
+    fill: Option<f64>,
+) -> Option<f32> {
+    let model = tiny_network::<Cpu>(net, grid, seed);
+    let scan = random_scan(grid, fill, seed + 100);
+    let labels = random_atlas(grid, regions, seed + 200);
+    let mut worst = 0.0f32;
+    let mut worst_abs = 0.0f32;
+    let mut alive = false;
+    for output in BOTH.iter().copied() {
+        let run = |mode, budget| {
+            let config =
+                AreaOcclusionConfig { output, mode, memory_budget_mb: budget, ..AreaOcclusionConfig::default() };
+            area_occlusion(&model, scan_tensor::<Cpu>(grid, scan.clone()), labels.view(), &config, None).unwrap()
+        };
+        let naive = run(OcclusionMode::Naive, 1024);
+        assert_eq!(naive.mode, OcclusionMode::Naive);
+        // Rounding scales with the outputs compared: the baseline and the occluded outputs.
+        let scale = naive.regions.iter().fold(naive.baseline.abs().max(1e-3), |m, r| m.max(r.difference.abs()));
+        alive |= naive.regions.iter().any(|r| r.drop > 0.0);
+        for (mode, budget) in [(OcclusionMode::Incremental, 1024), (OcclusionMode::Auto, 0)] {
+            let incremental = run(mode, budget);
+            assert_eq!(incremental.mode, OcclusionMode::Incremental, "{mode:?}");
+            assert_eq!(incremental.class, naive.class);
+            assert!((incremental.baseline - naive.baseline).abs() <= 1e-5 * naive.baseline.abs().max(1.0));
+            if budget == 0 {
+                assert_eq!(incremental.batches, incremental.regions.len(), "budget 0: one region per batch");
+            }
+            for (a, b) in naive.regions.iter().zip(&incremental.regions) {
+                assert_eq!((a.label, a.voxels), (b.label, b.voxels));
+                let diff = (a.difference - b.difference).abs();
+                worst = worst.max(diff / scale);
+                worst_abs = worst_abs.max(diff);
+                assert!(
+                    diff <= 2e-5 * scale,
+                    "{output:?}, label {}: naive {} vs incremental {} (seed {seed})",
+                    a.label,
+                    a.difference,
+                    b.difference
+                );
+                assert_eq!(b.drop, b.difference.max(0.0));
+            }
+            let map_diff = max_abs_diff(&values(naive.map.clone()), &values(incremental.map.clone()));
+            assert!(map_diff <= 2e-5 * scale, "{output:?}: maps differ by {map_diff}");
+            // Label 0 is background: 0 in the map, never a region.
+            let map = values(incremental.map);
+            for (&label, &v) in labels.iter().zip(&map) {
+                if label == 0 {
+                    assert_eq!(v, 0.0);
+                }
+            }
+            assert!(incremental.regions.iter().all(|r| r.label != 0));
+        }
+    }
+    eprintln!(
+        "area occlusion, grid {grid:?}, seed {seed}: max |naive − incremental| = {worst_abs:.2e}, relative {worst:.2e}"
+    );
+    alive.then_some(worst)
+}
+
+#[test]
+fn incremental_area_occlusion_equals_naive_on_random_networks_and_atlases() {
+    let tiny = tiny_config();
+    let mut worst = 0.0f32;
+    // Odd grids (floor-mode trailing voxels), a scan that is 0 outside an ellipsoid (regions
+    // already at the occlusion value there), kernel 2 with pooling in the last block.
+    worst = worst.max(compare_area_modes(&tiny, [27, 29, 26], 12, 21, None));
+    worst = worst.max(compare_area_modes(&tiny, [31, 26, 28], 5, 22, Some(0.8)));
+    let k2 = NetworkConfig { channels: [3, 2, 2, 2], pools: [2, 2, 2, 1], kernel: 2, ..tiny_config() };
+    worst = worst.max(compare_area_modes(&k2, [24, 25, 23], 9, 23, Some(0.9)));
+    // Pooling 3 first: the last two voxels along axis 0 reach nothing.
+    let p3 = NetworkConfig { pools: [3, 1, 2, 1], kernel: 3, ..tiny_config() };
+    worst = worst.max(compare_area_modes(&p3, [34, 32, 33], 7, 24, None));
+    eprintln!("area occlusion: largest relative difference over the cases {worst:.2e}");
+}
+
+#[test]
+fn incremental_area_occlusion_of_a_vanishing_region_is_the_baseline() {
+    // Kernel 3, pooling 3 first on 34 voxels: input voxels 32 and 33 of axis 0 reach nothing, so
+    // a region there changes nothing and its difference is exactly 0.
+    let net = NetworkConfig { pools: [3, 1, 2, 1], kernel: 3, ..tiny_config() };
+    let grid = [34, 32, 33];
+    let model = tiny_network::<Cpu>(&net, grid, 25);
+    let scan = random_scan(grid, None, 26);
+    let labels = ArrayD::from_shape_fn(IxDyn(&grid), |i| {
+        if i[0] >= 32 {
+            7
+        } else if i[0] < 5 {
+            2
+        } else {
+            0
+        }
+    });
+    let config = AreaOcclusionConfig { output: Output::Logit, ..AreaOcclusionConfig::default() };
+    let out = area_occlusion(&model, scan_tensor::<Cpu>(grid, scan), labels.view(), &config, None).unwrap();
+    assert_eq!(out.mode, OcclusionMode::Incremental);
+    assert_eq!(out.regions.iter().map(|r| r.label).collect::<Vec<_>>(), vec![2, 7]);
+    assert_ne!(out.regions[0].difference, 0.0);
+    assert_eq!(out.regions[1].difference, 0.0);
+}
+
+#[test]
+fn area_occlusion_modes_follow_the_model() {
+    // Auto is naive for a model without the incremental hook and for images; incremental mode
+    // is an error there.
+    let toy = LinearToy::<Cpu>::new(&[1.0; 12], &[1, 3, 4], &Default::default());
+    let x = || tensor::<Cpu, 4>(vec![1.0; 12], &[1, 1, 3, 4]);
+    let labels = ArrayD::from_shape_fn(IxDyn(&[3, 4]), |i| i[1] as i32);
+    let auto = area_occlusion(&toy, x(), labels.view(), &AreaOcclusionConfig::default(), None).unwrap();
+    assert_eq!(auto.mode, OcclusionMode::Naive);
+    let config = AreaOcclusionConfig { mode: OcclusionMode::Incremental, ..AreaOcclusionConfig::default() };
+    let e = area_occlusion(&toy, x(), labels.view(), &config, None).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "invalid parameter `mode`: incremental occlusion needs the paper's network (ClassificationModel3D); \
+         use the naive or auto mode for other models"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4))]
+
+    #[test]
+    fn incremental_area_occlusion_equals_naive_for_random_geometry(
+        extra in proptest::array::uniform3(0usize..6),
+        regions in 1usize..10,
+        seed in 0u64..1000,
+    ) {
+        let grid = extra.map(|e| 26 + e);
+        let alive = compare_area_modes_if_alive(&tiny_config(), grid, regions, 3000 + seed, Some(0.85));
+        prop_assume!(alive.is_some());
     }
 }
 

