@@ -125,9 +125,10 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         cpus_per_task: args.cpus_per_task.or(s.cpus_per_task),
         mem: args.mem.clone().or_else(|| s.mem.clone()),
         gpus: args.gpus.or(s.gpus).filter(|&g| g > 0),
+        shards: args.shards.or(s.shards),
         extra: s.extra.clone(),
     };
-    let shards = args.shards.or(s.shards).unwrap_or(4);
+    let shards = options.shards.unwrap_or(4);
     if options.gpus.is_some() && args.binary.is_none() && !cfg!(feature = "cuda") {
         bail!(
             "--gpus: the jobs would train with --device cuda, but this xtask was built without CUDA; build it with \

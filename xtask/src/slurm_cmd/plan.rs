@@ -67,24 +67,9 @@ impl FromStr for StageName {
     }
 }
 
-/// The `#SBATCH` settings every job shares (`--gpus` only on the training jobs).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SbatchOptions {
-    /// `--partition`.
-    pub partition: Option<String>,
-    /// `--account`.
-    pub account: Option<String>,
-    /// `--time`.
-    pub time: Option<String>,
-    /// `--cpus-per-task`.
-    pub cpus_per_task: Option<u32>,
-    /// `--mem`.
-    pub mem: Option<String>,
-    /// `--gpus` of the training jobs.
-    pub gpus: Option<u32>,
-    /// Further lines, each written after `#SBATCH `.
-    pub extra: Vec<String>,
-}
+/// The `#SBATCH` settings every job shares (`--gpus` only on the training jobs): the config's
+/// `[slurm]` section with the command line's options over it (its `shards` is the plan's own).
+pub type SbatchOptions = crate::config::SlurmSection;
 
 /// One job of the chain.
 #[derive(Debug, Clone, PartialEq)]
@@ -585,6 +570,7 @@ mod tests {
             mem: Some("16G".into()),
             gpus: Some(1),
             extra: vec!["--qos=long".into()],
+            shards: None,
         };
         let p = plan(&cfg, options, &StageName::ALL);
         let cv = p.script_text(p.job("cv").unwrap());
