@@ -139,23 +139,17 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         bail!("--shards 0: the interpretation needs at least one shard");
     }
     let stages = if args.stages.is_empty() { StageName::ALL.to_vec() } else { args.stages.clone() };
-    let plan = Plan::new(&cfg, &config_path, binary, options, shards, &stages)?;
+    let plan = Plan::new(&cfg, binary, options, shards, &stages)?;
     // Pending jobs read the scripts, configs and binary when they start: nothing is rewritten
-    // under them.
-    if let Ok(earlier) = PlanRecord::read(&plan.run_dir) {
-        let live: Vec<String> =
-            status_rows(&earlier)?.into_iter().filter(StatusRow::live).filter_map(|r| r.key).collect();
-        if !live.is_empty() {
-            bail!(
-                "jobs of {} are still pending or running ({}): the chain is left as it is; wait for them \
-                 (`{} slurm status --run {} --wait 3600`) or cancel them (scancel), then run this again",
-                plan.run_dir.display(),
-                live.join(", "),
-                earlier.binary().display(),
-                plan.run_dir.display()
-            );
+    // under them. The earlier chain's states, asked once, also serve the submission below.
+    let earlier = match PlanRecord::read(&plan.run_dir) {
+        Ok(earlier) => {
+            let rows = status_rows(&earlier)?;
+            submit::refuse_live(&earlier, &rows)?;
+            rows
         }
-    }
+        Err(_) => Vec::new(),
+    };
     let written = write_plan(&plan, &cfg, &config_path)?;
     outln!("slurm: {} jobs written to {}", plan.jobs.len(), plan.slurm_dir().display());
     for j in &plan.jobs {
@@ -171,5 +165,5 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         );
         return Ok(());
     }
-    submit::submit(&PlanRecord::read(&plan.run_dir)?, args.resume)
+    submit::submit(&PlanRecord::read(&plan.run_dir)?, args.resume, &earlier)
 }

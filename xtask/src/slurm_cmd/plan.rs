@@ -113,10 +113,9 @@ pub struct Plan {
 const TASK: &str = "$SLURM_ARRAY_TASK_ID";
 
 impl Plan {
-    /// The chain of `cfg` (loaded from `config_path`) for the given stages.
+    /// The chain of `cfg` for the given stages.
     pub fn new(
         cfg: &ProjectConfig,
-        config_path: &Path,
         binary: PathBuf,
         options: SbatchOptions,
         shards: usize,
@@ -176,7 +175,6 @@ impl Plan {
         if on(StageName::Report) {
             // The config as it was when the chain was written (a copy: an edit meanwhile changes
             // nothing), and no stage computed inside the report job.
-            let _ = config_path;
             // The report waits for the last job of each branch.
             let has = |n: &str| jobs.iter().any(|j| j.name == n);
             let mut last_of_branch: Vec<&'static str> = Vec::new();
@@ -500,8 +498,7 @@ mod tests {
     }
 
     fn plan(cfg: &ProjectConfig, options: SbatchOptions, stages: &[StageName]) -> Plan {
-        let config = workspace_root().join("configs/reproduce-quick.toml");
-        Plan::new(cfg, &config, PathBuf::from("/opt/my tools/xtask"), options, 2, stages).unwrap()
+        Plan::new(cfg, PathBuf::from("/opt/my tools/xtask"), options, 2, stages).unwrap()
     }
 
     fn edges(p: &Plan) -> Vec<(&str, Option<usize>, Vec<&str>)> {
@@ -622,7 +619,7 @@ mod tests {
         let binary = tmp.path().join("built-xtask");
         std::fs::write(&binary, b"#!/bin/sh\necho pinned\n").unwrap();
         let options = SbatchOptions { cpus_per_task: Some(2), ..Default::default() };
-        let p = Plan::new(&cfg, &config, binary.clone(), options, 2, &StageName::ALL).unwrap();
+        let p = Plan::new(&cfg, binary.clone(), options, 2, &StageName::ALL).unwrap();
         let submit = write_plan(&p, &cfg, &config).unwrap();
         assert_eq!(std::fs::read(p.pinned_binary()).unwrap(), std::fs::read(&binary).unwrap(), "the jobs run a copy");
         for path in p.jobs.iter().map(|j| p.script(j)).chain([submit]) {
@@ -666,8 +663,7 @@ mod tests {
     fn a_run_folder_with_a_space_is_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = quick(&tmp.path().join("my results"));
-        let config = workspace_root().join("configs/reproduce-quick.toml");
-        let e = Plan::new(&cfg, &config, PathBuf::from("x"), SbatchOptions::default(), 2, &StageName::ALL).unwrap_err();
+        let e = Plan::new(&cfg, PathBuf::from("x"), SbatchOptions::default(), 2, &StageName::ALL).unwrap_err();
         assert!(e.to_string().contains("holds a space"), "{e}");
     }
 

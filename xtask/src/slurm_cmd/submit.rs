@@ -11,6 +11,7 @@ use adni_data::fsutil::write_bytes_atomically;
 
 use super::plan::PlanRecord;
 use super::scheduler::{self, JobState, TaskState};
+use super::status::StatusRow;
 
 /// The file name of the submissions record in `slurm/`.
 pub const JOBS_FILE: &str = "jobs.json";
@@ -95,27 +96,29 @@ pub fn latest_states(submissions: &[Submission]) -> Result<BTreeMap<TaskKey, (St
         .collect())
 }
 
-/// Refuses while a job of an earlier submission of the run is pending or running; cancels the
-/// jobs stuck behind a failed one, and removes the folder locks that the chain's killed jobs left
-/// (none of its jobs runs, so every lock the chain's binary took is stale).
-pub fn settle_earlier(plan: &PlanRecord) -> Result<()> {
-    let rows = super::status::status_rows(plan)?;
-    let with_state = |kind: JobState| -> Vec<String> {
-        rows.iter().filter(|r| r.kind() == Some(kind)).filter_map(|r| r.key.clone()).collect()
-    };
-    let live = with_state(JobState::Live);
+/// Refuses while a task of the chain (`rows`, from [`super::status::status_rows`]) is pending or
+/// running: pending jobs read the scripts, configs and binary when they start.
+pub fn refuse_live(plan: &PlanRecord, rows: &[StatusRow]) -> Result<()> {
+    let live: Vec<String> = rows.iter().filter(|r| r.live()).filter_map(|r| r.key.clone()).collect();
     if !live.is_empty() {
         bail!(
-            "jobs of an earlier submission of {} are still pending or running ({}): wait for them \
-             (`{} slurm status --run {} --wait 3600`) or cancel them (scancel); the chain is left as it is",
+            "jobs of {} are still pending or running ({}): the chain is left as it is; wait for them \
+             (`{} slurm status --run {} --wait 3600`) or cancel them (scancel), then run this again",
             plan.run_dir.display(),
             live.join(", "),
             plan.binary().display(),
             plan.run_dir.display()
         );
     }
-    // Jobs waiting on a failed one never start: cancel them before resubmitting.
-    let stuck = with_state(JobState::Stuck);
+    Ok(())
+}
+
+/// Before a submission, with no job of the earlier one live ([`refuse_live`] on `earlier`):
+/// cancels the jobs stuck behind a failed one, and removes the folder locks that the chain's
+/// killed jobs left (none of its jobs runs, so every lock the chain's binary took is stale).
+fn settle_earlier(plan: &PlanRecord, earlier: &[StatusRow]) -> Result<()> {
+    let stuck: Vec<String> =
+        earlier.iter().filter(|r| r.kind() == Some(JobState::Stuck)).filter_map(|r| r.key.clone()).collect();
     if !stuck.is_empty() {
         println!("slurm: cancelling jobs that wait on a failed job: {}", stuck.join(", "));
         scheduler::scancel(&stuck)?;
@@ -151,9 +154,10 @@ fn stale_locks(dir: &Path, binary: &Path) -> Result<Vec<PathBuf>> {
 
 /// Submits the chain (or, with `resume`, the jobs and tasks whose outputs are missing, and every
 /// job after a resubmitted one).
-pub fn submit(plan: &PlanRecord, resume: bool) -> Result<()> {
+/// `earlier` holds the states of the earlier submissions' tasks, none of them live.
+pub fn submit(plan: &PlanRecord, resume: bool, earlier: &[StatusRow]) -> Result<()> {
     let mut submissions = read_submissions(&plan.run_dir)?;
-    settle_earlier(plan)?;
+    settle_earlier(plan, earlier)?;
     let mut this = Submission {
         submitted_unix: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
         resume,
