@@ -175,6 +175,12 @@ pub struct TimingRow {
     pub epoch: usize,
     /// Seconds (training and evaluation).
     pub seconds: f64,
+    /// Of which the training loop.
+    pub train_seconds: f64,
+    /// Of which the training steps (forward, backward, optimiser).
+    pub step_seconds: f64,
+    /// Of which the training loop waited for its next batch to be read.
+    pub data_wait_seconds: f64,
 }
 
 impl TimingRow {
@@ -184,6 +190,12 @@ impl TimingRow {
     pub const EPOCH: &'static str = EpochRow::EPOCH;
     /// Column `seconds`.
     pub const SECONDS: &'static str = "seconds";
+    /// Column `train_seconds`.
+    pub const TRAIN_SECONDS: &'static str = "train_seconds";
+    /// Column `step_seconds`.
+    pub const STEP_SECONDS: &'static str = "step_seconds";
+    /// Column `data_wait_seconds`.
+    pub const DATA_WAIT_SECONDS: &'static str = "data_wait_seconds";
 
     /// The table.
     pub fn frame(rows: &[TimingRow]) -> PolarsResult<DataFrame> {
@@ -193,6 +205,12 @@ impl TimingRow {
                 Column::new(Self::SPLIT.into(), rows.iter().map(|r| r.split.as_str()).collect::<Vec<&str>>()),
                 Column::new(Self::EPOCH.into(), rows.iter().map(|r| r.epoch as i64).collect::<Vec<i64>>()),
                 Column::new(Self::SECONDS.into(), rows.iter().map(|r| r.seconds).collect::<Vec<f64>>()),
+                Column::new(Self::TRAIN_SECONDS.into(), rows.iter().map(|r| r.train_seconds).collect::<Vec<f64>>()),
+                Column::new(Self::STEP_SECONDS.into(), rows.iter().map(|r| r.step_seconds).collect::<Vec<f64>>()),
+                Column::new(
+                    Self::DATA_WAIT_SECONDS.into(),
+                    rows.iter().map(|r| r.data_wait_seconds).collect::<Vec<f64>>(),
+                ),
             ],
         )
     }
@@ -389,7 +407,15 @@ mod tests {
         };
         let df = SummaryRow::frame(&[s]).unwrap();
         assert_eq!(names(&df), ["metric", "mean", "sd", "folds", "pooled", "ci_low", "ci_high", "ci_resamples"]);
-        let t = TimingRow::frame(&[TimingRow { split: "a".into(), epoch: 2, seconds: 1.5 }]).unwrap();
-        assert_eq!(names(&t), ["split", "epoch", "seconds"]);
+        let t = TimingRow::frame(&[TimingRow {
+            split: "a".into(),
+            epoch: 2,
+            seconds: 1.5,
+            train_seconds: 1.2,
+            step_seconds: 1.1,
+            data_wait_seconds: 0.05,
+        }])
+        .unwrap();
+        assert_eq!(names(&t), ["split", "epoch", "seconds", "train_seconds", "step_seconds", "data_wait_seconds"]);
     }
 }

@@ -146,6 +146,17 @@ fn reference_run_writes_every_output() {
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(md.contains("model after the last epoch"), "{md}");
     assert!(md.contains("resamples of **patients**"), "{md}");
+    // Where each epoch's time went: waiting for data and the steps are parts of the training
+    // loop, which is part of the epoch.
+    let timing = std::fs::read_to_string(dir.join("timing.csv")).unwrap();
+    let mut lines = timing.lines();
+    assert_eq!(lines.next().unwrap(), "split,epoch,seconds,train_seconds,step_seconds,data_wait_seconds");
+    let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').skip(2).map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(rows.len(), 2 * 3, "one row per fold and epoch");
+    for r in &rows {
+        let [epoch, train, step, wait] = r[..] else { panic!("{r:?}") };
+        assert!(step > 0.0 && wait >= 0.0 && step + wait <= train && train <= epoch, "{r:?}");
+    }
 }
 
 #[test]

@@ -107,8 +107,8 @@ pub(super) fn train_fold<B: FastAutodiffBackend>(
 
     for epoch in first + 1..=t.epochs {
         let started = Instant::now();
-        let train_preds;
-        (model, train_preds) = job.train_epoch(model, &mut optim, train_data, epoch, steps)?;
+        let (train_preds, times);
+        (model, train_preds, times) = job.train_epoch(model, &mut optim, train_data, epoch, steps)?;
         let evaluated = job.evaluate_epoch(&model.valid(), epoch, val_data, test_data)?;
         let metrics = |p: &Option<Vec<Prediction>>| p.as_deref().map(BinaryMetrics::from_predictions);
         let record = EpochRecord {
@@ -117,6 +117,9 @@ pub(super) fn train_fold<B: FastAutodiffBackend>(
             validation: metrics(&evaluated.validation),
             test: metrics(&evaluated.test),
             seconds: started.elapsed().as_secs_f64(),
+            train_seconds: times.train_seconds,
+            step_seconds: times.step_seconds,
+            data_wait_seconds: times.data_wait_seconds,
         };
         ckpt.save(&mut so_far, t.selection_metric, record, evaluated, &model, &optim)?;
         write_epoch_csv(&layout.metrics_epochs(), name, &so_far.history)?;
@@ -164,6 +167,17 @@ struct Kept {
     predictions: Vec<ScanPrediction>,
 }
 
+/// Where one epoch's training time went (wall-clock seconds).
+#[derive(Debug, Default, Clone, Copy)]
+struct EpochTimes {
+    /// The training loop, first batch read to last step.
+    train_seconds: f64,
+    /// The steps: tensors, forward, backward, optimiser, predictions.
+    step_seconds: f64,
+    /// Waiting for the next batch (reading, normalising, augmenting not done yet).
+    data_wait_seconds: f64,
+}
+
 /// What every step of one fold's training uses.
 struct FoldJob<'a, B: FastAutodiffBackend> {
     spec: &'a RunSpec,
@@ -176,9 +190,14 @@ struct FoldJob<'a, B: FastAutodiffBackend> {
 
 impl<B: FastAutodiffBackend> FoldJob<'_, B> {
     /// One epoch of training steps over `data` in the epoch's seeded order (augmentation and
-    /// dropout seeded per batch); returns the model and the training forward passes'
-    /// predictions. `steps` counts the steps of this call, for
+    /// dropout seeded per batch); returns the model, the training forward passes' predictions
+    /// and where the epoch's time went. `steps` counts the steps of this call, for
     /// [`TrainOptions::stop_after_batches`].
+    ///
+    /// The batches are read, normalised and augmented on a second thread, one batch ahead of
+    /// the step that trains on it (a channel of one batch), so a step waits for its data only
+    /// when reading a batch takes longer than a step. Every batch's content depends only on its
+    /// index and seed, so prefetching changes no number.
     fn train_epoch<O: Optimizer<ClassificationModel3D<B>, B>>(
         &self,
         mut model: ClassificationModel3D<B>,
@@ -186,7 +205,7 @@ impl<B: FastAutodiffBackend> FoldJob<'_, B> {
         data: NormalizedScans<'_>,
         epoch: usize,
         steps: &mut usize,
-    ) -> Result<(ClassificationModel3D<B>, Vec<Prediction>), TrainError> {
+    ) -> Result<(ClassificationModel3D<B>, Vec<Prediction>, EpochTimes), TrainError> {
         let (t, name, device) = (&self.spec.train, self.name, self.device);
         let augmentation = t.augmentation();
         let batches = data.len().div_ceil(t.batch_size);
@@ -194,26 +213,52 @@ impl<B: FastAutodiffBackend> FoldJob<'_, B> {
         let mut order: Vec<usize> = (0..data.len()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(derive_seed(t.seed, name, "shuffle", e, 0)));
         let mut train_preds = Vec::with_capacity(order.len());
-        for (b, chunk) in order.chunks(t.batch_size).enumerate() {
-            let mut batch = data.batch(chunk)?;
-            augmentation.apply(&mut batch, derive_seed(t.seed, name, "augment", e, b as u64));
-            let labels = batch.labels.clone();
-            let (x, y) = batch.into_tensors::<B>(device);
-            model.check_input(x.dims())?;
-            B::seed(device, derive_seed(t.seed, name, "dropout", e, b as u64));
-            let logits = model.forward_train(x);
-            let loss = self.loss_fn.forward(logits.clone(), y);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(t.learning_rate, model, grads);
-            train_preds.extend(logits_to_predictions(logits.into_data(), &labels)?);
-            *steps += 1;
-            let running_loss = train_preds.iter().map(|p| p.loss).sum::<f64>() / train_preds.len() as f64;
-            (self.progress)(&TrainEvent::BatchDone { split: name, epoch, batch: b + 1, batches, running_loss });
-            if self.stop_after_batches.is_some_and(|n| *steps >= n) {
-                return Err(TrainError::Stopped { batches: *steps });
+        let mut times = EpochTimes::default();
+        let started = Instant::now();
+        let model = std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+            let order = &order;
+            scope.spawn(move || {
+                for (b, chunk) in order.chunks(t.batch_size).enumerate() {
+                    let batch = data.batch(chunk).map(|mut batch| {
+                        augmentation.apply(&mut batch, derive_seed(t.seed, name, "augment", e, b as u64));
+                        batch
+                    });
+                    // A closed channel: the loop below stopped early (an error or a requested stop).
+                    if sender.send(batch).is_err() {
+                        break;
+                    }
+                }
+            });
+            for b in 0..batches {
+                let waited = Instant::now();
+                // The reader sends every batch or an error first; it can only have hung up by
+                // panicking, and the scope passes that panic on when it joins the thread.
+                let Ok(batch) = receiver.recv() else { break };
+                let batch = batch?;
+                times.data_wait_seconds += waited.elapsed().as_secs_f64();
+                let step = Instant::now();
+                let labels = batch.labels.clone();
+                let (x, y) = batch.into_tensors::<B>(device);
+                model.check_input(x.dims())?;
+                B::seed(device, derive_seed(t.seed, name, "dropout", e, b as u64));
+                let logits = model.forward_train(x);
+                let loss = self.loss_fn.forward(logits.clone(), y);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(t.learning_rate, model, grads);
+                train_preds.extend(logits_to_predictions(logits.into_data(), &labels)?);
+                times.step_seconds += step.elapsed().as_secs_f64();
+                *steps += 1;
+                let running_loss = train_preds.iter().map(|p| p.loss).sum::<f64>() / train_preds.len() as f64;
+                (self.progress)(&TrainEvent::BatchDone { split: name, epoch, batch: b + 1, batches, running_loss });
+                if self.stop_after_batches.is_some_and(|n| *steps >= n) {
+                    return Err(TrainError::Stopped { batches: *steps });
+                }
             }
-        }
-        Ok((model, train_preds))
+            Ok(model)
+        })?;
+        times.train_seconds = started.elapsed().as_secs_f64();
+        Ok((model, train_preds, times))
     }
 
     /// The predictions of epoch `epoch`'s model on the validation scans (when there are) and on

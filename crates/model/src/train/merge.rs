@@ -65,7 +65,14 @@ pub fn merge_run(spec: &RunSpec) -> Result<RunSummary, TrainError> {
     let timing: Vec<TimingRow> = results
         .iter()
         .flat_map(|r| {
-            r.history.iter().map(|h| TimingRow { split: r.split.clone(), epoch: h.epoch, seconds: h.seconds })
+            r.history.iter().map(|h| TimingRow {
+                split: r.split.clone(),
+                epoch: h.epoch,
+                seconds: h.seconds,
+                train_seconds: h.train_seconds,
+                step_seconds: h.step_seconds,
+                data_wait_seconds: h.data_wait_seconds,
+            })
         })
         .collect();
     write_csv_atomically(&run.timing(), &mut TimingRow::frame(&timing)?)?;

@@ -38,7 +38,7 @@
 //! | `metrics_folds.csv` | per fold: the kept epoch and the kept model's test (and validation) metrics |
 //! | `summary.csv`, `summary.md` | mean ± SD over folds, pooled out-of-fold metrics, bootstrap 95 % CI |
 //! | `predictions.csv` | every fold's test predictions joined with the cohort metadata |
-//! | `timing.csv` | seconds per epoch and fold |
+//! | `timing.csv` | seconds per epoch and fold: the epoch, its training loop, the steps, and the loop's wait for data |
 //!
 //! | file | what it owns |
 //! |---|---|

@@ -25,6 +25,16 @@ pub struct EpochRecord {
     pub test: Option<BinaryMetrics>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
+    /// Of which the training loop (0 in records written before it was kept).
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Of which the training steps themselves: forward, backward, optimiser.
+    #[serde(default)]
+    pub step_seconds: f64,
+    /// Of which waiting for the next batch to be read (the batches are read one ahead, on
+    /// another thread, while the current step trains).
+    #[serde(default)]
+    pub data_wait_seconds: f64,
 }
 
 /// One scan's prediction by a fold's kept model.
