@@ -224,6 +224,31 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
             results.push(v);
         }
     }
+    // The machine's multiply-add peak on the same number of threads, for the floor estimate.
+    let peak = if opts.device == "cpu" {
+        let out = Command::new(&exe)
+            .args(["--child", &opts.grids[0], "peak", "--threads", &opts.threads.to_string()])
+            .env("RAYON_NUM_THREADS", opts.threads.to_string())
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).map_err(|_| {
+            format!("peak measurement failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr))
+        })?;
+        eprintln!(
+            "  multiply-add peak: {:.1} GFLOP/s on {} threads",
+            v["peak_gflops"].as_f64().unwrap_or(f64::NAN),
+            opts.threads
+        );
+        v["peak_gflops"].clone()
+    } else {
+        Value::Null
+    };
+    for v in &mut results {
+        if let (Some(g), Some(p)) = (v["gflop_per_scan"].as_f64(), peak.as_f64()) {
+            v["floor_s_per_scan"] = json!(g / p);
+        }
+    }
     let mut summary = json!({
         "framework": "burn",
         "burn_version": "0.21.0",
@@ -238,6 +263,7 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
         "other_cpu_cores": other_cpu_cores(cpu_before, started),
         "env": timing_env(),
         "wall_s": started.elapsed().as_secs_f64(),
+        "peak_gflops": peak,
         "results": results,
     });
     if opts.check_agreement {
@@ -277,7 +303,7 @@ fn one_line(v: &Value) -> String {
 
 fn table(summary: &Value) -> String {
     let mut s = format!(
-        "\nburn 0.21.0 {} ({} threads, {}), warm-up excluded, per scan\n{:<5} {:<11} {:>6} {:>5} {:>12} {:>12} {:>10}\n",
+        "\nburn 0.21.0 {} ({} threads, {}), warm-up excluded, per scan\n{:<5} {:<11} {:>6} {:>5} {:>12} {:>12} {:>10} {:>8} {:>9}\n",
         summary["backend"].as_str().unwrap_or("?"),
         summary["threads"],
         if summary["fast_cpu"] == json!(false) { "straightforward" } else { "fast CPU paths" },
@@ -287,11 +313,13 @@ fn table(summary: &Value) -> String {
         "reps",
         "median s",
         "min s",
-        "peak MB"
+        "peak MB",
+        "GFLOP",
+        "floor s"
     );
     for v in summary["results"].as_array().into_iter().flatten() {
         s += &format!(
-            "{:<5} {:<11} {:>6} {:>5} {:>12.4} {:>12.4} {:>10.0}\n",
+            "{:<5} {:<11} {:>6} {:>5} {:>12.4} {:>12.4} {:>10.0} {:>8.2} {:>9.4}\n",
             v["grid"].as_str().unwrap_or("?"),
             v["case"].as_str().unwrap_or("?"),
             v["batch"].to_string(),
@@ -299,6 +327,14 @@ fn table(summary: &Value) -> String {
             v["per_scan_median_s"].as_f64().unwrap_or(f64::NAN),
             v["per_scan_min_s"].as_f64().unwrap_or(f64::NAN),
             v["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+            v["gflop_per_scan"].as_f64().unwrap_or(f64::NAN),
+            v["floor_s_per_scan"].as_f64().unwrap_or(f64::NAN),
+        );
+    }
+    if let Some(p) = summary["peak_gflops"].as_f64() {
+        s += &format!(
+            "GFLOP = the convolutions' floating-point operations per scan; floor = GFLOP / the measured multiply-add peak ({p:.1} GFLOP/s on {} threads)\n",
+            summary["threads"]
         );
     }
     s
@@ -414,11 +450,17 @@ fn child_main(opts: &Options, grid: &str, case: &str) -> Result<Value, String> {
     if opts.check_agreement {
         return check_agreement(grid, shape, opts.seed);
     }
+    if case == "peak" {
+        return Ok(
+            json!({ "case": "peak", "peak_gflops": model::fast::peak::fma_peak_gflops(2.0), "threads": rayon::current_num_threads() }),
+        );
+    }
     let mut v = match opts.device.as_str() {
         "cpu" => run_case::<model::CpuTrain>(&Default::default(), shape, case, opts)?,
         _ => run_cuda(shape, case, opts)?,
     };
     v["grid"] = json!(grid);
+    v["gflop_per_scan"] = json!(case_flops(shape, case)? / 1e9);
     v["start_rss_mb"] = json!(start_rss);
     v["peak_rss_mb"] = json!(status_mb("VmHWM"));
     v["threads"] = json!(rayon::current_num_threads());
@@ -435,6 +477,22 @@ fn run_cuda(shape: [usize; 3], case: &str, opts: &Options) -> Result<Value, Stri
 #[cfg(not(feature = "cuda"))]
 fn run_cuda(_: [usize; 3], _: &str, _: &Options) -> Result<Value, String> {
     Err(model::ModelError::CudaNotCompiled.to_string())
+}
+
+/// Floating-point operations of one scan of `case` in the paper network's convolutions (2 per
+/// multiply-add; `NetworkConfig::conv_macs`): a forward pass; a training step adds the weight
+/// gradients of every block and the input gradients of blocks 2–4 (the scans need none); the
+/// input gradient is a forward pass and every block's input gradient.
+fn case_flops(shape: [usize; 3], case: &str) -> Result<f64, String> {
+    let macs = NetworkConfig::default().conv_macs(shape).map_err(|e| e.to_string())?;
+    let all = macs.iter().sum::<u64>() as f64;
+    Ok(2.0
+        * match case {
+            "train" => 3.0 * all - macs[0] as f64,
+            "forward" => all,
+            "input_grad" => 2.0 * all,
+            other => return Err(format!("unknown case `{other}`")),
+        })
 }
 
 /// Times `step` after `warmup` untimed calls; returns the seconds of each timed call.

@@ -8,7 +8,7 @@
 //! - [`norm`]: a PyTorch-compatible `BatchNorm3d` (unbiased running variance) computed with
 //!   reductions and a per-channel grouped 1×1×1 convolution instead of broadcasting.
 //! - [`fast`]: the fast CPU paths, on by default on [`Cpu`] / [`CpuTrain`] (convolution and
-//!   its backward passes as cache-sized im2col × SIMD matrix products, fused BatchNorm → max
+//!   its backward passes as cache-sized tiles of register-blocked SIMD multiply-adds, fused BatchNorm → max
 //!   pooling → ReLU with a sparse backward pass, and mimalloc for the binaries), with
 //!   `MODEL_FAST_CPU=0` / [`fast::set_fast_cpu`] to switch back to Burn's own operations; other
 //!   backends (CUDA) always take Burn's operations. The choice is the backend-extension trait

@@ -115,6 +115,25 @@ impl NetworkConfig {
         Ok(size)
     }
 
+    /// Multiply-adds of each block's convolution for one scan of `input` voxels (`Co · Ci · k³`
+    /// per output voxel of the valid convolution): the work of a forward pass, and again of each
+    /// backward pass (weight gradient, input gradient). The dense layers (at most 0.7 M
+    /// multiply-adds) are left out.
+    pub fn conv_macs(&self, input: [usize; 3]) -> Result<[u64; 4], ModelError> {
+        self.output_grid(input)?;
+        let k = self.kernel;
+        let mut size = input;
+        let mut c_in = 1;
+        let mut macs = [0u64; 4];
+        for (block, (&c_out, &pool)) in self.channels.iter().zip(&self.pools).enumerate() {
+            let conv = size.map(|s| s - (k - 1));
+            macs[block] = (c_out * c_in * k * k * k * conv.iter().product::<usize>()) as u64;
+            size = conv.map(|s| s / pool);
+            c_in = c_out;
+        }
+        Ok(macs)
+    }
+
     /// Number of features after the flatten (channels of the last block × remaining voxels):
     /// 5120 at 193×229×193 and 128 at 97×115×97 with the paper's blocks.
     pub fn flatten_size(&self, input: [usize; 3]) -> Result<usize, ModelError> {

@@ -37,6 +37,11 @@ pub(super) fn compare(runs: &[Value]) -> Vec<Value> {
                 (Some(a), Some(b)) if b > 0.0 => json!(a / b),
                 _ => Value::Null,
             };
+            let floor = r["floor_s_per_scan"].clone();
+            let of_peak = match (floor.as_f64(), r["per_scan_median_s"].as_f64()) {
+                (Some(f), Some(m)) if m > 0.0 => json!(f / m),
+                _ => Value::Null,
+            };
             rows.push(json!({
                 "threads": run["threads"],
                 "grid": grid,
@@ -53,6 +58,10 @@ pub(super) fn compare(runs: &[Value]) -> Vec<Value> {
                 "burn_straightforward_per_scan_median_s": plain["per_scan_median_s"],
                 "burn_straightforward_peak_rss_mb": plain["peak_rss_mb"],
                 "fast_speedup": speedup,
+                "gflop_per_scan": r["gflop_per_scan"],
+                "peak_gflops": run["burn"]["peak_gflops"],
+                "floor_s_per_scan": floor,
+                "share_of_peak": of_peak,
             }));
         }
     }
@@ -85,10 +94,33 @@ pub(super) fn markdown(report: &Value) -> String {
         s += "- Burn straightforward = the same benchmark with the fast CPU paths off (`--straightforward`: Burn's \
               own conv3d, pooling and BatchNorm; same allocator); speed-up = straightforward / fast\n";
     }
+    let with_floor = report["rows"].as_array().into_iter().flatten().any(|r| !r["floor_s_per_scan"].is_null());
+    if with_floor {
+        let peaks: Vec<String> = report["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|run| {
+                run["burn"]["peak_gflops"].as_f64().map(|p| format!("{p:.0} GFLOP/s on {} threads", run["threads"]))
+            })
+            .collect();
+        s += &format!(
+            "- floor = the convolutions' floating-point operations per scan (GFLOP/scan: 2 per multiply-add, counted \
+             from the network's shapes by `NetworkConfig::conv_macs`; forward = every block's convolution, train = \
+             forward + weight gradients + the input gradients of blocks 2–4, input_grad = forward + every input \
+             gradient; the dense layers, BatchNorm and pooling are left out) / the machine's measured peak of `f32` \
+             fused multiply-adds on the same threads ({}; `model::fast::peak`: independent multiply-add chains in \
+             registers, no memory traffic). No implementation can run faster than the floor; of peak = floor / \
+             Burn median\n",
+            peaks.join(", ")
+        );
+    }
     s += "\n";
     s += "| threads | grid | case | batch | Burn s/scan | PyTorch s/scan | ratio | Burn peak MB | PyTorch peak MB |";
+    s += if with_floor { " GFLOP/scan | floor s/scan | of peak |" } else { "" };
     s += if with_plain { " Burn straightforward s/scan | speed-up | straightforward peak MB |\n" } else { "\n" };
     s += "|---:|---|---|---:|---:|---:|---:|---:|---:|";
+    s += if with_floor { "---:|---:|---:|" } else { "" };
     s += if with_plain { "---:|---:|---:|\n" } else { "\n" };
     for r in report["rows"].as_array().into_iter().flatten() {
         let measured = r["pytorch_source"] == json!("measured");
@@ -106,6 +138,14 @@ pub(super) fn markdown(report: &Value) -> String {
             num(&r["burn_peak_rss_mb"], 0),
             num(&r["pytorch_peak_rss_mb"], 0),
         );
+        if with_floor {
+            s += &format!(
+                " {} | {} | {} |",
+                num(&r["gflop_per_scan"], 2),
+                num(&r["floor_s_per_scan"], 4),
+                r["share_of_peak"].as_f64().map_or("–".into(), |x| format!("{:.0} %", 100.0 * x)),
+            );
+        }
         if with_plain {
             s += &format!(
                 " {} | {} | {} |",
@@ -266,6 +306,20 @@ mod tests {
         let report = json!({"rows": compare(&runs), "runs": runs, "pytorch_note": "PyTorch not measured"});
         let md = markdown(&report);
         assert!(md.contains("| 2 | 2mm | forward | 5 | 0.154 (0.150) | 0.077 (issue ref.) | 2.00× |"), "{md}");
+    }
+
+    #[test]
+    fn the_floor_and_the_share_of_peak_become_columns() {
+        let runs = vec![json!({
+            "threads": 2,
+            "burn": {"peak_gflops": 160.0, "results": [{"grid": "2mm", "case": "train", "batch": 5, "per_scan_median_s": 0.06, "per_scan_min_s": 0.05, "peak_rss_mb": 470.0, "gflop_per_scan": 3.4, "floor_s_per_scan": 3.4 / 160.0}]},
+            "pytorch": {"results": [{"grid": "2mm", "case": "train", "per_scan_median_s": 0.3, "per_scan_min_s": 0.29, "peak_rss_mb": 1375.0}]},
+        })];
+        let rows = compare(&runs);
+        assert!((rows[0]["share_of_peak"].as_f64().unwrap() - 3.4 / 160.0 / 0.06).abs() < 1e-12);
+        let md = markdown(&json!({"rows": rows, "runs": runs, "pytorch_note": "measured"}));
+        assert!(md.contains("| 0.060 (0.050) | 0.300 (0.290) | 0.20× | 470 | 1375 | 3.40 | 0.0212 | 35 % |"), "{md}");
+        assert!(md.contains("160 GFLOP/s on 2 threads"), "{md}");
     }
 
     #[test]

@@ -1,20 +1,21 @@
 //! Valid (unpadded), stride-1, ungrouped 3D convolution on `f32` slices, with both backward
 //! passes: the CPU kernels behind [`crate::fast::conv3d`].
 //!
-//! Formulation ("full-width im2col"): an output voxel `(z, y, x)` reads the input at
+//! Formulation ("full-width implicit im2col"): an output voxel `(z, y, x)` reads the input at
 //! `p + off(tap)` where `p = z·H·W + y·W + x` is its position on the *input's* raster and
 //! `off(a, b, c) = a·H·W + b·W + c` is the tap's shift. A tile of whole output rows is therefore a
-//! contiguous range of `p`, and row `(ci, tap)` of its im2col matrix is one contiguous copy of the
-//! input; the `kw − 1` positions per row with `x ≥ W'` are computed and dropped (2–8 % extra work
-//! on the paper's grids). Each tile is then one matrix product
-//! `out[Co, L] = weight[Co, Ci·k³] · col[Ci·k³, L]` (`ndarray`'s `general_mat_mul`, i.e. the
-//! `matrixmultiply` crate's cache-blocked SIMD kernels, runtime-detected AVX2/FMA), sized to
-//! stay in the core's L2 cache. Tiles run in parallel on rayon's global pool (the one the Flex
-//! backend uses), across scans and within a scan, so a single scan (input gradients) keeps every
-//! core busy.
+//! contiguous range of `p`, and row `(ci, tap)` of its im2col matrix is a contiguous run of the
+//! input, read where it lies; the `kw − 1` positions per row with `x ≥ W'` are computed and
+//! dropped (2–8 % extra work on the paper's grids). Each tile is one register-blocked product
+//! `out[Co, L] = weight[Co, Ci·k³] · col[Ci·k³, L]` ([`super::implicit`]: SIMD fused
+//! multiply-adds straight from the input, no im2col copy and no packed panels, which were half
+//! of the time of the copy-then-`matrixmultiply` kernels this replaced). Tiles run in parallel on
+//! rayon's global pool (the one the Flex backend uses), across scans and within a scan, so a
+//! single scan (input gradients) keeps every core busy.
 //!
 //! - weight gradient: per tile, `dW[Co, Ci·k³] += dY[Co, L] · col[Ci·k³, L]ᵀ` with the dropped
-//!   positions of `dY` set to zero; per-thread partial sums are added at the end.
+//!   positions of `dY` set to zero ([`super::implicit::weight_grad_tile`]); per-group partial
+//!   sums are added at the end; the bias gradient is summed in f64 while `dY` is copied.
 //! - input gradient: the "full" convolution of `dY` (zero-padded by `k − 1` on each side) with
 //!   the flipped, channel-transposed kernel, i.e. the forward kernel again, one scan at a time (so
 //!   only one padded scan exists at once).
@@ -22,22 +23,17 @@
 //! Layouts are Burn's / PyTorch's: input `[N, Ci, D, H, W]`, weight `[Co, Ci, kd, kh, kw]`,
 //! output `[N, Co, D − kd + 1, H − kh + 1, W − kw + 1]`, all contiguous, row-major.
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{ArrayView2, ArrayViewMut2};
-use pulp::{Arch, Simd, WithSimd};
 use rayon::prelude::*;
 
-/// Floats of im2col matrix per tile: 64 Ki floats = 256 KiB, well inside a core's L2 cache
-/// together with the weight and the tile's output.
+use super::implicit;
+
+/// Floats of (virtual) im2col matrix per tile: 64 Ki floats = 256 KiB; this sizes the tiles (a
+/// few output rows at 8 to 64 channels), so that a tile's input window and output stay in a
+/// core's L2 cache.
 const TILE_FLOATS: usize = 64 * 1024;
 
 /// Tile groups of the weight gradient (fixed, so the order of the sums is too).
 const WEIGHT_GRAD_GROUPS: usize = 32;
-
-/// Below this many output channels, the forward pass accumulates shifted input rows directly
-/// (no im2col, no matrix product): a matrix-multiply micro-kernel is 8 rows tall, so one or two
-/// rows would waste most of it. This is the input gradient of a one-channel first layer.
-const DIRECT_MAX_CHANNELS: usize = 4;
 
 /// Shapes of one valid 3D convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,14 +138,6 @@ fn patch_offsets(s: &ConvShape) -> Vec<usize> {
     v
 }
 
-/// Fills `col` (`[Ci·k³, len]`) with the tile's shifted input rows.
-fn im2col(x_scan: &[f32], offsets: &[usize], start: usize, len: usize, col: &mut Vec<f32>) {
-    col.resize(offsets.len() * len, 0.0);
-    for (row, &off) in col.chunks_exact_mut(len).zip(offsets) {
-        row.copy_from_slice(&x_scan[start + off..start + off + len]);
-    }
-}
-
 /// Splits `out` (`[N, C, od, oh, ow]`) into one `Vec` of `C` row ranges per tile, in tile order.
 fn split_per_tile<'a>(out: &'a mut [f32], s: &ConvShape, channels: usize, tiles: &[Tile]) -> Vec<Vec<&'a mut [f32]>> {
     let ow = s.output()[2];
@@ -198,38 +186,24 @@ fn forward_into(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
     let offsets = patch_offsets(s);
     let tiles = tiles(s);
     let per_tile = split_per_tile(out, s, s.c_out, &tiles);
-    let wmat = ArrayView2::from_shape((s.c_out, k), weight).expect("weight is [Co, K]");
-    let direct = s.c_out <= DIRECT_MAX_CHANNELS;
-    tiles.par_iter().zip(per_tile).for_each_init(
-        || (Vec::new(), Vec::new()),
-        |(col, acc), (tile, mut outs)| {
-            let (start, len) = tile.span(s);
-            let x_scan = &x[tile.n * scan_len..(tile.n + 1) * scan_len];
-            acc.clear();
-            acc.resize(s.c_out * len, 0.0);
-            if direct {
-                for (co, acc_row) in acc.chunks_exact_mut(len).enumerate() {
-                    for (&wv, &off) in weight[co * k..(co + 1) * k].iter().zip(&offsets) {
-                        axpy(acc_row, wv, &x_scan[start + off..start + off + len]);
-                    }
-                }
-            } else {
-                im2col(x_scan, &offsets, start, len, col);
-                let colv = ArrayView2::from_shape((k, len), &col[..]).expect("col is [K, L]");
-                let mut accv = ArrayViewMut2::from_shape((s.c_out, len), &mut acc[..]).expect("acc is [Co, L]");
-                general_mat_mul(1.0, &wmat, &colv, 0.0, &mut accv);
-            }
-            for (co, out_rows) in outs.iter_mut().enumerate() {
-                let b = bias.map_or(0.0, |b| b[co]);
-                let acc_row = &acc[co * len..(co + 1) * len];
-                for (r, out_row) in out_rows.chunks_exact_mut(ow).enumerate() {
-                    for (o, &a) in out_row.iter_mut().zip(&acc_row[r * w_in..r * w_in + ow]) {
-                        *o = a + b;
-                    }
+    let packed = implicit::pack_weight(weight, s.c_out, k);
+    tiles.par_iter().zip(per_tile).for_each_init(Vec::new, |acc, (tile, mut outs)| {
+        let (start, len) = tile.span(s);
+        let x_scan = &x[tile.n * scan_len..(tile.n + 1) * scan_len];
+        let stride = implicit::padded(len);
+        acc.clear();
+        acc.resize(s.c_out * stride, 0.0);
+        implicit::forward_tile(x_scan, start, len, &offsets, &packed, s.c_out, acc);
+        for (co, out_rows) in outs.iter_mut().enumerate() {
+            let b = bias.map_or(0.0, |b| b[co]);
+            let acc_row = &acc[co * stride..co * stride + len];
+            for (r, out_row) in out_rows.chunks_exact_mut(ow).enumerate() {
+                for (o, &a) in out_row.iter_mut().zip(&acc_row[r * w_in..r * w_in + ow]) {
+                    *o = a + b;
                 }
             }
-        },
-    );
+        }
+    });
 }
 
 /// Gradient of the loss with respect to the weight `[Co, Ci, kd, kh, kw]` and the bias `[Co]`,
@@ -251,48 +225,54 @@ pub fn backward_weight(x: &[f32], grad: &[f32], s: &ConvShape) -> (Vec<f32>, Vec
     // Partial sums over fixed groups of tiles, added in group order: the result does not depend
     // on the thread count or on rayon's scheduling (runs with the same seed stay bit-identical).
     let group = tiles.len().div_ceil(WEIGHT_GRAD_GROUPS).max(1);
-    let partials: Vec<Vec<f32>> = tiles
+    let partials: Vec<(Vec<f32>, Vec<f64>)> = tiles
         .par_chunks(group)
         .map(|group| {
-            let (mut dw, mut col, mut g) = (vec![0.0f32; s.c_out * k], Vec::new(), Vec::new());
+            let (mut dw, mut g) = (vec![0.0f32; s.c_out * k], Vec::new());
+            // The bias gradient: each channel's output gradient summed in f64 while it is copied.
+            let mut db = vec![0.0f64; s.c_out];
             for tile in group {
                 let (start, len) = tile.span(s);
                 let x_scan = &x[tile.n * scan_len..(tile.n + 1) * scan_len];
-                im2col(x_scan, &offsets, start, len, &mut col);
                 // dY of the tile on the full-width raster, zero where the column is dropped.
+                let stride = implicit::padded(len);
                 g.clear();
-                g.resize(s.c_out * len, 0.0);
-                for (co, g_row) in g.chunks_exact_mut(len).enumerate() {
+                g.resize(s.c_out * stride, 0.0);
+                for (co, g_row) in g.chunks_exact_mut(stride).enumerate() {
                     let src = &grad[(tile.n * s.c_out + co) * plane..];
                     for r in 0..tile.y1 - tile.y0 {
                         let from = (tile.z * oh + tile.y0 + r) * ow;
-                        g_row[r * w_in..r * w_in + ow].copy_from_slice(&src[from..from + ow]);
+                        let row = &src[from..from + ow];
+                        g_row[r * w_in..r * w_in + ow].copy_from_slice(row);
+                        db[co] += sum_f64(row);
                     }
                 }
-                let colv = ArrayView2::from_shape((k, len), &col[..]).expect("col is [K, L]");
-                let gv = ArrayView2::from_shape((s.c_out, len), &g[..]).expect("grad tile is [Co, L]");
-                let mut dwv = ArrayViewMut2::from_shape((s.c_out, k), &mut dw[..]).expect("dW is [Co, K]");
-                general_mat_mul(1.0, &gv, &colv.t(), 1.0, &mut dwv);
+                implicit::weight_grad_tile(x_scan, start, len, &offsets, &g, s.c_out, &mut dw);
             }
-            dw
+            (dw, db)
         })
         .collect();
     let mut dw = vec![0.0f32; s.c_out * k];
-    for p in &partials {
+    let mut db = vec![0.0f64; s.c_out];
+    for (p, pb) in &partials {
         dw.iter_mut().zip(p).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
     }
-    // Each (scan, channel) plane summed in f64 in raster order, the planes in parallel (one
-    // thread used to sum them all: the 2 mm step's minimum time is about 4 % lower so); the scans
-    // then added in order in f32: the same numbers as one sequential loop.
-    let plane_sums: Vec<f32> =
-        grad.par_chunks_exact(plane).map(|ch| ch.iter().map(|&v| f64::from(v)).sum::<f64>() as f32).collect();
-    let mut db = vec![0.0f32; s.c_out];
-    for scan in plane_sums.chunks_exact(s.c_out) {
-        for (d, &p) in db.iter_mut().zip(scan) {
-            *d += p;
+    (dw, db.into_iter().map(|v| v as f32).collect())
+}
+
+/// `Σ v` in f64, in four interleaved running sums (so that the additions pipeline and
+/// vectorise), added up at the end.
+fn sum_f64(v: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let chunks = v.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().map(|&x| f64::from(x)).sum();
+    for c in chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += f64::from(x);
         }
     }
-    (dw, db)
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
 }
 
 /// Gradient of the loss with respect to the input `[N, Ci, D, H, W]`, given the weight
@@ -340,32 +320,6 @@ pub fn backward_input(weight: &[f32], grad: &[f32], s: &ConvShape) -> Vec<f32> {
         forward_into(&gp, &flipped, None, &full, dx_scan);
     }
     dx
-}
-
-/// `acc += a·x`, vectorised for the best instruction set the CPU has (checked at run time).
-fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
-    struct Axpy<'a> {
-        acc: &'a mut [f32],
-        a: f32,
-        x: &'a [f32],
-    }
-    impl WithSimd for Axpy<'_> {
-        type Output = ();
-        #[inline(always)]
-        fn with_simd<S: Simd>(self, simd: S) {
-            let (acc_head, acc_tail) = S::as_mut_simd_f32s(self.acc);
-            let (x_head, x_tail) = S::as_simd_f32s(self.x);
-            let a = simd.splat_f32s(self.a);
-            for (c, &x) in acc_head.iter_mut().zip(x_head) {
-                *c = simd.mul_add_e_f32s(a, x, *c);
-            }
-            for (c, &x) in acc_tail.iter_mut().zip(x_tail) {
-                *c += self.a * x;
-            }
-        }
-    }
-    assert_eq!(acc.len(), x.len());
-    Arch::new().dispatch(Axpy { acc, a, x });
 }
 
 #[cfg(test)]
@@ -432,6 +386,59 @@ mod tests {
             let got = forward(&x, &w, Some(&b), s);
             let err = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(err < 1e-4, "{s:?}: max error {err}");
+        }
+    }
+
+    #[test]
+    fn both_backward_passes_match_the_seven_loop_sums_on_odd_shapes() {
+        for (i, s) in [
+            ConvShape { batch: 2, c_in: 1, c_out: 3, input: [5, 7, 6], kernel: [3, 3, 3] },
+            ConvShape { batch: 1, c_in: 3, c_out: 9, input: [4, 9, 11], kernel: [2, 3, 1] },
+            ConvShape { batch: 2, c_in: 5, c_out: 8, input: [6, 5, 40], kernel: [3, 2, 3] },
+        ]
+        .iter()
+        .enumerate()
+        {
+            let [d, h, wd] = s.input;
+            let [kd, kh, kw] = s.kernel;
+            let [od, oh, ow] = s.output();
+            let x = pseudo_random(s.batch * s.c_in * s.input_len(), 10 + i as u64);
+            let w = pseudo_random(s.c_out * s.patch_len(), 20 + i as u64);
+            let g = pseudo_random(s.batch * s.c_out * s.output_len(), 30 + i as u64);
+            let (mut dw, mut db, mut dx) = (vec![0.0f64; w.len()], vec![0.0f64; s.c_out], vec![0.0f64; x.len()]);
+            for n in 0..s.batch {
+                for co in 0..s.c_out {
+                    for z in 0..od {
+                        for y in 0..oh {
+                            for xx in 0..ow {
+                                let gv = f64::from(g[(((n * s.c_out + co) * od + z) * oh + y) * ow + xx]);
+                                db[co] += gv;
+                                for ci in 0..s.c_in {
+                                    for a in 0..kd {
+                                        for b in 0..kh {
+                                            for c in 0..kw {
+                                                let xi = (((n * s.c_in + ci) * d + z + a) * h + y + b) * wd + xx + c;
+                                                let wi = (((co * s.c_in + ci) * kd + a) * kh + b) * kw + c;
+                                                dw[wi] += gv * f64::from(x[xi]);
+                                                dx[xi] += gv * f64::from(w[wi]);
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let (got_dw, got_db) = backward_weight(&x, &g, s);
+            let got_dx = backward_input(&w, &g, s);
+            let err = |want: &[f64], got: &[f32]| {
+                assert_eq!(want.len(), got.len());
+                want.iter().zip(got).map(|(a, &b)| (a - f64::from(b)).abs()).fold(0.0, f64::max)
+            };
+            assert!(err(&dw, &got_dw) < 1e-3, "{s:?}: weight gradient {}", err(&dw, &got_dw));
+            assert!(err(&db, &got_db) < 1e-3, "{s:?}: bias gradient {}", err(&db, &got_db));
+            assert!(err(&dx, &got_dx) < 1e-4, "{s:?}: input gradient {}", err(&dx, &got_dx));
         }
     }
 }

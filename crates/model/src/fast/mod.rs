@@ -5,17 +5,17 @@
 //! (`Autodiff<Flex>`) only, each as a custom operation with its own backward step:
 //!
 //! - [`conv3d`]: the valid, stride-1 3D convolution of every block and both of its backward
-//!   passes (input and weight/bias gradients), as cache-sized im2col tiles times a SIMD matrix
-//!   product on all cores ([`conv`]). Flex's own conv3d backward goes through a transposed
+//!   passes (input and weight/bias gradients), as cache-sized tiles of register-blocked SIMD
+//!   multiply-adds that read the input where it lies, on all cores ([`conv`], [`implicit`]). Flex's own conv3d backward goes through a transposed
 //!   convolution and a convolution with the batch as channels, which is several times slower.
 //! - [`batch_norm_max_pool3d_relu_train`] (training) and [`affine_max_pool3d_relu`] (inference,
 //!   BatchNorm on running statistics): the rest of a block, BatchNorm → max pooling → ReLU, as
 //!   one operation. The normalised tensor is never stored; the forward pass is one pass for the
-//!   statistics (training) and one for normalise-and-pool; the backward pass finds each window's
-//!   maximum again ([`pool::argmax`], only where the ReLU let the gradient through), reads the
-//!   output gradient there only, and writes the input gradient in one pass. ReLU after the
-//!   pooling is exact: max commutes with the monotone ReLU, and a window whose maximum is ≤ 0
-//!   gets a zero gradient either way.
+//!   statistics (training) and one for normalise-and-pool, which also keeps each window's
+//!   first-maximum index ([`pool::forward_with_argmax`]; `u32::MAX` where the ReLU zeroed the
+//!   output); the backward pass reads the output gradient at those indices only, and writes the
+//!   input gradient in one pass. ReLU after the pooling is exact: max commutes with the monotone
+//!   ReLU, and a window whose maximum is ≤ 0 gets a zero gradient either way.
 //! - [`max_pool3d`] (the blocks' `pool`, for relevance methods) and [`batch_norm_train`]
 //!   (`BatchNorm3d::forward_train`): the same kernels for the unfused steps. Burn has no 3D
 //!   pooling, and the straightforward [`crate::pool::max_pool3d`] chains two 2D poolings whose
@@ -46,7 +46,9 @@
 //! gradient sums fixed groups of tiles in a fixed order), so same-seed runs stay bit-identical.
 
 pub mod conv;
+pub mod implicit;
 pub mod norm;
+pub mod peak;
 pub mod pool;
 
 /// The global allocator for the project's binaries: `#[global_allocator] static GLOBAL:
@@ -575,14 +577,15 @@ fn affine_pool_relu_flex(
 struct AffinePoolReluBackward;
 
 /// What a fused affine → pooling → ReLU keeps for its backward pass: the input, the pooled
-/// output (after the ReLU), the affine map and the window; the maxima are found again from them.
+/// output (after the ReLU), the affine map's scale, the window and each window's first-maximum index
+/// (`u32::MAX` where the ReLU zeroed the output), found by the forward pass.
 #[derive(Debug, Clone)]
 struct PooledState {
     x: FlexTensor,
     out: FlexTensor,
     scale: Vec<f32>,
-    shift: Vec<f32>,
     kernel: [usize; 3],
+    idx: Vec<u32>,
 }
 
 impl PooledState {
@@ -592,10 +595,8 @@ impl PooledState {
 
     /// Input values, pooled output and the first-maximum index of each window whose output is
     /// positive (`u32::MAX` elsewhere).
-    fn unpack(&self) -> (std::borrow::Cow<'_, [f32]>, std::borrow::Cow<'_, [f32]>, Vec<u32>) {
-        let (x, out) = (values(&self.x), values(&self.out));
-        let idx = pool::argmax(&x, &out, &self.shape(), Some((&self.scale, &self.shift)), true);
-        (x, out, idx)
+    fn unpack(&self) -> (std::borrow::Cow<'_, [f32]>, std::borrow::Cow<'_, [f32]>, &[u32]) {
+        (values(&self.x), values(&self.out), &self.idx)
     }
 }
 
@@ -610,7 +611,7 @@ impl Backward<Flex, 3> for AffinePoolReluBackward {
         let g = values(&grad);
         let (x, out, idx) = st.unpack();
         if node_scale.is_some() || node_shift.is_some() {
-            let sums = pool::sparse_sums(&x, &g, &out, &idx, &s);
+            let sums = pool::sparse_sums(&x, &g, &out, idx, &s);
             if let Some(node) = node_scale {
                 grads.register::<Flex>(node.id, flex(sums.iter().map(|v| v.1 as f32).collect(), vec![s.channels]));
             }
@@ -619,7 +620,7 @@ impl Backward<Flex, 3> for AffinePoolReluBackward {
             }
         }
         if let Some(node) = node_x {
-            let dx = pool::scatter_backward(&x, &g, &out, &idx, &s, &st.scale, None);
+            let dx = pool::scatter_backward(&x, &g, &out, idx, &s, &st.scale, None);
             grads.register::<Flex>(node.id, flex(dx, st.x.shape().dims::<5>().to_vec()));
         }
     }
@@ -641,8 +642,8 @@ fn affine_pool_relu_autodiff(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let y = pool_flex(&x.primitive, Some((&scale_v, &shift_v)), true, kernel);
-            let st = PooledState { x: x.primitive, out: y.clone(), scale: scale_v, shift: shift_v, kernel };
+            let (y, idx) = pool_flex_argmax(&x.primitive, (&scale_v, &shift_v), kernel);
+            let st = PooledState { x: x.primitive, out: y.clone(), scale: scale_v, kernel, idx };
             prep.finish(st, y)
         }
         OpsKind::UnTracked(prep) => prep.finish(pool_flex(&x.primitive, Some((&scale_v, &shift_v)), true, kernel)),
@@ -697,14 +698,14 @@ impl Backward<Flex, 3> for BnPoolReluBackward {
         let (x, out, idx) = st.unpack();
         // The gradient of the normalised tensor is g' at the window maxima and 0 elsewhere, so
         // its per-channel sums are read at the maxima only.
-        let sums = pool::sparse_sums(&x, &g, &out, &idx, &s);
+        let sums = pool::sparse_sums(&x, &g, &out, idx, &s);
         let count = (x.len() / s.channels) as f64;
         let (dgamma, dbeta, coef) = norm::backward_coefficients(&sums, &gamma, &stats.0, &stats.1, epsilon, count);
         if let Some(node) = node_x {
             let a: Vec<f32> = coef.iter().map(|c| c.0).collect();
             let k: Vec<f32> = coef.iter().map(|c| c.1).collect();
             let m: Vec<f32> = coef.iter().map(|c| c.2).collect();
-            let dx = pool::scatter_backward(&x, &g, &out, &idx, &s, &a, Some((&k, &m)));
+            let dx = pool::scatter_backward(&x, &g, &out, idx, &s, &a, Some((&k, &m)));
             grads.register::<Flex>(node.id, flex(dx, st.x.shape().dims::<5>().to_vec()));
         }
         if let Some(node) = node_g {
@@ -735,8 +736,8 @@ fn bn_pool_relu_autodiff(
         .stateful()
     {
         OpsKind::Tracked(prep) => {
-            let y = pool_flex(&x.primitive, Some((&scale, &shift)), true, kernel);
-            let st = PooledState { x: x.primitive, out: y.clone(), scale, shift, kernel };
+            let (y, idx) = pool_flex_argmax(&x.primitive, (&scale, &shift), kernel);
+            let st = PooledState { x: x.primitive, out: y.clone(), scale, kernel, idx };
             prep.finish((st, gamma_v, std::sync::Arc::new(stats), epsilon), y)
         }
         OpsKind::UnTracked(prep) => prep.finish(pool_flex(&x.primitive, Some((&scale, &shift)), true, kernel)),
@@ -747,6 +748,15 @@ fn bn_pool_relu_autodiff(
 fn pool_shape(x: &FlexTensor, kernel: [usize; 3]) -> pool::PoolShape {
     let [n, c, d, h, w] = x.shape().dims::<5>();
     pool::PoolShape { planes: n * c, channels: c, input: [d, h, w], kernel }
+}
+
+/// Affine map → pooling → ReLU on Flex, with the window maxima's indices for the backward pass.
+fn pool_flex_argmax(x: &FlexTensor, affine: (&[f32], &[f32]), kernel: [usize; 3]) -> (FlexTensor, Vec<u32>) {
+    let s = pool_shape(x, kernel);
+    let [n, c, ..] = x.shape().dims::<5>();
+    let (out, idx) = pool::forward_with_argmax(&values(x), &s, Some(affine), true);
+    let [od, oh, ow] = s.output();
+    (flex(out, vec![n, c, od, oh, ow]), idx)
 }
 
 fn pool_flex(x: &FlexTensor, affine: Option<(&[f32], &[f32])>, relu: bool, kernel: [usize; 3]) -> FlexTensor {

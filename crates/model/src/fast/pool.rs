@@ -63,6 +63,125 @@ pub fn forward(x: &[f32], s: &PoolShape, affine: Option<(&[f32], &[f32])>, relu:
     out
 }
 
+/// [`forward`] that also returns each window's first-maximum index within its plane (what
+/// [`argmax`] would find again from the output): for a training step, whose backward pass needs
+/// them. Windows whose output a ReLU zeroed, and windows with a NaN maximum, get `u32::MAX` (no
+/// gradient), as from [`argmax`].
+///
+/// # Panics
+///
+/// If a slice length does not match `s`.
+pub fn forward_with_argmax(
+    x: &[f32],
+    s: &PoolShape,
+    affine: Option<(&[f32], &[f32])>,
+    relu: bool,
+) -> (Vec<f32>, Vec<u32>) {
+    let [od, oh, ow] = s.output();
+    let plane_in = s.input.iter().product::<usize>();
+    assert_eq!(x.len(), s.planes * plane_in, "max_pool3d input length");
+    assert!(u32::try_from(plane_in).is_ok(), "max_pool3d: plane too large for u32 indices");
+    if let Some((scale, shift)) = affine {
+        assert!(scale.len() == s.channels && shift.len() == s.channels && s.planes.is_multiple_of(s.channels));
+    }
+    let mut out = vec![0.0f32; s.planes * od * oh * ow];
+    let mut idx = vec![u32::MAX; out.len()];
+    out.par_chunks_mut(oh * ow)
+        .zip(idx.par_chunks_mut(oh * ow))
+        .enumerate()
+        .for_each(|(r, (o, i))| pool_slab_argmax(x, s, affine, relu, r, o, i));
+    (out, idx)
+}
+
+/// [`pool_slab`] keeping the index of the value it keeps: within a row of the window the first
+/// maximum (strictly greater replaces), across the window's rows in raster order the earlier row
+/// on ties, so the first maximum in raster order, as [`argmax`] finds it.
+fn pool_slab_argmax(
+    x: &[f32],
+    s: &PoolShape,
+    affine: Option<(&[f32], &[f32])>,
+    relu: bool,
+    r: usize,
+    out: &mut [f32],
+    idx: &mut [u32],
+) {
+    let [d, h, w] = s.input;
+    let [kd, kh, kw] = s.kernel;
+    let [od, oh, ow] = s.output();
+    let (p, z) = (r / od, r % od);
+    let plane = &x[p * d * h * w..(p + 1) * d * h * w];
+    let (a, b) = affine_of(affine, p, s.channels);
+    let with_affine = affine.is_some();
+    let (mut row_max, mut row_idx) = (vec![0.0f32; ow], vec![0u32; ow]);
+    for y in 0..oh {
+        let best = &mut out[y * ow..(y + 1) * ow];
+        let best_idx = &mut idx[y * ow..(y + 1) * ow];
+        for dz in 0..kd {
+            for dy in 0..kh {
+                let start = ((z * kd + dz) * h + y * kh + dy) * w;
+                let row = &plane[start..start + ow * kw];
+                // The paper's windows (2 and 3) with the window loop unrolled.
+                match (kw, with_affine) {
+                    (2, true) => row_argmax::<2, true>(row, start, a, b, &mut row_max, &mut row_idx),
+                    (3, true) => row_argmax::<3, true>(row, start, a, b, &mut row_max, &mut row_idx),
+                    _ => {
+                        let wins = row.chunks_exact(kw);
+                        for (xo, ((m, mi), win)) in row_max.iter_mut().zip(row_idx.iter_mut()).zip(wins).enumerate() {
+                            let first = (start + xo * kw) as u32;
+                            let (mut v, mut vi) = (mapped(win[0], a, b, with_affine), first);
+                            for (dx, &u) in win.iter().enumerate().skip(1) {
+                                let u = mapped(u, a, b, with_affine);
+                                (v, vi) = if u > v { (u, first + dx as u32) } else { (v, vi) };
+                            }
+                            (*m, *mi) = (v, vi);
+                        }
+                    }
+                }
+                if dz == 0 && dy == 0 {
+                    best.copy_from_slice(&row_max);
+                    best_idx.copy_from_slice(&row_idx);
+                } else {
+                    for (((b, bi), &m), &mi) in best.iter_mut().zip(best_idx.iter_mut()).zip(&row_max).zip(&row_idx) {
+                        (*b, *bi) = if m > *b { (m, mi) } else { (*b, *bi) };
+                    }
+                }
+            }
+        }
+        for (b, bi) in best.iter_mut().zip(best_idx.iter_mut()) {
+            if relu {
+                // As `forward`: f32::max(NaN, 0) = 0; a zeroed window gets no gradient.
+                *bi = if *b > 0.0 { *bi } else { u32::MAX };
+                *b = b.max(0.0);
+            } else if b.is_nan() {
+                *bi = u32::MAX;
+            }
+        }
+    }
+}
+
+/// Each window of `KW` consecutive elements of `row` (starting at `start` in its plane): its
+/// first maximum of the mapped values and that element's index.
+#[inline(always)]
+fn row_argmax<const KW: usize, const AFFINE: bool>(
+    row: &[f32],
+    start: usize,
+    a: f32,
+    b: f32,
+    row_max: &mut [f32],
+    row_idx: &mut [u32],
+) {
+    for (xo, ((m, mi), win)) in row_max.iter_mut().zip(row_idx.iter_mut()).zip(row.chunks_exact(KW)).enumerate() {
+        let win: &[f32; KW] = win.try_into().expect("chunks of KW");
+        let first = (start + xo * KW) as u32;
+        let (mut v, mut vi) = (mapped(win[0], a, b, AFFINE), first);
+        for (dx, &u) in win.iter().enumerate().skip(1) {
+            let u = mapped(u, a, b, AFFINE);
+            (v, vi) = if u > v { (u, first + dx as u32) } else { (v, vi) };
+        }
+        (*m, *mi) = (v, vi);
+    }
+}
+
 /// The per-channel affine map of plane `p` (identity without one).
 fn affine_of(affine: Option<(&[f32], &[f32])>, p: usize, channels: usize) -> (f32, f32) {
     affine.map_or((1.0, 0.0), |(sc, sh)| (sc[p % channels], sh[p % channels]))
@@ -124,24 +243,34 @@ pub fn argmax(x: &[f32], out: &[f32], s: &PoolShape, affine: Option<(&[f32], &[f
     assert_eq!(out.len(), s.planes * plane_out, "max_pool3d output length");
     let with_affine = affine.is_some();
     let mut idx = vec![u32::MAX; out.len()];
-    idx.par_chunks_mut(plane_out).enumerate().for_each(|(p, ip)| {
+    // Branch-free: every window element equal to the window's output, visited in reverse raster
+    // order (dz, dy, dx descending), overwrites the index, so the first one in raster order is
+    // left; then windows a ReLU zeroed get `u32::MAX`. (An early exit at the first match costs a
+    // mispredicted branch per window, which was most of the backward pass's time.)
+    idx.par_chunks_mut(oh * ow).enumerate().for_each(|(r, ip)| {
+        let (p, z) = (r / od, r % od);
         let plane = &x[p * d * h * w..(p + 1) * d * h * w];
         let (a, b) = affine_of(affine, p, s.channels);
-        let op = &out[p * plane_out..(p + 1) * plane_out];
-        for (o, (&target, i)) in op.iter().zip(ip.iter_mut()).enumerate() {
-            if relu && target <= 0.0 {
-                continue;
-            }
-            let (z, y, xo) = (o / (oh * ow), o / ow % oh, o % ow);
-            'window: for dz in 0..kd {
-                for dy in 0..kh {
-                    let start = ((z * kd + dz) * h + y * kh + dy) * w + xo * kw;
-                    for (dx, &v) in plane[start..start + kw].iter().enumerate() {
-                        if mapped(v, a, b, with_affine) == target {
-                            *i = (start + dx) as u32;
-                            break 'window;
+        let op = &out[r * oh * ow..(r + 1) * oh * ow];
+        for y in 0..oh {
+            let (targets, ip_row) = (&op[y * ow..(y + 1) * ow], &mut ip[y * ow..(y + 1) * ow]);
+            for dz in (0..kd).rev() {
+                for dy in (0..kh).rev() {
+                    let start = ((z * kd + dz) * h + y * kh + dy) * w;
+                    let row = &plane[start..start + ow * kw];
+                    for (xo, ((win, &target), i)) in
+                        row.chunks_exact(kw).zip(targets).zip(ip_row.iter_mut()).enumerate()
+                    {
+                        for (dx, &v) in win.iter().enumerate().rev() {
+                            let at = (start + xo * kw + dx) as u32;
+                            *i = if mapped(v, a, b, with_affine) == target { at } else { *i };
                         }
                     }
+                }
+            }
+            if relu {
+                for (i, &target) in ip_row.iter_mut().zip(targets) {
+                    *i = if target <= 0.0 { u32::MAX } else { *i };
                 }
             }
         }

@@ -1,0 +1,304 @@
+//! Register-blocked convolution micro-kernels that read the input where it lies ("implicit
+//! im2col"): no im2col matrix is written and no panel is packed, which is where a
+//! copy-then-multiply convolution spends most of its memory traffic on the paper's layers (27
+//! to 864 taps, 1 to 64 channels).
+//!
+//! Both kernels work on one tile of [`super::conv`]: a contiguous range `start..start + len` of
+//! positions on one scan's input raster, with `offsets[k]` the input shift of patch row `k`
+//! (`(ci, a, b, c)` in weight order), so patch row `k` of the tile is `x[start + off_k..][..len]`.
+//!
+//! - [`forward_tile`]: `acc[co, p] = Σ_k w[co, k] · x[start + p + off_k]` for `p < len`. A block
+//!   of [`MR`] output channels times [`NV`] SIMD vectors of positions is held in registers
+//!   through the whole sum over `k`: per tap, `NV` unaligned loads of the input and `MR`
+//!   broadcasts of the weight feed `MR · NV` fused multiply-adds.
+//! - [`weight_grad_tile`]: `dw[co, k] += Σ_p g[co, p] · x[start + p + off_k]`, a block of
+//!   [`MR`] channels times [`NK`] taps in registers, one vector of positions at a time.
+//!
+//! Plain safe Rust over [`pulp`]'s SIMD types (run-time dispatch to AVX2/FMA where the CPU has
+//! it); the loads are bounds-checked slices of the input.
+
+use pulp::{Arch, Simd, WithSimd};
+
+/// Output channels per register block.
+const MR: usize = 4;
+/// SIMD vectors of positions per register block (forward).
+const NV: usize = 2;
+/// Taps per register block (weight gradient).
+const NK: usize = 2;
+
+/// Rows of the kernels' position-major buffers (`acc`, `g`) are padded to a multiple of this
+/// many floats (a multiple of every SIMD width), so every position block is whole vectors.
+pub const PAD: usize = 16;
+
+/// `len` rounded up to a multiple of [`PAD`]: the row stride of `acc` and `g`.
+pub fn padded(len: usize) -> usize {
+    len.div_ceil(PAD) * PAD
+}
+
+/// One SIMD vector read from `x[at..]` (unaligned); the lanes past the end of `x` read 0.
+#[inline(always)]
+fn load<S: Simd>(simd: S, x: &[f32], at: usize) -> S::f32s {
+    match x.get(at..at + S::F32_LANES) {
+        Some(v) => S::as_simd_f32s(v).0[0],
+        None => simd.partial_load_f32s(x.get(at..).unwrap_or(&[])),
+    }
+}
+
+/// Stores `v` at `out[at..]`.
+#[inline(always)]
+fn store<S: Simd>(out: &mut [f32], at: usize, v: S::f32s) {
+    S::as_mut_simd_f32s(&mut out[at..at + S::F32_LANES]).0[0] = v;
+}
+
+/// The weight `[Co, K]` re-laid as blocks of [`MR`] channels, each `[K, MR]` (the block's
+/// weights of one tap side by side), the last block padded with zeros.
+pub fn pack_weight(weight: &[f32], c_out: usize, k: usize) -> Vec<f32> {
+    let blocks = c_out.div_ceil(MR);
+    let mut packed = vec![0.0f32; blocks * k * MR];
+    for co in 0..c_out {
+        let (b, r) = (co / MR, co % MR);
+        for kk in 0..k {
+            packed[(b * k + kk) * MR + r] = weight[co * k + kk];
+        }
+    }
+    packed
+}
+
+/// `acc[co, p] = Σ_k w[co, k] · x[start + p + off_k]` for `co < c_out` and every `p` below
+/// [`padded`]`(len)` (the row stride of `acc`, `[c_out, padded(len)]`, overwritten; the values
+/// at `p ≥ len` are not meaningful). `packed` is [`pack_weight`]`(w, c_out, offsets.len())`.
+pub fn forward_tile(
+    x: &[f32],
+    start: usize,
+    len: usize,
+    offsets: &[usize],
+    packed: &[f32],
+    c_out: usize,
+    acc: &mut [f32],
+) {
+    assert_eq!(acc.len(), c_out * padded(len), "accumulator is [Co, padded(len)]");
+    assert_eq!(packed.len(), c_out.div_ceil(MR) * offsets.len() * MR, "packed weight");
+    if let Some(&max) = offsets.iter().max() {
+        assert!(start + max + len <= x.len(), "the tile reads past the input");
+    }
+    Arch::new().dispatch(Forward { x, start, stride: padded(len), offsets, packed, c_out, acc });
+}
+
+struct Forward<'a> {
+    x: &'a [f32],
+    start: usize,
+    stride: usize,
+    offsets: &'a [usize],
+    packed: &'a [f32],
+    c_out: usize,
+    acc: &'a mut [f32],
+}
+
+impl Forward<'_> {
+    /// The `N` vectors of positions from `p0`, all output channels. `EDGE`: some reads may lie
+    /// past the end of the input (read as 0 through partial loads); otherwise each tap's `N`
+    /// vectors are one bounds-checked slice.
+    #[inline(always)]
+    fn block<S: Simd, const N: usize, const EDGE: bool>(&mut self, simd: S, p0: usize) {
+        let lanes = S::F32_LANES;
+        let k = self.offsets.len();
+        for (b, wb) in self.packed.chunks_exact(k * MR).enumerate() {
+            let mut a = [[simd.splat_f32s(0.0); N]; MR];
+            for (&off, w) in self.offsets.iter().zip(wb.chunks_exact(MR)) {
+                let at = self.start + p0 + off;
+                let xv: [S::f32s; N] = if EDGE {
+                    std::array::from_fn(|j| load(simd, self.x, at + j * lanes))
+                } else {
+                    let row = S::as_simd_f32s(&self.x[at..at + N * lanes]).0;
+                    std::array::from_fn(|j| row[j])
+                };
+                let w: &[f32; MR] = w.try_into().expect("chunks of MR");
+                for r in 0..MR {
+                    let wv = simd.splat_f32s(w[r]);
+                    for j in 0..N {
+                        a[r][j] = simd.mul_add_e_f32s(wv, xv[j], a[r][j]);
+                    }
+                }
+            }
+            for (r, row) in a.iter().enumerate() {
+                let co = b * MR + r;
+                if co < self.c_out {
+                    for (j, &v) in row.iter().enumerate() {
+                        store::<S>(self.acc, co * self.stride + p0 + j * lanes, v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl WithSimd for Forward<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(mut self, simd: S) {
+        let lanes = S::F32_LANES;
+        let vectors = self.stride / lanes;
+        // Positions below `safe` read inside the input at every tap.
+        let safe = self.x.len() - self.start - self.offsets.iter().max().copied().unwrap_or(0);
+        let mut v = 0;
+        while v + NV <= vectors && (v + NV) * lanes <= safe {
+            self.block::<S, NV, false>(simd, v * lanes);
+            v += NV;
+        }
+        while v < vectors {
+            if (v + 1) * lanes <= safe {
+                self.block::<S, 1, false>(simd, v * lanes);
+            } else {
+                self.block::<S, 1, true>(simd, v * lanes);
+            }
+            v += 1;
+        }
+    }
+}
+
+/// Floats of output gradient per chunk of the weight gradient: the chunk's `[Co, positions]`
+/// (16 KiB) stays in the L1 cache while every block of taps passes over it.
+const CHUNK_FLOATS: usize = 4096;
+
+/// Adds `Σ_p g[co, p] · x[start + p + off_k]` to `dw[co, k]` (`[c_out, K]`). `g` is `[c_out,
+/// padded(len)]` with zeros at `p ≥ len`. Per chunk of [`CHUNK`] positions and block of taps
+/// and channels, the sums run in SIMD lanes and are added up once into `dw`.
+pub fn weight_grad_tile(
+    x: &[f32],
+    start: usize,
+    len: usize,
+    offsets: &[usize],
+    g: &[f32],
+    c_out: usize,
+    dw: &mut [f32],
+) {
+    assert_eq!(g.len(), c_out * padded(len), "gradient tile is [Co, padded(len)]");
+    assert_eq!(dw.len(), c_out * offsets.len(), "weight gradient is [Co, K]");
+    if let Some(&max) = offsets.iter().max() {
+        assert!(start + max + len <= x.len(), "the tile reads past the input");
+    }
+    Arch::new().dispatch(WeightGrad { x, start, stride: padded(len), offsets, g, c_out, dw });
+}
+
+struct WeightGrad<'a> {
+    x: &'a [f32],
+    start: usize,
+    stride: usize,
+    offsets: &'a [usize],
+    g: &'a [f32],
+    c_out: usize,
+    dw: &'a mut [f32],
+}
+
+impl WithSimd for WeightGrad<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let WeightGrad { x, start, stride, offsets, g, c_out, dw } = self;
+        let lanes = S::F32_LANES;
+        let k = offsets.len();
+        // Positions below `safe` read inside the input at every tap.
+        let safe = x.len() - start - offsets.iter().max().copied().unwrap_or(0);
+        let chunk = (CHUNK_FLOATS / c_out).clamp(PAD, 1024) / PAD * PAD;
+        for c0 in (0..stride).step_by(chunk) {
+            let c1 = (c0 + chunk).min(stride);
+            let mut k0 = 0;
+            while k0 < k {
+                let nk = NK.min(k - k0);
+                let offs: [usize; NK] = std::array::from_fn(|t| start + offsets[k0 + t.min(nk - 1)]);
+                let mut co0 = 0;
+                while co0 < c_out {
+                    let mr = MR.min(c_out - co0);
+                    let rows: [usize; MR] = std::array::from_fn(|r| (co0 + r.min(mr - 1)) * stride);
+                    let mut a = [[simd.splat_f32s(0.0); NK]; MR];
+                    if c1 <= safe {
+                        let xs: [&[S::f32s]; NK] =
+                            std::array::from_fn(|t| S::as_simd_f32s(&x[offs[t] + c0..offs[t] + c1]).0);
+                        let gs: [&[S::f32s]; MR] =
+                            std::array::from_fn(|r| S::as_simd_f32s(&g[rows[r] + c0..rows[r] + c1]).0);
+                        for i in 0..(c1 - c0) / lanes {
+                            let xv: [S::f32s; NK] = std::array::from_fn(|t| xs[t][i]);
+                            for r in 0..MR {
+                                let gv = gs[r][i];
+                                for t in 0..NK {
+                                    a[r][t] = simd.mul_add_e_f32s(gv, xv[t], a[r][t]);
+                                }
+                            }
+                        }
+                    } else {
+                        for p in (c0..c1).step_by(lanes) {
+                            let xv: [S::f32s; NK] = std::array::from_fn(|t| load(simd, x, offs[t] + p));
+                            for r in 0..MR {
+                                let gv = load(simd, g, rows[r] + p);
+                                for t in 0..NK {
+                                    a[r][t] = simd.mul_add_e_f32s(gv, xv[t], a[r][t]);
+                                }
+                            }
+                        }
+                    }
+                    for r in 0..mr {
+                        for t in 0..nk {
+                            dw[(co0 + r) * k + k0 + t] += simd.reduce_sum_f32s(a[r][t]);
+                        }
+                    }
+                    co0 += mr;
+                }
+                k0 += nk;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(len: usize, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn both_kernels_match_plain_sums_for_every_remainder() {
+        for (c_out, k, len) in [(1, 1, 1), (3, 5, 7), (4, 27, 24), (5, 28, 61), (8, 27, 97), (9, 10, 200)] {
+            let offsets: Vec<usize> = (0..k).map(|i| (i * 7) % 23 + i / 3).collect();
+            let start = 5;
+            // The input ends where the tile's last read does: the padded positions read past it.
+            let x = noise(start + offsets.iter().max().unwrap() + len, 1);
+            let w = noise(c_out * k, 2);
+            let g = noise(c_out * len, 3);
+            let stride = padded(len);
+            let mut acc = vec![f32::NAN; c_out * stride];
+            forward_tile(&x, start, len, &offsets, &pack_weight(&w, c_out, k), c_out, &mut acc);
+            let mut gp = vec![0.0f32; c_out * stride];
+            for co in 0..c_out {
+                gp[co * stride..co * stride + len].copy_from_slice(&g[co * len..(co + 1) * len]);
+            }
+            let mut dw = vec![0.0f32; c_out * k];
+            weight_grad_tile(&x, start, len, &offsets, &gp, c_out, &mut dw);
+            // A second tile adds to the same sums.
+            weight_grad_tile(&x, start, len, &offsets, &gp, c_out, &mut dw);
+            for co in 0..c_out {
+                for p in 0..len {
+                    let want: f64 =
+                        (0..k).map(|kk| f64::from(w[co * k + kk]) * f64::from(x[start + p + offsets[kk]])).sum();
+                    assert!((want - f64::from(acc[co * stride + p])).abs() < 1e-4, "{c_out} {k} {len}: forward");
+                }
+                for kk in 0..k {
+                    let want: f64 = 2.0
+                        * (0..len)
+                            .map(|p| f64::from(g[co * len + p]) * f64::from(x[start + p + offsets[kk]]))
+                            .sum::<f64>();
+                    assert!((want - f64::from(dw[co * k + kk])).abs() < 1e-3, "{c_out} {k} {len}: weight gradient");
+                }
+            }
+        }
+    }
+}
