@@ -323,7 +323,7 @@ pub fn backward_input(weight: &[f32], grad: &[f32], s: &ConvShape) -> Vec<f32> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Straightforward 7-loop convolution.
@@ -358,7 +358,8 @@ mod tests {
         out
     }
 
-    fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
+    /// Reproducible values in [−1, 1) (also the kernels' tests in `implicit`).
+    pub(in crate::fast) fn pseudo_random(len: usize, seed: u64) -> Vec<f32> {
         let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (0..len)
             .map(|_| {

@@ -51,15 +51,21 @@ impl PoolShape {
 ///
 /// If a slice length does not match `s`.
 pub fn forward(x: &[f32], s: &PoolShape, affine: Option<(&[f32], &[f32])>, relu: bool) -> Vec<f32> {
-    let [od, oh, ow] = s.output();
+    let [od, oh, ow] = checked_output(x, s, affine);
+    let mut out = vec![0.0f32; s.planes * od * oh * ow];
+    out.par_chunks_mut(oh * ow).enumerate().for_each(|(r, o)| pool_slab(x, s, affine, relu, r, o));
+    out
+}
+
+/// The output size, after checking the lengths of the input and of the affine map.
+fn checked_output(x: &[f32], s: &PoolShape, affine: Option<(&[f32], &[f32])>) -> [usize; 3] {
+    let out = s.output();
     let plane_in = s.input.iter().product::<usize>();
     assert_eq!(x.len(), s.planes * plane_in, "max_pool3d input length");
     assert!(u32::try_from(plane_in).is_ok(), "max_pool3d: plane too large for u32 indices");
     if let Some((scale, shift)) = affine {
         assert!(scale.len() == s.channels && shift.len() == s.channels && s.planes.is_multiple_of(s.channels));
     }
-    let mut out = vec![0.0f32; s.planes * od * oh * ow];
-    out.par_chunks_mut(oh * ow).enumerate().for_each(|(r, o)| pool_slab(x, s, affine, relu, r, o));
     out
 }
 
@@ -77,13 +83,7 @@ pub fn forward_with_argmax(
     affine: Option<(&[f32], &[f32])>,
     relu: bool,
 ) -> (Vec<f32>, Vec<u32>) {
-    let [od, oh, ow] = s.output();
-    let plane_in = s.input.iter().product::<usize>();
-    assert_eq!(x.len(), s.planes * plane_in, "max_pool3d input length");
-    assert!(u32::try_from(plane_in).is_ok(), "max_pool3d: plane too large for u32 indices");
-    if let Some((scale, shift)) = affine {
-        assert!(scale.len() == s.channels && shift.len() == s.channels && s.planes.is_multiple_of(s.channels));
-    }
+    let [od, oh, ow] = checked_output(x, s, affine);
     let mut out = vec![0.0f32; s.planes * od * oh * ow];
     let mut idx = vec![u32::MAX; out.len()];
     out.par_chunks_mut(oh * ow)
