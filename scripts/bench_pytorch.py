@@ -209,6 +209,14 @@ def run_case(args):
     print(json.dumps(out))
 
 
+def device_name(text):
+    """cpu, cuda or cuda:N (GPU number N), as torch.device reads them."""
+    name = text.strip().lower()
+    if name in ("cpu", "cuda") or (name.startswith("cuda:") and name[5:].isdigit()):
+        return name
+    raise argparse.ArgumentTypeError(f"unknown device `{text}`; expected cpu, cuda or cuda:N")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--grids", default="2mm", help="comma-separated: 2mm,1mm (default 2mm)")
@@ -218,7 +226,7 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
     p.add_argument("--batch", type=int, default=5, help="batch for train and forward (default 5)")
     p.add_argument("--seed", type=int, default=2018)
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu (default) or cuda")
+    p.add_argument("--device", default="cpu", type=device_name, help="cpu (default), cuda or cuda:N (GPU number N)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--grid", choices=sorted(GRIDS), help=argparse.SUPPRESS)
     p.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# GPU check of issue 3, for a session that is lent a GPU machine (the `device` tool). It
-#   1. builds with `--features cuda` (xtask and the paper_cnn benchmark),
-#   2. checks that CPU and CUDA inference agree on the same weights (max |Δp| < 1e-4, 1 mm),
-#   3. makes a 1 mm synthetic cohort (procedural phantom, 193×229×193; no download) and trains
-#      one epoch on CUDA (hold-out split, the paper's network and settings), timed,
-#   4. runs `cargo xtask bench` on CUDA (Burn vs PyTorch CUDA where torch is there; 2 mm, 1 mm),
-#   5. writes gpu-check.md (a small Markdown table) and the raw files to $OUT (or results/gpu-check).
-#
-# The GPU machine has no Rust toolchain and no network, so the binaries are built here first:
+# GPU check (issues 3 and 11), for a session that is lent a GPU machine (the `device` tool).
+# `build` builds with `--features cuda` (xtask and the paper_cnn benchmark); `run [STEPS]` runs
+# these steps, in this order, each under its own time limit (`timeout`), and writes
+# gpu-check.md (a Markdown table, growing step by step) and the raw files to $OUT (or
+# results/gpu-check):
+#   probe      the per-operation probe of a training step (`xtask bench --ops`, 2 mm then 1 mm,
+#              batch 5): each operation alone, killed after 20 s, compared with the CPU at 2 mm
+#   training   3 fixed-seed Adam steps (dropout off) on the CPU and on CUDA, losses within 1e-3
+#   agreement  CPU vs CUDA inference on the same weights (max |Δp| < 1e-4, 1 mm)
+#   epoch      a 1 mm synthetic cohort (procedural phantom, 193×229×193; no download) and one
+#              training epoch on CUDA (hold-out split, the paper's network and settings), timed
+#   bench      `cargo xtask bench` on CUDA (Burn vs PyTorch CUDA where torch is there; 2 mm, 1 mm)
+# STEPS is a comma-separated subset (default: all). GPU time is short, so split it over calls:
 #   bash scripts/gpu-check.sh build      # on this machine: → target/gpu-check/*.xz (~20 MB)
-#   device run: command "bash scripts/gpu-check.sh run", carry ["target/gpu-check"], timeout_s 540
-# On a GPU machine that has cargo and the crates, `bash scripts/gpu-check.sh all` does both.
-# `SMOKE=1 bash scripts/gpu-check.sh run` runs the same steps on the CPU with a tiny phantom
-# (checks this script without a GPU; no agreement check).
+#   device run: "bash scripts/gpu-check.sh run probe,training,agreement", carry ["target/gpu-check"]
+#   device run: "bash scripts/gpu-check.sh run epoch,bench" (same carry; timeout_s 540 each)
+# `MODEL_GPU_OPS=burn` trains with Burn's own CUDA operations instead of the portable ones
+# (model::fast::portable). On a GPU machine that has cargo and the crates, `bash
+# scripts/gpu-check.sh all` builds and runs. `SMOKE=1 bash scripts/gpu-check.sh run` runs the
+# same steps on the CPU with a tiny phantom (checks this script without a GPU; the agreement
+# check is skipped, the training check compares the fast CPU paths with Burn's operations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -58,11 +65,17 @@ unpack() {
     done
 }
 
+# Whether step $1 is among the requested ones.
+want() { [[ ",$steps," == *",$1,"* ]]; }
+
 run() {
+    steps=${1:-probe,training,agreement,epoch,bench}
     unpack
     local out=${OUT:-$root/results/gpu-check} work=/tmp/gpu-check-work device=cuda
-    local shape="[193, 229, 193]" n=8 grids=2mm,1mm reps=5
-    if [ "${SMOKE:-0}" = 1 ]; then device=cpu shape="[80, 96, 80]" n=3 grids=2mm reps=1; fi
+    local shape="[193, 229, 193]" n=8 grids=2mm,1mm reps=5 probe_grids=2mm,1mm probe_reps=3
+    if [ "${SMOKE:-0}" = 1 ]; then
+        device=cpu shape="[80, 96, 80]" n=3 grids=2mm reps=1 probe_grids=80x81x80 probe_reps=1
+    fi
     mkdir -p "$out" && rm -rf "$work" && mkdir -p "$work"
     # cudarc loads libcuda and libnvrtc at run time: add the usual CUDA folders and the pip wheels'.
     local extra
@@ -73,8 +86,32 @@ run() {
     { nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"; } | tee "$out/gpu.txt"
     # The report grows row by row, so a run cut off by its time limit still says what it got.
     local md="$out/gpu-check.md"
-    printf '# GPU check (issue 3)\n\n| check | result |\n|---|---|\n| GPU | %s |\n' "$(head -1 "$out/gpu.txt")" >"$md"
+    [ -f "$md" ] || printf '# GPU check (issues 3, 11)\n\n| check | result |\n|---|---|\n' >"$md"
+    echo "| GPU ($steps) | $(head -1 "$out/gpu.txt") |" >>"$md"
 
+    if want probe; then
+        echo "== per-operation probe on $device ($probe_grids, batch 5)"
+        local probe_line="done: see probe/ops.md"
+        timeout 420 "$bin/xtask" bench --ops --device "$device" --bench-bin "$bin/paper_cnn" --grids "$probe_grids" \
+            --reps "$probe_reps" --op-timeout 20 --reference-grids "${probe_grids%%,*}" --out "$out/probe" ||
+            probe_line="FAILED or cut off (see the log; probe/.ops.json holds the grids it finished)"
+        echo "| per-operation probe ($probe_grids) | $probe_line |" >>"$md"
+    fi
+
+    if want training; then
+        echo "== 3 fixed-seed training steps on the CPU and on $device (2 mm, dropout off)"
+        local train_line
+        train_line=$(timeout 240 "$bin/paper_cnn" --check-training --device "$device" --grids 2mm \
+            --json "$out/training.json" >/dev/null 2>"$out/training.log" && python3 -c 'import json, sys
+a = json.load(open(sys.argv[1]))
+other = [k for k in a if k.startswith("loss_") and k != "loss_cpu"][0]
+print("max abs Δloss = %.2e (%s, tolerance %g); CPU %s, %s %s" % (a["max_abs_dloss"], "pass" if a["pass"] else "FAIL",
+      a["tolerance"], [round(x, 6) for x in a["loss_cpu"]], other[5:], [round(x, 6) for x in a[other]]))' \
+            "$out/training.json" || echo "FAILED (see training.log)")
+        echo "| training steps, CPU vs $device (2 mm, batch 5, dropout off) | $train_line |" >>"$md"
+    fi
+
+    if want agreement; then
     local agree="skipped (SMOKE)"
     if [ "$device" = cuda ]; then
         echo "== CPU vs CUDA inference on the same weights (1 mm, 3 scans)"
@@ -84,10 +121,13 @@ run() {
         agree=$(python3 -c 'import json, sys
 a = json.load(open(sys.argv[1]))["agreement"]
 verdict = "pass" if a["pass"] else "FAIL"
-print("max |Δp| = %.2e (%s, tolerance %g)" % (a["max_abs_dp"], verdict, a["tolerance"]))' "$out/agreement.json" ||
+print("max abs Δp = %.2e (%s, tolerance %g)" % (a["max_abs_dp"], verdict, a["tolerance"]))' "$out/agreement.json" ||
             echo "FAILED (see the log)")
     fi
     echo "| CPU vs CUDA inference, same weights (1 mm, 3 scans) | $agree |" >>"$md"
+    fi
+
+    if want epoch; then
 
     echo "== synthetic cohort $shape (phantom) and one training epoch on $device"
     cat >"$work/gpu-check.toml" <<EOF
@@ -127,11 +167,11 @@ device = "$device"
 EOF
     local t0 t1 t2
     t0=$(date +%s.%N)
-    "$bin/xtask" prepare --config "$work/gpu-check.toml" 2>&1 | tail -5
+    timeout 240 "$bin/xtask" prepare --config "$work/gpu-check.toml" 2>&1 | tail -5
     t1=$(date +%s.%N)
     echo "| prepare (synth + preprocess, $shape, $((2 * n)) patients) | $(python3 -c "print(f'{$t1 - $t0:.1f} s')") |" >>"$md"
     local trained=1
-    "$bin/xtask" train --config "$work/gpu-check.toml" --device "$device" 2>&1 | tee "$out/train.log" | tail -15 ||
+    timeout 360 "$bin/xtask" train --config "$work/gpu-check.toml" --device "$device" 2>&1 | tee "$out/train.log" | tail -15 ||
         trained=0
     t2=$(date +%s.%N)
     local timing
@@ -149,18 +189,26 @@ print(f"epoch {sec}; whole `xtask train` {float(t2) - float(t1):.1f} s (incl. st
 PY
 )
     echo "| one training epoch on $device ($shape, hold-out, batch 5) | $epoch_line |" >>"$md"
+    fi
 
+    if want bench; then
     echo "== benchmark on $device"
-    "$bin/xtask" bench --device "$device" --bench-bin "$bin/paper_cnn" --grids "$grids" --reps "$reps" --out "$out" ||
-        echo "| benchmark FAILED (see the log) |" >"$out/bench.md"
+    timeout 420 "$bin/xtask" bench --device "$device" --bench-bin "$bin/paper_cnn" --grids "$grids" --reps "$reps" --out "$out" ||
+        echo "| benchmark FAILED or cut off (see the log) |" >"$out/bench.md"
 
     { echo; sed -n '/^| threads/,/^$/p;/^| benchmark FAILED/p' "$out/bench.md"; } >>"$md"
+    fi
     cat "$out/gpu-check.md"
+    # On a GPU every step is reported, failed or not; the CPU smoke run (CI) fails on a failure.
+    if [ "${SMOKE:-0}" = 1 ] && grep -q 'FAILED\|FAIL)' "$md"; then
+        echo "gpu-check smoke: a step failed (see $md)" >&2
+        return 1
+    fi
 }
 
 case "${1:-run}" in
 build) build ;;
-run) run ;;
-all) build && run ;;
+run) run "${2:-}" ;;
+all) build && run "${2:-}" ;;
 *) echo "usage: $0 [build|run|all]" >&2; exit 2 ;;
 esac

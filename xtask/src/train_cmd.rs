@@ -36,8 +36,8 @@ pub struct TrainArgs {
     /// Train nothing: merge the finished folds into the run's tables and summary
     #[arg(long, conflicts_with = "fold")]
     pub merge: bool,
-    /// `cpu` or `cuda` (overrides [train] device)
-    #[arg(long, value_name = "cpu|cuda")]
+    /// `cpu`, `cuda` or `cuda:N` (GPU number N; overrides [train] device)
+    #[arg(long, value_name = "cpu|cuda|cuda:N")]
     pub device: Option<DeviceKind>,
     /// Data randomisation (`cargo xtask sanity`): shuffle the labels of the patients the
     /// (single) split does not test, with this seed, before training; test labels stay true.
@@ -121,7 +121,7 @@ pub fn train_with(mut cfg: crate::config::ProjectConfig, args: &TrainArgs) -> Re
     let progress = |e: &TrainEvent<'_>| display.event(e);
     let outcome = match device {
         DeviceKind::Cpu => train_run::<model::CpuTrain>(&spec, &options, &Default::default(), &progress)?,
-        DeviceKind::Cuda => run_cuda(&spec, &options, &progress)?,
+        DeviceKind::Cuda(index) => run_cuda(index, &spec, &options, &progress)?,
     };
     display.clear();
     cfg.write_resolved(&dir)?;
@@ -130,13 +130,19 @@ pub fn train_with(mut cfg: crate::config::ProjectConfig, args: &TrainArgs) -> Re
 }
 
 #[cfg(feature = "cuda")]
-fn run_cuda(spec: &RunSpec, options: &TrainOptions, progress: &(dyn Fn(&TrainEvent<'_>) + Sync)) -> Result<RunOutcome> {
-    let device = model::device::cuda_device(0)?;
+fn run_cuda(
+    index: usize,
+    spec: &RunSpec,
+    options: &TrainOptions,
+    progress: &(dyn Fn(&TrainEvent<'_>) + Sync),
+) -> Result<RunOutcome> {
+    let device = model::device::cuda_device(index)?;
     Ok(train_run::<model::GpuTrain>(spec, options, &device, progress)?)
 }
 
 #[cfg(not(feature = "cuda"))]
 fn run_cuda(
+    _index: usize,
     _spec: &RunSpec,
     _options: &TrainOptions,
     _progress: &(dyn Fn(&TrainEvent<'_>) + Sync),

@@ -29,8 +29,17 @@
 //!
 //! The CPU backend is Flex; its kernels run on rayon's global pool, which each child builds with
 //! `--threads` threads (reported as `threads`). `--device cuda` (builds with `--features cuda`)
-//! runs the same cases on the GPU; `--check-agreement` (CUDA only) compares CPU and CUDA
-//! inference on the same weights.
+//! runs the same cases on the GPU (`--device cuda:N` on GPU number N); `--check-agreement`
+//! (CUDA only) compares CPU and CUDA inference on the same weights.
+//!
+//! `--ops` is the per-operation probe of a training step (`model::probe`, issue 11): each
+//! operation of the step timed alone (first call apart from the median of the calls after it),
+//! in child processes that are killed after `--op-timeout` seconds per operation, so that an
+//! operation that never finishes on the device is named instead of hanging the run; an
+//! operation that timed out on one grid is skipped on the larger ones. On a GPU the same
+//! operations also run on the CPU, in parallel, and the table compares the outputs.
+//! `--check-training` runs three fixed-seed Adam steps (dropout off) on the CPU and on the device
+//! and compares the losses (on the CPU alone: the fast paths against Burn's operations).
 //!
 //! `cargo xtask bench` runs this binary and the PyTorch script and writes
 //! `results/bench/bench.{json,md}`.
@@ -80,6 +89,18 @@ struct Options {
     straightforward: bool,
     /// Child mode: run this one (grid, case) and print its JSON.
     child: Option<(String, String)>,
+    /// The per-operation probe instead of the cases.
+    ops: bool,
+    /// Only these probe operations (default: all of `model::probe::op_names`).
+    only_ops: Vec<String>,
+    /// Seconds each probe operation may take before its child is killed.
+    op_timeout: f64,
+    /// Probe child mode: run these operations on this grid, one result line each.
+    ops_child: Option<(String, Vec<String>)>,
+    /// Compare a short training run on the CPU and on the device.
+    check_training: bool,
+    /// (--ops on a GPU) The grids on which the CPU reference runs too (default: all).
+    reference_grids: Option<Vec<String>>,
 }
 
 impl Default for Options {
@@ -97,23 +118,34 @@ impl Default for Options {
             check_agreement: false,
             straightforward: false,
             child: None,
+            ops: false,
+            only_ops: Vec::new(),
+            op_timeout: 20.0,
+            ops_child: None,
+            check_training: false,
+            reference_grids: None,
         }
     }
 }
 
 const USAGE: &str = "\
 usage: cargo bench -p model --bench paper_cnn -- [options]
-  --grids LIST        comma-separated grids: 2mm, 1mm (default 2mm)
+  --grids LIST        comma-separated grids: 2mm, 1mm or DxHxW (default 2mm)
   --cases LIST        comma-separated: train, forward, input_grad (default all)
   --reps N            timed repetitions per case (default 5)
   --warmup N          untimed repetitions before them (default 1)
   --threads N         rayon threads of the CPU backend (default: all cores)
   --batch N           batch of train and forward (default 5; input_grad uses 1)
   --seed N            weights and input seed (default 2018)
-  --device cpu|cuda   backend (cuda needs --features cuda)
+  --device cpu|cuda   backend (cuda needs --features cuda; cuda:N for GPU number N)
   --json FILE         also write the results as JSON
   --check-agreement   (cuda) compare CPU and CUDA inference on the same weights
-  --straightforward   Burn's own operations instead of the fast CPU paths (model::fast)";
+  --straightforward   Burn's own operations instead of the fast CPU paths (model::fast)
+  --ops               the per-operation probe of a training step instead of the cases
+  --only-ops LIST     (--ops) only these operations (default: all)
+  --op-timeout S      (--ops) seconds per operation before its child is killed (default 20)
+  --reference-grids L (--ops on a GPU) grids on which the CPU reference runs too (default: all)
+  --check-training    3 fixed-seed Adam steps (dropout off) on the CPU and the device, losses compared";
 
 fn parse_args(args: &[String]) -> Result<Options, String> {
     let mut o = Options::default();
@@ -137,13 +169,22 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
             "--check-agreement" => o.check_agreement = true,
             "--straightforward" => o.straightforward = true,
             "--child" => o.child = Some((value("--child")?, value("--child")?)),
+            "--ops" => o.ops = true,
+            "--only-ops" => o.only_ops = list(&value("--only-ops")?),
+            "--op-timeout" => {
+                let v = value("--op-timeout")?;
+                o.op_timeout = v.parse().map_err(|_| format!("--op-timeout: `{v}` is not a number of seconds"))?;
+            }
+            "--ops-child" => o.ops_child = Some((value("--ops-child")?, list(&value("--ops-child")?))),
+            "--check-training" => o.check_training = true,
+            "--reference-grids" => o.reference_grids = Some(list(&value("--reference-grids")?)),
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
     for g in &o.grids {
         if grid_shape(g).is_none() {
-            return Err(format!("unknown grid `{g}`; expected 2mm or 1mm"));
+            return Err(format!("unknown grid `{g}`; expected 2mm, 1mm or DxHxW"));
         }
     }
     for c in &o.cases {
@@ -154,14 +195,37 @@ fn parse_args(args: &[String]) -> Result<Options, String> {
     if o.reps == 0 || o.threads == 0 || o.batch == 0 {
         return Err("--reps, --threads and --batch must be at least 1".into());
     }
-    if !matches!(o.device.as_str(), "cpu" | "cuda") {
-        return Err(format!("unknown device `{}`; expected cpu or cuda", o.device));
+    o.device.parse::<model::DeviceKind>()?;
+    if !(o.op_timeout > 0.0 && o.op_timeout.is_finite()) {
+        return Err(format!("--op-timeout must be a positive number of seconds, not {}", o.op_timeout));
+    }
+    let known = model::probe::op_names(&NetworkConfig::default());
+    if let Some(op) = o.only_ops.iter().find(|op| !known.contains(op)) {
+        return Err(format!("unknown operation `{op}`; expected some of {}", known.join(", ")));
     }
     Ok(o)
 }
 
+/// A named grid (2mm, 1mm) or `DxHxW` (e.g. `80x81x80` for a quick smoke run).
 fn grid_shape(name: &str) -> Option<[usize; 3]> {
-    GRIDS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    if let Some((_, s)) = GRIDS.iter().find(|(n, _)| *n == name) {
+        return Some(*s);
+    }
+    let v: Vec<usize> = name.split('x').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    <[usize; 3]>::try_from(v).ok()
+}
+
+/// The GPU number of a `cuda:N` device (0 for `cuda`).
+#[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+fn gpu_index(device: &str) -> usize {
+    match device.parse() {
+        Ok(model::DeviceKind::Cuda(i)) => i,
+        _ => 0,
+    }
+}
+
+fn is_cpu(opts: &Options) -> bool {
+    opts.device.parse() == Ok(model::DeviceKind::Cpu)
 }
 
 fn main() -> ExitCode {
@@ -173,8 +237,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = if let Some((grid, case)) = opts.child.clone() {
+    let result = if let Some((grid, ops)) = opts.ops_child.clone() {
+        ops_child_main(&opts, &grid, &ops)
+    } else if let Some((grid, case)) = opts.child.clone() {
         child_main(&opts, &grid, &case).map(|v| println!("{v}"))
+    } else if opts.ops {
+        ops_main(&opts, &args)
+    } else if opts.check_training {
+        check_training_main(&opts)
     } else {
         parent_main(&opts, &args)
     };
@@ -225,7 +295,7 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
         }
     }
     // The machine's multiply-add peak on the same number of threads, for the floor estimate.
-    let peak = if opts.device == "cpu" {
+    let peak = if is_cpu(opts) {
         let out = Command::new(&exe)
             .args(["--child", &opts.grids[0], "peak", "--threads", &opts.threads.to_string()])
             .env("RAYON_NUM_THREADS", opts.threads.to_string())
@@ -252,7 +322,7 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
     let mut summary = json!({
         "framework": "burn",
         "burn_version": "0.21.0",
-        "backend": if opts.device == "cuda" { "cuda" } else { "flex" },
+        "backend": if is_cpu(opts) { "flex" } else { "cuda" },
         "device": opts.device,
         "threads": opts.threads,
         "fast_cpu": !opts.straightforward,
@@ -269,6 +339,7 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
     if opts.check_agreement {
         let out = Command::new(&exe)
             .args(["--check-agreement", "--child", &opts.grids[0], "agreement", "--seed", &opts.seed.to_string()])
+            .args(["--device", &opts.device])
             .env("RAYON_NUM_THREADS", opts.threads.to_string())
             .output()
             .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
@@ -448,16 +519,20 @@ fn child_main(opts: &Options, grid: &str, case: &str) -> Result<Value, String> {
         .map_err(|e| format!("cannot build the rayon pool: {e}"))?;
     let shape = grid_shape(grid).ok_or_else(|| format!("unknown grid `{grid}`"))?;
     if opts.check_agreement {
-        return check_agreement(grid, shape, opts.seed);
+        return check_agreement(grid, shape, opts.seed, &opts.device);
+    }
+    if opts.check_training {
+        return check_training(shape, opts);
     }
     if case == "peak" {
         return Ok(
             json!({ "case": "peak", "peak_gflops": model::fast::peak::fma_peak_gflops(2.0), "threads": rayon::current_num_threads() }),
         );
     }
-    let mut v = match opts.device.as_str() {
-        "cpu" => run_case::<model::CpuTrain>(&Default::default(), shape, case, opts)?,
-        _ => run_cuda(shape, case, opts)?,
+    let mut v = if is_cpu(opts) {
+        run_case::<model::CpuTrain>(&Default::default(), shape, case, opts)?
+    } else {
+        run_cuda(shape, case, opts)?
     };
     v["grid"] = json!(grid);
     v["gflop_per_scan"] = json!(case_flops(shape, case)? / 1e9);
@@ -470,7 +545,7 @@ fn child_main(opts: &Options, grid: &str, case: &str) -> Result<Value, String> {
 
 #[cfg(feature = "cuda")]
 fn run_cuda(shape: [usize; 3], case: &str, opts: &Options) -> Result<Value, String> {
-    let device = model::device::cuda_device(0).map_err(|e| e.to_string())?;
+    let device = model::device::cuda_device(gpu_index(&opts.device)).map_err(|e| e.to_string())?;
     run_case::<model::GpuTrain>(&device, shape, case, opts)
 }
 
@@ -604,14 +679,14 @@ fn median(v: &[f64]) -> f64 {
 // CPU versus CUDA on the same weights.
 
 #[cfg(feature = "cuda")]
-fn check_agreement(grid: &str, shape: [usize; 3], seed: u64) -> Result<Value, String> {
+fn check_agreement(grid: &str, shape: [usize; 3], seed: u64, device: &str) -> Result<Value, String> {
     use burn::module::Module;
     use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
     use burn::tensor::activation::softmax;
     use model::{Cpu, Gpu};
 
     let cpu = Default::default();
-    let gpu = model::device::cuda_device(0).map_err(|e| e.to_string())?;
+    let gpu = model::device::cuda_device(gpu_index(device)).map_err(|e| e.to_string())?;
     Cpu::seed(&cpu, seed);
     let config = NetworkConfig::default();
     let net_cpu: ClassificationModel3D<model::CpuTrain> = config.init(shape, &cpu).map_err(|e| e.to_string())?;
@@ -639,6 +714,203 @@ fn check_agreement(grid: &str, shape: [usize; 3], seed: u64) -> Result<Value, St
 }
 
 #[cfg(not(feature = "cuda"))]
-fn check_agreement(_: &str, _: [usize; 3], _: u64) -> Result<Value, String> {
+fn check_agreement(_: &str, _: [usize; 3], _: u64, _: &str) -> Result<Value, String> {
+    Err(model::ModelError::CudaNotCompiled.to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The per-operation probe (`--ops`) and the training agreement (`--check-training`).
+
+/// The probe's network spec for a grid.
+fn probe_spec(shape: [usize; 3], opts: &Options) -> model::probe::ProbeSpec {
+    model::probe::ProbeSpec { config: NetworkConfig::default(), grid: shape, batch: opts.batch, seed: opts.seed }
+}
+
+/// The command of a probe child: `ops` on `grid`, on `device`.
+fn ops_child_command(exe: &Path, opts: &Options, grid: &str, device: &str, reps: usize, ops: &[String]) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(["--ops-child", grid, &ops.join(",")])
+        .args(["--device", device, "--reps", &reps.to_string(), "--batch", &opts.batch.to_string()])
+        .args(["--threads", &opts.threads.to_string(), "--seed", &opts.seed.to_string()])
+        .env("RAYON_NUM_THREADS", opts.threads.to_string());
+    cmd
+}
+
+fn ops_main(opts: &Options, args: &[String]) -> Result<(), String> {
+    use model::probe::{Outcome, ProbeRow, supervise};
+    use std::time::Duration;
+
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let all = model::probe::op_names(&NetworkConfig::default());
+    let wanted: Vec<String> =
+        if opts.only_ops.is_empty() { all } else { all.into_iter().filter(|o| opts.only_ops.contains(o)).collect() };
+    let limit = Duration::from_secs_f64(opts.op_timeout);
+    let started = Instant::now();
+    let mut rows: Vec<ProbeRow> = Vec::new();
+    let mut timed_out: Vec<(String, String)> = Vec::new();
+    for grid in &opts.grids {
+        let run: Vec<String> = wanted.iter().filter(|op| !timed_out.iter().any(|(o, _)| o == *op)).cloned().collect();
+        eprintln!(
+            "paper_cnn: probe {} {grid}: {} operations, {} s each at most …",
+            opts.device,
+            run.len(),
+            opts.op_timeout
+        );
+        // The CPU reference runs beside the device, on all cores but two (the device's process
+        // needs a core to launch its kernels), with a longer limit: the CPU is the slower one.
+        let with_reference = !is_cpu(opts) && opts.reference_grids.as_ref().is_none_or(|g| g.contains(grid));
+        let reference = with_reference.then(|| {
+            let (exe, grid, run) = (exe.clone(), grid.clone(), run.clone());
+            let opts = Options { threads: opts.threads.saturating_sub(2).max(1), ..opts.clone() };
+            std::thread::spawn(move || {
+                let cpu_limit = Duration::from_secs_f64((opts.op_timeout * 6.0).max(120.0));
+                supervise(|rest| ops_child_command(&exe, &opts, &grid, "cpu", 1, rest), &run, cpu_limit)
+            })
+        });
+        let device = supervise(|rest| ops_child_command(&exe, opts, grid, &opts.device, opts.reps, rest), &run, limit)?;
+        let cpu = match reference {
+            Some(handle) => Some(handle.join().map_err(|_| "the CPU reference thread panicked".to_string())??),
+            None => None,
+        };
+        for (i, (op, outcome)) in device.into_iter().enumerate() {
+            if matches!(outcome, Outcome::TimedOut { .. }) {
+                timed_out.push((op.clone(), grid.clone()));
+            }
+            let cpu = cpu.as_ref().and_then(|c| c.get(i)).map(|(_, o)| o.clone());
+            rows.push(ProbeRow { grid: grid.clone(), op, device: outcome, cpu });
+        }
+        for op in wanted.iter().filter(|op| !run.contains(op)) {
+            let at = timed_out.iter().find(|(o, _)| o == op).map_or("", |(_, g)| g.as_str());
+            let message = format!("skipped: timed out at {at}");
+            rows.push(ProbeRow { grid: grid.clone(), op: op.clone(), device: Outcome::Error { message }, cpu: None });
+        }
+        // After each grid: the table so far, and the JSON, so that a run cut off on a larger
+        // grid keeps what it measured.
+        eprintln!("{}", model::probe::markdown(&opts.device, &rows));
+        write_ops_json(opts, args, started, &rows)?;
+    }
+    let md = model::probe::markdown(&opts.device, &rows);
+    println!("\nper-operation probe, batch {}, {} timed calls after the first\n{md}", opts.batch, opts.reps);
+    Ok(())
+}
+
+fn write_ops_json(
+    opts: &Options,
+    args: &[String],
+    started: Instant,
+    rows: &[model::probe::ProbeRow],
+) -> Result<(), String> {
+    if let Some(path) = &opts.json {
+        let summary = json!({
+            "device": opts.device,
+            "batch": opts.batch,
+            "reps": opts.reps,
+            "op_timeout_s": opts.op_timeout,
+            "threads": opts.threads,
+            "command": format!("cargo bench -p model --bench paper_cnn -- {}", shell_words(args)),
+            "wall_s": started.elapsed().as_secs_f64(),
+            "rows": rows,
+        });
+        write_json(path, &summary)?;
+        eprintln!("paper_cnn: wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn ops_child_main(opts: &Options, grid: &str, ops: &[String]) -> Result<(), String> {
+    use std::io::Write;
+    model::fast::set_fast_cpu(!opts.straightforward);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build_global()
+        .map_err(|e| format!("cannot build the rayon pool: {e}"))?;
+    let shape = grid_shape(grid).ok_or_else(|| format!("unknown grid `{grid}`"))?;
+    let spec = probe_spec(shape, opts);
+    let run = |op: &str| -> Result<model::probe::OpRecord, String> {
+        if is_cpu(opts) {
+            model::probe::run_op::<model::CpuTrain>(&spec, op, opts.reps, &Default::default())
+        } else {
+            run_op_cuda(&spec, op, opts)
+        }
+    };
+    for op in ops {
+        let line = model::probe::child_line(op, &run(op));
+        println!("{line}");
+        std::io::stdout().flush().map_err(|e| format!("cannot write: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "cuda")]
+fn run_op_cuda(spec: &model::probe::ProbeSpec, op: &str, opts: &Options) -> Result<model::probe::OpRecord, String> {
+    let device = model::device::cuda_device(gpu_index(&opts.device)).map_err(|e| e.to_string())?;
+    model::probe::run_op::<model::GpuTrain>(spec, op, opts.reps, &device)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn run_op_cuda(_: &model::probe::ProbeSpec, _: &str, _: &Options) -> Result<model::probe::OpRecord, String> {
+    Err(model::ModelError::CudaNotCompiled.to_string())
+}
+
+/// Steps of `--check-training`, and the largest |Δ loss| that passes.
+const TRAINING_STEPS: usize = 3;
+const TRAINING_TOLERANCE: f64 = 1e-3;
+
+fn check_training_main(opts: &Options) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+    let out = Command::new(&exe)
+        .args(["--check-training", "--child", &opts.grids[0], "training", "--device", &opts.device])
+        .args(["--batch", &opts.batch.to_string(), "--seed", &opts.seed.to_string()])
+        .args(["--threads", &opts.threads.to_string()])
+        .env("RAYON_NUM_THREADS", opts.threads.to_string())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).map_err(|_| {
+        format!("the training check failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr))
+    })?;
+    eprintln!("training agreement: {v}");
+    if let Some(path) = &opts.json {
+        write_json(path, &v)?;
+    }
+    if v["pass"] == json!(true) { Ok(()) } else { Err(format!("the training runs disagree: {v}")) }
+}
+
+/// Child of `--check-training`: the losses of the same short run on the CPU (fast paths) and on
+/// the device (on the CPU alone: Burn's own operations).
+fn check_training(shape: [usize; 3], opts: &Options) -> Result<Value, String> {
+    let spec = probe_spec(shape, opts);
+    let cpu = model::probe::training_losses::<model::CpuTrain>(&spec, TRAINING_STEPS, &Default::default())?;
+    let (other, label) = if is_cpu(opts) {
+        model::fast::set_fast_cpu(false);
+        let losses = model::probe::training_losses::<model::CpuTrain>(&spec, TRAINING_STEPS, &Default::default());
+        model::fast::set_fast_cpu(true);
+        (losses?, "cpu_straightforward")
+    } else {
+        (training_losses_cuda(&spec, opts)?, "device")
+    };
+    let max_d = cpu.iter().zip(&other).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    Ok(json!({
+        "grid": shape,
+        "batch": opts.batch,
+        "steps": TRAINING_STEPS,
+        "dropout": 0.0,
+        "device": opts.device,
+        "loss_cpu": cpu,
+        format!("loss_{label}"): other,
+        "max_abs_dloss": max_d,
+        "tolerance": TRAINING_TOLERANCE,
+        "pass": max_d < TRAINING_TOLERANCE,
+    }))
+}
+
+#[cfg(feature = "cuda")]
+fn training_losses_cuda(spec: &model::probe::ProbeSpec, opts: &Options) -> Result<Vec<f64>, String> {
+    let device = model::device::cuda_device(gpu_index(&opts.device)).map_err(|e| e.to_string())?;
+    model::probe::training_losses::<model::GpuTrain>(spec, TRAINING_STEPS, &device)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn training_losses_cuda(_: &model::probe::ProbeSpec, _: &Options) -> Result<Vec<f64>, String> {
     Err(model::ModelError::CudaNotCompiled.to_string())
 }

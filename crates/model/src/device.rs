@@ -15,15 +15,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
-/// Where the network runs; chosen by configuration or `--device`.
+/// Where the network runs; chosen by configuration or `--device`: `cpu`, `cuda` (the first GPU)
+/// or `cuda:N` (GPU number N as CUDA counts them, so that folds can run side by side on several
+/// GPUs, one process each). Written in configurations and manifests as that same string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String", into = "String")]
 pub enum DeviceKind {
     /// The CPU (Burn's Flex backend). The default.
     #[default]
     Cpu,
-    /// An NVIDIA GPU (Burn's CUDA backend; builds with the `cuda` feature only).
-    Cuda,
+    /// An NVIDIA GPU by index (Burn's CUDA backend; builds with the `cuda` feature only).
+    Cuda(usize),
 }
 
 impl DeviceKind {
@@ -31,17 +33,23 @@ impl DeviceKind {
     pub fn check(self) -> Result<(), ModelError> {
         match self {
             DeviceKind::Cpu => Ok(()),
-            DeviceKind::Cuda => check_cuda(),
+            DeviceKind::Cuda(_) => check_cuda(),
         }
+    }
+
+    /// Whether this is a GPU.
+    pub fn is_cuda(self) -> bool {
+        matches!(self, DeviceKind::Cuda(_))
     }
 }
 
 impl fmt::Display for DeviceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            DeviceKind::Cpu => "cpu",
-            DeviceKind::Cuda => "cuda",
-        })
+        match self {
+            DeviceKind::Cpu => f.write_str("cpu"),
+            DeviceKind::Cuda(0) => f.write_str("cuda"),
+            DeviceKind::Cuda(i) => write!(f, "cuda:{i}"),
+        }
     }
 }
 
@@ -49,11 +57,31 @@ impl FromStr for DeviceKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        let lower = s.trim().to_ascii_lowercase();
+        match lower.as_str() {
             "cpu" => Ok(DeviceKind::Cpu),
-            "cuda" | "gpu" => Ok(DeviceKind::Cuda),
-            other => Err(format!("unknown device `{other}`; expected `cpu` or `cuda`")),
+            "cuda" | "gpu" => Ok(DeviceKind::Cuda(0)),
+            other => match other.split_once(':') {
+                Some(("cuda" | "gpu", index)) => index.parse().map(DeviceKind::Cuda).map_err(|_| {
+                    format!("unknown device `{other}`: `{index}` is not a GPU number; expected `cuda:0`, `cuda:1`, …")
+                }),
+                _ => Err(format!("unknown device `{other}`; expected `cpu`, `cuda` or `cuda:N` (GPU number N)")),
+            },
         }
+    }
+}
+
+impl TryFrom<String> for DeviceKind {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<DeviceKind> for String {
+    fn from(d: DeviceKind) -> String {
+        d.to_string()
     }
 }
 

@@ -10,10 +10,15 @@
 //! - [`fast`]: the fast CPU paths, on by default on [`Cpu`] / [`CpuTrain`] (convolution and
 //!   its backward passes as cache-sized tiles of register-blocked SIMD multiply-adds, fused BatchNorm → max
 //!   pooling → ReLU with a sparse backward pass, and mimalloc for the binaries), with
-//!   `MODEL_FAST_CPU=0` / [`fast::set_fast_cpu`] to switch back to Burn's own operations; other
-//!   backends (CUDA) always take Burn's operations. The choice is the backend-extension trait
-//!   [`FastBackend`], which the model's generic code requires (`B: FastBackend`).
-//! - [`device`]: CPU / CUDA choice; asking for CUDA without support is an error, never a panic.
+//!   `MODEL_FAST_CPU=0` / [`fast::set_fast_cpu`] to switch back to Burn's own operations. CUDA
+//!   trains with [`fast::portable`] (the convolution's weight gradient as batched matmuls per
+//!   kernel tap, pooling as reshape + `max_dim`; `MODEL_GPU_OPS=burn` for Burn's own) and takes
+//!   Burn's operations otherwise. The choice is the backend-extension trait [`FastBackend`],
+//!   which the model's generic code requires (`B: FastBackend`).
+//! - [`probe`]: each operation of a training step timed alone on any backend, in supervised
+//!   child processes with a time limit each (finds an operation that hangs on a GPU).
+//! - [`device`]: CPU / CUDA (`cuda:N`) choice; asking for CUDA without support is an error,
+//!   never a panic.
 //! - [`weights`]: safetensors export/import and PyTorch `torch.save` import with the PyTorch
 //!   state-dict key names (`Conv_1.weight`, `Conv_1_bn.running_mean`, `dense_1.weight`, …).
 //!
@@ -30,6 +35,7 @@ pub mod metrics;
 pub mod network;
 pub mod norm;
 pub mod pool;
+pub mod probe;
 pub mod train;
 pub mod weights;
 

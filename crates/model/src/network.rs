@@ -432,7 +432,7 @@ impl<B: Backend> ClassificationModel3D<B> {
 }
 
 /// Inverted dropout (`x·mask / (1 − p)`), active on every backend; `p = 0` is the identity.
-fn dropout<B: Backend>(x: Tensor<B, 2>, p: f64) -> Tensor<B, 2> {
+pub(crate) fn dropout<B: Backend>(x: Tensor<B, 2>, p: f64) -> Tensor<B, 2> {
     if p == 0.0 {
         return x;
     }

@@ -487,19 +487,40 @@ fn wrong_input_shape_is_reported() {
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn cuda_requested_without_cuda_support_is_an_error() {
-    let err = DeviceKind::Cuda.check().unwrap_err();
+    let err = DeviceKind::Cuda(0).check().unwrap_err();
     assert!(matches!(err, ModelError::CudaNotCompiled));
     assert!(err.to_string().contains("--features cuda"), "{err}");
     assert!(DeviceKind::Cpu.check().is_ok());
-    assert_eq!("cuda".parse::<DeviceKind>(), Ok(DeviceKind::Cuda));
-    assert!("tpu".parse::<DeviceKind>().is_err());
+}
+
+#[test]
+fn devices_parse_with_a_gpu_number_and_round_trip() {
+    assert_eq!("cuda".parse::<DeviceKind>(), Ok(DeviceKind::Cuda(0)));
+    assert_eq!("CUDA:3".parse::<DeviceKind>(), Ok(DeviceKind::Cuda(3)));
+    assert_eq!("gpu:1".parse::<DeviceKind>(), Ok(DeviceKind::Cuda(1)));
+    for d in [DeviceKind::Cpu, DeviceKind::Cuda(0), DeviceKind::Cuda(2)] {
+        assert_eq!(d.to_string().parse::<DeviceKind>(), Ok(d));
+    }
+    // GPU 0 keeps the plain name, so configurations written before `cuda:N` read the same.
+    assert_eq!(DeviceKind::Cuda(0).to_string(), "cuda");
+    assert_eq!(DeviceKind::Cuda(1).to_string(), "cuda:1");
+    let err = "cuda:x".parse::<DeviceKind>().unwrap_err();
+    assert!(err.contains("`x` is not a GPU number"), "{err}");
+    let err = "tpu".parse::<DeviceKind>().unwrap_err();
+    assert!(err.contains("`cuda:N`"), "{err}");
+    // Serialised as the same string (the `[train] device` key of a configuration).
+    assert_eq!(serde_json::to_string(&DeviceKind::Cuda(1)).unwrap(), "\"cuda:1\"");
+    assert_eq!(serde_json::from_str::<DeviceKind>("\"cuda:2\"").unwrap(), DeviceKind::Cuda(2));
+    assert_eq!(serde_json::from_str::<DeviceKind>("\"cpu\"").unwrap(), DeviceKind::Cpu);
+    let err = serde_json::from_str::<DeviceKind>("\"tpu\"").unwrap_err().to_string();
+    assert!(err.contains("unknown device `tpu`"), "{err}");
 }
 
 #[cfg(feature = "cuda")]
 #[test]
 fn cuda_check_never_panics() {
     // Either works or says what is missing; it must not panic on a machine without a driver.
-    if let Err(err) = DeviceKind::Cuda.check() {
+    if let Err(err) = DeviceKind::Cuda(0).check() {
         assert!(matches!(err, ModelError::CudaUnavailable(_)), "{err}");
     }
 }

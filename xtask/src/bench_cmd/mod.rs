@@ -9,6 +9,10 @@
 //! issue 3, labelled as not measured here. `--with-straightforward` also runs the Burn benchmark
 //! with the fast CPU paths off (`model::fast`), for a before/after column; `--markdown FILE`
 //! (e.g. `BENCHMARKS.md`) writes the report there too.
+//!
+//! `--ops` runs the per-operation probe of a training step instead (`model::probe`, issue 11):
+//! every operation timed alone on `--device`, each killed after `--op-timeout` seconds, and on a
+//! GPU compared with the CPU; it writes `ops.json` and `ops.md`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -61,9 +65,23 @@ pub struct BenchArgs {
     /// Batch size of the train and forward cases (input_grad uses one scan)
     #[arg(long, default_value_t = 5)]
     batch: usize,
-    /// Device of the Burn benchmark: cpu or cuda (cuda needs `--features cuda`)
-    #[arg(long, default_value = "cpu")]
+    /// Device of the Burn benchmark: cpu, cuda or cuda:N (GPU number N; needs `--features cuda`)
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: String,
+    /// The per-operation probe of a training step (each operation alone, under a time limit)
+    /// instead of the whole cases; grids may also be DxHxW (e.g. 80x81x80 for a smoke run)
+    #[arg(long)]
+    ops: bool,
+    /// (--ops) Seconds each operation may take before its process is killed
+    #[arg(long, default_value_t = 20.0)]
+    op_timeout: f64,
+    /// (--ops) Only these operations, comma-separated (default: all)
+    #[arg(long, value_delimiter = ',')]
+    only_ops: Vec<String>,
+    /// (--ops on a GPU) Grids on which the CPU reference runs too, comma-separated (default:
+    /// all; at 1 mm the CPU takes minutes)
+    #[arg(long, value_delimiter = ',')]
+    reference_grids: Vec<String>,
     /// Skip the PyTorch reference even if torch is installed
     #[arg(long)]
     no_pytorch: bool,
@@ -112,6 +130,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         "--batch".into(),
         args.batch.to_string(),
     ];
+    if args.ops {
+        return probe(args, &root, &out, threads[0]);
+    }
     let torch = if args.no_pytorch { Err("skipped (--no-pytorch)".to_string()) } else { torch_version(&args.python) };
     if let Err(why) = &torch {
         eprintln!("bench: PyTorch NOT measured: {why}; ratios use issue 3's reference numbers (not measured here)");
@@ -122,18 +143,7 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         let mut burn_args = common.to_vec();
         burn_args.extend(["--threads".into(), t.to_string(), "--device".into(), args.device.clone()]);
         burn_args.extend(["--json".into(), burn_json.display().to_string()]);
-        let mut cmd = match &args.bench_bin {
-            Some(bin) => Command::new(bin),
-            None => {
-                let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-                c.args(["bench", "-p", "model", "--bench", "paper_cnn"]);
-                if args.device == "cuda" {
-                    c.args(["--features", "cuda"]);
-                }
-                c.arg("--");
-                c
-            }
-        };
+        let mut cmd = burn_bench_command(args);
         cmd.args(&burn_args).current_dir(&root);
         eprintln!("bench: $ {}", show(&cmd));
         let status = cmd.status().with_context(|| format!("cannot run {}", show(&cmd)))?;
@@ -162,8 +172,8 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             Ok(_) => {
                 let mut cmd = Command::new(&args.python);
                 cmd.arg("scripts/bench_pytorch.py").args(&common).args(["--threads", &t.to_string()]);
-                if args.device == "cuda" {
-                    cmd.args(["--device", "cuda"]);
+                if args.device != "cpu" {
+                    cmd.args(["--device", &args.device]);
                 }
                 cmd.current_dir(&root).stderr(Stdio::inherit());
                 eprintln!("bench: $ {}", show(&cmd));
@@ -207,6 +217,74 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     write_bytes_atomically(&out.join("bench.json"), (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     write_bytes_atomically(&out.join("bench.md"), md.as_bytes())?;
     eprintln!("bench: wrote {} and bench.md", out.join("bench.json").display());
+    Ok(())
+}
+
+/// `cpu`, `cuda` or `cuda:N`, as [`model::DeviceKind`] reads it, kept as typed.
+fn parse_device(s: &str) -> Result<String, String> {
+    Ok(s.parse::<model::DeviceKind>()?.to_string())
+}
+
+/// The Burn benchmark binary: `--bench-bin`, or `cargo bench` (with CUDA for a GPU device).
+fn burn_bench_command(args: &BenchArgs) -> Command {
+    match &args.bench_bin {
+        Some(bin) => Command::new(bin),
+        None => {
+            let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            c.args(["bench", "-p", "model", "--bench", "paper_cnn"]);
+            if args.device != "cpu" {
+                c.args(["--features", "cuda"]);
+            }
+            c.arg("--");
+            c
+        }
+    }
+}
+
+/// `cargo xtask bench --ops`: the per-operation probe; writes `ops.json` and `ops.md`.
+fn probe(args: &BenchArgs, root: &Path, out: &Path, threads: usize) -> Result<()> {
+    if !(args.op_timeout > 0.0 && args.op_timeout.is_finite()) {
+        bail!("--op-timeout must be a positive number of seconds, not {}", args.op_timeout);
+    }
+    let json_path = out.join(".ops.json");
+    let mut cmd = burn_bench_command(args);
+    cmd.args(["--ops", "--grids", &args.grids.join(","), "--device", &args.device])
+        .args(["--batch", &args.batch.to_string(), "--reps", &args.reps.to_string()])
+        .args(["--threads", &threads.to_string(), "--op-timeout", &args.op_timeout.to_string()])
+        .args(["--json", &json_path.display().to_string()])
+        .current_dir(root);
+    if !args.only_ops.is_empty() {
+        cmd.args(["--only-ops", &args.only_ops.join(",")]);
+    }
+    if !args.reference_grids.is_empty() {
+        cmd.args(["--reference-grids", &args.reference_grids.join(",")]);
+    }
+    eprintln!("bench: $ {}", show(&cmd));
+    let output = cmd.stdout(Stdio::null()).status().with_context(|| format!("cannot run {}", show(&cmd)))?;
+    if !output.success() {
+        bail!("the probe failed ({output}): {}", show(&cmd));
+    }
+    let mut report = read_json(&json_path)?;
+    let _ = std::fs::remove_file(&json_path);
+    let rows: Vec<model::probe::ProbeRow> = serde_json::from_value(report["rows"].clone())
+        .with_context(|| format!("unreadable probe rows in {}", json_path.display()))?;
+    report["created_utc"] = json!(utc_now());
+    report["git"] = json!(git_describe(root));
+    let md = format!(
+        "# Per-operation probe of a training step ({}, batch {}, median of {} calls after the first)\n\n\
+         Created {} at {} by `{}`.\n\n{}",
+        args.device,
+        args.batch,
+        args.reps,
+        report["created_utc"].as_str().unwrap_or("?"),
+        report["git"].as_str().unwrap_or("?"),
+        show(&cmd),
+        model::probe::markdown(&args.device, &rows)
+    );
+    println!("\n{md}");
+    write_bytes_atomically(&out.join("ops.json"), (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
+    write_bytes_atomically(&out.join("ops.md"), md.as_bytes())?;
+    eprintln!("bench: wrote {} and ops.md", out.join("ops.json").display());
     Ok(())
 }
 
@@ -268,6 +346,15 @@ fn utc_from_unix(secs: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_are_read_as_the_model_reads_them() {
+        assert_eq!(parse_device("cpu").unwrap(), "cpu");
+        assert_eq!(parse_device("CUDA").unwrap(), "cuda");
+        assert_eq!(parse_device("cuda:2").unwrap(), "cuda:2");
+        assert!(parse_device("cuda:two").unwrap_err().contains("not a GPU number"));
+        assert!(parse_device("tpu").unwrap_err().contains("unknown device"));
+    }
 
     #[test]
     fn utc_dates_match_python_datetime() {

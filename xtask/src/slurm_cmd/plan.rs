@@ -440,7 +440,7 @@ pub fn stage_configs(cfg: &ProjectConfig, gpus: bool) -> Result<Vec<(&'static st
     for (name, mode) in [("data", None), ("cv", Some(TrainMode::Kfold)), ("holdout", Some(TrainMode::Holdout))] {
         let mut c = stage_config(cfg, name, mode);
         if gpus && mode.is_some() {
-            c.train.device = model::DeviceKind::Cuda;
+            c.train.device = model::DeviceKind::Cuda(0);
         }
         let text = format!(
             "# The `{name}` stage's config, as reproduce-paper gives it{} (written by `cargo xtask slurm`).\n{}",
@@ -599,8 +599,8 @@ mod tests {
             let text = &configs.iter().find(|(n, _)| *n == name).unwrap().1;
             ProjectConfig::from_toml(text, Path::new(name)).unwrap().train.device
         };
-        assert_eq!(device("holdout"), model::DeviceKind::Cuda, "the sanity job trains on the hold-out run's device");
-        assert_eq!(device("cv"), model::DeviceKind::Cuda);
+        assert_eq!(device("holdout"), model::DeviceKind::Cuda(0), "the sanity job trains on the hold-out run's device");
+        assert_eq!(device("cv"), model::DeviceKind::Cuda(0));
         assert_eq!(device("report"), cfg.train.device);
         assert!(interpret.contains("\"$SLURM_ARRAY_TASK_ID/2\""), "{interpret}");
         let submit = p.submit_text();

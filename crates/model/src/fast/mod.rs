@@ -22,13 +22,15 @@
 //!   depth pass takes Flex's slow generic path; the straightforward BatchNorm is a dozen
 //!   broadcast tensor operations and their autodiff steps.
 //!
-//! Every other backend (CUDA, …) and every tensor that is not `f32` takes the straightforward
-//! path unchanged. The choice is made at compile time with a backend-extension trait, Burn's
-//! pattern for custom kernels: [`FastBackend`] (on top of Burn's `Backend`) has one method per
-//! operation above, each with Burn's operations as its default body; [`Flex`] overrides them
-//! with these kernels (and, through its `autodiff_*` methods, `Autodiff<Flex>` with their
-//! backward steps), the CUDA backend takes the defaults, and any other backend opts in with
-//! `impl FastBackend for MyBackend {}`. The model's generic code is bound by `B: FastBackend`
+//! Every other backend and every tensor that is not `f32` takes the straightforward path
+//! unchanged; the CUDA backend trains with [`portable`]'s convolution backward step and pooling
+//! (Burn tensor operations known to be fast on a GPU) unless `MODEL_GPU_OPS=burn`. The choice
+//! is made at compile time with a backend-extension trait, Burn's pattern for custom kernels:
+//! [`FastBackend`] (on top of Burn's `Backend`) has one method per operation above, each with
+//! Burn's operations as its default body; [`Flex`] overrides them with these kernels (and,
+//! through its `autodiff_*` methods, `Autodiff<Flex>` with their backward steps), the CUDA
+//! backend overrides two `autodiff_*` methods with [`portable`], and any other backend opts in
+//! with `impl FastBackend for MyBackend {}`. The model's generic code is bound by `B: FastBackend`
 //! ([`FastAutodiffBackend`] for training), so the dispatch is monomorphised: no type check at
 //! run time. Within Flex, the switch below and the `f32` check stay run-time tests.
 //!
@@ -50,6 +52,7 @@ pub mod implicit;
 pub mod norm;
 pub mod peak;
 pub mod pool;
+pub mod portable;
 
 /// The global allocator for the project's binaries: `#[global_allocator] static GLOBAL:
 /// model::fast::FastAlloc = model::fast::FastAlloc;` (mimalloc; no `unsafe` needed).
@@ -114,13 +117,14 @@ pub type NormTrainResult<B> = Result<(Tensor<B, 5>, Vec<f32>, Vec<f32>), Tensor<
 ///
 /// Implemented here for [`Flex`] (the fast CPU kernels of this module, while [`fast_cpu`] is on
 /// and the tensors are `f32`; the straightforward path otherwise), for the CUDA backend
-/// ([`crate::Gpu`], `cuda` feature; defaults) and for every `Autodiff<B>` with `B:
-/// FastBackend`. The autodiff versions are methods of the inner backend (`autodiff_*`, default:
-/// Burn's operations on `Autodiff<B>`, i.e. Burn's own backward steps), because a fast path's
-/// backward step is written with the inner backend's kernels and Rust has no specialisation to
-/// pick `Autodiff<Flex>` out of a blanket `impl<B> FastBackend for Autodiff<B>`. So
-/// `Autodiff<Flex>` gets the fast forward and backward steps, `Autodiff<Cuda>` Burn's, and
-/// generic code over `B: FastBackend` may use `Autodiff<B>` freely.
+/// ([`crate::Gpu`], `cuda` feature; [`portable`] convolution and pooling in training, defaults
+/// otherwise) and for every `Autodiff<B>` with `B: FastBackend`. The autodiff versions are
+/// methods of the inner backend (`autodiff_*`, default: Burn's operations on `Autodiff<B>`,
+/// i.e. Burn's own backward steps), because a fast path's backward step is written with the
+/// inner backend's kernels and Rust has no specialisation to pick `Autodiff<Flex>` out of a
+/// blanket `impl<B> FastBackend for Autodiff<B>`. So `Autodiff<Flex>` gets the fast forward and
+/// backward steps, `Autodiff<Cuda>` the portable ones, and generic code over `B: FastBackend`
+/// may use `Autodiff<B>` freely.
 ///
 /// The dispatch is static (monomorphised): no type check at run time, no cost on any backend.
 /// Call the operations through the free functions of this module ([`conv3d`], [`max_pool3d`],
@@ -243,7 +247,7 @@ where
 }
 
 /// Burn's `conv3d`, valid and stride 1: the straightforward path of [`FastBackend::fast_conv3d`].
-fn straightforward_conv3d<B: Backend>(
+pub(crate) fn straightforward_conv3d<B: Backend>(
     x: Tensor<B, 5>,
     weight: Tensor<B, 5>,
     bias: Option<Tensor<B, 1>>,
@@ -403,9 +407,29 @@ impl<B: FastBackend> FastBackend for Autodiff<B> {
     }
 }
 
-/// The CUDA backend: Burn's operations (the defaults).
+/// The CUDA backend: Burn's operations, except in training (on `Autodiff<Cuda>`) the
+/// convolution's backward step and max pooling, which take [`portable`]'s formulations unless
+/// [`portable::gpu_ops`] selects Burn's own (`MODEL_GPU_OPS=burn`).
 #[cfg(feature = "cuda")]
-impl FastBackend for crate::Gpu {}
+impl FastBackend for crate::Gpu {
+    fn autodiff_conv3d(
+        x: Tensor<Autodiff<Self>, 5>,
+        weight: Tensor<Autodiff<Self>, 5>,
+        bias: Option<Tensor<Autodiff<Self>, 1>>,
+    ) -> Tensor<Autodiff<Self>, 5> {
+        match portable::gpu_ops() {
+            portable::GpuOps::Portable => portable::conv3d_autodiff(x, weight, bias, portable::WeightGrad::Taps),
+            portable::GpuOps::Burn => straightforward_conv3d(x, weight, bias),
+        }
+    }
+
+    fn autodiff_max_pool3d(x: Tensor<Autodiff<Self>, 5>, kernel: [usize; 3]) -> Tensor<Autodiff<Self>, 5> {
+        match portable::gpu_ops() {
+            portable::GpuOps::Portable => portable::max_pool3d(x, kernel),
+            portable::GpuOps::Burn => crate::pool::max_pool3d(x, kernel),
+        }
+    }
+}
 
 /// The valid (no padding), stride-1, ungrouped 3D convolution `x` `[N, Ci, D, H, W]` ⊛ `weight`
 /// `[Co, Ci, kd, kh, kw]` + `bias` → `[N, Co, D − kd + 1, H − kh + 1, W − kw + 1]`, differentiable

@@ -114,7 +114,7 @@ pub struct TrainConfig {
     pub bootstrap_samples: usize,
     /// Coverage of the bootstrap interval. Default 0.95.
     pub confidence_level: f64,
-    /// `cpu` (default) or `cuda`; `--device` overrides it.
+    /// `cpu` (default), `cuda` (the first GPU) or `cuda:N` (GPU number N); `--device` overrides it.
     pub device: DeviceKind,
 }
 
