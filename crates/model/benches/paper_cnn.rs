@@ -296,15 +296,11 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
     }
     // The machine's multiply-add peak on the same number of threads, for the floor estimate.
     let peak = if is_cpu(opts) {
-        let out = Command::new(&exe)
-            .args(["--child", &opts.grids[0], "peak", "--threads", &opts.threads.to_string()])
-            .env("RAYON_NUM_THREADS", opts.threads.to_string())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).map_err(|_| {
-            format!("peak measurement failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr))
-        })?;
+        let v = child_json(
+            Command::new(&exe).args(["--child", &opts.grids[0], "peak", "--threads", &opts.threads.to_string()]),
+            opts,
+            "peak measurement",
+        )?;
         eprintln!(
             "  multiply-add peak: {:.1} GFLOP/s on {} threads",
             v["peak_gflops"].as_f64().unwrap_or(f64::NAN),
@@ -337,16 +333,13 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
         "results": results,
     });
     if opts.check_agreement {
-        let out = Command::new(&exe)
-            .args(["--check-agreement", "--child", &opts.grids[0], "agreement", "--seed", &opts.seed.to_string()])
-            .args(["--device", &opts.device])
-            .env("RAYON_NUM_THREADS", opts.threads.to_string())
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).map_err(|_| {
-            format!("agreement check failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr))
-        })?;
+        let v = child_json(
+            Command::new(&exe)
+                .args(["--check-agreement", "--child", &opts.grids[0], "agreement", "--seed", &opts.seed.to_string()])
+                .args(["--device", &opts.device]),
+            opts,
+            "agreement check",
+        )?;
         eprintln!("agreement: {v}");
         summary["agreement"] = v;
     }
@@ -359,6 +352,18 @@ fn parent_main(opts: &Options, args: &[String]) -> Result<(), String> {
         return Err(format!("CPU and CUDA disagree: {}", summary["agreement"]));
     }
     Ok(())
+}
+
+/// Runs a child of this binary on `--threads` rayon threads and reads the JSON of its last
+/// line; `what` names it in the error, with the child's exit status and error output.
+fn child_json(cmd: &mut Command, opts: &Options, what: &str) -> Result<Value, String> {
+    let out = cmd
+        .env("RAYON_NUM_THREADS", opts.threads.to_string())
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .map_err(|_| format!("{what} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr)))
 }
 
 fn one_line(v: &Value) -> String {
@@ -858,17 +863,14 @@ const TRAINING_TOLERANCE: f64 = 1e-3;
 
 fn check_training_main(opts: &Options) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-    let out = Command::new(&exe)
-        .args(["--check-training", "--child", &opts.grids[0], "training", "--device", &opts.device])
-        .args(["--batch", &opts.batch.to_string(), "--seed", &opts.seed.to_string()])
-        .args(["--threads", &opts.threads.to_string()])
-        .env("RAYON_NUM_THREADS", opts.threads.to_string())
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).map_err(|_| {
-        format!("the training check failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr))
-    })?;
+    let v = child_json(
+        Command::new(&exe)
+            .args(["--check-training", "--child", &opts.grids[0], "training", "--device", &opts.device])
+            .args(["--batch", &opts.batch.to_string(), "--seed", &opts.seed.to_string()])
+            .args(["--threads", &opts.threads.to_string()]),
+        opts,
+        "the training check",
+    )?;
     eprintln!("training agreement: {v}");
     if let Some(path) = &opts.json {
         write_json(path, &v)?;

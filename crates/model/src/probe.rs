@@ -260,22 +260,19 @@ fn prepare<'a, B: FastAutodiffBackend>(
             ("conv", "forward") => Box::new(move || {
                 Ok(flat(burn::tensor::module::conv3d(x.clone(), weight.clone(), Some(bias.clone()), options())))
             }),
-            ("conv", "input_grad") => Box::new(move || {
-                Ok(flat(from_prim::<I<B>, 5>(<I<B> as burn::tensor::ops::ModuleOps<I<B>>>::conv3d_x_backward(
-                    prim(x.clone()),
-                    prim(weight.clone()),
-                    prim(grad.clone()),
-                    options(),
-                ))))
-            }),
-            ("conv", "weight_grad.burn") => Box::new(move || {
-                Ok(flat(from_prim::<I<B>, 5>(<I<B> as burn::tensor::ops::ModuleOps<I<B>>>::conv3d_weight_backward(
-                    prim(x.clone()),
-                    prim(weight.clone()),
-                    prim(grad.clone()),
-                    options(),
-                ))))
-            }),
+            ("conv", "input_grad" | "weight_grad.burn") => {
+                type Backward<B> =
+                    fn(FloatTensor<I<B>>, FloatTensor<I<B>>, FloatTensor<I<B>>, ConvOptions<3>) -> FloatTensor<I<B>>;
+                let backward: Backward<B> = if what == "input_grad" {
+                    <I<B> as burn::tensor::ops::ModuleOps<I<B>>>::conv3d_x_backward
+                } else {
+                    <I<B> as burn::tensor::ops::ModuleOps<I<B>>>::conv3d_weight_backward
+                };
+                Box::new(move || {
+                    let out = backward(prim(x.clone()), prim(weight.clone()), prim(grad.clone()), options());
+                    Ok(flat(from_prim::<I<B>, 5>(out)))
+                })
+            }
             ("conv", "weight_grad.taps") => {
                 Box::new(move || Ok(flat(portable::conv3d_weight_grad_taps(x.clone(), grad.clone(), [k; 3]))))
             }
