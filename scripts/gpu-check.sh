@@ -11,10 +11,12 @@
 #   epoch      a 1 mm synthetic cohort (procedural phantom, 193×229×193; no download) and one
 #              training epoch on CUDA (hold-out split, the paper's network and settings), timed
 #   bench      `cargo xtask bench` on CUDA (Burn vs PyTorch CUDA where torch is there; 2 mm, 1 mm)
-# STEPS is a comma-separated subset (default: all). GPU time is short, so split it over calls:
+# STEPS is a comma-separated subset (default: all). GPU time is short (about 15 minutes a
+# session, at most 10 a call), so split it over calls, the most telling first:
 #   bash scripts/gpu-check.sh build      # on this machine: → target/gpu-check/*.xz (~20 MB)
-#   device run: "bash scripts/gpu-check.sh run probe,training,agreement", carry ["target/gpu-check"]
-#   device run: "bash scripts/gpu-check.sh run epoch,bench" (same carry; timeout_s 540 each)
+#   device run: "bash scripts/gpu-check.sh run probe", carry ["target/gpu-check"], timeout_s 540
+#   device run: "bash scripts/gpu-check.sh run training,agreement,epoch" (same carry)
+#   device run: "bash scripts/gpu-check.sh run bench" (same carry), if time is left
 # `MODEL_GPU_OPS=burn` trains with Burn's own CUDA operations instead of the portable ones
 # (model::fast::portable). On a GPU machine that has cargo and the crates, `bash
 # scripts/gpu-check.sh all` builds and runs. `SMOKE=1 bash scripts/gpu-check.sh run` runs the
