@@ -271,7 +271,7 @@ fn probe(args: &BenchArgs, root: &Path, out: &Path, threads: usize) -> Result<()
     report["created_utc"] = json!(utc_now());
     report["git"] = json!(git_describe(root));
     let md = format!(
-        "# Per-operation probe of a training step ({}, batch {}, median of {} calls after the first)\n\n\
+        "# Per-operation probe of a training step ({}, batch {}, median of the {} timed call(s) after the first)\n\n\
          Created {} at {} by `{}`.\n\n{}",
         args.device,
         args.batch,
