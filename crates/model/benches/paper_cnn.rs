@@ -515,14 +515,21 @@ fn status_mb(field: &str) -> Option<f64> {
 // ---------------------------------------------------------------------------------------------
 // Child: one case.
 
-fn child_main(opts: &Options, grid: &str, case: &str) -> Result<Value, String> {
-    let start_rss = status_mb("VmRSS");
+/// What every child does first: the fast-path switch, rayon's pool of `--threads` threads, and
+/// the grid's shape.
+fn child_setup(opts: &Options, grid: &str) -> Result<[usize; 3], String> {
     model::fast::set_fast_cpu(!opts.straightforward);
     rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build_global()
         .map_err(|e| format!("cannot build the rayon pool: {e}"))?;
     let shape = grid_shape(grid).ok_or_else(|| format!("unknown grid `{grid}`"))?;
+    Ok(shape)
+}
+
+fn child_main(opts: &Options, grid: &str, case: &str) -> Result<Value, String> {
+    let start_rss = status_mb("VmRSS");
+    let shape = child_setup(opts, grid)?;
     if opts.check_agreement {
         return check_agreement(grid, shape, opts.seed, &opts.device);
     }
@@ -824,12 +831,7 @@ fn write_ops_json(
 
 fn ops_child_main(opts: &Options, grid: &str, ops: &[String]) -> Result<(), String> {
     use std::io::Write;
-    model::fast::set_fast_cpu(!opts.straightforward);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads)
-        .build_global()
-        .map_err(|e| format!("cannot build the rayon pool: {e}"))?;
-    let shape = grid_shape(grid).ok_or_else(|| format!("unknown grid `{grid}`"))?;
+    let shape = child_setup(opts, grid)?;
     let spec = probe_spec(shape, opts);
     let run = |op: &str| -> Result<model::probe::OpRecord, String> {
         if is_cpu(opts) {
