@@ -118,6 +118,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    model::fast::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::FetchData { config, python } => data_cmd::fetch_data(config.as_deref(), &python),

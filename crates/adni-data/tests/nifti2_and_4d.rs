@@ -15,7 +15,7 @@ use ndarray::{Array3, ShapeBuilder};
 use common::write_maybe_gz;
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(name)
+    package_dir().join("testdata").join(name)
 }
 
 /// The affine nibabel reports for both example files (their sform).
@@ -217,4 +217,11 @@ fn negative_or_zero_dims_are_refused_naming_the_field() {
     write_maybe_gz(&path, &nifti2_bytes(&[2, 2, -5], &[], &oblique(), false, 544));
     let err = read_volume(&path).unwrap_err().to_string();
     assert!(err.contains("`dim[3]` is -5"), "{err}");
+}
+
+/// This package's folder: cargo's run-time `CARGO_MANIFEST_DIR` (set by `cargo test` and `cargo
+/// bench`), else the one compiled in. A target folder shared between two clones reuses a test
+/// binary built in the other clone, whose compiled-in folder may be gone.
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
 }

@@ -229,6 +229,7 @@ fn is_cpu(opts: &Options) -> bool {
 }
 
 fn main() -> ExitCode {
+    model::fast::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opts = match parse_args(&args) {
         Ok(o) => o,

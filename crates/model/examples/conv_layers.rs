@@ -13,6 +13,7 @@ use model::fast::conv::{self, ConvShape};
 static GLOBAL: model::fast::FastAlloc = model::fast::FastAlloc;
 
 fn main() {
+    model::fast::keep_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let grid = args.first().map_or("2mm", String::as_str);
     let batch: usize = args.get(1).map_or(5, |v| v.parse().expect("batch"));

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use model::weights::WeightsFile;
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/fuzz").join(name)
+    package_dir().join("testdata/fuzz").join(name)
 }
 
 /// Imports a file as the small test network (the one the fuzz seeds were written from).
@@ -98,7 +98,7 @@ fn legacy_storage_declaring_1_gib_is_an_error() {
 
 /// The small network's weights as a legacy `torch.save` file (a committed fuzz seed).
 fn small_legacy() -> Vec<u8> {
-    let seed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/weights/gen-small-legacy.pt");
+    let seed = package_dir().join("../../fuzz/seeds/weights/gen-small-legacy.pt");
     std::fs::read(seed).unwrap()
 }
 
@@ -131,7 +131,7 @@ fn zip_entry_declaring_2_gb_is_refused() {
 /// the checks before burn-store refuse nothing that PyTorch writes.
 #[test]
 fn every_weights_seed_opens() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/weights");
+    let dir = package_dir().join("../../fuzz/seeds/weights");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
@@ -141,4 +141,11 @@ fn every_weights_seed_opens() {
         n += 1;
     }
     assert!(n >= 17, "{n} seeds");
+}
+
+/// This package's folder: cargo's run-time `CARGO_MANIFEST_DIR` (set by `cargo test` and `cargo
+/// bench`), else the one compiled in. A target folder shared between two clones reuses a test
+/// binary built in the other clone, whose compiled-in folder may be gone.
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
 }

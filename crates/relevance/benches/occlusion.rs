@@ -188,7 +188,7 @@ fn load_average() -> String {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    package_dir().join("../..")
 }
 
 /// The input on the case's grid, 0 outside the brain mask, and where it came from.
@@ -594,6 +594,7 @@ fn print_sliding(rows: &[Row], seed: u64) {
 }
 
 fn main() {
+    model::fast::keep_freed_memory();
     let options = match parse_args() {
         Ok(o) => o,
         Err(message) => {
@@ -635,4 +636,11 @@ fn main() {
          mimalloc; load average (1, 5, 15 min) before: {load_before}, after: {load_after}",
         if model::fast::fast_cpu() { "`model::fast`" } else { "Burn's own conv3d" }
     );
+}
+
+/// This package's folder: cargo's run-time `CARGO_MANIFEST_DIR` (set by `cargo test` and `cargo
+/// bench`), else the one compiled in. A target folder shared between two clones reuses a test
+/// binary built in the other clone, whose compiled-in folder may be gone.
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
 }

@@ -18,7 +18,8 @@ pub fn text(o: &Output) -> String {
 
 /// The quick config with its data, cache and results paths inside `dir`.
 pub fn quick_config_in(dir: &Path) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let package = package_dir();
+    let root = package.parent().expect("workspace root");
     let shipped = std::fs::read_to_string(root.join("configs/reproduce-quick.toml")).expect("quick config");
     let mut cfg: toml::Table = shipped.parse().expect("quick config parses");
     let d = dir.display().to_string();
@@ -39,4 +40,11 @@ pub fn quick_config_in(dir: &Path) -> PathBuf {
     let path = dir.join("quick.toml");
     std::fs::write(&path, toml::to_string(&cfg).expect("serialise")).expect("write config");
     path
+}
+
+/// This package's folder: cargo's run-time `CARGO_MANIFEST_DIR` (set by `cargo test` and `cargo
+/// bench`), else the one compiled in. A target folder shared between two clones reuses a test
+/// binary built in the other clone, whose compiled-in folder may be gone.
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
 }

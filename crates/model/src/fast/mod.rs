@@ -35,8 +35,9 @@
 //! run time. Within Flex, the switch below and the `f32` check stay run-time tests.
 //!
 //! - [`FastAlloc`]: mimalloc, to be declared as the `#[global_allocator]` of a binary
-//!   (`xtask`, the benchmark). glibc's malloc returns every freed large tensor to the OS and
-//!   the next one is faulted in again, page by page; mimalloc reuses more of them. Not
+//!   (`xtask`, the benchmark), with [`keep_freed_memory`] called first in `main`. glibc's malloc
+//!   returns every freed large tensor to the OS and the next one is faulted in again, page by
+//!   page; mimalloc reuses them, and with [`alloc`]'s setting never hands them back. Not
 //!   affected by the switch (an allocator cannot change at run time).
 //!
 //! The switch: [`set_fast_cpu`] (process-wide), or the environment variable `MODEL_FAST_CPU=0`
@@ -47,6 +48,7 @@
 //! `crates/model/tests/fast_training.rs`). The kernels are deterministic (the weight
 //! gradient sums fixed groups of tiles in a fixed order), so same-seed runs stay bit-identical.
 
+pub mod alloc;
 pub mod conv;
 pub mod implicit;
 pub mod norm;
@@ -54,9 +56,7 @@ pub mod peak;
 pub mod pool;
 pub mod portable;
 
-/// The global allocator for the project's binaries: `#[global_allocator] static GLOBAL:
-/// model::fast::FastAlloc = model::fast::FastAlloc;` (mimalloc; no `unsafe` needed).
-pub use mimalloc::MiMalloc as FastAlloc;
+pub use alloc::{FastAlloc, keep_freed_memory};
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -1,6 +1,6 @@
 //! Tests of the ground-truth chart.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 use plotters::prelude::*;
 use polars::prelude::{Column, DataFrame};
@@ -45,7 +45,7 @@ const RANDOM_FILL: RGBColor = RGBColor(205, 205, 205);
 /// The real summary of a hold-out run (8 methods × trained / random × 4 metrics), with a
 /// `truth_fraction` metric added when `chance` is set.
 fn real_summary(chance: bool) -> DataFrame {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/ground_truth_summary.csv");
+    let path = package_dir().join("testdata/ground_truth_summary.csv");
     let df = crate::tables::read_csv(&path).unwrap();
     if !chance {
         return df;
@@ -134,4 +134,11 @@ fn ground_truth_chart_handles_nan_and_extra_keys() {
     ground_truth_chart(&all_nan.head(Some(0)), (400, 300), &path).unwrap();
     let (w, h, _) = read_png(&path);
     assert_eq!((w, h), (400, 300));
+}
+
+/// This package's folder: cargo's run-time `CARGO_MANIFEST_DIR` (set by `cargo test` and `cargo
+/// bench`), else the one compiled in. A target folder shared between two clones reuses a test
+/// binary built in the other clone, whose compiled-in folder may be gone.
+fn package_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| env!("CARGO_MANIFEST_DIR").into(), PathBuf::from)
 }
