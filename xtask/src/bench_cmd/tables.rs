@@ -218,7 +218,7 @@ fn benchmarks_md_generated(report: &str) -> String {
         "# Benchmarks: the paper's CNN, Burn 0.21 (CPU) vs PyTorch\n\n\
          Regenerate with `cargo xtask bench … --markdown BENCHMARKS.md` (the exact command is under Commands \
          below; for example `cargo xtask bench --grids 2mm,1mm --threads 2 --reps 3 --with-straightforward \
-         --markdown BENCHMARKS.md`, about 15 minutes on 2 cores), on an idle machine.\n\n\
+         --markdown BENCHMARKS.md`, about 8 minutes on 2 cores), on an idle machine.\n\n\
          Burn runs with the project's fast CPU paths (`crates/model/src/fast`: convolution, pooling and \
          BatchNorm kernels with their backward passes, and mimalloc as the binaries' allocator), on by default; \
          `MODEL_FAST_CPU=0` or `model::fast::set_fast_cpu(false)` switches back to Burn's own operations \

@@ -38,6 +38,13 @@ const fn wide(lanes: usize) -> bool {
 /// many floats (a multiple of every SIMD width), so every position block is whole vectors.
 pub const PAD: usize = 16;
 
+/// Panics unless every read of the tile (`x[start + off + p]` for `p < len`) lies inside `x`.
+fn assert_reads_inside(x: &[f32], start: usize, len: usize, offsets: &[usize]) {
+    if let Some(&max) = offsets.iter().max() {
+        assert!(start + max + len <= x.len(), "the tile reads past the input");
+    }
+}
+
 /// `len` rounded up to a multiple of [`PAD`]: the row stride of `acc` and `g`.
 pub fn padded(len: usize) -> usize {
     len.div_ceil(PAD) * PAD
@@ -109,9 +116,7 @@ impl<'a> Forward<'a> {
     ) -> Self {
         assert_eq!(acc.len(), c_out * padded(len), "accumulator is [Co, padded(len)]");
         assert_eq!(packed.len(), c_out.div_ceil(PACK) * offsets.len() * PACK, "packed weight");
-        if let Some(&max) = offsets.iter().max() {
-            assert!(start + max + len <= x.len(), "the tile reads past the input");
-        }
+        assert_reads_inside(x, start, len, offsets);
         Forward { x, start, stride: padded(len), offsets, packed, c_out, acc }
     }
 
@@ -230,9 +235,7 @@ impl<'a> WeightGrad<'a> {
     ) -> Self {
         assert_eq!(g.len(), c_out * padded(len), "gradient tile is [Co, padded(len)]");
         assert_eq!(dw.len(), c_out * offsets.len(), "weight gradient is [Co, K]");
-        if let Some(&max) = offsets.iter().max() {
-            assert!(start + max + len <= x.len(), "the tile reads past the input");
-        }
+        assert_reads_inside(x, start, len, offsets);
         WeightGrad { x, start, stride: padded(len), offsets, g, c_out, dw }
     }
 
