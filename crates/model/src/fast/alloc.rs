@@ -33,9 +33,12 @@ const MI_OPTION_PURGE_DELAY: c_int = 15;
 // SAFETY: these are the exact C signatures of `mi_option_get` and `mi_option_set` in mimalloc's
 // `include/mimalloc.h` (`mi_option_t` is a C enum, passed as `int`; values are `long`), and both
 // symbols are in the static mimalloc library that the `mimalloc` dependency links into every
-// binary. Neither takes a pointer: any option index and value is defined behaviour (an unknown
-// index is reported and ignored by mimalloc), so both may be declared `safe`. mimalloc
-// documents them as not thread-safe only in that a concurrent reader may see the old value.
+// binary. Neither takes a pointer, and both check the index (`src/options.c`: one out of range
+// is ignored, and `get` returns 0), so any argument is defined behaviour. The `-sys` crate calls
+// them "not thread safe": they read and write one aligned `long` of a static table without a
+// lock, the same way mimalloc itself initialises that table lazily from whichever thread first
+// reads an option, so a concurrent reader sees the old or the new value. Hence `safe`; and
+// [`keep_freed_memory`] is called at the start of `main`, before there are other threads.
 unsafe extern "C" {
     safe fn mi_option_get(option: c_int) -> c_long;
     safe fn mi_option_set(option: c_int, value: c_long);
