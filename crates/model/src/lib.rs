@@ -59,6 +59,13 @@ pub type Gpu = burn::backend::Cuda;
 /// The CUDA backend with automatic differentiation (only in builds with the `cuda` feature).
 #[cfg(feature = "cuda")]
 pub type GpuTrain = burn::backend::Autodiff<Gpu>;
+/// Burn's wgpu backend (only in builds with the `wgpu` feature): the CubeCL kernels of the CUDA
+/// backend on Vulkan, Metal or DX12, or on a software Vulkan without any GPU.
+#[cfg(feature = "wgpu")]
+pub type Wgpu = burn::backend::Wgpu;
+/// The wgpu backend with automatic differentiation (only in builds with the `wgpu` feature).
+#[cfg(feature = "wgpu")]
+pub type WgpuTrain = burn::backend::Autodiff<Wgpu>;
 
 /// Errors of the model crate; each message names the file, key or shape and what was expected.
 #[derive(Debug, thiserror::Error)]

@@ -144,7 +144,7 @@ impl<B: FastBackend> BatchNorm3d<B> {
     /// running statistics (`running = (1 − momentum)·running + momentum·batch`, unbiased variance).
     /// Gradients flow through the batch statistics.
     pub fn forward_train(&self, x: Tensor<B, 5>) -> Tensor<B, 5> {
-        let [n, c, d, h, w] = x.dims();
+        let [n, _, d, h, w] = x.dims();
         let count = n * d * h * w;
         let x = match crate::fast::batch_norm_train(x, self.weight.val(), self.bias.val(), self.epsilon) {
             Ok((y, mean, var)) => {
@@ -153,9 +153,8 @@ impl<B: FastBackend> BatchNorm3d<B> {
             }
             Err(x) => x,
         };
-        let flat = x.clone().reshape([n, c, d * h * w]);
-        let sum = flat.clone().sum_dim(2).sum_dim(0).reshape([c]);
-        let sum_sq = flat.square().sum_dim(2).sum_dim(0).reshape([c]);
+        let sum = crate::fast::portable::sum_per_channel(x.clone());
+        let sum_sq = crate::fast::portable::sum_per_channel(x.clone().square());
         let mean = sum.div_scalar(count as f64);
         let var = sum_sq.div_scalar(count as f64).sub(mean.clone().square()).clamp_min(0.0);
 

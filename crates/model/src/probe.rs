@@ -12,9 +12,10 @@
 //!   operations) and `train_step.burn_ops` (with Burn's own).
 //! - [`run_op`]: one operation on one backend: the first call (kernel compilation and autotuning
 //!   included) timed apart from the `reps` calls after it, each ending by reading a value back
-//!   and syncing the device; then the first element and the sum of its output. Inputs and
-//!   weights come from a seeded generator on the host, so every backend computes on the same
-//!   numbers and the outputs can be compared (except where dropout draws on the device).
+//!   and syncing the device; then the output's first element, sum and sum of absolute values
+//!   (the sums added up on the host). Inputs and weights come from a seeded generator on the
+//!   host, so every backend computes on the same numbers and the outputs can be compared
+//!   ([`difference`]; not where dropout draws on the device).
 //! - [`supervise`]: runs the operations in child processes, each under its own time limit; a
 //!   child that passes the limit is killed (a GPU kernel cannot be stopped from inside), the
 //!   operation is reported as timed out, and a fresh child goes on with the rest.
@@ -75,8 +76,14 @@ pub struct OpRecord {
     pub shape: Vec<usize>,
     /// The output's first element.
     pub first: f64,
-    /// The output's sum.
+    /// The output's sum, added up on the host in `f64` (not by the device's own reduction, so
+    /// that a wrong device reduction cannot hide or fake a difference: on wgpu with Mesa's
+    /// software Vulkan, `sum()` of more than 2^18 values returns the sum of about the first 2^18).
     pub sum: f64,
+    /// The sum of the output's absolute values (host, `f64`): the scale that [`difference`]
+    /// measures the sums against. 0 in records written before it existed.
+    #[serde(default)]
+    pub abs_sum: f64,
     /// Whether the output depends on random draws on the device (dropout), so that two
     /// backends are not expected to agree.
     pub random: bool,
@@ -429,7 +436,13 @@ pub fn run_op<B: FastAutodiffBackend>(
         times.push(t.elapsed().as_secs_f64());
     }
     let first = finish(&out, device)?;
-    let sum: f32 = out.clone().sum().into_scalar().elem();
+    let values = out
+        .clone()
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .map_err(|e| format!("{op}: cannot read the output back: {e:?}"))?;
+    let (sum, abs_sum) = values.iter().fold((0.0, 0.0), |(s, a), &v| (s + f64::from(v), a + f64::from(v).abs()));
     Ok(OpRecord {
         op: op.to_string(),
         first_s,
@@ -437,7 +450,8 @@ pub fn run_op<B: FastAutodiffBackend>(
         reps,
         shape: out.dims().to_vec(),
         first,
-        sum: f64::from(sum),
+        sum,
+        abs_sum,
         random,
     })
 }
@@ -588,14 +602,23 @@ pub struct ProbeRow {
     pub cpu: Option<Outcome>,
 }
 
-/// Relative difference of two outputs' sums and first elements (the larger of the two), or
-/// `None` where they cannot be compared.
+/// How far two outputs differ, or `None` where they cannot be compared: the largest of
+/// - the difference of their sums relative to the smaller sum of absolute values (so that an
+///   output summing to about zero, such as BatchNorm's, is not judged by float noise, and a
+///   wrong output with huge values cannot hide a difference by inflating the scale);
+/// - the difference of their sums of absolute values, relative to the larger;
+/// - the difference of their first elements relative to the larger of the two and of the smaller
+///   mean absolute value.
 pub fn difference(a: &OpRecord, b: &OpRecord) -> Option<f64> {
     if a.random || b.random || a.shape != b.shape {
         return None;
     }
-    let rel = |x: f64, y: f64| (x - y).abs() / x.abs().max(y.abs()).max(1e-6);
-    Some(rel(a.first, b.first).max(rel(a.sum, b.sum)))
+    let len = a.shape.iter().product::<usize>().max(1) as f64;
+    let scale = a.abs_sum.min(b.abs_sum).max(a.sum.abs().min(b.sum.abs())).max(1e-6);
+    let sum = (a.sum - b.sum).abs() / scale;
+    let l1 = (a.abs_sum - b.abs_sum).abs() / a.abs_sum.max(b.abs_sum).max(1e-6);
+    let first = (a.first - b.first).abs() / a.first.abs().max(b.first.abs()).max(scale / len).max(1e-6);
+    Some(sum.max(l1).max(first))
 }
 
 /// The probe's Markdown table: operation, seconds on the device (first call, then the median of
@@ -705,6 +728,39 @@ mod tests {
     }
 
     #[test]
+    fn differences_are_measured_against_the_outputs_scale() {
+        let record = |first: f64, sum: f64, abs_sum: f64| OpRecord {
+            op: "bn1.train".into(),
+            first_s: 0.0,
+            median_s: 0.0,
+            reps: 0,
+            shape: vec![1000],
+            first,
+            sum,
+            abs_sum,
+            random: false,
+        };
+        // A normalised output sums to about zero: float noise in that sum is no difference…
+        let d = difference(&record(0.3, 2e-4, 800.0), &record(0.3, -3e-4, 800.0)).unwrap();
+        assert!(d < 1e-6, "{d}");
+        // … but a sum that is off by a fifth of the values' size is, and so is a first element
+        // off by more than the mean absolute value…
+        assert!(difference(&record(0.3, 0.0, 800.0), &record(0.3, 160.0, 800.0)).unwrap() > 0.15);
+        assert!(difference(&record(0.0, 0.0, 800.0), &record(1.6, 0.0, 800.0)).unwrap() > 0.5);
+        // … and an output with values far too large cannot hide its difference behind its own
+        // size (a wrong BatchNorm variance, say).
+        assert!(difference(&record(0.29, 0.0, 800.0), &record(0.38, 4e5, 4e8)).unwrap() > 0.9);
+        // The same first element and sum: no difference; other shapes or dropout: not comparable.
+        assert_eq!(difference(&record(-2.0, 5.0, 9.0), &record(-2.0, 5.0, 9.0)), Some(0.0));
+        let mut other = record(-2.0, 5.0, 9.0);
+        other.shape = vec![999];
+        assert_eq!(difference(&record(-2.0, 5.0, 9.0), &other), None);
+        other.shape = vec![1000];
+        other.random = true;
+        assert_eq!(difference(&record(-2.0, 5.0, 9.0), &other), None);
+    }
+
+    #[test]
     fn unknown_operations_are_errors() {
         let spec = tiny();
         let device = Default::default();
@@ -732,6 +788,7 @@ mod tests {
                         shape: vec![3],
                         first: 1.5,
                         sum: 4.0,
+                        abs_sum: 4.0,
                         random: false,
                     };
                     script += &format!("echo noise; echo '{}'\n", child_line(op, &Ok(r)));

@@ -407,29 +407,40 @@ impl<B: FastBackend> FastBackend for Autodiff<B> {
     }
 }
 
-/// The CUDA backend: Burn's operations, except in training (on `Autodiff<Cuda>`) the
-/// convolution's backward step and max pooling, which take [`portable`]'s formulations unless
-/// [`portable::gpu_ops`] selects Burn's own (`MODEL_GPU_OPS=burn`).
-#[cfg(feature = "cuda")]
-impl FastBackend for crate::Gpu {
-    fn autodiff_conv3d(
-        x: Tensor<Autodiff<Self>, 5>,
-        weight: Tensor<Autodiff<Self>, 5>,
-        bias: Option<Tensor<Autodiff<Self>, 1>>,
-    ) -> Tensor<Autodiff<Self>, 5> {
-        match portable::gpu_ops() {
-            portable::GpuOps::Portable => portable::conv3d_autodiff(x, weight, bias, portable::WeightGrad::Taps),
-            portable::GpuOps::Burn => straightforward_conv3d(x, weight, bias),
-        }
-    }
+/// A CubeCL GPU backend (CUDA, wgpu): Burn's operations, except in training (on
+/// `Autodiff<…>`) the convolution's backward step and max pooling, which take [`portable`]'s
+/// formulations unless [`portable::gpu_ops`] selects Burn's own (`MODEL_GPU_OPS=burn`).
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+macro_rules! cubecl_fast_backend {
+    ($backend:ty) => {
+        impl FastBackend for $backend {
+            fn autodiff_conv3d(
+                x: Tensor<Autodiff<Self>, 5>,
+                weight: Tensor<Autodiff<Self>, 5>,
+                bias: Option<Tensor<Autodiff<Self>, 1>>,
+            ) -> Tensor<Autodiff<Self>, 5> {
+                match portable::gpu_ops() {
+                    portable::GpuOps::Portable => {
+                        portable::conv3d_autodiff(x, weight, bias, portable::WeightGrad::Taps)
+                    }
+                    portable::GpuOps::Burn => straightforward_conv3d(x, weight, bias),
+                }
+            }
 
-    fn autodiff_max_pool3d(x: Tensor<Autodiff<Self>, 5>, kernel: [usize; 3]) -> Tensor<Autodiff<Self>, 5> {
-        match portable::gpu_ops() {
-            portable::GpuOps::Portable => portable::max_pool3d(x, kernel),
-            portable::GpuOps::Burn => crate::pool::max_pool3d(x, kernel),
+            fn autodiff_max_pool3d(x: Tensor<Autodiff<Self>, 5>, kernel: [usize; 3]) -> Tensor<Autodiff<Self>, 5> {
+                match portable::gpu_ops() {
+                    portable::GpuOps::Portable => portable::max_pool3d(x, kernel),
+                    portable::GpuOps::Burn => crate::pool::max_pool3d(x, kernel),
+                }
+            }
         }
-    }
+    };
 }
+
+#[cfg(feature = "cuda")]
+cubecl_fast_backend!(crate::Gpu);
+#[cfg(feature = "wgpu")]
+cubecl_fast_backend!(crate::Wgpu);
 
 /// The valid (no padding), stride-1, ungrouped 3D convolution `x` `[N, Ci, D, H, W]` ⊛ `weight`
 /// `[Co, Ci, kd, kh, kw]` + `bias` → `[N, Co, D − kd + 1, H − kh + 1, W − kw + 1]`, differentiable

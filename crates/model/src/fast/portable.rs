@@ -113,10 +113,21 @@ pub fn conv3d_weight_grad_taps<B: Backend>(x: Tensor<B, 5>, grad: Tensor<B, 5>, 
     Tensor::cat(taps, 2).reshape([co, ci, kd, kh, kw])
 }
 
-/// The bias gradient of a convolution: the output gradient summed over scans and space.
+/// The bias gradient of a convolution: the output gradient summed over scans and space
+/// ([`sum_per_channel`]).
 pub fn conv3d_bias_grad<B: Backend>(grad: Tensor<B, 5>) -> Tensor<B, 1> {
-    let co = grad.dims()[1];
-    grad.swap_dims(0, 1).reshape([co as i32, -1]).sum_dim(1).reshape([co])
+    sum_per_channel(grad)
+}
+
+/// `x` `[N, C, D, H, W]` summed over everything but the channel axis → `[C]`, one axis at a
+/// time (W, H, D, then N), so that no reduction runs over more values than the longest axis.
+/// CubeCL's reductions gave wrong sums over rows of 65 536 values or more on Mesa's software
+/// Vulkan (a row of 96 000 summed to nothing like its value; `tests/cubecl.rs`), and one row per
+/// channel would be 8 million values long at 1 mm. Used by the convolution's bias gradient and
+/// BatchNorm's batch statistics on every backend but the fast CPU path.
+pub fn sum_per_channel<B: Backend>(x: Tensor<B, 5>) -> Tensor<B, 1> {
+    let c = x.dims()[1];
+    x.sum_dim(4).sum_dim(3).sum_dim(2).sum_dim(0).reshape([c])
 }
 
 /// The valid, stride-1 3D convolution `x ⊛ weight + bias` on `Autodiff<B>` with the backward
