@@ -11,7 +11,11 @@
 //!   autotuned, and one of its candidates (`wgrad_fallback`, also the strategy without
 //!   autotune) is a direct convolution whose kernel is the whole output gradient: a few hundred
 //!   GPU threads each summing millions of products. That fits "a training step did not finish
-//!   its warm-up in 100 s at 100 % GPU use" (not yet confirmed on a GPU).
+//!   its warm-up in 100 s at 100 % GPU use" (not yet confirmed on a GPU). On Burn's wgpu
+//!   backend over Mesa's software Vulkan (`tests/cubecl.rs`) the autotuner's cache shows
+//!   `wgrad_fallback` as the only candidate that runs there (every implicit-GEMM one fails), and
+//!   its weight gradients of blocks 1 and 2 are wrong (first element 2.14 where the CPU gives
+//!   146.6); [`conv3d_weight_grad_taps`] matches the CPU there.
 //! - [`max_pool3d`]: max pooling (window = stride) as one reshape and three `max_dim`
 //!   reductions, whose backward step is Burn's scatter at the kept indices; instead of the two
 //!   chained 2D poolings of [`crate::pool::max_pool3d`].
