@@ -125,7 +125,8 @@ impl DataSection {
             let path = resolve(Path::new(&self.known_corrupt_file));
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read [data] known_corrupt_file {}", path.display()))?;
-            for line in text.lines() {
+            // A byte-order mark (files saved by Windows editors) is not part of the first entry.
+            for line in text.trim_start_matches('\u{feff}').lines() {
                 let entry = line.split('#').next().unwrap_or("").trim();
                 if !entry.is_empty() && !known_corrupt.iter().any(|k| k == entry) {
                     known_corrupt.push(entry.to_string());
@@ -642,6 +643,17 @@ mod tests {
         let c = parse("[train]\nepochs = 2\nkeep = 'best'\n[model]\nchannels = [2, 2, 2, 2]\n").unwrap();
         assert_eq!((c.train.epochs, c.train.keep, c.model.channels), (2, model::train::KeepEpoch::Best, [2; 4]));
         assert_eq!(c.train.batch_size, 5, "paper default");
+    }
+
+    #[test]
+    fn a_known_corrupt_file_saved_with_a_byte_order_mark_reads_its_first_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let list = tmp.path().join("known_corrupt.txt");
+        std::fs::write(&list, "\u{feff}023_S_0069/Screening\r\n# a comment\r\n067_S_0077/Month 12\r\n").unwrap();
+        let data = DataSection { known_corrupt_file: list.display().to_string(), ..Default::default() };
+        let filter = data.filter().unwrap();
+        assert!(filter.known_corrupt.iter().any(|k| k == "023_S_0069/Screening"), "{:?}", filter.known_corrupt);
+        assert!(filter.known_corrupt.iter().any(|k| k == "067_S_0077/Month 12"), "{:?}", filter.known_corrupt);
     }
 
     #[test]

@@ -221,7 +221,17 @@ fn run_preprocess(cfg: &ProjectConfig, cohort: &Cohort, splits: &[Split], out: &
             pb.inc(1);
             r
         })
-        .collect::<adni_data::Result<_>>()?;
+        .collect::<adni_data::Result<_>>()
+        .map_err(|e| match (&e, &spec.mask) {
+            // The grid every scan must lie on is the mask's: say so, or the image takes the blame.
+            (adni_data::DataError::Grid { .. }, Some(m)) => anyhow::Error::new(e).context(format!(
+                "every scan must lie on the grid of the brain mask [preprocess] mask = {} ({}); \
+                 give a mask on your scans' grid, or `mask = \"none\"`",
+                m.display(),
+                model::format_grid(source_grid.shape)
+            )),
+            _ => e.into(),
+        })?;
     pb.finish_and_clear();
     let n_hit = hits.iter().filter(|h| **h == CacheHit::Hit).count();
     outln!(
@@ -336,7 +346,8 @@ fn run_synth(cfg: &ProjectConfig, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask prepare`: fetch-data (for real anatomy) → synth → cohort → split.
+/// `cargo xtask prepare`: fetch-data (for real anatomy) → synth (when `[data]` is the synthetic
+/// cohort's table) → cohort → split → preprocess.
 pub fn prepare(config: &Path, force: bool) -> Result<()> {
     prepare_with(&load_config(config)?, force)
 }
@@ -355,7 +366,16 @@ pub fn prepare_with(cfg: &ProjectConfig, force: bool) -> Result<()> {
         adni_data::lock::remove_stale_temps(&dir)?;
     }
     eprintln!("== synth");
-    run_synth(&cfg, force)?;
+    let (synth_dir, table) = (resolve(&cfg.synth.out_dir), resolve(&cfg.data.table));
+    if adni_data::synth::is_cohort_table(&synth_dir, &table) {
+        run_synth(&cfg, force)?;
+    } else {
+        outln!(
+            "synth: skipped: [data] table {} is not the synthetic cohort's (in [synth] out_dir {})",
+            table.display(),
+            synth_dir.display()
+        );
+    }
     eprintln!("== cohort");
     let cohort = load_cohort(&cfg)?;
     let run_dir = cfg.run.dir();
@@ -391,6 +411,59 @@ mod tests {
         cfg.preprocess.cache_dir = dir.join("cache");
         cfg.run.results_dir = dir.join("results");
         cfg
+    }
+
+    /// Copies the folder tree `from` to `to`.
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_tree(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn prepare_on_a_users_own_table_generates_no_synthetic_cohort_and_finds_no_ground_truth() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = quick_config(dir.path());
+        run_synth(&cfg, false).unwrap();
+        // The user's data: the phantom cohort copied elsewhere (its ground truth folder too).
+        let own = dir.path().join("my-data");
+        copy_tree(&cfg.synth.out_dir, &own);
+        let mut user = cfg.clone();
+        user.data.table = own.join(cfg.data.table.file_name().unwrap());
+        user.data.images = own.join("images");
+        user.data.known_corrupt_file = own.join("known_corrupt.txt").display().to_string();
+        user.preprocess.mask = own.join("brain_mask.nii.gz").display().to_string();
+        user.synth.out_dir = dir.path().join("never-generated");
+        prepare_with(&user, false).unwrap();
+        assert!(!user.synth.out_dir.exists(), "synth ran for a table outside [synth] out_dir");
+        assert!(!load_cohort(&user).unwrap().scans.is_empty());
+        assert!(crate::inputs::ground_truth_of(&user).unwrap().is_none());
+        // The synthetic cohort's own table keeps its ground truth.
+        assert!(crate::inputs::ground_truth_of(&cfg).unwrap().is_some());
+    }
+
+    #[test]
+    fn scans_off_the_masks_grid_are_refused_naming_the_mask_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = quick_config(dir.path());
+        run_synth(&cfg, false).unwrap();
+        let mask = dir.path().join("other_mask.nii.gz");
+        let other = adni_data::Volume {
+            data: ndarray::Array3::from_elem([12, 14, 12], 1.0),
+            affine: adni_data::Affine::identity(),
+        };
+        adni_data::volume::write_volume(&mask, &other, adni_data::volume::OutputType::Uint8).unwrap();
+        cfg.preprocess.mask = mask.display().to_string();
+        let e = format!("{:#}", prepare_with(&cfg, false).unwrap_err());
+        assert!(e.contains("[preprocess] mask = ") && e.contains("other_mask.nii.gz") && e.contains("12×14×12"), "{e}");
+        assert!(e.contains("grid shape is"), "the image's own error is kept: {e}");
     }
 
     #[test]

@@ -46,7 +46,16 @@ pub fn load_atlas(cfg: &ProjectConfig, grid: &Grid) -> Result<Atlas> {
         AtlasName::Aal => load_aal(&ext.join(fetch::paths::AAL), &ext.join(fetch::paths::AAL_TXT))
             .context("[relevance] atlas = \"aal\": run `cargo xtask fetch-data` first")?,
         AtlasName::Synth => {
-            let (labels, table) = GroundTruth::atlas_files(&resolve(&cfg.synth.out_dir));
+            let (synth, data) = (resolve(&cfg.synth.out_dir), resolve(&cfg.data.table));
+            if !adni_data::synth::is_cohort_table(&synth, &data) {
+                bail!(
+                    "[relevance] atlas = \"synth\" is the synthetic cohort's own atlas, but [data] table {} is not \
+                     that cohort's (in [synth] out_dir {}); choose atlas = \"cerebra\" or \"aal\" for your data",
+                    data.display(),
+                    synth.display()
+                );
+            }
+            let (labels, table) = GroundTruth::atlas_files(&synth);
             load_label_atlas("synth", &labels, &table)
                 .context("[relevance] atlas = \"synth\": the synthetic cohort's atlas (run `cargo xtask synth`)")?
         }

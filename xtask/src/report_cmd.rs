@@ -174,9 +174,17 @@ pub fn report_context(cfg: &ProjectConfig, config_path: &Path) -> ReportContext 
         folds: cfg.split.k,
         holdout: (cfg.split.holdout_ad, cfg.split.holdout_cn),
         training: TrainingSetup {
-            used: recipe(t, cfg.model.dropout, (cfg.reproduce.cv_epochs, cfg.reproduce.holdout_epochs)),
+            used: recipe(
+                t,
+                cfg.model.dropout,
+                (
+                    crate::reproduce_cmd::stage_epochs(cfg, model::train::TrainMode::Kfold),
+                    crate::reproduce_cmd::stage_epochs(cfg, model::train::TrainMode::Holdout),
+                ),
+            ),
             paper: recipe(&paper_train, paper_net.dropout, (paper_train.epochs, paper_train.epochs)),
-            network: (net_rest != paper_net).then(|| format!("{net_rest:?}")),
+            // Dropout has its own line; the network is named when anything else differs.
+            network: (net_rest != paper_net).then(|| format!("{:?}", cfg.model)),
         },
         relevance: RelevanceSetup {
             atlas: r.atlas.name().to_string(),
@@ -249,6 +257,23 @@ mod tests {
         let d = report::report_md::training_differences(1.0, &ctx.training);
         assert_eq!(d.len(), 1, "{d:?}");
         assert!(d[0].starts_with("Dropout 0.1 on the flatten"), "{d:?}");
+    }
+
+    #[test]
+    fn epochs_left_to_the_train_section_are_reported_as_trained() {
+        // `[reproduce] cv_epochs = 0` (no [reproduce] section) means `[train] epochs`, as the
+        // stages run it; the report must not say 0.
+        let mut cfg = ProjectConfig::default();
+        cfg.reproduce.cv_epochs = 0;
+        cfg.reproduce.holdout_epochs = 0;
+        cfg.train.epochs = 3;
+        cfg.model.dropout = 0.5;
+        cfg.model.channels[0] = 4;
+        let ctx = report_context(&cfg, Path::new("configs/x.toml"));
+        assert_eq!((ctx.training.used.cv_epochs, ctx.training.used.holdout_epochs), (3, 3));
+        // the network line shows the dropout that was used, not the paper's
+        let network = ctx.training.network.expect("the network differs");
+        assert!(network.contains("dropout: 0.5"), "{network}");
     }
 
     #[test]

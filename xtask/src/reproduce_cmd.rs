@@ -252,15 +252,19 @@ pub(crate) fn stage_config(cfg: &ProjectConfig, name: &str, mode: Option<TrainMo
     c.run.name = name.to_string();
     if let Some(mode) = mode {
         c.train.mode = mode;
-        let epochs = match mode {
-            TrainMode::Kfold => cfg.reproduce.cv_epochs,
-            TrainMode::Holdout => cfg.reproduce.holdout_epochs,
-        };
-        if epochs > 0 {
-            c.train.epochs = epochs;
-        }
+        c.train.epochs = stage_epochs(cfg, mode);
     }
     c
+}
+
+/// The epochs the training stage `mode` of a reproduction runs: `[reproduce] cv_epochs` or
+/// `holdout_epochs`, where 0 (their default) means `[train] epochs`.
+pub(crate) fn stage_epochs(cfg: &ProjectConfig, mode: TrainMode) -> usize {
+    let epochs = match mode {
+        TrainMode::Kfold => cfg.reproduce.cv_epochs,
+        TrainMode::Holdout => cfg.reproduce.holdout_epochs,
+    };
+    if epochs > 0 { epochs } else { cfg.train.epochs }
 }
 
 fn stages_markdown(stages: &[Stage], total: f64) -> String {
@@ -362,11 +366,9 @@ pub fn verify_outputs(cfg: &ProjectConfig, root: &Path) -> Result<usize> {
         expected.push(tables.join(format!("{t}.md")));
     }
     // Synthetic cohorts have a ground truth, unless nothing was planted (effect size 0: every
-    // atrophy map is empty, so no scan is scored).
-    let synth = crate::config::resolve(&cfg.synth.out_dir);
-    if synth.join(adni_data::synth::GROUND_TRUTH_DIR).join(adni_data::synth::SCANS_FILE).exists()
-        && cfg.synth.params.effect_size > 0.0
-    {
+    // atrophy map is empty, so no scan is scored). A user's own table has none, whatever the
+    // synthetic cohort's folder holds (the same test as the stage that writes the scores).
+    if crate::inputs::ground_truth_of(cfg)?.is_some() && cfg.synth.params.effect_size > 0.0 {
         expected.push(rel.ground_truth());
         expected.push(figs.join("ground_truth.png"));
         expected.push(tables.join("ground_truth_summary.csv"));

@@ -297,12 +297,57 @@ fn interpret_scan_grid_does_not_fit_the_weights() {
     let out = dir.path().join("map.nii.gz");
     let msg = command_error(
         dir.path(),
-        &["interpret", "--weights", s(&w), "--scan", s(&p), "--method", "sensitivity", "--out", s(&out)],
+        &[
+            "interpret",
+            "--weights",
+            s(&w),
+            "--scan",
+            s(&p),
+            "--method",
+            "sensitivity",
+            "--normalization",
+            "none",
+            "--out",
+            s(&out),
+        ],
     );
     assert_eq!(
         msg,
         "error: <tmp>/scan.nii.gz: the scan's grid 40×48×40 does not match the model's grid 46×50×47 (nor \
          downsamples to it by 2, 3 or 4)"
+    );
+}
+
+#[test]
+fn interpret_to_a_file_name_that_is_not_nifti() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = weights(dir.path());
+    let p = scan(dir.path(), "scan.nii.gz", GRID);
+    let out = dir.path().join("map.txt");
+    let args = ["interpret", "--weights", s(&w), "--scan", s(&p), "--method", "sensitivity"];
+    let msg = command_error(dir.path(), &[&args[..], &["--normalization", "none", "--out", s(&out)]].concat());
+    assert_eq!(
+        msg,
+        "error: --out: <tmp>/map.txt: not a NIfTI output file name: expected a name ending in .nii or .nii.gz"
+    );
+    let mut left: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["model.safetensors", "scan.nii.gz"]);
+}
+
+#[test]
+fn interpret_area_occlusion_of_one_scan_without_an_atlas() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = weights(dir.path());
+    let p = scan(dir.path(), "scan.nii.gz", GRID);
+    let out = dir.path().join("map.nii.gz");
+    let args = ["interpret", "--weights", s(&w), "--scan", s(&p), "--method", "area-occlusion"];
+    let msg = command_error(dir.path(), &[&args[..], &["--normalization", "none", "--out", s(&out)]].concat());
+    assert_eq!(
+        msg,
+        "error: area-occlusion of one scan needs --atlas FILE.nii.gz (a label volume; [relevance] atlas applies to \
+         runs)"
     );
 }
 

@@ -108,6 +108,26 @@ fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
     let info = xtask(&["inspect", map.to_str().unwrap()]);
     assert!(text(&info).contains("[40, 48, 40]"), "{}", text(&info));
 
+    // The same scan placed 10 mm elsewhere (or flipped) has the right shape but is not on the
+    // run's grid: refused, naming the file, rather than explained against the wrong voxels.
+    let (mut moved, _, _) = adni_data::volume::read_volume(&scan).unwrap();
+    moved.affine.0[0][3] += 10.0;
+    let moved_path = tmp.path().join("moved.nii.gz");
+    adni_data::volume::write_volume(&moved_path, &moved, adni_data::volume::OutputType::Float32).unwrap();
+    let refused = xtask(&[
+        "interpret",
+        "--weights",
+        fold.to_str().unwrap(),
+        "--scan",
+        moved_path.to_str().unwrap(),
+        "--method",
+        "sensitivity",
+        "--out",
+        map.to_str().unwrap(),
+    ]);
+    let t = text(&refused);
+    assert!(!refused.status.success() && t.contains("moved.nii.gz") && t.contains("affine differs"), "{t}");
+
     // An unknown layer is a clear error naming the valid ones.
     let bad = xtask(&[
         "interpret",

@@ -360,19 +360,68 @@ fn records_dataframe(records: &[ScanRecord], field_strength: FieldStrength) -> R
     Ok(DataFrame::new(records.len(), columns)?)
 }
 
+/// A CSV table read as text: the frame and, for each of its rows, the line of the file it came
+/// from (blank lines are skipped, so the two can differ).
+pub(crate) struct CsvTable {
+    /// The string columns.
+    pub(crate) df: DataFrame,
+    /// The 1-based file line of each data row (the header is line 1 unless blank lines precede it).
+    lines: Vec<usize>,
+}
+
+impl CsvTable {
+    /// The number of data rows.
+    pub(crate) fn height(&self) -> usize {
+        self.df.height()
+    }
+
+    /// The file line of data row `i` (0-based).
+    pub(crate) fn line(&self, i: usize) -> usize {
+        self.lines.get(i).copied().unwrap_or(i + 2)
+    }
+}
+
 /// Reads a CSV file into a frame of string columns (no type inference), with errors naming the
-/// file. An empty file is an error mentioning `expected_header`.
-pub(crate) fn read_csv_as_strings(path: &Path, expected_header: &str) -> Result<DataFrame> {
+/// file. Blank (whitespace-only) lines are skipped, as pandas and R do: a table that ends in an
+/// empty line, or has one between its rows, reads as if they were not there. An empty file is an
+/// error mentioning `expected_header`.
+pub(crate) fn read_csv_as_strings(path: &Path, expected_header: &str) -> Result<CsvTable> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let mut kept = Vec::with_capacity(bytes.len());
+    let mut lines = Vec::new();
+    let mut header_seen = false;
+    for (n, line) in bytes.split_inclusive(|&b| b == b'\n').enumerate() {
+        let content = line.strip_prefix("\u{feff}".as_bytes()).unwrap_or(line);
+        if content.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        if header_seen {
+            lines.push(n + 1);
+        }
+        header_seen = true;
+        kept.extend_from_slice(line);
+    }
+    if !header_seen {
         return Err(table_error(path, format!("empty file, expected a header row `{expected_header}`")));
     }
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .into_reader_with_file_handle(Cursor::new(kept))
+        .finish()
+        .map_err(|e| table_error(path, format!("not a well-formed CSV table: {e}")))?;
     // polars renames a repeated column (`DX_duplicated_0`) and would silently read the first one.
-    let header = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let names: Vec<String> =
-        String::from_utf8_lossy(header).split(',').map(|f| f.trim().trim_matches('"').to_string()).collect();
-    for (j, name) in names.iter().enumerate() {
-        if let Some(i) = names[..j].iter().position(|n| n == name) {
+    let names: Vec<&str> = df.get_column_names().into_iter().map(|n| n.as_str()).collect();
+    let base = |name: &'_ str| -> String {
+        let original = match name.rfind("_duplicated_") {
+            Some(k) if names.contains(&&name[..k]) && name[k + 12..].parse::<usize>().is_ok() => &name[..k],
+            _ => name,
+        };
+        original.trim().trim_start_matches('\u{feff}').to_string()
+    };
+    let bases: Vec<String> = names.iter().map(|n| base(n)).collect();
+    for (j, name) in bases.iter().enumerate() {
+        if let Some(i) = bases[..j].iter().position(|n| n == name) {
             return Err(table_error(
                 path,
                 format!(
@@ -383,12 +432,7 @@ pub(crate) fn read_csv_as_strings(path: &Path, expected_header: &str) -> Result<
             ));
         }
     }
-    CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(Some(0))
-        .into_reader_with_file_handle(Cursor::new(bytes))
-        .finish()
-        .map_err(|e| table_error(path, format!("not a well-formed CSV table: {e}")))
+    Ok(CsvTable { df, lines })
 }
 
 fn table_error(path: &Path, message: String) -> DataError {
@@ -398,25 +442,32 @@ fn table_error(path: &Path, message: String) -> DataError {
 /// The string columns of a frame, addressed by name, with errors naming row and column.
 pub(crate) struct StringColumns<'a> {
     path: &'a Path,
+    table: &'a CsvTable,
     columns: Vec<(&'static str, &'a StringChunked)>,
 }
 
 impl<'a> StringColumns<'a> {
     /// Looks up `names` in `df`; a missing one is an error naming the file and the column.
-    pub(crate) fn new(path: &'a Path, df: &'a DataFrame, names: &[&'static str], what: &str) -> Result<Self> {
+    pub(crate) fn new(path: &'a Path, table: &'a CsvTable, names: &[&'static str], what: &str) -> Result<Self> {
         let mut columns = Vec::with_capacity(names.len());
         for &name in names {
-            let column = df.column(name).map_err(|_| table_error(path, format!("missing column `{name}` ({what})")))?;
+            let column =
+                table.df.column(name).map_err(|_| table_error(path, format!("missing column `{name}` ({what})")))?;
             let ca =
                 column.str().map_err(|e| table_error(path, format!("column `{name}` was not read as text: {e}")))?;
             columns.push((name, ca));
         }
-        Ok(StringColumns { path, columns })
+        Ok(StringColumns { path, table, columns })
     }
 
     /// The raw text of column `name` at data row `i` (0-based); null reads as empty.
     pub(crate) fn raw(&self, name: &str, i: usize) -> &'a str {
         self.columns.iter().find(|(n, _)| *n == name).and_then(|(_, ca)| ca.get(i)).unwrap_or("")
+    }
+
+    /// The file line of data row `i` (what the errors call its row).
+    pub(crate) fn line(&self, i: usize) -> usize {
+        self.table.line(i)
     }
 
     /// Parses column `name` at data row `i` with `parse`; a failure names row and column, followed
@@ -428,7 +479,8 @@ impl<'a> StringColumns<'a> {
         parse: impl FnOnce(&str) -> std::result::Result<T, String>,
     ) -> Result<T> {
         let value = self.raw(name, i);
-        parse(value).map_err(|expected| table_error(self.path, format!("row {}, column `{name}`: {expected}", i + 2)))
+        parse(value)
+            .map_err(|expected| table_error(self.path, format!("row {}, column `{name}`: {expected}", self.line(i))))
     }
 }
 
@@ -496,10 +548,11 @@ fn detect_field_strength(path: &Path, names: &[&str]) -> Result<FieldStrength> {
 /// Extra columns are ignored. Every value is checked; the first bad one is reported with its
 /// row (header = row 1), column, value and the expected form. `Image.ID` must be unique.
 pub fn read_adni_table(path: &Path) -> Result<AdniTable> {
-    let df = read_csv_as_strings(path, &COLUMNS_15T.join(","))?;
+    let table = read_csv_as_strings(path, &COLUMNS_15T.join(","))?;
+    let df = &table.df;
     let names: Vec<&str> = df.get_column_names().into_iter().map(|n| n.as_str()).collect();
     let field_strength = detect_field_strength(path, &names)?;
-    let cols = StringColumns::new(path, &df, field_strength.columns(), "required by the ADNI table schema")?;
+    let cols = StringColumns::new(path, &table, field_strength.columns(), "required by the ADNI table schema")?;
 
     let mut records = Vec::with_capacity(df.height());
     let mut first_row_of_image: HashMap<i64, usize> = HashMap::new();
@@ -538,8 +591,8 @@ pub fn read_adni_table(path: &Path) -> Result<AdniTable> {
                 path,
                 format!(
                     "rows {} and {} have the same Image.ID `{}`, expected each Image.ID once",
-                    first + 2,
-                    i + 2,
+                    cols.line(first),
+                    cols.line(i),
                     rec.image_id
                 ),
             ));

@@ -534,18 +534,51 @@ fn header_for(affine: &Affine, byte_order: ByteOrder, description: &str) -> Nift
     h
 }
 
-/// Writes any array of a NIfTI element type with the given affine, atomically.
+/// Checks that `path` names a single-file NIfTI output: a name ending in `.nii` or `.nii.gz`.
+/// The NIfTI writer picks its format from the ending and would write another (`.hdr` + `.img`
+/// pairs, or a `.nii` beside a name without one), so anything else is refused before any work.
+pub fn check_nifti_output_path(path: &Path) -> Result<()> {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if name.ends_with(".nii") || name.ends_with(".nii.gz") {
+        Ok(())
+    } else {
+        Err(DataError::Grid {
+            path: path.to_path_buf(),
+            message: "not a NIfTI output file name: expected a name ending in .nii or .nii.gz".into(),
+        })
+    }
+}
+
+/// Writes any array of a NIfTI element type with the given affine, atomically, to a `.nii` or
+/// `.nii.gz` file ([`check_nifti_output_path`]).
 pub fn write_array<T>(path: &Path, data: &Array3<T>, affine: &Affine, byte_order: ByteOrder) -> Result<()>
 where
     T: nifti::DataElement + bytemuck::Pod,
 {
+    check_nifti_output_path(path)?;
     let header = header_for(affine, byte_order, "adni-relevance");
     write_atomically(path, |tmp| {
-        nifti::writer::WriterOptions::new(tmp).reference_header(&header).write_nifti(data).map_err(|e| match e {
-            // A full disk, a read-only folder, a file-size limit: name the file, say the cause.
-            nifti::NiftiError::Io(io) => DataError::io(path, io),
-            e => nifti_err(path, e),
-        })
+        // The writer names its file by replacing `tmp`'s extension, which also drops an earlier
+        // dot's part ("sub.01.nii" → "sub.nii"): write where it writes, then move that onto `tmp`.
+        let mut written = tmp.to_path_buf();
+        written.set_extension("");
+        let gz = tmp.file_name().is_some_and(|n| n.to_string_lossy().ends_with(".gz"));
+        let written = written.with_extension(if gz { "nii.gz" } else { "nii" });
+        let result =
+            nifti::writer::WriterOptions::new(tmp).reference_header(&header).write_nifti(data).map_err(|e| match e {
+                // A full disk, a read-only folder, a file-size limit: name the file, say the cause.
+                nifti::NiftiError::Io(io) => DataError::io(path, io),
+                e => nifti_err(path, e),
+            });
+        if written != tmp {
+            match &result {
+                Ok(()) => std::fs::rename(&written, tmp).map_err(|e| DataError::io(path, e))?,
+                Err(_) => {
+                    let _ = std::fs::remove_file(&written);
+                }
+            }
+        }
+        result
     })
 }
 

@@ -516,9 +516,70 @@ fn write_text(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 #[test]
+fn a_volume_written_under_a_name_that_is_not_nifti_is_refused_and_leaves_nothing() {
+    use adni_data::volume::{OutputType, write_volume};
+    let dir = tempfile::tempdir().unwrap();
+    let vol = adni_data::Volume { data: ndarray::Array3::zeros((2, 3, 4)), affine: adni_data::Affine::identity() };
+    let folder = dir.path().join("folder");
+    fs::create_dir(&folder).unwrap();
+    for name in ["map.txt", "map", "map.hdr", "folder", "map.NII.GZ"] {
+        let want = format!("<tmp>/{name}: not a NIfTI output file name: expected a name ending in .nii or .nii.gz");
+        assert_refused(dir.path(), &want, || write_volume(&dir.path().join(name), &vol, OutputType::Float32));
+    }
+    let mut left: Vec<String> =
+        fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["folder"]);
+    assert_eq!(fs::read_dir(&folder).unwrap().count(), 0);
+    // Both endings work, also after other dots in the name (the writer's own naming drops them).
+    for name in ["map.nii", "map.nii.gz", "sub.01.nii", "occlusion.s12.nii.gz"] {
+        write_volume(&dir.path().join(name), &vol, OutputType::Float32).unwrap();
+        assert_eq!(read_volume(&dir.path().join(name)).unwrap().0.data.dim(), (2, 3, 4));
+    }
+    let mut left: Vec<String> =
+        fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["folder", "map.nii", "map.nii.gz", "occlusion.s12.nii.gz", "sub.01.nii"]);
+}
+
+#[test]
 fn the_valid_table_reads() {
     let dir = tempfile::tempdir().unwrap();
     let p = write_text(dir.path(), "adni.csv", &(table_rows().join("\n") + "\n"));
+    assert_eq!(read_adni_table(&p).unwrap().len(), 3);
+}
+
+#[test]
+fn blank_lines_in_a_table_are_skipped_and_rows_keep_their_file_line_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = table_rows();
+    // A trailing empty line (CRLF too), one of spaces and one between rows, as editors leave them.
+    for text in [rows.join("\n") + "\n\n", rows.join("\r\n") + "\r\n\r\n", rows.join("\n") + "\n   \n"] {
+        let p = write_text(dir.path(), "adni.csv", &text);
+        assert_eq!(read_adni_table(&p).unwrap().len(), 3, "{text:?}");
+    }
+    let gap = format!("{}\n{}\n\n{}\n{}\n", rows[0], rows[1], rows[2], rows[3]);
+    let p = write_text(dir.path(), "adni.csv", &gap);
+    assert_eq!(read_adni_table(&p).unwrap().len(), 3);
+    // An error after the blank line names the row's line in the file (5, not 4).
+    let bad = gap.replace("\n5,011_S_0005,", "\n5.5,011_S_0005,");
+    let p = write_text(dir.path(), "adni.csv", &bad);
+    let want = "<tmp>/adni.csv: row 5, column `RID`: expected an integer, got `5.5`";
+    assert_refused(dir.path(), want, || read_adni_table(&p));
+    let p = write_text(dir.path(), "adni.csv", "\n \n");
+    let want = format!("<tmp>/adni.csv: empty file, expected a header row `{HEADER_15T}`");
+    assert_refused(dir.path(), &want, || read_adni_table(&p));
+}
+
+#[test]
+fn an_extra_column_whose_quoted_name_holds_a_comma_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = table_rows()
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| format!("{r},{}", if i == 0 { "\"DX, at screening\"" } else { "AD" }))
+        .collect();
+    let p = write_text(dir.path(), "adni.csv", &(rows.join("\n") + "\n"));
     assert_eq!(read_adni_table(&p).unwrap().len(), 3);
 }
 

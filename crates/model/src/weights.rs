@@ -192,6 +192,8 @@ impl WeightsFile {
             .get_all_snapshots()
             .map_err(|e| format_error(path, &format!("cannot read safetensors: {e} (a truncated or damaged file)")))?
             .clone();
+        // A PyTorch state dict saved with safetensors may carry the same prefixes as a torch.save one.
+        let tensors = strip_state_dict_prefix(tensors);
         Ok(Self { path: path.to_path_buf(), format: WeightsFormat::Safetensors, tensors, metadata })
     }
 
@@ -217,7 +219,7 @@ impl WeightsFile {
     }
 
     /// Keys and shapes of all tensors in the file (after removing a common `state_dict.` or
-    /// `module.` prefix from PyTorch files).
+    /// `module.` prefix).
     pub fn shapes(&self) -> BTreeMap<String, Vec<usize>> {
         self.tensors.iter().map(|(k, t)| (k.clone(), t.shape.to_vec())).collect()
     }
@@ -249,11 +251,18 @@ impl WeightsFile {
             });
         }
         let shape = |key: &str, rank: usize| -> Result<Vec<usize>, ModelError> {
-            let t = self.tensors.get(key).ok_or_else(|| ModelError::MissingKey {
-                path: self.path.clone(),
-                key: key.to_string(),
-                expected: Vec::new(),
-                hint: String::new(),
+            let t = self.tensors.get(key).ok_or_else(|| {
+                let keys: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
+                let shown = keys.iter().take(6).map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                let more = if keys.len() > 6 { format!(", … ({} in all)", keys.len()) } else { String::new() };
+                format_error(
+                    &self.path,
+                    &format!(
+                        "missing key `{key}` (a {rank}-D tensor): not a state dict of the paper's network \
+                         (Conv_1.weight … dense_3.bias); the file holds {}{more}",
+                        if keys.is_empty() { "no tensors".to_string() } else { shown }
+                    ),
+                )
             })?;
             if t.shape.len() != rank {
                 return Err(format_error(
@@ -321,6 +330,14 @@ impl WeightsFile {
             dense.bias = Some(Param::from_tensor(Tensor::from_data(bias, device)));
         }
         Ok(model)
+    }
+
+    /// The first of `candidates` on which `config` flattens to `dense_1`'s input size: the
+    /// grid the weights can run on, for a file that records none (PyTorch's). `None` when no
+    /// candidate fits (or the file has no 2-D `dense_1.weight`).
+    pub fn fitting_grid(&self, config: &NetworkConfig, candidates: &[[usize; 3]]) -> Option<[usize; 3]> {
+        let features = self.dense_1_in_features()?;
+        candidates.iter().copied().find(|&g| config.flatten_size(g).ok() == Some(features))
     }
 
     fn dense_1_in_features(&self) -> Option<usize> {

@@ -123,6 +123,48 @@ fn safetensors_round_trip_gives_identical_weights_and_outputs() {
     assert_eq!(state_dict(&again), state_dict(&model));
 }
 
+/// Copies safetensors file `from` to `to` with every tensor key renamed by `rename` (the data
+/// section is unchanged; the metadata is dropped, as PyTorch's `save_file` writes none).
+fn renamed_safetensors(from: &Path, to: &Path, rename: impl Fn(&str) -> String) {
+    let bytes = std::fs::read(from).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let renamed: serde_json::Map<String, serde_json::Value> =
+        header.into_iter().filter(|(k, _)| k != "__metadata__").map(|(k, v)| (rename(&k), v)).collect();
+    let json = serde_json::to_vec(&renamed).unwrap();
+    let mut out = (json.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + len..]);
+    std::fs::write(to, out).unwrap();
+}
+
+#[test]
+fn a_safetensors_state_dict_with_a_wrapper_prefix_loads_and_foreign_keys_are_named() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    let model = trained_model();
+    export_safetensors(&model, &path).unwrap();
+    // DataParallel's `module.` prefix, without the metadata (a PyTorch-written file)
+    let wrapped = dir.path().join("wrapped.safetensors");
+    renamed_safetensors(&path, &wrapped, |k| format!("module.{k}"));
+    let file = WeightsFile::open(&wrapped).unwrap();
+    assert!(file.shapes().contains_key("Conv_1.weight"), "{:?}", file.shapes().keys());
+    let loaded: ClassificationModel3D<Cpu> = file.into_model(&small_config(), Some(GRID), &Default::default()).unwrap();
+    assert_eq!(state_dict(&loaded), state_dict(&model));
+    // Another network's names: the error says what the file holds instead.
+    let foreign = dir.path().join("foreign.safetensors");
+    renamed_safetensors(&path, &foreign, |k| k.replace("Conv_", "conv").replace("dense_", "fc"));
+    let msg = WeightsFile::open(&foreign).unwrap().inferred_config().unwrap_err().to_string();
+    assert!(
+        msg.contains("foreign.safetensors")
+            && msg.contains("missing key `Conv_1.weight` (a 5-D tensor)")
+            && msg.contains("`conv1.bias`")
+            && msg.contains("in all)"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn exported_keys_and_shapes_are_the_pytorch_state_dict() {
     let _guard = serial();
@@ -175,6 +217,15 @@ fn exported_keys_and_shapes_are_the_pytorch_state_dict() {
 /// `torch._utils._rebuild_tensor_v2(persistent storage id, offset, size, stride, False,
 /// OrderedDict())`, each float32 storage in `archive/data/<n>`.
 fn torch_save_zip(entries: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+    torch_save_zip_strided(entries, |shape| (0..shape.len()).map(|d| shape[d + 1..].iter().product()).collect())
+}
+
+/// [`torch_save_zip`] with each tensor's stride given by `stride_of(shape)` (the data are
+/// written as given either way).
+fn torch_save_zip_strided(
+    entries: &[(String, Vec<usize>, Vec<f32>)],
+    stride_of: impl Fn(&[usize]) -> Vec<usize>,
+) -> Vec<u8> {
     fn global(p: &mut Vec<u8>, module: &str, name: &str) {
         p.push(b'c');
         p.extend_from_slice(format!("{module}\n{name}\n").as_bytes());
@@ -217,8 +268,7 @@ fn torch_save_zip(entries: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
         pickle.extend_from_slice(b"tQ");
         int(&mut pickle, 0);
         tuple(&mut pickle, shape);
-        let strides: Vec<usize> = (0..shape.len()).map(|d| shape[d + 1..].iter().product()).collect();
-        tuple(&mut pickle, &strides);
+        tuple(&mut pickle, &stride_of(shape));
         pickle.push(0x89); // NEWFALSE: requires_grad
         global(&mut pickle, "collections", "OrderedDict");
         pickle.extend_from_slice(b")R");
@@ -293,6 +343,42 @@ fn torch_save_state_dict_imports_the_values_written() {
     assert_eq!(file.shapes()["Conv_2.weight"], vec![3, 2, 3, 3, 3]);
     let inferred = file.inferred_config().unwrap();
     assert_eq!(inferred, NetworkConfig { pools: [2, 3, 2, 3], ..small_config() });
+    // No grid is recorded in a torch.save file: the grid is found among candidates by dense_1's
+    // input size (a 1 mm scan for a 2 mm model: the scan's grid, then its downsampled ones).
+    let twice = GRID.map(|n| 2 * n);
+    assert_eq!(file.fitting_grid(&small_config(), &[twice, GRID]), Some(GRID));
+    assert_eq!(file.fitting_grid(&small_config(), &[twice]), None);
+}
+
+#[test]
+fn a_tensor_saved_in_another_memory_layout_is_refused_not_read_scrambled() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // `model.to(memory_format=torch.channels_last_3d).state_dict()`: 5-D weights get the stride
+    // of [C_out, D, H, W, C_in] storage; burn-store would read them in storage order.
+    let channels_last = |shape: &[usize]| -> Vec<usize> {
+        match *shape {
+            [_, c, d, h, w] => vec![c * d * h * w, 1, h * w * c, w * c, c],
+            _ => (0..shape.len()).map(|k| shape[k + 1..].iter().product()).collect(),
+        }
+    };
+    let path = dir.path().join("channels_last.pth");
+    std::fs::write(&path, torch_save_zip_strided(&fixture_entries(""), channels_last)).unwrap();
+    let msg = import_pytorch::<Cpu>(&path, &small_config(), GRID, &Default::default()).err().unwrap().to_string();
+    assert!(
+        msg.contains("channels_last.pth")
+            && msg.contains("not stored C-contiguous (the first: `Conv_2.weight`")
+            && msg.contains("`Conv_2.weight`")
+            && msg.contains(".contiguous()"),
+        "{msg}"
+    );
+    // Size-1 dimensions may have any stride (PyTorch calls such tensors contiguous): Conv_1's
+    // weight has one input channel, so channels_last leaves it C-contiguous in effect.
+    let one_input = fixture_entries("").into_iter().filter(|(k, _, _)| k == "Conv_1.weight").collect::<Vec<_>>();
+    assert_eq!(one_input[0].1[1], 1);
+    let path = dir.path().join("conv1.pth");
+    std::fs::write(&path, torch_save_zip_strided(&one_input, channels_last)).unwrap();
+    assert!(WeightsFile::open(&path).is_ok());
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! order; the area over the perturbation curve (AOPC) puts a number on it.
 //!
 //! This module holds the pure parts: the deletion orders ([`deletion_order`], and the
-//! [`random_order`] baseline over the same voxels), the step sizes ([`steps_for_fractions`]),
+//! [`random_order`] baseline over the same voxels; [`ranks_voxels`] says whether a map orders
+//! anything), the step sizes ([`steps_for_fractions`]),
 //! applying a deletion to a volume ([`delete_voxels`], [`deletion_curve`] with any scoring
 //! function), the AOPC of one curve ([`aopc`]) and its summary over scans with a patient
 //! bootstrap ([`summarise_aopc`]). Running the CNN is the caller's business.
@@ -28,10 +29,13 @@ use crate::tables::column_f64;
 
 /// The voxels inside `mask` (every voxel without one), as flat C-order indices, sorted by
 /// relevance in `map` from the highest down: the order in which a deletion curve removes them
-/// ("most relevant first"). Ties go by index, lowest first, so the order is deterministic; NaN
-/// relevance sorts after every number (a voxel the method says nothing about is deleted last).
-/// −0 and +0 tie. Errors when `mask` has another shape than `map` (naming both).
-pub fn deletion_order(map: ArrayView3<f32>, mask: Option<ArrayView3<bool>>) -> Result<Vec<usize>> {
+/// ("most relevant first"). Ties go in the seeded random order [`random_order`] gives these
+/// voxels with `tie_seed`, so a plateau of equal relevance (a map that is zero over much of the
+/// brain, or a constant map) is deleted like the random baseline, not as a slab from the grid's
+/// corner, which would be a systematic order of its own. NaN relevance sorts after every number
+/// (a voxel the method says nothing about is deleted last). −0 and +0 tie. Errors when `mask` has
+/// another shape than `map` (naming both).
+pub fn deletion_order(map: ArrayView3<f32>, mask: Option<ArrayView3<bool>>, tie_seed: u64) -> Result<Vec<usize>> {
     if let Some(m) = &mask
         && m.shape() != map.shape()
     {
@@ -41,11 +45,22 @@ pub fn deletion_order(map: ArrayView3<f32>, mask: Option<ArrayView3<bool>>) -> R
             m.shape()
         )));
     }
-    let mut voxels: Vec<(usize, f32)> = match &mask {
+    let voxels: Vec<(usize, f32)> = match &mask {
         None => map.iter().copied().enumerate().collect(),
         Some(m) => map.iter().zip(m.iter()).enumerate().filter(|(_, (_, k))| **k).map(|(i, (&v, _))| (i, v)).collect(),
     };
-    voxels.sort_by(|&(i, a), &(j, b)| {
+    // The rank of each voxel (by position in `voxels`, which is in index order) in the random order.
+    let indices: Vec<usize> = voxels.iter().map(|&(i, _)| i).collect();
+    let mut tie_rank = vec![0usize; voxels.len()];
+    for (rank, i) in random_order(&indices, tie_seed).into_iter().enumerate() {
+        // `indices` is sorted, so a binary search finds the voxel's position
+        if let Ok(pos) = indices.binary_search(&i) {
+            tie_rank[pos] = rank;
+        }
+    }
+    let mut keyed: Vec<(usize, f32, usize)> =
+        voxels.into_iter().zip(tie_rank).map(|((i, v), rank)| (i, v, rank)).collect();
+    keyed.sort_by(|&(_, a, ra), &(_, b, rb)| {
         let by_value = match (a.is_nan(), b.is_nan()) {
             (true, true) => Ordering::Equal,
             (true, false) => Ordering::Greater,
@@ -53,9 +68,31 @@ pub fn deletion_order(map: ArrayView3<f32>, mask: Option<ArrayView3<bool>>) -> R
             // descending; `partial_cmp` is total on non-NaN values and ties −0 with +0
             (false, false) => b.partial_cmp(&a).unwrap_or(Ordering::Equal),
         };
-        by_value.then(i.cmp(&j))
+        by_value.then(ra.cmp(&rb))
     });
-    Ok(voxels.into_iter().map(|(i, _)| i).collect())
+    Ok(keyed.into_iter().map(|(i, _, _)| i).collect())
+}
+
+/// Whether `map` ranks the voxels inside `mask` (every voxel without one) at all: false when
+/// every value there is the same number (−0 and +0 alike), or NaN, so that a deletion order from
+/// it is nothing but its tie-breaking order and its AOPC says nothing about the map (an
+/// all-zero guided backpropagation map, for example). Such a map's AOPC is undefined.
+pub fn ranks_voxels(map: ArrayView3<f32>, mask: Option<ArrayView3<bool>>) -> bool {
+    let (mut lo, mut hi, mut nan, mut finite) = (f32::INFINITY, f32::NEG_INFINITY, false, false);
+    let mut see = |v: f32| {
+        if v.is_nan() {
+            nan = true;
+        } else {
+            finite = true;
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    };
+    match &mask {
+        None => map.iter().for_each(|&v| see(v)),
+        Some(m) => map.iter().zip(m.iter()).filter(|(_, k)| **k).for_each(|(&v, _)| see(v)),
+    }
+    finite && (hi > lo || nan)
 }
 
 /// A seeded random permutation (ChaCha8) of the voxels `indices`, for the random-ordering
@@ -212,18 +249,55 @@ mod tests {
     }
 
     #[test]
-    fn deletion_order_sorts_descending_ties_by_index_nan_last() {
+    fn deletion_order_sorts_descending_nan_last() {
         let map = vol((1, 2, 3), &[0.5, f32::NAN, 2.0, 0.5, -1.0, 2.0]);
-        assert_eq!(deletion_order(map.view(), None).unwrap(), [2, 5, 0, 3, 4, 1]);
-        // −0 ties with +0 (index order), infinities sort as numbers
+        let order = deletion_order(map.view(), None, 7).unwrap();
+        assert!(order[..2] == [2, 5] || order[..2] == [5, 2], "{order:?}");
+        assert!(order[2..4] == [0, 3] || order[2..4] == [3, 0], "{order:?}");
+        assert_eq!(order[4..], [4, 1]);
+        // −0 ties with +0, infinities sort as numbers
         let map = vol((1, 1, 4), &[0.0, f32::INFINITY, -0.0, f32::NEG_INFINITY]);
-        assert_eq!(deletion_order(map.view(), None).unwrap(), [1, 0, 2, 3]);
+        let order = deletion_order(map.view(), None, 7).unwrap();
+        assert!(order == [1, 0, 2, 3] || order == [1, 2, 0, 3], "{order:?}");
         // the mask keeps C-order indices of the full grid
         let map = vol((1, 2, 3), &[0.5, f32::NAN, 2.0, 0.5, -1.0, 2.0]);
         let mask = Array3::from_shape_vec((1, 2, 3), vec![true, true, false, true, true, false]).unwrap();
-        assert_eq!(deletion_order(map.view(), Some(mask.view())).unwrap(), [0, 3, 4, 1]);
-        let e = deletion_order(map.view(), Some(Array3::from_elem((2, 1, 3), true).view())).unwrap_err();
+        let order = deletion_order(map.view(), Some(mask.view()), 7).unwrap();
+        assert!(order == [0, 3, 4, 1] || order == [3, 0, 4, 1], "{order:?}");
+        let e = deletion_order(map.view(), Some(Array3::from_elem((2, 1, 3), true).view()), 7).unwrap_err();
         assert!(e.to_string().contains("[1, 2, 3]") && e.to_string().contains("[2, 1, 3]"), "{e}");
+    }
+
+    #[test]
+    fn ties_are_broken_in_the_random_order_of_the_same_seed() {
+        // A constant map deletes exactly like the random baseline with the tie seed, not from
+        // the grid's corner; a map with a plateau keeps its ranking and shuffles only the plateau.
+        let mask = Array3::from_shape_fn((4, 4, 4), |(i, _, k)| i + k > 0);
+        let brain: Vec<usize> = mask.iter().enumerate().filter(|(_, b)| **b).map(|(i, _)| i).collect();
+        let flat = Array3::<f32>::zeros((4, 4, 4));
+        assert_eq!(deletion_order(flat.view(), Some(mask.view()), 11).unwrap(), random_order(&brain, 11));
+        assert_ne!(deletion_order(flat.view(), Some(mask.view()), 11).unwrap(), brain);
+        let plateau = Array3::from_shape_fn((4, 4, 4), |(i, j, k)| if (i, j, k) == (3, 3, 3) { 1.0f32 } else { 0.0 });
+        let order = deletion_order(plateau.view(), Some(mask.view()), 11).unwrap();
+        assert_eq!(order[0], 63);
+        let rest: Vec<usize> = random_order(&brain, 11).into_iter().filter(|&i| i != 63).collect();
+        assert_eq!(order[1..], rest[..]);
+    }
+
+    #[test]
+    fn a_constant_map_ranks_nothing() {
+        let mask = Array3::from_shape_fn((2, 2, 2), |(i, _, _)| i == 0);
+        let zeros = Array3::<f32>::zeros((2, 2, 2));
+        assert!(!ranks_voxels(zeros.view(), None));
+        assert!(!ranks_voxels(zeros.mapv(|_| -0.0).view(), None));
+        assert!(!ranks_voxels(zeros.mapv(|_| f32::NAN).view(), None));
+        // different values outside the mask do not count
+        let outside = Array3::from_shape_fn((2, 2, 2), |(i, _, _)| i as f32);
+        assert!(!ranks_voxels(outside.view(), Some(mask.view())));
+        assert!(ranks_voxels(outside.view(), None));
+        // NaN beside numbers ranks (the numbers come first)
+        let some = Array3::from_shape_fn((2, 2, 2), |(_, j, _)| if j == 0 { 0.0 } else { f32::NAN });
+        assert!(ranks_voxels(some.view(), None));
     }
 
     #[test]
@@ -231,7 +305,7 @@ mod tests {
         // a transposed (Fortran-ordered) view: flat indices refer to its own logical [i, j, k]
         let base = Array3::from_shape_fn((2, 3, 4), |(i, j, k)| (i * 100 + j * 10 + k) as f32);
         let t = base.view().reversed_axes(); // shape (4, 3, 2), t[[k, j, i]] = base[[i, j, k]]
-        let order = deletion_order(t, None).unwrap();
+        let order = deletion_order(t, None, 0).unwrap();
         // the largest value 123 sits at t[[3, 2, 1]] = (3·3 + 2)·2 + 1 = 23
         assert_eq!(order[0], 23);
         let mut owned = t.to_owned();
@@ -293,14 +367,14 @@ mod tests {
         assert_eq!(steps, [64, 128, 256, 512]);
 
         // R first: the score drops to 0 at the first step: [64, 0, 0, 0, 0] → AOPC 4·64/5
-        let good = deletion_order(region.view(), None).unwrap();
+        let good = deletion_order(region.view(), None, 0).unwrap();
         let curve = deletion_curve(input.view(), &good, &steps, 0.0, region_score).unwrap();
         assert_eq!(curve, [64.0, 0.0, 0.0, 0.0, 0.0]);
         let best = aopc(&curve).unwrap();
         assert_eq!(best, 51.2);
 
         // the reversed map deletes R last: [64, 64, 64, 64, 0] → AOPC 64/5
-        let bad = deletion_order(region.mapv(|v| -v).view(), None).unwrap();
+        let bad = deletion_order(region.mapv(|v| -v).view(), None, 0).unwrap();
         let worst = aopc(&deletion_curve(input.view(), &bad, &steps, 0.0, region_score).unwrap()).unwrap();
         assert_eq!(worst, 12.8);
 
@@ -312,7 +386,7 @@ mod tests {
         // deleting within a mask only: R's lower half is outside it and stays, so the score
         // bottoms out at 32
         let mask = Array3::from_shape_fn((8, 8, 8), |(i, j, _)| !(i == 0 && j < 4));
-        let masked = deletion_order(region.view(), Some(mask.view())).unwrap();
+        let masked = deletion_order(region.view(), Some(mask.view()), 0).unwrap();
         assert_eq!(masked.len(), 480);
         let steps = steps_for_fractions(masked.len(), &[0.5, 1.0]).unwrap();
         let curve = deletion_curve(input.view(), &masked, &steps, 0.0, region_score).unwrap();

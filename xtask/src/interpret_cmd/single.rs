@@ -1,6 +1,6 @@
 //! Single-scan mode: one method's map of one scan, from a run's fold folder or a weights file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -11,7 +11,7 @@ use adni_data::Grid;
 use adni_data::atlas::Atlas;
 use adni_data::preprocess::{Normalizer, downsample};
 use adni_data::run_layout::{FoldLayout, RESOLVED_CONFIG_FILE};
-use adni_data::volume::{OutputType, Volume, read_volume, write_volume};
+use adni_data::volume::{OutputType, Volume, read_volume, read_volume_on_grid, write_volume};
 use model::train::load_fold_model;
 use model::weights::WeightsFile;
 use model::{ClassificationModel3D, Cpu};
@@ -27,6 +27,15 @@ pub(super) fn single_mode(a: &InterpretArgs) -> Result<()> {
     let (Some(weights), Some(scan_path), Some(method), Some(out)) = (&a.weights, &a.scan, a.method, &a.out) else {
         bail!("single-scan mode needs --weights FILE --scan FILE --method NAME --out FILE");
     };
+    // Before any work: a map computed for minutes should not then fail on its file name.
+    adni_data::volume::check_nifti_output_path(out).context("--out")?;
+    if method == relevance::methods::Method::AreaOcclusion && a.atlas.is_none() {
+        // `[relevance] atlas` names an atlas of a run's project (fetched, or the synthetic
+        // cohort's); one scan on its own needs the label volume itself.
+        bail!(
+            "area-occlusion of one scan needs --atlas FILE.nii.gz (a label volume; [relevance] atlas applies to runs)"
+        );
+    }
     let mut section = match &a.config {
         Some(c) => load_config_file(&find_config(c)?)?.relevance,
         None => RelevanceSection::default(),
@@ -41,7 +50,7 @@ pub(super) fn single_mode(a: &InterpretArgs) -> Result<()> {
         eprintln!("interpret: {}: {} NaN/Inf voxels read as 0", scan_path.display(), report.non_finite_replaced);
     }
     // The weights: a run's fold folder (with its normalisation), or a weights file.
-    let (model, default_norm): (ClassificationModel3D<Cpu>, Option<std::path::PathBuf>) = if weights.is_dir() {
+    let (model, default_norm): (ClassificationModel3D<Cpu>, Option<PathBuf>) = if weights.is_dir() {
         let m = load_fold_model::<Cpu>(weights, &device).with_context(|| {
             format!("{} is not a fold folder of a run (network.json, model.safetensors)", weights.display())
         })?;
@@ -49,7 +58,17 @@ pub(super) fn single_mode(a: &InterpretArgs) -> Result<()> {
     } else {
         let file = WeightsFile::open(weights)?;
         let config = file.inferred_config()?;
-        let grid = file.recorded_grid()?.unwrap_or(vol.grid().shape);
+        let grid = match file.recorded_grid()? {
+            Some(grid) => grid,
+            // A file without a recorded grid (PyTorch's): the scan's grid or the one it
+            // downsamples to (by 2, 3 or 4) whose flatten size is dense_1's input; else the
+            // scan's, whose mismatch `into_model` explains.
+            None => {
+                let scan = vol.grid();
+                let candidates: Vec<[usize; 3]> = (1..=4).map(|f| scan.downsampled(f).shape).collect();
+                file.fitting_grid(&config, &candidates).unwrap_or(scan.shape)
+            }
+        };
         (file.into_model::<Cpu>(&config, Some(grid), &device)?, None)
     };
     let grid = model.input_shape();
@@ -63,24 +82,45 @@ pub(super) fn single_mode(a: &InterpretArgs) -> Result<()> {
     } else {
         None
     };
-    let mut vol = vol;
-    if let Some(mask) = run_mask {
-        let (m, _, _) = read_volume(&mask)?;
-        if m.data.shape() == vol.data.shape() {
-            eprintln!("interpret: masking with the run's brain mask {}", mask.display());
-            adni_data::preprocess::apply_mask(&mut vol.data, &m.data)?;
-        }
-    }
-    let vol = fit_to_grid(vol, grid, scan_path)?;
-    let mut x = vol.data;
-    match (a.normalization.as_deref(), default_norm) {
-        (Some("none"), _) => {}
-        (Some(dir), _) => Normalizer::load(Path::new(dir))?.apply(&mut x)?,
-        (None, Some(dir)) => Normalizer::load(&dir)?.apply(&mut x)?,
+    let normalizer = match (a.normalization.as_deref(), default_norm) {
+        (Some("none"), _) => None,
+        (Some(dir), _) => Some((Normalizer::load(Path::new(dir))?, PathBuf::from(dir))),
+        (None, Some(dir)) => Some((Normalizer::load(&dir)?, dir)),
         (None, None) => bail!(
             "--normalization is needed with a weights file: a run's normalization folder \
              (results/<run>/folds/<split>/normalization) or `none` for a scan that is already z-scored"
         ),
+    };
+    let mut vol = vol;
+    if let Some(mask) = run_mask {
+        // The mask of the run's preprocessing lies on the raw scans' grid: a scan elsewhere is
+        // not one the run could have seen.
+        let (m, _) = read_volume_on_grid(&mask, &vol.grid()).with_context(|| {
+            format!(
+                "{}: the scan is not on the grid of the run's brain mask {} (the scans this model was \
+                 trained on); reorient or resample it onto that grid first",
+                scan_path.display(),
+                mask.display()
+            )
+        })?;
+        eprintln!("interpret: masking with the run's brain mask {}", mask.display());
+        adni_data::preprocess::apply_mask(&mut vol.data, &m.data)?;
+    }
+    let vol = fit_to_grid(vol, grid, scan_path)?;
+    if let Some((norm, dir)) = &normalizer {
+        // Same shape is not enough: a flipped or shifted scan would be explained voxel by voxel
+        // against another place in the brain.
+        vol.grid().check_matches(&norm.grid(), scan_path, 1e-3).with_context(|| {
+            format!(
+                "the scan (on the model's grid) is not on the grid of the normalisation {} the model was \
+                 trained with; reorient or resample it onto the run's grid first",
+                dir.display()
+            )
+        })?;
+    }
+    let mut x = vol.data;
+    if let Some((norm, _)) = &normalizer {
+        norm.apply(&mut x)?;
     }
     let atlas = match &a.atlas {
         None => None,

@@ -8,7 +8,7 @@ use ndarray::{Array3, ArrayView3};
 
 use model::data::ScanItem;
 use model::{ClassificationModel3D, Cpu};
-use report::faithfulness::{aopc, deletion_curve, deletion_order, random_order, steps_for_fractions};
+use report::faithfulness::{aopc, deletion_curve, deletion_order, random_order, ranks_voxels, steps_for_fractions};
 use report::sanity::{RANDOM_ORDER, REGIONS, RELEVANCE_ORDER, VOXELS};
 use report::sanity_tables::{AopcRow, CurveId, DeletionRow};
 
@@ -26,7 +26,10 @@ pub(super) struct CurveRows {
 }
 
 impl CurveRows {
-    /// One curve (scores after steps 0..) with the x value of each step.
+    /// One curve (scores after steps 0..) with the x value of each step. `ranked` is false for
+    /// the curve of a map that ranks nothing (constant on the brain): its curve is written, but
+    /// its AOPC is undefined (NaN), as it measures only the tie-breaking order.
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         kind: &'static str,
@@ -35,6 +38,7 @@ impl CurveRows {
         scan: &ScanItem,
         fractions: &[f64],
         curve: &[f64],
+        ranked: bool,
     ) -> Result<()> {
         let id =
             CurveId { kind, method: method.to_owned(), ordering, ptid: scan.ptid.clone(), image_id: scan.image_id };
@@ -43,14 +47,21 @@ impl CurveRows {
         }
         let aopc =
             aopc(curve).with_context(|| format!("{kind} deletion curve of {method}, image {}", scan.image_id))?;
+        let aopc = if ranked { aopc } else { f64::NAN };
         self.aopc.push(AopcRow { curve: id, aopc });
         Ok(())
     }
 }
 
 /// The atlas regions inside the brain, sorted by mean relevance per voxel (highest first; ties
-/// by label), and each region's voxels (flat C-order indices).
-fn regions_by_relevance(map: ArrayView3<f32>, labels: &Array3<i32>, brain: &Array3<bool>) -> Vec<(i32, Vec<usize>)> {
+/// in the seeded random order `tie_seed` gives the labels, as [`deletion_order`] breaks voxel
+/// ties), and each region's voxels (flat C-order indices).
+fn regions_by_relevance(
+    map: ArrayView3<f32>,
+    labels: &Array3<i32>,
+    brain: &Array3<bool>,
+    tie_seed: u64,
+) -> Vec<(i32, Vec<usize>)> {
     let mut regions: BTreeMap<i32, (f64, Vec<usize>)> = BTreeMap::new();
     for (i, ((&l, &b), &v)) in labels.iter().zip(brain.iter()).zip(map.iter()).enumerate() {
         if l != 0 && b {
@@ -59,10 +70,19 @@ fn regions_by_relevance(map: ArrayView3<f32>, labels: &Array3<i32>, brain: &Arra
             e.1.push(i);
         }
     }
-    let mut out: Vec<(f64, i32, Vec<usize>)> =
-        regions.into_iter().map(|(l, (sum, voxels))| (sum / voxels.len() as f64, l, voxels)).collect();
+    // `regions` iterates in label order: the position of each label in a seeded shuffle of 0..n.
+    let shuffled = random_order(&(0..regions.len()).collect::<Vec<_>>(), tie_seed);
+    let mut tie_rank = vec![0; regions.len()];
+    for (rank, &k) in shuffled.iter().enumerate() {
+        tie_rank[k] = rank;
+    }
+    let mut out: Vec<(f64, usize, i32, Vec<usize>)> = regions
+        .into_iter()
+        .zip(tie_rank)
+        .map(|((l, (sum, voxels)), rank)| (sum / voxels.len() as f64, rank, l, voxels))
+        .collect();
     out.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    out.into_iter().map(|(_, l, v)| (l, v)).collect()
+    out.into_iter().map(|(_, _, l, v)| (l, v)).collect()
 }
 
 /// A seed per scan and random order.
@@ -99,7 +119,7 @@ pub(super) fn faithfulness_check(
         };
         // The atlas regions inside the brain (the same for every method), in the scan's own order:
         // the base the random region orders permute.
-        let base = regions_by_relevance(scan.x.view(), labels, brain);
+        let base = regions_by_relevance(scan.x.view(), labels, brain, 0);
         let n_regions = base.len();
         if n_regions == 0 {
             bail!("the atlas has no region inside the brain mask: no region deletion possible");
@@ -130,16 +150,20 @@ pub(super) fn faithfulness_check(
             random_regions.iter_mut().zip(&curve).for_each(|(a, c)| *a += c / s.random_orders as f64);
         }
         bar.inc(1);
+        // Ties in a map are broken in the first random order's sequence: a plateau is deleted
+        // like the baseline, not from the grid's corner.
+        let tie_seed = order_seed(s.seed, scan.item.image_id, 0);
         for &method in methods {
             let map = &scan.maps[&method];
-            let order = deletion_order(map.view(), Some(brain.view()))?;
+            let ranks = ranks_voxels(map.view(), Some(brain.view()));
+            let order = deletion_order(map.view(), Some(brain.view()), tie_seed)?;
             let curve = deletion_curve(scan.x.view(), &order, &voxel_steps, value, &mut score)?;
-            rows.push(VOXELS, method.name(), RELEVANCE_ORDER, &scan.item, &voxel_x, &curve)?;
-            rows.push(VOXELS, method.name(), RANDOM_ORDER, &scan.item, &voxel_x, &random_voxels)?;
-            let ranked = regions_by_relevance(map.view(), labels, brain);
+            rows.push(VOXELS, method.name(), RELEVANCE_ORDER, &scan.item, &voxel_x, &curve, ranks)?;
+            rows.push(VOXELS, method.name(), RANDOM_ORDER, &scan.item, &voxel_x, &random_voxels, true)?;
+            let ranked = regions_by_relevance(map.view(), labels, brain, tie_seed);
             let curve = region_curve(&ranked, &mut score)?;
-            rows.push(REGIONS, method.name(), RELEVANCE_ORDER, &scan.item, &region_x, &curve)?;
-            rows.push(REGIONS, method.name(), RANDOM_ORDER, &scan.item, &region_x, &random_regions)?;
+            rows.push(REGIONS, method.name(), RELEVANCE_ORDER, &scan.item, &region_x, &curve, ranks)?;
+            rows.push(REGIONS, method.name(), RANDOM_ORDER, &scan.item, &region_x, &random_regions, true)?;
             bar.inc(1);
         }
         if let Some(e) = failure {
@@ -160,9 +184,18 @@ mod tests {
         let labels = Array3::from_shape_vec((1, 1, 5), vec![1, 1, 2, 3, 0]).unwrap();
         let brain = Array3::from_shape_vec((1, 1, 5), vec![true, true, true, false, true]).unwrap();
         let map = Array3::from_shape_vec((1, 1, 5), vec![1.0, 3.0, 2.5, 9.0, 9.0]).unwrap();
-        let r = regions_by_relevance(map.view(), &labels, &brain);
+        let r = regions_by_relevance(map.view(), &labels, &brain, 0);
         // region 2: mean 2.5 > region 1: mean 2.0; region 3 lies outside the brain
         assert_eq!(r, vec![(2, vec![2]), (1, vec![0, 1])]);
+        // a flat map: every region ties, and the order follows the seed, not the labels
+        let labels = Array3::from_shape_fn((1, 1, 40), |(_, _, k)| k as i32 + 1);
+        let flat = Array3::<f32>::zeros((1, 1, 40));
+        let all = Array3::from_elem((1, 1, 40), true);
+        let order = |seed| regions_by_relevance(flat.view(), &labels, &all, seed).iter().map(|r| r.0).collect();
+        let (a, b): (Vec<i32>, Vec<i32>) = (order(1), order(2));
+        assert_ne!(a, (1..=40).collect::<Vec<_>>());
+        assert_ne!(a, b);
+        assert_eq!(a, order(1));
     }
 
     #[test]

@@ -324,7 +324,7 @@ mod tests {
         let m = report::sweep::mass_accuracy_of(&df, "null").unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m[0].method, "a");
-        assert!((m[0].trained - 0.3).abs() < 1e-12 && (m[0].chance - 1.3 / 3.0).abs() < 1e-12, "{m:?}");
+        assert!((m[0].trained - 0.3).abs() < 1e-12 && (m[0].chance - 0.4 / 2.0).abs() < 1e-12, "{m:?}");
         assert!(m[0].random.is_nan());
         assert_eq!(column_str(&df, "t", "n_scans").unwrap(), vec!["2", "1"]);
     }

@@ -117,8 +117,8 @@ pub(super) fn null_check(cfg: &ProjectConfig, reference: &ProjectConfig) -> Resu
 }
 
 /// Per method (order of first appearance): the number of scans with a defined mass accuracy
-/// (`n_scans`), the mean chance level over every scored scan and the mean mass accuracy over the
-/// defined ones (wide, like the report's summary).
+/// (`n_scans`), and over those scans the mean mass accuracy and the mean chance level (wide,
+/// like the report's summary).
 pub(super) fn null_summary(rows: &[(Vec<(&str, String)>, GroundTruthScores)]) -> Result<DataFrame> {
     let mut methods: Vec<String> = Vec::new();
     for (k, _) in rows {
@@ -130,11 +130,12 @@ pub(super) fn null_summary(rows: &[(Vec<(&str, String)>, GroundTruthScores)]) ->
     let (mut n, mut chance, mut mass) = (Vec::new(), Vec::new(), Vec::new());
     for m in &methods {
         let of_method: Vec<&GroundTruthScores> = rows.iter().filter(|(k, _)| &k[0].1 == m).map(|(_, s)| s).collect();
-        let defined: Vec<f64> = of_method.iter().map(|s| s.mass_accuracy).filter(|v| v.is_finite()).collect();
+        let defined: Vec<&&GroundTruthScores> = of_method.iter().filter(|s| s.mass_accuracy.is_finite()).collect();
         n.push(defined.len() as u64);
-        mass.push(mean(&defined));
-        // the chance level is defined for every scored scan, also where the map is all zero
-        chance.push(mean(&of_method.iter().map(|s| s.chance).filter(|v| v.is_finite()).collect::<Vec<_>>()));
+        mass.push(mean(&defined.iter().map(|s| s.mass_accuracy).collect::<Vec<_>>()));
+        // over the same scans as the mass accuracy it is compared with, as the report's summary
+        // (`report::ground_truth::scan_summary`) and so every other row of the sweep does
+        chance.push(mean(&defined.iter().map(|s| s.chance).filter(|v| v.is_finite()).collect::<Vec<_>>()));
     }
     let h = methods.len();
     Ok(DataFrame::new(

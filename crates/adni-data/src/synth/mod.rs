@@ -53,7 +53,7 @@ pub use render::{
     AGEING_DIFFUSE_LOSS, AGEING_VENTRICLE_MM, CONTRACTION_MM_AT_UNIT, MAX_TISSUE_LOSS, REFERENCE_BRAIN_MM3,
     TISSUE_LOSS_AT_UNIT, VENTRICLE_SMOOTHING_MM,
 };
-pub use truth::GroundTruth;
+pub use truth::{GroundTruth, is_cohort_table};
 
 /// Where the template anatomy comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -13,6 +13,13 @@ use crate::volume::read_volume;
 
 use super::output::{ATLAS_FILE, ATLAS_LABELS_FILE, GROUND_TRUTH_DIR, SCANS_FILE};
 
+/// Whether `data_table` is the table of the synthetic cohort generated into `out_dir` (it lies
+/// inside that folder). A user's own table (ADNI, or any other cohort) is not: nothing is
+/// generated for it and it has no ground truth.
+pub fn is_cohort_table(out_dir: &Path, data_table: &Path) -> bool {
+    data_table.starts_with(out_dir)
+}
+
 /// The planted atrophy of a synthetic cohort: Image.ID → atrophy map.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroundTruth {
@@ -25,7 +32,7 @@ impl GroundTruth {
     /// `Ok(None)` otherwise (ADNI, or a user's own table).
     pub fn of_cohort(out_dir: &Path, data_table: &Path) -> Result<Option<GroundTruth>> {
         let scans = out_dir.join(GROUND_TRUTH_DIR).join(SCANS_FILE);
-        if !scans.exists() || !data_table.starts_with(out_dir) {
+        if !scans.exists() || !is_cohort_table(out_dir, data_table) {
             return Ok(None);
         }
         let df = read_csv_as_strings(&scans, "Image.ID,…,atrophy_path")?;

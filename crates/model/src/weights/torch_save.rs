@@ -13,7 +13,10 @@
 //!   declarations exactly ([`check_legacy_storages`]);
 //! - in the zip format it reserves an entry's declared size before reading it: a stored entry
 //!   must declare the size it stores, a deflated one at most deflate's largest ratio
-//!   ([`check_zip_sizes`]).
+//!   ([`check_zip_sizes`]);
+//! - it ignores a tensor's stride and reads its elements in storage order, so a tensor saved in
+//!   another memory layout (`channels_last_3d`, a transposed view) would load scrambled: every
+//!   tensor must be C-contiguous ([`check_strides`]; found by review, not fuzzing).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -55,7 +58,10 @@ pub(super) fn check_torch_save(path: &Path) -> Result<(), ModelError> {
             if method != 0 {
                 return Err(bad(i, "the `data.pkl` entry is compressed; torch.save stores it uncompressed"));
             }
-            walk_pickle(&bytes, i + 30 + name_len + extra_len).map_err(|(at, why)| bad(at, &why))?;
+            let start = i + 30 + name_len + extra_len;
+            walk_pickle(&bytes, start).map_err(|(at, why)| bad(at, &why))?;
+            check_strides(&bytes, start)
+                .map_err(|why| format_error(path, &format!("cannot read as a torch.save file: {why}")))?;
         }
     } else if bytes.len() >= 262 && &bytes[257..262] == b"ustar" {
         let mut at = 0;
@@ -80,6 +86,7 @@ pub(super) fn check_torch_save(path: &Path) -> Result<(), ModelError> {
             starts[i + 1] = walk_pickle(&bytes, starts[i]).map_err(|(at, why)| bad(at, &why))?;
         }
         check_legacy_storages(&bytes, starts[3], starts[4], starts[5])
+            .and_then(|()| check_strides(&bytes, starts[3]))
             .map_err(|why| format_error(path, &format!("cannot read as a legacy torch.save file: {why}")))?;
     } else {
         walk_pickle(&bytes, 0).map_err(|(at, why)| bad(at, &why))?;
@@ -207,7 +214,43 @@ enum Value {
     Global(String),
     Tuple(Vec<Rc<Value>>),
     List(Vec<Rc<Value>>),
+    /// A tensor of `_rebuild_tensor(_v2)`: its size and stride.
+    Tensor(Vec<i64>, Vec<i64>),
     Other,
+}
+
+/// What [`evaluate`] finds in a pickle: the storages by key, and the tensors whose stride is
+/// not the C-contiguous one of their size (with their state-dict key where a dict names them).
+#[derive(Debug, Default)]
+struct Found {
+    storages: BTreeMap<String, StorageRef>,
+    strided: Vec<String>,
+}
+
+/// Whether `stride` is the row-major (C-contiguous) stride of `size`, as PyTorch's
+/// `is_contiguous` judges it: dimensions of size 1 may have any stride, and a tensor without
+/// elements is contiguous.
+fn c_contiguous(size: &[i64], stride: &[i64]) -> bool {
+    if size.len() != stride.len() {
+        return false;
+    }
+    if size.contains(&0) {
+        return true;
+    }
+    let mut expected = 1i64;
+    for (&n, &st) in size.iter().zip(stride).rev() {
+        if n != 1 && st != expected {
+            return false;
+        }
+        expected = expected.saturating_mul(n);
+    }
+    true
+}
+
+/// The integers of a tuple of integers.
+fn int_tuple(v: &Value) -> Option<Vec<i64>> {
+    let Value::Tuple(items) = v else { return None };
+    items.iter().map(|i| if let Value::Int(n) = **i { Some(n) } else { None }).collect()
 }
 
 /// A storage the state dict refers to through a persistent id
@@ -219,11 +262,14 @@ struct StorageRef {
 }
 
 /// Runs the pickle at `start` (already walked by [`walk_pickle`]) far enough to collect its
-/// persistent ids; returns the value it leaves and the storages by key.
-fn evaluate(bytes: &[u8], start: usize) -> Result<(Rc<Value>, BTreeMap<String, StorageRef>), String> {
+/// persistent ids and its tensors' sizes and strides; returns the value it leaves and what it
+/// found.
+fn evaluate(bytes: &[u8], start: usize) -> Result<(Rc<Value>, Found), String> {
     let mut stack: Vec<Rc<Value>> = Vec::new();
     let mut memo: BTreeMap<usize, Rc<Value>> = BTreeMap::new();
-    let mut storages: BTreeMap<String, StorageRef> = BTreeMap::new();
+    let mut found = Found::default();
+    // Strided tensors built but not yet named by a dict entry.
+    let mut unnamed = 0usize;
     let other = || Rc::new(Value::Other);
     let mut at = start;
     let underflow = |at: usize| format!("pickle at byte {at}: the stack is empty");
@@ -248,7 +294,12 @@ fn evaluate(bytes: &[u8], start: usize) -> Result<(Rc<Value>, BTreeMap<String, S
         };
         let mut next = arg + argument.fixed;
         match op {
-            b'.' => return Ok((stack.pop().ok_or_else(|| underflow(at))?, storages)),
+            b'.' => {
+                let top = stack.pop().ok_or_else(|| underflow(at))?;
+                // Strided tensors outside any dict (a bare tensor or a list of them).
+                found.strided.extend((0..unnamed).map(|_| "a tensor".to_string()));
+                return Ok((top, found));
+            }
             0x80 => {}
             b'(' => stack.push(Rc::new(Value::Mark)),
             b')' => stack.push(Rc::new(Value::Tuple(Vec::new()))),
@@ -312,7 +363,7 @@ fn evaluate(bytes: &[u8], start: usize) -> Result<(Rc<Value>, BTreeMap<String, S
             b'Q' => {
                 let pid = stack.pop().ok_or_else(|| underflow(at))?;
                 if let Some((key, storage)) = storage_ref(&pid).map_err(|why| format!("pickle at byte {at}: {why}"))? {
-                    if let Some(previous) = storages.get(&key)
+                    if let Some(previous) = found.storages.get(&key)
                         && previous != &storage
                     {
                         return Err(format!(
@@ -320,7 +371,7 @@ fn evaluate(bytes: &[u8], start: usize) -> Result<(Rc<Value>, BTreeMap<String, S
                             previous.elements, previous.type_name, storage.elements, storage.type_name
                         ));
                     }
-                    storages.insert(key, storage);
+                    found.storages.insert(key, storage);
                 }
                 stack.push(other());
             }
@@ -343,17 +394,23 @@ fn evaluate(bytes: &[u8], start: usize) -> Result<(Rc<Value>, BTreeMap<String, S
                 }
             }
             b'R' | 0x81 | b's' => {
-                for _ in 0..2 {
-                    stack.pop().ok_or_else(|| underflow(at))?;
-                }
+                let args = stack.pop().ok_or_else(|| underflow(at))?;
+                let callable = stack.pop().ok_or_else(|| underflow(at))?;
                 if op == b's' {
+                    // SETITEM: `callable` is the key, `args` the value.
+                    name_strided(&callable, &args, &mut found, &mut unnamed);
                     stack.last().ok_or_else(|| underflow(at))?;
                 } else {
-                    stack.push(other());
+                    stack.push(rebuilt_tensor(op, &callable, &args, &mut unnamed).unwrap_or_else(other));
                 }
             }
             b'u' => {
-                pop_mark(&mut stack)?;
+                let items = pop_mark(&mut stack)?;
+                for pair in items.chunks(2) {
+                    if let [key, value] = pair {
+                        name_strided(key, value, &mut found, &mut unnamed);
+                    }
+                }
                 stack.last().ok_or_else(|| underflow(at))?;
             }
             b'b' => {
@@ -378,6 +435,47 @@ fn evaluate(bytes: &[u8], start: usize) -> Result<(Rc<Value>, BTreeMap<String, S
             _ => return Err(format!("pickle at byte {at}: unsupported opcode 0x{op:02x}")),
         }
         at = next;
+    }
+}
+
+/// The tensor a REDUCE of `torch._utils._rebuild_tensor(_v2)` builds from `(storage, offset,
+/// size, stride, …)`, counting it in `unnamed` when its stride is not C-contiguous.
+fn rebuilt_tensor(op: u8, callable: &Value, args: &Value, unnamed: &mut usize) -> Option<Rc<Value>> {
+    let Value::Global(g) = callable else { return None };
+    if op != b'R' || !(g.ends_with(" _rebuild_tensor_v2") || g.ends_with(" _rebuild_tensor")) {
+        return None;
+    }
+    let Value::Tuple(items) = args else { return None };
+    let (size, stride) = (int_tuple(items.get(2)?)?, int_tuple(items.get(3)?)?);
+    if !c_contiguous(&size, &stride) {
+        *unnamed += 1;
+    }
+    Some(Rc::new(Value::Tensor(size, stride)))
+}
+
+/// A dict entry `key: value`: a strided tensor gets its name.
+fn name_strided(key: &Value, value: &Value, found: &mut Found, unnamed: &mut usize) {
+    if let (Value::Str(key), Value::Tensor(size, stride)) = (key, value)
+        && !c_contiguous(size, stride)
+    {
+        found.strided.push(format!("`{key}` (size {size:?}, stride {stride:?})"));
+        *unnamed = unnamed.saturating_sub(1);
+    }
+}
+
+/// The tensors of the pickle at `start` must be stored C-contiguous: burn-store reads a
+/// tensor's elements in storage order and ignores its stride, so a tensor saved in another
+/// memory layout (`channels_last_3d`, a transposed view) would load with its values scrambled.
+fn check_strides(bytes: &[u8], start: usize) -> Result<(), String> {
+    let (_, found) = evaluate(bytes, start)?;
+    match found.strided.first() {
+        None => Ok(()),
+        Some(first) => Err(format!(
+            "{} tensor(s) not stored C-contiguous (the first: {first}), whose values would be read in the \
+             wrong places; save the state dict with contiguous tensors: \
+             `torch.save({{k: v.contiguous() for k, v in model.state_dict().items()}}, path)`",
+            found.strided.len()
+        )),
     }
 }
 
@@ -418,7 +516,7 @@ fn element_size(type_name: &str) -> Option<u64> {
 /// (pickle at `state_dict`) declares must be listed once and stored with exactly the declared
 /// count, every listed storage must be used, and the storages must fit in the file.
 fn check_legacy_storages(bytes: &[u8], state_dict: usize, keys_pickle: usize, data: usize) -> Result<(), String> {
-    let (_, declared) = evaluate(bytes, state_dict)?;
+    let (_, Found { storages: declared, .. }) = evaluate(bytes, state_dict)?;
     let (keys, _) = evaluate(bytes, keys_pickle)?;
     let Value::List(keys) = &*keys else {
         return Err(format!("the storage keys (pickle at byte {keys_pickle}) are not a list"));
