@@ -58,6 +58,9 @@ pub struct ReportContext {
     pub cohort_dir: PathBuf,
     /// The generator's parameters.
     pub cohort: SynthConfig,
+    /// `[data] table`, when it is not the synthetic cohort's (a user's own data, e.g. ADNI):
+    /// the report then describes that table, and no planted atrophy.
+    pub own_table: Option<PathBuf>,
     /// `[preprocess] mask`.
     pub mask: String,
     /// `[preprocess] downsample`.
@@ -160,18 +163,29 @@ pub fn write_report_md(ctx: &ReportContext, root: &Path, runner: &RunnerSections
 
     let _ = writeln!(md, "## Data\n");
     let s = &ctx.cohort;
-    let _ = writeln!(
-        md,
-        "- Synthetic ADNI-like cohort in `{}`: {:?} anatomy, {} CN / {} AD / {} MCI patients, seed {}, effect size {} \
-         (atrophy planted in the medial temporal lobe; ground truth per scan).",
-        ctx.cohort_dir.display(),
-        s.anatomy,
-        s.n_cn,
-        s.n_ad,
-        s.n_mci,
-        s.seed,
-        s.effect_size
-    );
+    match &ctx.own_table {
+        Some(table) => {
+            let _ = writeln!(
+                md,
+                "- Your own data: the table `{}` (not a synthetic cohort: no planted atrophy, so no ground-truth scores).",
+                table.display()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                md,
+                "- Synthetic ADNI-like cohort in `{}`: {:?} anatomy, {} CN / {} AD / {} MCI patients, seed {}, effect size \
+                 {} (atrophy planted in the medial temporal lobe; ground truth per scan).",
+                ctx.cohort_dir.display(),
+                s.anatomy,
+                s.n_cn,
+                s.n_ad,
+                s.n_mci,
+                s.seed,
+                s.effect_size
+            );
+        }
+    }
     let cohort_csv = adni_data::run_layout::RunLayout::new(root.join("data")).cohort().report_csv();
     if let Ok(text) = read_csv(&cohort_csv).and_then(|df| to_markdown(&df)) {
         let _ = writeln!(
@@ -581,14 +595,22 @@ pub fn sweep_paragraph(sweep_dir: &Path, root: &Path) -> String {
 /// The differences between this configuration and the study, in words: a Markdown list.
 pub fn differences(ctx: &ReportContext) -> String {
     let mut d = Vec::new();
-    d.push("Data: a synthetic ADNI-like cohort with planted, known atrophy instead of ADNI (access-controlled); cohort size, visits and diagnoses are simulated.".to_string());
+    match &ctx.own_table {
+        Some(table) => d.push(format!(
+            "Data: the table `{}` (check that it holds the study's cohort: `cargo xtask cohort` prints the counts after each filter).",
+            table.display()
+        )),
+        None => d.push("Data: a synthetic ADNI-like cohort with planted, known atrophy instead of ADNI (access-controlled); cohort size, visits and diagnoses are simulated.".to_string()),
+    }
     if ctx.downsample != 1 {
         d.push(format!(
             "Grid: {} mm (downsampled ×{}) instead of the study's 1 mm, so the network's flatten size and receptive fields in mm differ.",
             ctx.downsample, ctx.downsample
         ));
     }
-    d.extend(training_differences(ctx.cohort.effect_size, &ctx.training));
+    // The effect size is the synthetic cohort's; a user's own data have none.
+    let effect = if ctx.own_table.is_some() { 1.0 } else { ctx.cohort.effect_size };
+    d.extend(training_differences(effect, &ctx.training));
     d.push(format!("Hold-out: {} AD + {} CN patients (the study: 30 + 30 of 344).", ctx.holdout.0, ctx.holdout.1));
     let r = &ctx.relevance;
     d.push(format!(
@@ -674,6 +696,7 @@ mod tests {
             workspace_root: workspace.to_path_buf(),
             cohort_dir: "data/synth/quick".into(),
             cohort: SynthConfig { effect_size: 3.0, ..SynthConfig::default() },
+            own_table: None,
             mask: "brain".into(),
             downsample: 2,
             folds: 5,
@@ -867,6 +890,13 @@ mod tests {
                  per axis."
             ]
         );
+
+        // a user's own table: described as such, with no synthetic effect size
+        let mut own = context(Path::new("/ws"));
+        own.own_table = Some("/data/adni/ADNI1_Complete_2Yr_1.5T.csv".into());
+        let d = differences(&own);
+        assert!(d.starts_with("- Data: the table `/data/adni/ADNI1_Complete_2Yr_1.5T.csv`"), "{d}");
+        assert!(!d.contains("synthetic"), "{d}");
     }
 
     #[test]
