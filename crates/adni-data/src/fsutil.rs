@@ -68,6 +68,30 @@ pub fn write_csv_atomically(path: &Path, df: &mut polars::prelude::DataFrame) ->
     write_bytes_atomically(path, &buf)
 }
 
+/// The sha256 of a file's bytes (lower-case hex). Each file is read once per process while its
+/// size and modification time stay the same (training asks for every scan of a run once per
+/// fold); a changed file is read again.
+pub fn content_digest(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    type Stamp = (PathBuf, u64, Option<std::time::SystemTime>);
+    static SEEN: OnceLock<Mutex<HashMap<Stamp, String>>> = OnceLock::new();
+    let meta = fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+    let stamp: Stamp = (path.to_path_buf(), meta.len(), meta.modified().ok());
+    let seen = SEEN.get_or_init(Default::default);
+    if let Some(hex) = seen.lock().unwrap_or_else(|p| p.into_inner()).get(&stamp) {
+        return Ok(hex.clone());
+    }
+    let mut file = fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| DataError::io(path, e))?;
+    let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    seen.lock().unwrap_or_else(|p| p.into_inner()).insert(stamp, hex.clone());
+    Ok(hex)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +114,19 @@ mod tests {
         let p = temp_path_for(Path::new("/a/b/scan.nii.gz"));
         assert!(p.to_string_lossy().ends_with("scan.nii.gz"));
         assert_eq!(p.parent(), Some(Path::new("/a/b")));
+    }
+
+    #[test]
+    fn content_digest_is_the_sha256_and_follows_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.bin");
+        fs::write(&p, b"abc").unwrap();
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(content_digest(&p).unwrap(), abc);
+        assert_eq!(content_digest(&p).unwrap(), abc);
+        // another size: read again
+        fs::write(&p, b"abcd").unwrap();
+        assert_ne!(content_digest(&p).unwrap(), abc);
+        assert!(content_digest(&dir.path().join("none")).unwrap_err().to_string().contains("none"));
     }
 }

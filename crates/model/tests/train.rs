@@ -221,6 +221,38 @@ fn finished_folds_with_other_settings_are_refused() {
 }
 
 #[test]
+fn finished_folds_trained_on_other_images_or_labels_are_refused() {
+    let dir = reference();
+    // Two scans' files swapped under the same Image.IDs (a regenerated or re-registered cohort).
+    let mut swapped = spec("reference");
+    assert_eq!(swapped.dir, dir);
+    let n = swapped.cohort.scans.len();
+    let first = swapped.cohort.scans[0].path.clone();
+    swapped.cohort.scans[0].path = swapped.cohort.scans[n - 1].path.clone();
+    swapped.cohort.scans[n - 1].path = first;
+    let err = run(&swapped, TrainOptions { merge_only: true, ..TrainOptions::default() }).unwrap_err().to_string();
+    assert!(err.contains("other settings") && err.contains("differing: data"), "{err}");
+    // One label flipped (a corrected diagnosis; the sanity check's shuffled labels).
+    let mut relabelled = spec("reference");
+    relabelled.cohort.scans[0].label ^= 1;
+    let err = run(&relabelled, TrainOptions::default()).unwrap_err().to_string();
+    assert!(err.contains("differing: data"), "{err}");
+    // The same data again: skipped as before.
+    let again = run(&spec("reference"), TrainOptions::default()).unwrap();
+    assert_eq!(again.skipped, vec!["fold1", "fold2"]);
+}
+
+#[test]
+fn a_scan_neither_cn_nor_dementia_is_refused_before_training() {
+    let mut spec = spec("mci");
+    spec.cohort.scans[0].record.dx = adni_data::table::Diagnosis::MCI;
+    let err = run(&spec, TrainOptions::default()).unwrap_err().to_string();
+    let s = &spec.cohort.scans[0].record;
+    assert!(err.contains(&s.ptid) && err.contains(&s.image_id.to_string()) && err.contains("MCI"), "{err}");
+    assert!(!spec.dir.join("folds").exists(), "nothing trained");
+}
+
+#[test]
 fn leaky_split_is_refused_before_training() {
     let mut spec = spec("leaky");
     let split = &mut spec.splits[0];

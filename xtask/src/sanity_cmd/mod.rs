@@ -39,7 +39,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use ndarray::Array3;
 
@@ -155,6 +155,15 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
         return Ok(SanityOutcome { dir: out.dir().to_path_buf(), skipped: true, parts: vec![], scans });
     }
     let _ = std::fs::remove_file(out.complete());
+    if args.force && s.data_randomisation {
+        // Recompute means retrain: the shuffled-label model of an earlier call (another seed,
+        // other epochs) is not this call's.
+        let shuffled = out.shuffled_run();
+        if shuffled.root().exists() {
+            std::fs::remove_dir_all(shuffled.root())
+                .with_context(|| format!("--force: cannot remove {}", shuffled.root().display()))?;
+        }
+    }
 
     let params = Params::new(cfg.relevance.clone())?;
     let methods = params.section.methods.clone();

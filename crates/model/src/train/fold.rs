@@ -64,7 +64,7 @@ pub(super) fn train_fold<B: FastAutodiffBackend>(
     let train_items = items(spec, &split, SplitSet::Train);
     let val_items = items(spec, &split, SplitSet::Validation);
     let test_items = items(spec, &split, SplitSet::Test);
-    let norm = fold_normalizer(spec, &train_items, &layout.normalization())?;
+    let norm = fold_normalizer(spec, &train_items, &layout.normalization(), state.is_some())?;
     let data = |scans| NormalizedScans { source: &spec.source, normalizer: &norm, scans };
     let (train_data, val_data, test_data) = (data(&train_items), data(&val_items), data(&test_items));
     let grid = spec.source.model_grid().shape;
@@ -335,12 +335,16 @@ fn items(spec: &RunSpec, split: &Split, set: SplitSet) -> Vec<ScanItem> {
         .collect()
 }
 
-/// The fold's z-score: the saved one when it was fitted on exactly the expected scans and lies on
-/// the model grid, else fitted anew on the training scans and saved.
-fn fold_normalizer(spec: &RunSpec, train: &[ScanItem], dir: &Path) -> Result<Normalizer, TrainError> {
+/// The fold's z-score: when `resuming` a checkpoint (whose settings, the data's fingerprint
+/// included, matched), the saved one if it was fitted on exactly the expected scans and lies on
+/// the model grid; else fitted anew on the training scans and saved. A fold that starts afresh
+/// always refits: a z-score left by an earlier run may come from other images under the same
+/// Image.IDs.
+fn fold_normalizer(spec: &RunSpec, train: &[ScanItem], dir: &Path, resuming: bool) -> Result<Normalizer, TrainError> {
     let ids: Vec<i64> = train.iter().map(|s| s.image_id).collect();
     let expected = select_fit_scans(&ids, spec.normalization_max_scans, spec.normalization_seed);
-    if dir.join(NORM_META_FILE).is_file()
+    if resuming
+        && dir.join(NORM_META_FILE).is_file()
         && let Ok(saved) = Normalizer::load(dir)
         && saved.image_ids == expected
         && saved.grid().shape == spec.source.model_grid().shape

@@ -132,6 +132,29 @@ struct FoldSettings<'a> {
     normalization_max_scans: usize,
     normalization_seed: u64,
     split: &'a Split,
+    /// What the split's scans hold: a sha256 over each row's Image.ID, label and the sha256 of
+    /// its image file ([`data_fingerprint`]), so a fold trained on other images or labels under
+    /// the same Image.IDs (a regenerated cohort, re-registered scans, a corrected diagnosis, the
+    /// sanity check's shuffled labels) is not taken for this one.
+    data: String,
+}
+
+/// The fingerprint of the data a split trains and tests on: a sha256 over its rows, in order,
+/// of `Image.ID,label,sha256 of the image file`.
+fn data_fingerprint(spec: &RunSpec, split: &Split) -> Result<String, TrainError> {
+    use sha2::{Digest, Sha256};
+    let by_id: std::collections::HashMap<i64, &adni_data::cohort::CohortScan> =
+        spec.cohort.scans.iter().map(|s| (s.record.image_id, s)).collect();
+    let mut hasher = Sha256::new();
+    for row in &split.rows {
+        let scan = by_id.get(&row.image_id).ok_or_else(|| TrainError::Split {
+            split: split.name.clone(),
+            message: format!("Image.ID {} is not in the cohort", row.image_id),
+        })?;
+        let file = adni_data::fsutil::content_digest(&scan.path)?;
+        hasher.update(format!("{},{},{file}\n", row.image_id, scan.label).as_bytes());
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn is_zero_f64(v: &f64) -> bool {
@@ -162,6 +185,7 @@ pub(super) fn fold_settings(spec: &RunSpec, split: &Split) -> Result<String, Tra
         normalization_max_scans: spec.normalization_max_scans,
         normalization_seed: spec.normalization_seed,
         split,
+        data: data_fingerprint(spec, split)?,
     };
     serde_json::to_string(&s).map_err(|e| TrainError::Run(format!("cannot encode the fold settings: {e}")))
 }

@@ -8,6 +8,7 @@ use crate::FastAutodiffBackend;
 use adni_data::cohort::Cohort;
 use adni_data::run_layout::RunLayout;
 use adni_data::splits::{Split, SplitSet, check_no_leakage, write_split_csv};
+use adni_data::table::Diagnosis;
 
 use super::fold::train_fold;
 use super::merge::{RunSummary, merge_run};
@@ -150,6 +151,24 @@ pub fn check_splits(spec: &RunSpec) -> Result<(), TrainError> {
     }
     let known: HashMap<i64, &str> =
         spec.cohort.scans.iter().map(|s| (s.record.image_id, s.record.ptid.as_str())).collect();
+    // The classifier tells AD (Dementia) from CN: any other diagnosis would be trained and scored
+    // as CN (the label is "is Dementia").
+    let used: std::collections::HashSet<i64> =
+        spec.splits.iter().flat_map(|s| s.rows.iter().map(|r| r.image_id)).collect();
+    if let Some(s) = spec
+        .cohort
+        .scans
+        .iter()
+        .find(|s| used.contains(&s.record.image_id) && !matches!(s.record.dx, Diagnosis::CN | Diagnosis::Dementia))
+    {
+        return Err(TrainError::Run(format!(
+            "scan {} (Image.ID {}) has diagnosis {}, but the network tells AD (Dementia) from CN and would \
+             train and score it as CN; keep only CN and Dementia scans in the cohort ([data] diagnoses)",
+            s.record.ptid,
+            s.record.image_id,
+            s.record.dx.as_str()
+        )));
+    }
     let mut names = std::collections::BTreeSet::new();
     for split in &spec.splits {
         let err = |message: String| TrainError::Split { split: split.name.clone(), message };
