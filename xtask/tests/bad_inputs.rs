@@ -318,14 +318,19 @@ fn interpret_scan_grid_does_not_fit_the_weights() {
     );
 }
 
+/// The error of `interpret` in single-scan mode: the small network's weights, a zero scan on its
+/// grid, `--normalization none`, `method` and `--out out`.
+fn single_scan_error(dir: &Path, method: &str, out: &Path) -> String {
+    let w = weights(dir);
+    let p = scan(dir, "scan.nii.gz", GRID);
+    let args = ["--weights", s(&w), "--scan", s(&p), "--method", method, "--normalization", "none"];
+    command_error(dir, &[&["interpret"][..], &args, &["--out", s(out)]].concat())
+}
+
 #[test]
 fn interpret_to_a_file_name_that_is_not_nifti() {
     let dir = tempfile::tempdir().unwrap();
-    let w = weights(dir.path());
-    let p = scan(dir.path(), "scan.nii.gz", GRID);
-    let out = dir.path().join("map.txt");
-    let args = ["interpret", "--weights", s(&w), "--scan", s(&p), "--method", "sensitivity"];
-    let msg = command_error(dir.path(), &[&args[..], &["--normalization", "none", "--out", s(&out)]].concat());
+    let msg = single_scan_error(dir.path(), "sensitivity", &dir.path().join("map.txt"));
     assert_eq!(
         msg,
         "error: --out: <tmp>/map.txt: not a NIfTI output file name: expected a name ending in .nii or .nii.gz"
@@ -339,11 +344,7 @@ fn interpret_to_a_file_name_that_is_not_nifti() {
 #[test]
 fn interpret_area_occlusion_of_one_scan_without_an_atlas() {
     let dir = tempfile::tempdir().unwrap();
-    let w = weights(dir.path());
-    let p = scan(dir.path(), "scan.nii.gz", GRID);
-    let out = dir.path().join("map.nii.gz");
-    let args = ["interpret", "--weights", s(&w), "--scan", s(&p), "--method", "area-occlusion"];
-    let msg = command_error(dir.path(), &[&args[..], &["--normalization", "none", "--out", s(&out)]].concat());
+    let msg = single_scan_error(dir.path(), "area-occlusion", &dir.path().join("map.nii.gz"));
     assert_eq!(
         msg,
         "error: area-occlusion of one scan needs --atlas FILE.nii.gz (a label volume; [relevance] atlas applies to \

@@ -11,7 +11,7 @@ use adni_data::Grid;
 use adni_data::atlas::Atlas;
 use adni_data::preprocess::{Normalizer, downsample};
 use adni_data::run_layout::{FoldLayout, RESOLVED_CONFIG_FILE};
-use adni_data::volume::{OutputType, Volume, read_volume, read_volume_on_grid, write_volume};
+use adni_data::volume::{OutputType, Volume, read_volume, write_volume};
 use model::train::load_fold_model;
 use model::weights::WeightsFile;
 use model::{ClassificationModel3D, Cpu};
@@ -95,11 +95,11 @@ pub(super) fn single_mode(a: &InterpretArgs) -> Result<()> {
     if let Some(mask) = run_mask {
         // The mask of the run's preprocessing lies on the raw scans' grid: a scan elsewhere is
         // not one the run could have seen.
-        let (m, _) = read_volume_on_grid(&mask, &vol.grid()).with_context(|| {
+        let (m, _, _) = read_volume(&mask)?;
+        vol.grid().check_matches(&m.grid(), scan_path, 1e-3).with_context(|| {
             format!(
-                "{}: the scan is not on the grid of the run's brain mask {} (the scans this model was \
-                 trained on); reorient or resample it onto that grid first",
-                scan_path.display(),
+                "the scan is not on the grid of the run's brain mask {} (the scans this model was trained on); \
+                 reorient or resample it onto that grid first",
                 mask.display()
             )
         })?;
