@@ -145,15 +145,22 @@ fn data_fingerprint(spec: &RunSpec, split: &Split) -> Result<String, TrainError>
     use sha2::{Digest, Sha256};
     let by_id: std::collections::HashMap<i64, &adni_data::cohort::CohortScan> =
         spec.cohort.scans.iter().map(|s| (s.record.image_id, s)).collect();
+    // The files are read in parallel (a 1 mm ADNI cohort is several GB), then hashed in row order.
+    use rayon::prelude::*;
+    let lines: Vec<String> = split
+        .rows
+        .par_iter()
+        .map(|row| {
+            let scan = by_id.get(&row.image_id).ok_or_else(|| TrainError::Split {
+                split: split.name.clone(),
+                message: format!("Image.ID {} is not in the cohort", row.image_id),
+            })?;
+            let file = adni_data::fsutil::content_digest(&scan.path)?;
+            Ok(format!("{},{},{file}\n", row.image_id, scan.label))
+        })
+        .collect::<Result<_, TrainError>>()?;
     let mut hasher = Sha256::new();
-    for row in &split.rows {
-        let scan = by_id.get(&row.image_id).ok_or_else(|| TrainError::Split {
-            split: split.name.clone(),
-            message: format!("Image.ID {} is not in the cohort", row.image_id),
-        })?;
-        let file = adni_data::fsutil::content_digest(&scan.path)?;
-        hasher.update(format!("{},{},{file}\n", row.image_id, scan.label).as_bytes());
-    }
+    lines.iter().for_each(|l| hasher.update(l.as_bytes()));
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
