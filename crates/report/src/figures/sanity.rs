@@ -298,7 +298,8 @@ pub fn randomisation_chart(df: &DataFrame, size: (u32, u32), path: &Path) -> Res
 /// next whole percent below, at least 1 and at most 100.
 fn nice_ceiling(max: f64) -> f64 {
     let step = if max > 10.0 { 10.0 } else { 1.0 };
-    ((max / step).ceil() * step).clamp(1.0, 100.0)
+    // 0.2 × 100 is 20.000000000000004: a rounding error above a whole step is not another step.
+    ((max / step - 1e-9).ceil() * step).clamp(1.0, 100.0)
 }
 
 /// The `ordering` of the relevance-ordered deletion curves.
@@ -628,6 +629,9 @@ mod tests {
         assert_eq!(nice_ceiling(100.0), 100.0);
         assert_eq!(nice_ceiling(32.26), 40.0);
         assert_eq!(nice_ceiling(30.0), 30.0);
+        // the largest share of the default steps, 0.2, as a percentage: 20.000000000000004
+        assert_eq!(nice_ceiling(0.2 * 100.0), 20.0);
+        assert_eq!(nice_ceiling(20.5), 30.0);
         assert_eq!(nice_ceiling(5.0), 5.0);
         assert_eq!(nice_ceiling(2.4), 3.0);
         assert_eq!(nice_ceiling(0.0), 1.0);
