@@ -366,14 +366,13 @@ pub fn prepare_with(cfg: &ProjectConfig, force: bool) -> Result<()> {
         adni_data::lock::remove_stale_temps(&dir)?;
     }
     eprintln!("== synth");
-    let (synth_dir, table) = (resolve(&cfg.synth.out_dir), resolve(&cfg.data.table));
-    if adni_data::synth::is_cohort_table(&synth_dir, &table) {
+    if crate::inputs::uses_synthetic_cohort(&cfg) {
         run_synth(&cfg, force)?;
     } else {
         outln!(
             "synth: skipped: [data] table {} is not the synthetic cohort's (in [synth] out_dir {})",
-            table.display(),
-            synth_dir.display()
+            resolve(&cfg.data.table).display(),
+            resolve(&cfg.synth.out_dir).display()
         );
     }
     eprintln!("== cohort");

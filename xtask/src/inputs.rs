@@ -46,12 +46,12 @@ pub fn load_atlas(cfg: &ProjectConfig, grid: &Grid) -> Result<Atlas> {
         AtlasName::Aal => load_aal(&ext.join(fetch::paths::AAL), &ext.join(fetch::paths::AAL_TXT))
             .context("[relevance] atlas = \"aal\": run `cargo xtask fetch-data` first")?,
         AtlasName::Synth => {
-            let (synth, data) = (resolve(&cfg.synth.out_dir), resolve(&cfg.data.table));
-            if !adni_data::synth::is_cohort_table(&synth, &data) {
+            let synth = resolve(&cfg.synth.out_dir);
+            if !uses_synthetic_cohort(cfg) {
                 bail!(
                     "[relevance] atlas = \"synth\" is the synthetic cohort's own atlas, but [data] table {} is not \
                      that cohort's (in [synth] out_dir {}); choose atlas = \"cerebra\" or \"aal\" for your data",
-                    data.display(),
+                    resolve(&cfg.data.table).display(),
                     synth.display()
                 );
             }
@@ -61,6 +61,12 @@ pub fn load_atlas(cfg: &ProjectConfig, grid: &Grid) -> Result<Atlas> {
         }
     };
     Ok(atlas.resample_to(grid, r.placement)?)
+}
+
+/// Whether the run's `[data] table` is the synthetic cohort's of `[synth] out_dir` (not a user's
+/// own table): only then is the cohort generated, scored against a ground truth and described.
+pub fn uses_synthetic_cohort(cfg: &ProjectConfig) -> bool {
+    adni_data::synth::is_cohort_table(&resolve(&cfg.synth.out_dir), &resolve(&cfg.data.table))
 }
 
 /// The synthetic cohort's ground truth, when the run's data table is that cohort's.

@@ -26,7 +26,7 @@ use report::relevance_report::{RelevanceInputs, read_map, write_relevance};
 use report::report_md::{Recipe, RelevanceSetup, ReportContext, RunnerSections, TrainingSetup};
 use report::sanity_report::{find_sanity, write_sanity};
 
-use crate::config::{ProjectConfig, resolve, workspace_root};
+use crate::config::{ProjectConfig, workspace_root};
 use crate::relevance_config::{AtlasName, Method, name_of};
 
 /// Arguments of `cargo xtask report`.
@@ -169,8 +169,7 @@ pub fn report_context(cfg: &ProjectConfig, config_path: &Path) -> ReportContext 
         workspace_root: workspace_root().to_path_buf(),
         cohort_dir: cfg.synth.out_dir.clone(),
         cohort: cfg.synth.params.clone(),
-        own_table: (!adni_data::synth::is_cohort_table(&resolve(&cfg.synth.out_dir), &resolve(&cfg.data.table)))
-            .then(|| cfg.data.table.clone()),
+        own_table: (!crate::inputs::uses_synthetic_cohort(cfg)).then(|| cfg.data.table.clone()),
         mask: cfg.preprocess.mask.clone(),
         downsample: cfg.preprocess.downsample,
         folds: cfg.split.k,

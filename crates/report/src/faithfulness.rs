@@ -49,15 +49,8 @@ pub fn deletion_order(map: ArrayView3<f32>, mask: Option<ArrayView3<bool>>, tie_
         None => map.iter().copied().enumerate().collect(),
         Some(m) => map.iter().zip(m.iter()).enumerate().filter(|(_, (_, k))| **k).map(|(i, (&v, _))| (i, v)).collect(),
     };
-    // The rank of each voxel (by position in `voxels`, which is in index order) in the random order.
-    let indices: Vec<usize> = voxels.iter().map(|&(i, _)| i).collect();
-    let mut tie_rank = vec![0usize; voxels.len()];
-    for (rank, i) in random_order(&indices, tie_seed).into_iter().enumerate() {
-        // `indices` is sorted, so a binary search finds the voxel's position
-        if let Ok(pos) = indices.binary_search(&i) {
-            tie_rank[pos] = rank;
-        }
-    }
+    // `voxels` is in index order, as `random_order` sorts its input: position k's rank there.
+    let tie_rank = random_ranks(voxels.len(), tie_seed);
     let mut keyed: Vec<(usize, f32, usize)> =
         voxels.into_iter().zip(tie_rank).map(|((i, v), rank)| (i, v, rank)).collect();
     keyed.sort_by(|&(_, a, ra), &(_, b, rb)| {
@@ -104,6 +97,17 @@ pub fn random_order(indices: &[usize], seed: u64) -> Vec<usize> {
     out.sort_unstable();
     out.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     out
+}
+
+/// The rank of each of `n` sorted items in [`random_order`]'s permutation with `seed`: item `k`
+/// comes `ranks[k]`-th. The shuffle depends only on the number of items, so this is the order
+/// `random_order` gives any `n` sorted voxels (or regions) with that seed.
+pub fn random_ranks(n: usize, seed: u64) -> Vec<usize> {
+    let mut ranks = vec![0; n];
+    for (rank, k) in random_order(&(0..n).collect::<Vec<_>>(), seed).into_iter().enumerate() {
+        ranks[k] = rank;
+    }
+    ranks
 }
 
 /// The number of voxels deleted at each share in `fractions` of `n` deletable voxels:

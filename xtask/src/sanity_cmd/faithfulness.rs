@@ -8,7 +8,9 @@ use ndarray::{Array3, ArrayView3};
 
 use model::data::ScanItem;
 use model::{ClassificationModel3D, Cpu};
-use report::faithfulness::{aopc, deletion_curve, deletion_order, random_order, ranks_voxels, steps_for_fractions};
+use report::faithfulness::{
+    aopc, deletion_curve, deletion_order, random_order, random_ranks, ranks_voxels, steps_for_fractions,
+};
 use report::sanity::{RANDOM_ORDER, REGIONS, RELEVANCE_ORDER, VOXELS};
 use report::sanity_tables::{AopcRow, CurveId, DeletionRow};
 
@@ -70,12 +72,8 @@ fn regions_by_relevance(
             e.1.push(i);
         }
     }
-    // `regions` iterates in label order: the position of each label in a seeded shuffle of 0..n.
-    let shuffled = random_order(&(0..regions.len()).collect::<Vec<_>>(), tie_seed);
-    let mut tie_rank = vec![0; regions.len()];
-    for (rank, &k) in shuffled.iter().enumerate() {
-        tie_rank[k] = rank;
-    }
+    // `regions` iterates in label order.
+    let tie_rank = random_ranks(regions.len(), tie_seed);
     let mut out: Vec<(f64, usize, i32, Vec<usize>)> = regions
         .into_iter()
         .zip(tie_rank)
