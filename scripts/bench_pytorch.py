@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch CPU reference for `cargo xtask bench`: the paper's CNN (PAPER.md section 1), same
-shapes, batch sizes, semantics and timing rules as crates/model/benches/harness.rs.
+shapes, batch sizes, semantics and timing rules as crates/model/benches/paper_cnn.rs.
 
 Cases (per grid):
   train       one Adam step (lr 1e-4): train mode (BatchNorm batch statistics, dropout 0.8),

@@ -127,6 +127,23 @@ fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
     ]);
     let t = text(&refused);
     assert!(!refused.status.success() && t.contains("moved.nii.gz") && t.contains("affine differs"), "{t}");
+    // Taken as z-scored already (`--normalization none`), the moved scan is still refused, against
+    // the grid the fold's normalisation records.
+    let refused = xtask(&[
+        "interpret",
+        "--weights",
+        fold.to_str().unwrap(),
+        "--scan",
+        moved_path.to_str().unwrap(),
+        "--method",
+        "sensitivity",
+        "--normalization",
+        "none",
+        "--out",
+        map.to_str().unwrap(),
+    ]);
+    let t = text(&refused);
+    assert!(!refused.status.success() && t.contains("moved.nii.gz") && t.contains("fold's scans"), "{t}");
 
     // An unknown layer is a clear error naming the valid ones.
     let bad = xtask(&[

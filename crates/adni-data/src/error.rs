@@ -48,6 +48,14 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
+    /// An output path whose name the writer cannot honour (e.g. a NIfTI output without `.nii`).
+    #[error("{path}: {message}")]
+    OutputName {
+        /// The output path as given.
+        path: PathBuf,
+        /// What name was expected.
+        message: String,
+    },
     /// A folder that another run is writing into (see [`crate::lock`]).
     #[error("{path}: {message}")]
     Locked {

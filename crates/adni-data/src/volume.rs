@@ -542,7 +542,7 @@ pub fn check_nifti_output_path(path: &Path) -> Result<()> {
     if name.ends_with(".nii") || name.ends_with(".nii.gz") {
         Ok(())
     } else {
-        Err(DataError::Grid {
+        Err(DataError::OutputName {
             path: path.to_path_buf(),
             message: "not a NIfTI output file name: expected a name ending in .nii or .nii.gz".into(),
         })

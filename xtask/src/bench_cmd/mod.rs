@@ -103,6 +103,10 @@ pub struct BenchArgs {
     /// BENCHMARKS.md
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Measure nothing: write bench.md (and --markdown) again from a saved bench.json, with the
+    /// current table layout; its measurements, date and commit stay those of the saved run
+    #[arg(long, value_name = "BENCH_JSON")]
+    from_json: Option<PathBuf>,
 }
 
 /// `cargo xtask bench`.
@@ -117,6 +121,12 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     };
     if args.reps == 0 || args.batch == 0 || threads.contains(&0) {
         bail!("--reps, --batch and --threads must be at least 1");
+    }
+    if let Some(saved) = &args.from_json {
+        return rerender(args, &root, &out, saved);
+    }
+    if args.with_straightforward && args.device != "cpu" {
+        eprintln!("bench: --with-straightforward applies to the CPU only; ignored on {}", args.device);
     }
     let common = [
         "--grids".to_string(),
@@ -135,7 +145,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     }
     let torch = if args.no_pytorch { Err("skipped (--no-pytorch)".to_string()) } else { torch_version(&args.python) };
     if let Err(why) = &torch {
-        eprintln!("bench: PyTorch NOT measured: {why}; ratios use issue 3's reference numbers (not measured here)");
+        eprintln!(
+            "bench: PyTorch NOT measured: {why}; no ratios (issue 3's reference numbers are shown, not measured here)"
+        );
     }
     let mut runs = Vec::new();
     for &t in &threads {
@@ -150,8 +162,10 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
         if !status.success() {
             bail!("the Burn benchmark failed ({status}): {}", show(&cmd));
         }
-        let burn = read_json(&burn_json)?;
+        let mut burn = read_json(&burn_json)?;
         let _ = std::fs::remove_file(&burn_json);
+        // The command as run (`--bench-bin`, `--features cuda`), not the one the binary assumes.
+        burn["command"] = json!(show(&cmd));
 
         let straightforward = if args.with_straightforward && args.device == "cpu" {
             let mut plain = Command::new(cmd.get_program());
@@ -161,8 +175,9 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
             if !status.success() {
                 bail!("the Burn benchmark (straightforward) failed ({status}): {}", show(&plain));
             }
-            let v = read_json(&burn_json)?;
+            let mut v = read_json(&burn_json)?;
             let _ = std::fs::remove_file(&burn_json);
+            v["command"] = json!(show(&plain));
             Some(v)
         } else {
             None
@@ -217,6 +232,31 @@ pub fn bench(args: &BenchArgs) -> Result<()> {
     write_bytes_atomically(&out.join("bench.json"), (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     write_bytes_atomically(&out.join("bench.md"), md.as_bytes())?;
     eprintln!("bench: wrote {} and bench.md", out.join("bench.json").display());
+    Ok(())
+}
+
+/// `--from-json`: the tables of a saved `bench.json` again (rows recomputed from its runs).
+fn rerender(args: &BenchArgs, root: &Path, out: &Path, saved: &Path) -> Result<()> {
+    let path = if saved.is_absolute() { saved.to_path_buf() } else { root.join(saved) };
+    let mut report = read_json(&path)?;
+    let runs = report["runs"].as_array().cloned().with_context(|| {
+        format!("{}: not a bench.json of `cargo xtask bench` (expected a `runs` array)", path.display())
+    })?;
+    report["rows"] = json!(compare(&runs));
+    report["rendered_again"] = json!(format!("{} at {}", utc_now(), git_describe(root)));
+    let md = markdown(&report);
+    println!("\n{md}");
+    if let Some(file) = &args.markdown {
+        let target = if file.is_absolute() { file.clone() } else { root.join(file) };
+        let previous = std::fs::read_to_string(&target).ok();
+        write_bytes_atomically(&target, benchmarks_md(&md, previous.as_deref()).as_bytes())?;
+        eprintln!("bench: wrote {}", target.display());
+    }
+    write_bytes_atomically(&out.join("bench.md"), md.as_bytes())?;
+    if path != out.join("bench.json") {
+        write_bytes_atomically(&out.join("bench.json"), (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
+    }
+    eprintln!("bench: wrote {} from {}", out.join("bench.md").display(), path.display());
     Ok(())
 }
 

@@ -82,6 +82,7 @@ pub(super) fn single_mode(a: &InterpretArgs) -> Result<()> {
     } else {
         None
     };
+    let default_norm_dir = default_norm.clone();
     let normalizer = match (a.normalization.as_deref(), default_norm) {
         (Some("none"), _) => None,
         (Some(dir), _) => Some((Normalizer::load(Path::new(dir))?, PathBuf::from(dir))),
@@ -117,6 +118,19 @@ pub(super) fn single_mode(a: &InterpretArgs) -> Result<()> {
                 dir.display()
             )
         })?;
+    }
+    if let (None, Some(dir)) = (&normalizer, &default_norm_dir) {
+        // `--normalization none` with a run's fold: the scan is z-scored already, but it must
+        // still lie where the fold's scans lay (the normalisation's grid records where that is).
+        if let Ok(norm) = Normalizer::load(dir) {
+            vol.grid().check_matches(&norm.grid(), scan_path, 1e-3).with_context(|| {
+                format!(
+                    "the scan (on the model's grid) is not on the grid of the fold's scans (recorded in {}); \
+                     reorient or resample it onto the run's grid first",
+                    dir.display()
+                )
+            })?;
+        }
     }
     let mut x = vol.data;
     if let Some((norm, _)) = &normalizer {
