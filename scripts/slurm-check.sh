@@ -4,9 +4,11 @@
 # 1. the quick config through `slurm --submit`: every job of the chain runs (fold and shard
 #    arrays, dependent merges, report), and the results equal a local `reproduce-paper --quick`
 #    (training CSVs and the per-scan relevance tables byte for byte, at the same seed on the CPU);
-# 2. again with one array task cancelled (scancel) before it starts: `slurm status` names it, the
-#    jobs after it never start, `slurm --submit --resume` submits only what is missing and
-#    completes the run, with the same results.
+# 2. again with one array task cancelled (scancel) before it starts: `slurm status --wait` names
+#    it and fails, the jobs after it never start, `slurm --submit --resume` submits only what is
+#    missing and completes the run, with the same results;
+# 3. refusals that submit nothing: a `--resume` after the config's training settings changed
+#    (naming the stage and the setting), and `[train] device = "cuda"` without `--gpus`.
 #
 # The daemons are stopped at the end, also on failure. Needs root (slurm-local.sh installs
 # slurm-wlm and munge when missing). About 2 minutes after the build.
@@ -109,7 +111,13 @@ cv_job="$(awk '$1 == "cv" && $2 == "job" {print $3}' "$TMP/submit.txt")"
 [ -n "$cv_job" ] || { echo "slurm-check: no cv job id in the submission's output"; exit 1; }
 scancel "${cv_job}_2"
 scontrol update nodename="$node" state=resume
-"$XTASK" slurm status --run results/slurm-resume --wait "$WAIT" | tee "$TMP/status.txt"
+# The chain did not succeed: `status --wait` says so in its exit status.
+if "$XTASK" slurm status --run results/slurm-resume --wait "$WAIT" >"$TMP/status.txt"; then
+  cat "$TMP/status.txt"
+  echo "slurm-check: status --wait exited 0 although a task was cancelled"
+  exit 1
+fi
+cat "$TMP/status.txt"
 # A pending array task cancelled leaves no trace in SLURM: status shows it GONE (or CANCELLED
 # where accounting keeps it).
 grep -Eq '^cv +2 +missing +(CANCELLED|GONE)' "$TMP/status.txt" \
@@ -127,4 +135,30 @@ grep -Eq '^ +holdout +complete, not submitted' "$TMP/resume.txt" \
   || { echo "slurm-check: --resume resubmitted the complete hold-out training"; exit 1; }
 "$XTASK" slurm status --run results/slurm-resume --wait "$WAIT"
 compare results/slurm-resume
+
+# 3. Refusals, before anything is written or submitted.
+sed 's/^epochs = .*/epochs = 120/' "$TMP/slurm-resume.toml" >"$TMP/slurm-resume-edited.toml"
+cmp -s "$TMP/slurm-resume.toml" "$TMP/slurm-resume-edited.toml" \
+  && { echo "slurm-check: the edit of [train] epochs changed nothing"; exit 1; }
+jobs_before="$(cat results/slurm-resume/slurm/jobs.json)"
+frozen_before="$(cat results/slurm-resume/slurm/config/cv.toml)"
+if "$XTASK" slurm --config "$TMP/slurm-resume-edited.toml" --cpus-per-task 2 --shards 2 --submit --resume \
+  >"$TMP/edited.txt" 2>&1; then
+  cat "$TMP/edited.txt"
+  echo "slurm-check: --resume after a change of [train] epochs was not refused"
+  exit 1
+fi
+grep -q 'stage `cv`' "$TMP/edited.txt" && grep -q '\[train\] epochs' "$TMP/edited.txt" \
+  || { cat "$TMP/edited.txt"; echo "slurm-check: the refusal does not name the stage and the setting"; exit 1; }
+[ "$jobs_before" = "$(cat results/slurm-resume/slurm/jobs.json)" ] \
+  && [ "$frozen_before" = "$(cat results/slurm-resume/slurm/config/cv.toml)" ] \
+  || { echo "slurm-check: the refused --resume rewrote the chain's files"; exit 1; }
+grep -q '^device' "$TMP/slurm-resume.toml" && { echo "slurm-check: the quick config names a device already"; exit 1; }
+sed '/^\[train\]/a device = "cuda"' "$TMP/slurm-resume.toml" >"$TMP/slurm-cuda.toml"
+grep -q '^device = "cuda"' "$TMP/slurm-cuda.toml" || { echo "slurm-check: could not write the CUDA config"; exit 1; }
+if "$XTASK" slurm --config "$TMP/slurm-cuda.toml" >"$TMP/cuda.txt" 2>&1; then
+  echo "slurm-check: device = \"cuda\" without --gpus was not refused"
+  exit 1
+fi
+grep -q -- '--gpus N' "$TMP/cuda.txt" || { cat "$TMP/cuda.txt"; echo "slurm-check: no --gpus advice"; exit 1; }
 echo "slurm-check: passed"

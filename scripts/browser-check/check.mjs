@@ -4,6 +4,7 @@
 //   2. the NiiVue viewer's canvas draws: its pixels vary, and the relevance overlay is there;
 //   3. a click on a voxel shows the mm coordinates and an atlas region name;
 //   4. a table sorts (ascending, then descending) on a click on its header;
+//      and a numeric column with "n/a" or NaN cells sorts as numbers, those cells last;
 //   5. every method's AD map shows in the viewer, and every map's data file is there;
 //   6. every viewer page REPORT.html links exists, and one opens full-window without errors.
 // Screenshots go to <run>/report/screenshots/. Usage:
@@ -206,6 +207,55 @@ await check('a table sorts on a click on its header', async () => {
   assert(down.every((x, i) => i === 0 || down[i - 1] >= x), `not descending after two clicks: ${down}`);
   await table.screenshot({ path: join(shots, 'table-sorted.png') });
   return `table ${target.table + 1}, column "${(await header.innerText()).trim()}", ${up.length} rows`;
+});
+
+await check('a numeric column with "n/a" or NaN cells sorts as numbers, those cells last', async () => {
+  // every table column whose valued cells are numbers (at least three different) and that has
+  // cells without a value: a click must sort the numbers as numbers, not as text
+  const columns = await page.evaluate(() => {
+    const num = (t) => {
+      const m = /^\s*\**([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)/.exec(t);
+      return m ? parseFloat(m[1]) : NaN;
+    };
+    const none = (t) => /^\**\s*(n\/a|nan|–|—|-)?\**\s*(\[|\(|$)/i.test(t.trim());
+    const found = [];
+    const tables = [...document.querySelectorAll('main table')];
+    tables.forEach((t, ti) => {
+      if (!t.tHead || !t.tBodies[0] || t.closest('.nv-viewer')) return;
+      const rows = [...t.tBodies[0].rows];
+      for (let c = 0; c < t.tHead.rows[0].cells.length; c++) {
+        const cells = rows.map((r) => (r.cells[c]?.textContent ?? '').trim());
+        const valued = cells.filter((x) => isNaN(num(x)) ? !none(x) : true);
+        const numbers = cells.map(num).filter((x) => !isNaN(x));
+        const missing = cells.length - numbers.length;
+        if (valued.length === numbers.length && missing > 0 && new Set(numbers).size >= 3) found.push({ table: ti, column: c });
+      }
+    });
+    return found;
+  });
+  if (columns.length === 0) return 'no such column on this page (nothing to check)';
+  for (const target of columns) {
+    const ok = await page.evaluate(({ table, column }) => {
+      const t = [...document.querySelectorAll('main table')][table];
+      const details = t.closest('details');
+      if (details) details.open = true;
+      const th = t.tHead.rows[0].cells[column];
+      th.click();
+      const cells = [...t.tBodies[0].rows].map((r) => r.cells[column].textContent.trim());
+      const num = (x) => {
+        const m = /^\s*\**([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)/.exec(x);
+        return m ? parseFloat(m[1]) : NaN;
+      };
+      const v = cells.map(num);
+      const firstMissing = v.findIndex((x) => isNaN(x));
+      const numbers = firstMissing < 0 ? v : v.slice(0, firstMissing);
+      const ascending = numbers.every((x, i) => i === 0 || numbers[i - 1] <= x);
+      const missingLast = firstMissing < 0 || v.slice(firstMissing).every((x) => isNaN(x));
+      return ascending && missingLast ? null : cells.join(' | ');
+    }, target);
+    assert(ok === null, `table ${target.table + 1}, column ${target.column + 1} not sorted as numbers: ${ok}`);
+  }
+  return `${columns.length} column(s)`;
 });
 
 await check("every method's AD map shows in the viewer; every map's data file is there", async () => {

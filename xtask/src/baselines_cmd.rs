@@ -35,6 +35,15 @@ pub const SUMMARY: &str = "baselines_summary";
 /// Stem of the per-scan feature table.
 pub const FEATURES: &str = "baseline_features";
 
+/// Whether a file in a `splits/` folder is one split (`fold<N>.csv`, `holdout.csv`), not a table
+/// beside them such as `split`'s `assignments.csv`.
+fn is_split_file(p: &Path) -> bool {
+    let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    p.extension().is_some_and(|e| e == "csv")
+        && (stem == report::baselines::HOLDOUT_SPLIT
+            || stem.strip_prefix("fold").is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit())))
+}
+
 /// The split files of a results folder, folds in numeric order, then the hold-out.
 fn split_files(root: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![root.join("cv").join("splits"), root.join("holdout").join("splits")];
@@ -45,7 +54,7 @@ fn split_files(root: &Path) -> Vec<PathBuf> {
         .iter()
         .filter_map(|d| std::fs::read_dir(d).ok())
         .flat_map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())))
-        .filter(|p| p.extension().is_some_and(|e| e == "csv"))
+        .filter(|p| is_split_file(p))
         .collect();
     let key = |p: &PathBuf| {
         let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
@@ -192,6 +201,9 @@ mod tests {
         let single = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(single.path().join("splits")).unwrap();
         std::fs::write(single.path().join("splits/fold1.csv"), "PTID,Image.ID,set\n").unwrap();
-        assert_eq!(split_files(single.path()).len(), 1);
+        // `split`'s assignments table beside the splits is not a split.
+        std::fs::write(single.path().join("splits/assignments.csv"), "PTID,Image.ID,fold1\n").unwrap();
+        std::fs::write(single.path().join("splits/foldx.csv"), "PTID,Image.ID,set\n").unwrap();
+        assert_eq!(split_files(single.path()), [single.path().join("splits/fold1.csv")]);
     }
 }

@@ -28,6 +28,13 @@ pub fn find_config(path: &Path) -> Result<PathBuf> {
 
 /// [`find_config`] against a given project root.
 pub fn find_config_in(root: &Path, path: &Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        bail!(
+            "--config {} is a folder, expected a config file (TOML)\n{}",
+            path.display(),
+            configs_listing(root, path).1
+        );
+    }
     if path.exists() {
         return Ok(path.to_path_buf());
     }
@@ -43,6 +50,19 @@ pub fn find_config_in(root: &Path, path: &Path) -> Result<PathBuf> {
         return Ok(found.clone());
     }
     let configs = root.join("configs");
+    let (hint, listing) = configs_listing(root, path);
+    bail!(
+        "config file {} not found (also looked in {} and {}){hint}\n{listing}",
+        path.display(),
+        root.display(),
+        configs.display()
+    )
+}
+
+/// The "did you mean" hint for `given` and the line listing the `.toml` configs in
+/// `<root>/configs`.
+fn configs_listing(root: &Path, given: &Path) -> (String, String) {
+    let configs = root.join("configs");
     let mut names: Vec<String> = std::fs::read_dir(&configs)
         .into_iter()
         .flatten()
@@ -51,7 +71,7 @@ pub fn find_config_in(root: &Path, path: &Path) -> Result<PathBuf> {
         .filter(|n| n.ends_with(".toml"))
         .collect();
     names.sort();
-    let given = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let given = given.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let hint = crate::config::closest(&given, names.iter().map(String::as_str))
         .map(|c| format!("; did you mean `{c}`?"))
         .unwrap_or_default();
@@ -60,12 +80,7 @@ pub fn find_config_in(root: &Path, path: &Path) -> Result<PathBuf> {
     } else {
         format!("the configs in {} are: {}", configs.display(), names.join(", "))
     };
-    bail!(
-        "config file {} not found (also looked in {} and {}){hint}\n{listing}",
-        path.display(),
-        root.display(),
-        configs.display()
-    )
+    (hint, listing)
 }
 
 pub(crate) fn load_config(path: &Path) -> Result<ProjectConfig> {
@@ -151,6 +166,14 @@ mod tests {
         assert_eq!(find_config_in(d.path(), Path::new("cv5.toml")).unwrap(), want);
         assert_eq!(find_config_in(d.path(), Path::new("cv5")).unwrap(), want);
         assert_eq!(find_config_in(d.path(), Path::new("configs/cv5.toml")).unwrap(), want);
+    }
+
+    #[test]
+    fn a_folder_given_as_the_config_is_named_a_folder_and_the_configs_are_listed() {
+        let d = project();
+        let e = find_config_in(d.path(), &d.path().join("configs")).unwrap_err().to_string();
+        assert!(e.contains("configs is a folder, expected a config file (TOML)"), "{e}");
+        assert!(e.contains("cv5.toml, quick.toml, reproduce.toml"), "{e}");
     }
 
     #[test]

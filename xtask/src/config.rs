@@ -82,6 +82,31 @@ impl RunSection {
     pub fn dir(&self) -> PathBuf {
         resolve(&self.results_dir).join(&self.name)
     }
+
+    /// Checks `name`: a folder name below `results_dir`, never `results_dir` itself nor a folder
+    /// outside it (`reproduce-paper --force` empties the run folder). One or more plain names
+    /// joined by `/` (a sweep names its points `<sweep>/effect-<e>`); no empty part, no `.` or
+    /// `..`, no `\`, not absolute.
+    pub fn validate(&self) -> Result<()> {
+        let name = &self.name;
+        let expected = "expected a folder name such as `my-run`, the run's folder below [run] results_dir";
+        if name.trim().is_empty() {
+            bail!("[run] name = {name:?}: the run needs a name; {expected}");
+        }
+        if name.contains('\\') || name.contains('\0') {
+            bail!("[run] name = {name:?}: `\\` and NUL are not allowed; {expected}");
+        }
+        if name.starts_with('/') || Path::new(name).is_absolute() {
+            bail!("[run] name = {name:?}: an absolute path; {expected}");
+        }
+        if let Some(part) = name.split('/').find(|p| p.is_empty() || *p == "." || *p == "..") {
+            bail!(
+                "[run] name = {name:?}: the part {part:?} would place the run outside [run] results_dir or on it; \
+                 {expected}"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `[data]`: the metadata table, the image folder and the cohort filters.
@@ -186,6 +211,17 @@ impl Default for PreprocessSection {
 }
 
 impl PreprocessSection {
+    /// Checks the values; errors name the key.
+    pub fn validate(&self) -> Result<()> {
+        if self.downsample == 0 {
+            bail!("[preprocess] downsample: must be ≥ 1 (1 keeps the 1 mm grid, 2 gives the 2 mm grid), got 0");
+        }
+        if self.normalization_max_scans == 0 {
+            bail!("[preprocess] normalization_max_scans: must be ≥ 1 (the training scans that fit the z-score), got 0");
+        }
+        Ok(())
+    }
+
     /// The mask path, resolved, or `None` for `"none"`.
     pub fn mask_path(&self) -> Option<PathBuf> {
         if self.mask.eq_ignore_ascii_case("none") || self.mask.is_empty() {
@@ -355,6 +391,20 @@ impl SanitySection {
         if self.region_steps.contains(&0) || self.region_steps.windows(2).any(|w| w[1] < w[0]) {
             bail!("[sanity] region_steps = {:?}: expected a non-decreasing list of counts ≥ 1", self.region_steps);
         }
+        // An empty list would give deletion curves without a point and an AOPC of 0 that reads as
+        // "deleting the relevant voxels changes nothing".
+        if self.faithfulness && self.fractions.is_empty() {
+            bail!(
+                "[sanity] fractions = []: the deletion curves need at least one share of voxels, e.g. \
+                 [0.01, 0.02, 0.05, 0.1, 0.2]; or switch them off with faithfulness = false"
+            );
+        }
+        if self.faithfulness && self.region_steps.is_empty() {
+            bail!(
+                "[sanity] region_steps = []: the region deletion curves need at least one count of regions, e.g. \
+                 [1, 2, 3, 5, 10]; or switch them off with faithfulness = false"
+            );
+        }
         if self.faithfulness && self.random_orders == 0 {
             bail!("[sanity] random_orders = 0: expected at least 1 random order for the baseline curves");
         }
@@ -463,16 +513,19 @@ impl ProjectConfig {
     /// Parses a config from TOML text; `file` is used in messages only.
     pub fn from_toml(text: &str, file: &Path) -> Result<Self> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| anyhow!("{}: {}", file.display(), e))?;
-        let run = take_section(&mut table, "run", file)?;
+        let run: RunSection = take_section(&mut table, "run", file)?;
+        run.validate().map_err(|e| anyhow!("{}: {e}", file.display()))?;
         let fetch = take_section(&mut table, "fetch", file)?;
         let data = take_section(&mut table, "data", file)?;
-        let split = take_section(&mut table, "split", file)?;
-        let preprocess = take_section(&mut table, "preprocess", file)?;
+        let split: SplitSection = take_section(&mut table, "split", file)?;
+        let preprocess: PreprocessSection = take_section(&mut table, "preprocess", file)?;
+        preprocess.validate().map_err(|e| anyhow!("{}: {e}", file.display()))?;
         let train: TrainConfig = take_section(&mut table, "train", file)?;
         train.validate().map_err(|e| anyhow!("{}: {e}", file.display()))?;
         let model: NetworkConfig = take_section(&mut table, "model", file)?;
         model.validate().map_err(|e| anyhow!("{}: in [model]: {e}", file.display()))?;
-        let relevance = take_section(&mut table, "relevance", file)?;
+        let relevance: RelevanceSection = take_section(&mut table, "relevance", file)?;
+        relevance.validate(split.k, &model).map_err(|e| anyhow!("{}: {e}", file.display()))?;
         let reproduce = take_section(&mut table, "reproduce", file)?;
         let sanity: SanitySection = take_section(&mut table, "sanity", file)?;
         sanity.validate().map_err(|e| anyhow!("{}: {e}", file.display()))?;
@@ -528,6 +581,101 @@ impl ProjectConfig {
         Ok(toml::to_string_pretty(self)?)
     }
 
+    /// The settings that differ between this config and the one recorded in `dir`'s
+    /// `resolved_config.toml`, as `[section] key` with both values, leaving out the settings that
+    /// change no result ([`COSMETIC_KEYS`]); `None` when `dir` records no config. An error when
+    /// the recorded config cannot be read.
+    pub fn recorded_differences(&self, dir: &Path) -> Result<Option<Vec<String>>> {
+        let path = dir.join(adni_data::run_layout::RESOLVED_CONFIG_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let recorded = Self::load(&path)?;
+        let (now, then) = (toml::Value::try_from(self)?, toml::Value::try_from(&recorded)?);
+        Ok(Some(config_differences(&then, &now, None)))
+    }
+
+    /// Refuses to run `command` into the run folder `dir` when the folder records other settings
+    /// (its `resolved_config.toml`, see [`Self::recorded_differences`]): its results would be
+    /// reported under this config. A folder without a recorded config passes.
+    pub fn check_recorded(&self, dir: &Path, command: &str) -> Result<()> {
+        let path = dir.join(adni_data::run_layout::RESOLVED_CONFIG_FILE);
+        let differences = self.recorded_differences(dir).map_err(|e| {
+            anyhow!(
+                "{command}: the run folder {} records a config that cannot be read ({e:#}); redo the run with \
+                 --force, or give this config another [run] name",
+                dir.display()
+            )
+        })?;
+        match differences {
+            Some(d) if !d.is_empty() => bail!(
+                "{command}: {} records other settings than this config; differing: {}; its results were computed \
+                 with the recorded ones. Redo the run with --force, or give this config another [run] name \
+                 (now `{}`)",
+                path.display(),
+                d.join("; "),
+                self.run.name
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that `--force` may empty `dir`: it is empty (but for its lock), or it is a run
+    /// folder of this run: its `resolved_config.toml` (or, for a folder that only `prepare`
+    /// wrote, that of one of its subfolders) records `[run]` settings that place the run in
+    /// `dir`. Anything else (a folder of the user's, the folder of all runs, another run's
+    /// folder) is refused, naming what it holds.
+    pub fn check_clearable(&self, dir: &Path) -> Result<()> {
+        let mut held: Vec<String> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != adni_data::lock::LOCK_FILE && !n.starts_with(adni_data::lock::TEMP_PREFIX))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => bail!("--force: cannot read the run folder {}: {e}", dir.display()),
+        };
+        if held.is_empty() {
+            return Ok(());
+        }
+        held.sort();
+        let same =
+            |a: &Path, b: &Path| a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y);
+        let recorded_run = |folder: &Path| -> Option<RunSection> {
+            let text = std::fs::read_to_string(folder.join(adni_data::run_layout::RESOLVED_CONFIG_FILE)).ok()?;
+            let mut table: toml::Table = text.parse().ok()?;
+            take_section::<RunSection>(&mut table, "run", folder).ok()
+        };
+        let root = recorded_run(dir);
+        if let Some(run) = &root {
+            if same(&run.dir(), dir) && run.name == self.run.name {
+                return Ok(());
+            }
+        } else if held.iter().any(|n| recorded_run(&dir.join(n)).is_some_and(|run| same(&run.dir(), dir))) {
+            // Only `prepare` (or `cohort`, `split`, `preprocess`) wrote here: their subfolders
+            // record this run folder.
+            return Ok(());
+        }
+        let shown: Vec<&str> = held.iter().take(8).map(String::as_str).collect();
+        let more =
+            if held.len() > shown.len() { format!(" and {} more", held.len() - shown.len()) } else { String::new() };
+        let why = match root {
+            Some(run) => {
+                format!("its {} names another run, `{}`", adni_data::run_layout::RESOLVED_CONFIG_FILE, run.name)
+            }
+            None => format!(
+                "it holds {}{more} but no {} of this run, so it is not a run folder",
+                shown.join(", "),
+                adni_data::run_layout::RESOLVED_CONFIG_FILE
+            ),
+        };
+        bail!(
+            "--force: refusing to empty {} ([run] results_dir/name of this config): {why}; check [run] name and \
+             results_dir, or delete the folder yourself if it is meant to go",
+            dir.display()
+        )
+    }
+
     /// Writes the resolved config as `resolved_config.toml` into `dir` (atomically).
     pub fn write_resolved(&self, dir: &Path) -> Result<PathBuf> {
         let path = dir.join(adni_data::run_layout::RESOLVED_CONFIG_FILE);
@@ -537,6 +685,65 @@ impl ProjectConfig {
         );
         adni_data::fsutil::write_bytes_atomically(&path, text.as_bytes())?;
         Ok(path)
+    }
+}
+
+/// Settings of the resolved config that change no result (where results, caches and downloads
+/// go, the SLURM job settings): a run folder may be reused with other values of these.
+pub const COSMETIC_KEYS: &[&str] = &["[run]", "[fetch]", "[slurm]", "[preprocess] cache_dir"];
+
+/// The settings whose values differ between two configs as TOML values (`then`, as recorded,
+/// and `now`), as `[section] key: recorded X, now Y`, leaving out [`COSMETIC_KEYS`] and, when
+/// `sections` is given, every section not in it.
+pub fn config_differences(then: &toml::Value, now: &toml::Value, sections: Option<&[&str]>) -> Vec<String> {
+    let mut out = Vec::new();
+    diff_values("", Some(then), Some(now), sections, &mut out);
+    out
+}
+
+fn diff_values(
+    key: &str,
+    then: Option<&toml::Value>,
+    now: Option<&toml::Value>,
+    sections: Option<&[&str]>,
+    out: &mut Vec<String>,
+) {
+    let label = |key: &str| match key.split_once('.') {
+        None => format!("[{key}]"),
+        Some((section, rest)) => match rest.rsplit_once('.') {
+            None => format!("[{section}] {rest}"),
+            Some((sub, leaf)) => format!("[{section}.{sub}] {leaf}"),
+        },
+    };
+    let section = key.split('.').next().unwrap_or_default();
+    if !key.is_empty()
+        && (COSMETIC_KEYS.iter().any(|c| label(key) == *c || format!("[{section}]") == *c)
+            || sections.is_some_and(|s| !s.contains(&section)))
+    {
+        return;
+    }
+    match (then, now) {
+        (Some(toml::Value::Table(a)), Some(toml::Value::Table(b))) => {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let sub = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
+                diff_values(&sub, a.get(k), b.get(k), sections, out);
+            }
+        }
+        (a, b) if a == b => {}
+        (a, b) => {
+            let show = |v: Option<&toml::Value>| {
+                let text = v.map_or_else(|| "unset".to_string(), toml::Value::to_string);
+                if text.chars().count() > 60 {
+                    format!("{}…", text.chars().take(60).collect::<String>())
+                } else {
+                    text
+                }
+            };
+            out.push(format!("{}: recorded {}, now {}", label(key), show(a), show(b)));
+        }
     }
 }
 
@@ -654,6 +861,118 @@ mod tests {
         let filter = data.filter().unwrap();
         assert!(filter.known_corrupt.iter().any(|k| k == "023_S_0069/Screening"), "{:?}", filter.known_corrupt);
         assert!(filter.known_corrupt.iter().any(|k| k == "067_S_0077/Month 12"), "{:?}", filter.known_corrupt);
+    }
+
+    #[test]
+    fn a_run_name_must_place_the_run_below_results_dir() {
+        for bad in ["", "  ", "..", ".", "../../tmp/x", "a/../..", "/tmp/victim", "a//b", "a/", "a\\b"] {
+            let e = parse(&format!("[run]\nname = {bad:?}\n")).unwrap_err().to_string();
+            assert!(e.starts_with("test.toml: [run] name = "), "{bad:?}: {e}");
+        }
+        let e = parse("[run]\nname = \"../../tmp/x\"\n").unwrap_err().to_string();
+        assert!(e.contains("the part \"..\" would place the run outside [run] results_dir"), "{e}");
+        for good in ["default", "reproduce-quick", "my.run_2", "sweep/effect-0.5"] {
+            let c = parse(&format!("[run]\nname = {good:?}\n")).unwrap();
+            assert!(c.run.dir().starts_with(resolve(Path::new("results"))) && c.run.dir().ends_with(good));
+        }
+    }
+
+    #[test]
+    fn preprocess_and_sanity_counts_are_checked_at_load() {
+        let e = parse("[preprocess]\ndownsample = 0\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "test.toml: [preprocess] downsample: must be ≥ 1 (1 keeps the 1 mm grid, 2 gives the 2 mm grid), got 0"
+        );
+        let e = parse("[preprocess]\nnormalization_max_scans = 0\n").unwrap_err().to_string();
+        assert!(e.starts_with("test.toml: [preprocess] normalization_max_scans: must be ≥ 1"), "{e}");
+        let e = parse("[sanity]\nfractions = []\n").unwrap_err().to_string();
+        assert!(e.starts_with("test.toml: [sanity] fractions = []: the deletion curves need"), "{e}");
+        let e = parse("[sanity]\nregion_steps = []\n").unwrap_err().to_string();
+        assert!(e.starts_with("test.toml: [sanity] region_steps = []"), "{e}");
+        // Without the deletion curves the lists are not used.
+        assert!(parse("[sanity]\nfaithfulness = false\nfractions = []\nregion_steps = []\n").is_ok());
+    }
+
+    /// A config written as the run folder `dir`'s recorded config, the way a run writes it.
+    fn record(dir: &Path, text: &str) -> ProjectConfig {
+        let c = parse(text).unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        c.write_resolved(dir).unwrap();
+        c
+    }
+
+    #[test]
+    fn a_run_folder_recorded_with_other_settings_is_named_key_by_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = format!("[run]\nname = 'r'\nresults_dir = '{}'\n", tmp.path().display());
+        let recorded = record(&tmp.path().join("r"), &format!("{base}[train]\nlearning_rate = 1e-4\n"));
+        let dir = recorded.run.dir();
+        assert_eq!(recorded.recorded_differences(&dir).unwrap(), Some(vec![]));
+        recorded.check_recorded(&dir, "reproduce-paper").unwrap();
+        // What changes no result (where downloads, caches and SLURM settings go) may differ.
+        let cosmetic = parse(&format!(
+            "{base}[train]\nlearning_rate = 1e-4\n[slurm]\npartition = 'gpu'\n[preprocess]\ncache_dir = '/c'\n"
+        ))
+        .unwrap();
+        cosmetic.check_recorded(&dir, "reproduce-paper").unwrap();
+        let other = parse(&format!(
+            "{base}[train]\nlearning_rate = 1e-3\n[relevance.occlusion]\nstride = 3\n[relevance.lrp]\nlow = -1.0\nhigh = 1.0\n"
+        ))
+        .unwrap();
+        let d = other.recorded_differences(&dir).unwrap().unwrap();
+        assert_eq!(
+            d,
+            [
+                "[relevance.lrp] high: recorded unset, now 1.0",
+                "[relevance.lrp] low: recorded unset, now -1.0",
+                "[relevance.occlusion] stride: recorded 6, now 3",
+                "[train] learning_rate: recorded 0.0001, now 0.001",
+            ]
+        );
+        let e = other.check_recorded(&dir, "reproduce-paper").unwrap_err().to_string();
+        assert!(e.contains("records other settings than this config; differing: [relevance.lrp] high"), "{e}");
+        assert!(e.contains("--force") && e.contains("another [run] name"), "{e}");
+        // A folder without a recorded config (a new run) passes.
+        assert_eq!(other.recorded_differences(&tmp.path().join("new")).unwrap(), None);
+    }
+
+    #[test]
+    fn force_empties_only_a_run_folder_of_this_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg_of =
+            |name: &str| parse(&format!("[run]\nname = '{name}'\nresults_dir = '{}'\n", tmp.path().display())).unwrap();
+        // Missing or empty (but for the lock): nothing to lose.
+        cfg_of("fresh").check_clearable(&tmp.path().join("fresh")).unwrap();
+        std::fs::create_dir_all(tmp.path().join("fresh")).unwrap();
+        std::fs::write(tmp.path().join("fresh").join(adni_data::lock::LOCK_FILE), "").unwrap();
+        cfg_of("fresh").check_clearable(&tmp.path().join("fresh")).unwrap();
+        // A folder of the user's: refused, naming what it holds.
+        let victim = tmp.path().join("victim");
+        std::fs::create_dir_all(&victim).unwrap();
+        std::fs::write(victim.join("thesis.tex"), "x").unwrap();
+        let e = cfg_of("victim").check_clearable(&victim).unwrap_err().to_string();
+        assert!(e.contains("refusing to empty") && e.contains("thesis.tex") && e.contains("not a run folder"), "{e}");
+        // Another run's folder (its recorded name differs): refused.
+        let r = record(
+            &tmp.path().join("other"),
+            &format!("[run]\nname = 'other'\nresults_dir = '{}'\n", tmp.path().display()),
+        );
+        let copy = tmp.path().join("mine");
+        std::fs::create_dir_all(&copy).unwrap();
+        std::fs::copy(r.run.dir().join("resolved_config.toml"), copy.join("resolved_config.toml")).unwrap();
+        let e = cfg_of("mine").check_clearable(&copy).unwrap_err().to_string();
+        assert!(e.contains("names another run, `other`"), "{e}");
+        // The folder of all runs (whose subfolders are runs) is not a run folder.
+        let e = cfg_of("other").check_clearable(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("not a run folder"), "{e}");
+        // This run's own folder, or one only `prepare` wrote (configs in its subfolders).
+        cfg_of("other").check_clearable(&r.run.dir()).unwrap();
+        let prepared = tmp.path().join("prep");
+        let p = cfg_of("prep");
+        std::fs::create_dir_all(prepared.join("splits")).unwrap();
+        p.write_resolved(&prepared.join("splits")).unwrap();
+        p.check_clearable(&prepared).unwrap();
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use adni_data::cohort::Cohort;
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
@@ -111,7 +111,16 @@ pub fn cohort(args: CohortArgs) -> Result<()> {
             let mut cfg = ProjectConfig::default();
             let cwd = std::env::current_dir()?;
             cfg.data.table = cwd.join(table);
-            cfg.data.images = cwd.join(args.images.as_ref().context("--images is required with --table")?);
+            cfg.data.images = match (&args.images, args.no_file_check) {
+                (Some(images), _) => cwd.join(images),
+                // No file is looked at: the table alone is inspected (scan paths are reported
+                // below the table's folder).
+                (None, true) => cfg.data.table.parent().map_or_else(|| cwd.clone(), Path::to_path_buf),
+                (None, false) => bail!(
+                    "--table needs --images DIR (the folder of the scans it lists), or --no-file-check to \
+                     inspect the table alone"
+                ),
+            };
             cfg.run.name = "cohort-cli".into();
             cfg
         }
@@ -121,11 +130,14 @@ pub fn cohort(args: CohortArgs) -> Result<()> {
         cfg.data.check_files = false;
     }
     cfg.data.known_corrupt.extend(args.known_corrupt.iter().cloned());
-    let cohort = load_cohort(&cfg)?;
     let out = match &args.out {
         Some(o) => o.clone(),
         None => adni_data::run_layout::RunLayout::new(cfg.run.dir()).cohort().dir().to_path_buf(),
     };
+    // One writer: a run that holds the run folder (or this one) stops this command, before any
+    // work.
+    let _lock = lock_folder(&out)?;
+    let cohort = load_cohort(&cfg)?;
     write_cohort(&cohort, &out)?;
     cfg.write_resolved(&out)?;
     if args.json {
@@ -148,8 +160,9 @@ fn write_cohort(cohort: &Cohort, out: &Path) -> Result<()> {
 /// `cargo xtask split`.
 pub fn split(config: &Path, out: Option<&Path>) -> Result<()> {
     let cfg = load_config(config)?;
-    let cohort = load_cohort(&cfg)?;
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| cfg.run.dir().join("splits"));
+    let _lock = lock_folder(&out)?;
+    let cohort = load_cohort(&cfg)?;
     write_splits(&cfg, &cohort, &out).map(|_| ())
 }
 
@@ -157,7 +170,25 @@ pub fn split(config: &Path, out: Option<&Path>) -> Result<()> {
 fn make_splits(cfg: &ProjectConfig, cohort: &Cohort) -> Result<Vec<Split>> {
     check_not_empty(cfg, cohort)?;
     let mut all = kfold_splits(&cohort.scans, cfg.split.k, cfg.split.seed)?;
-    all.push(holdout_split(&cohort.scans, cfg.split.holdout_ad, cfg.split.holdout_cn, cfg.split.seed)?);
+    let holdout = holdout_split(&cohort.scans, cfg.split.holdout_ad, cfg.split.holdout_cn, cfg.split.seed)?;
+    if holdout.image_ids(SplitSet::Train).is_empty() {
+        let ad: std::collections::BTreeSet<&str> =
+            cohort.scans.iter().filter(|s| s.label == 1).map(|s| s.record.ptid.as_str()).collect();
+        let cn: std::collections::BTreeSet<&str> =
+            cohort.scans.iter().filter(|s| s.label != 1).map(|s| s.record.ptid.as_str()).collect();
+        bail!(
+            "[split] holdout_ad = {}, holdout_cn = {}: the hold-out test set takes every patient of the cohort \
+             ({} AD, {} CN), which leaves no one to train the hold-out model; lower holdout_ad and holdout_cn \
+             (e.g. to about a fifth of each class: {} and {})",
+            cfg.split.holdout_ad,
+            cfg.split.holdout_cn,
+            ad.len(),
+            cn.len(),
+            (ad.len() / 5).max(1),
+            (cn.len() / 5).max(1)
+        );
+    }
+    all.push(holdout);
     Ok(all)
 }
 
@@ -183,9 +214,11 @@ fn write_splits(cfg: &ProjectConfig, cohort: &Cohort, out: &Path) -> Result<Vec<
 /// `cargo xtask preprocess`.
 pub fn preprocess(config: &Path) -> Result<()> {
     let cfg = load_config(config)?;
+    let out = cfg.run.dir().join("normalization");
+    let _lock = lock_folder(&out)?;
     let cohort = load_cohort(&cfg)?;
     let splits = make_splits(&cfg, &cohort)?;
-    run_preprocess(&cfg, &cohort, &splits, &cfg.run.dir().join("normalization"))
+    run_preprocess(&cfg, &cohort, &splits, &out)
 }
 
 /// Fills the preprocessing cache for every scan of the cohort and fits, for every split, the
@@ -355,6 +388,9 @@ pub fn prepare(config: &Path, force: bool) -> Result<()> {
 /// `prepare` for a loaded config.
 pub fn prepare_with(cfg: &ProjectConfig, force: bool) -> Result<()> {
     let cfg = cfg.clone();
+    // One writer per run folder, taken before any work; re-entrant when `reproduce-paper` (this
+    // process) already holds the folder above.
+    let _lock = lock_folder(&cfg.run.dir())?;
     let t = Instant::now();
     if cfg.synth.params.anatomy == adni_data::synth::AnatomySource::Real {
         eprintln!("== fetch-data");
@@ -522,6 +558,35 @@ mod tests {
         std::fs::write(&table, b"changed").unwrap();
         run_synth(&cfg, false).unwrap();
         assert_eq!(std::fs::read(&table).unwrap(), original);
+    }
+
+    #[test]
+    fn an_interrupted_regeneration_is_recovered_by_a_rerun_and_by_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = quick_config(dir.path());
+        run_synth(&cfg, false).unwrap();
+        let out = resolve(&cfg.synth.out_dir);
+        let table = resolve(&cfg.data.table);
+        let original = std::fs::read(&table).unwrap();
+        // What a regeneration killed within a second leaves: the generator removed its manifest,
+        // table and own config first; the runner's resolved config stays beside part of the images.
+        let interrupt = || {
+            for f in [adni_data::synth::MANIFEST_FILE, adni_data::synth::TABLE_FILE, "synth_config.json"] {
+                std::fs::remove_file(out.join(f)).unwrap();
+            }
+            std::fs::write(out.join("images/.tmp-4194305-1-partial.nii.gz"), b"partial").unwrap();
+            assert!(out.join(adni_data::run_layout::RESOLVED_CONFIG_FILE).is_file());
+            assert!(!adni_data::synth::is_complete(&out, &cfg.synth.params));
+        };
+        interrupt();
+        run_synth(&cfg, false).unwrap();
+        assert!(adni_data::synth::is_complete(&out, &cfg.synth.params), "a plain rerun regenerates");
+        assert_eq!(std::fs::read(&table).unwrap(), original);
+        interrupt();
+        run_synth(&cfg, true).unwrap();
+        assert!(adni_data::synth::is_complete(&out, &cfg.synth.params), "--force regenerates");
+        assert_eq!(std::fs::read(&table).unwrap(), original);
+        assert!(out.join(adni_data::run_layout::RESOLVED_CONFIG_FILE).is_file(), "and records its config again");
     }
 
     #[test]

@@ -49,10 +49,10 @@ enum Cmd {
         #[arg(long, conflicts_with_all = ["table", "images"])]
         config: Option<PathBuf>,
         /// ADNI metadata CSV (1.5 T or 3 T schema)
-        #[arg(long, requires = "images")]
-        table: Option<PathBuf>,
-        /// Root of the image folder
         #[arg(long)]
+        table: Option<PathBuf>,
+        /// Root of the image folder (needed with --table unless --no-file-check)
+        #[arg(long, requires = "table")]
         images: Option<PathBuf>,
         /// Keep rows whose image file is missing (inspect a table alone)
         #[arg(long)]

@@ -130,7 +130,84 @@ impl Default for RelevanceSection {
     }
 }
 
+/// The feature layers of the paper's network with `blocks` convolution blocks, as the network
+/// names them for Grad-CAM (`relevance::paper_model`: `convK`, `blockK`, `convK-raw` per block).
+pub fn grad_cam_layers(blocks: usize) -> Vec<String> {
+    (1..=blocks).flat_map(|k| [format!("conv{k}"), format!("block{k}"), format!("conv{k}-raw")]).collect()
+}
+
+/// `Err("[section] key: must be …, got …")` unless `ok`.
+fn check(ok: bool, key: &str, must: &str, got: impl std::fmt::Display) -> anyhow::Result<()> {
+    if ok { Ok(()) } else { Err(anyhow::anyhow!("{key}: must be {must}, got {got}")) }
+}
+
 impl RelevanceSection {
+    /// Checks what serde cannot, at load time (before any training): counts ≥ 1, finite
+    /// values in range, LRP's box, the Grad-CAM layer against the layers of `network`, and
+    /// `split` against the splits a run with `k` folds writes. Errors read
+    /// `[relevance.occlusion] stride: must be ≥ 1, got 0`.
+    pub fn validate(&self, k: usize, network: &model::NetworkConfig) -> anyhow::Result<()> {
+        if self.methods.is_empty() {
+            anyhow::bail!("[relevance] methods: must name at least one of {}, got []", Method::names());
+        }
+        let folds: Vec<String> = (1..=k).map(|i| format!("fold{i}")).collect();
+        if !self.split.is_empty() && self.split != "holdout" && !folds.contains(&self.split) {
+            let last = folds.last().map_or(String::new(), |f| format!(", fold1 … {f}"));
+            anyhow::bail!(
+                "[relevance] split: must be \"\" (the hold-out split if the run trained one, else every fold), \
+                 \"holdout\"{last} (the splits of [split] k = {k}), got {:?}",
+                self.split
+            );
+        }
+        check(self.memory_budget_mb >= 1, "[relevance] memory_budget_mb", "≥ 1", self.memory_budget_mb)?;
+        let f = self.ground_truth_fraction;
+        check(f.is_finite() && f > 0.0 && f <= 1.0, "[relevance] ground_truth_fraction", "in (0, 1]", f)?;
+        let o = &self.occlusion;
+        check(o.size >= 2, "[relevance.occlusion] size", "≥ 2 (the cube side is 2·⌊size/2⌋ voxels)", o.size)?;
+        check(o.stride >= 1, "[relevance.occlusion] stride", "≥ 1", o.stride)?;
+        check(o.value.is_finite(), "[relevance.occlusion] value", "a finite number", o.value)?;
+        let a = self.area_occlusion.value;
+        check(a.is_finite(), "[relevance.area_occlusion] value", "a finite number", a)?;
+        let layer = &self.grad_cam.layer;
+        let layers = grad_cam_layers(network.channels.len());
+        if !layer.is_empty() && !layers.contains(layer) {
+            let hint = crate::config::closest(layer, layers.iter().map(String::as_str))
+                .map(|c| format!("; did you mean `{c}`?"))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "[relevance.grad_cam] layer: must be \"\" (the last convolutional layer) or a layer of the network ({}), \
+                 got {layer:?}{hint}",
+                layers.join(", ")
+            );
+        }
+        let ig = &self.integrated_gradients;
+        check(ig.steps >= 1, "[relevance.integrated_gradients] steps", "≥ 1", ig.steps)?;
+        check(ig.baseline.is_finite(), "[relevance.integrated_gradients] baseline", "a finite number", ig.baseline)?;
+        let sg = &self.smoothgrad;
+        check(sg.samples >= 1, "[relevance.smoothgrad] samples", "≥ 1", sg.samples)?;
+        let n = sg.noise_level;
+        check(n.is_finite() && n >= 0.0, "[relevance.smoothgrad] noise_level", "a finite number ≥ 0", n)?;
+        let l = &self.lrp;
+        check(l.epsilon.is_finite() && l.epsilon >= 0.0, "[relevance.lrp] epsilon", "a finite number ≥ 0", l.epsilon)?;
+        match (l.low, l.high) {
+            (None, None) => {}
+            (Some(low), Some(high)) => {
+                check(low.is_finite(), "[relevance.lrp] low", "a finite number", low)?;
+                check(high.is_finite(), "[relevance.lrp] high", "a finite number", high)?;
+                check(low < high, "[relevance.lrp] low", format!("< high = {high}").as_str(), low)?;
+            }
+            (Some(low), None) => anyhow::bail!(
+                "[relevance.lrp] high: must be set with low (both or neither; neither = each scan's own range), \
+                 got low = {low} and no high"
+            ),
+            (None, Some(high)) => anyhow::bail!(
+                "[relevance.lrp] low: must be set with high (both or neither; neither = each scan's own range), \
+                 got high = {high} and no low"
+            ),
+        }
+        Ok(())
+    }
+
     /// The scans-per-patient limit of a test patient (0 = every scan): `cn_scans_per_patient`
     /// for a CN patient where it is set, else `scans_per_patient`.
     pub fn scans_per_patient_of(&self, is_ad: bool) -> usize {
@@ -319,6 +396,79 @@ mod tests {
         assert_eq!(r.lrp.rule, CompositeName::Alpha2Beta1);
         assert_eq!(parse(&c.to_toml().unwrap()), c);
         assert_eq!(parse("[relevance]\ntarget = 3\n").relevance.target, Target::Class(3));
+    }
+
+    #[test]
+    fn numeric_settings_are_checked_at_load_naming_the_file_section_and_key() {
+        let bad = |text: &str| ProjectConfig::from_toml(text, Path::new("t.toml")).unwrap_err().to_string();
+        for (text, want) in [
+            ("[relevance.occlusion]\nstride = 0\n", "t.toml: [relevance.occlusion] stride: must be ≥ 1, got 0"),
+            (
+                "[relevance.occlusion]\nsize = 0\n",
+                "t.toml: [relevance.occlusion] size: must be ≥ 2 (the cube side is 2·⌊size/2⌋ voxels), got 0",
+            ),
+            (
+                "[relevance.integrated_gradients]\nsteps = 0\n",
+                "t.toml: [relevance.integrated_gradients] steps: must be ≥ 1, got 0",
+            ),
+            ("[relevance.smoothgrad]\nsamples = 0\n", "t.toml: [relevance.smoothgrad] samples: must be ≥ 1, got 0"),
+            (
+                "[relevance.smoothgrad]\nnoise_level = -1\n",
+                "t.toml: [relevance.smoothgrad] noise_level: must be a finite number ≥ 0, got -1",
+            ),
+            ("[relevance]\nmemory_budget_mb = 0\n", "t.toml: [relevance] memory_budget_mb: must be ≥ 1, got 0"),
+            (
+                "[relevance]\nground_truth_fraction = 2\n",
+                "t.toml: [relevance] ground_truth_fraction: must be in (0, 1], got 2",
+            ),
+            ("[relevance.lrp]\nepsilon = -1\n", "t.toml: [relevance.lrp] epsilon: must be a finite number ≥ 0, got -1"),
+            (
+                "[relevance.lrp]\nlow = 0.5\nhigh = -0.5\n",
+                "t.toml: [relevance.lrp] low: must be < high = -0.5, got 0.5",
+            ),
+        ] {
+            assert_eq!(bad(text), want, "{text}");
+        }
+        let e = bad("[relevance.lrp]\nlow = -1\n");
+        assert!(e.starts_with("t.toml: [relevance.lrp] high: must be set with low"), "{e}");
+        let e = bad("[relevance]\nmethods = []\n");
+        assert!(e.starts_with("t.toml: [relevance] methods: must name at least one of sensitivity"), "{e}");
+        let e = bad("[relevance.grad_cam]\nlayer = \"conv9\"\n");
+        assert!(
+            e.contains("[relevance.grad_cam] layer: must be") && e.contains("conv4-raw") && e.contains("\"conv9\""),
+            "{e}"
+        );
+        let e = bad("[relevance]\nsplit = \"foo\"\n");
+        assert!(
+            e.contains("[relevance] split: must be") && e.contains("fold1 … fold5") && e.ends_with("got \"foo\""),
+            "{e}"
+        );
+        let e = bad("[split]\nk = 3\n[relevance]\nsplit = \"fold4\"\n");
+        assert!(e.contains("fold1 … fold3"), "{e}");
+        // Good values load.
+        for good in ["", "holdout", "fold1", "fold5"] {
+            assert_eq!(parse(&format!("[relevance]\nsplit = {good:?}\n")).relevance.split, good);
+        }
+        for layer in ["", "conv1", "block4", "conv4-raw"] {
+            assert_eq!(parse(&format!("[relevance.grad_cam]\nlayer = {layer:?}\n")).relevance.grad_cam.layer, layer);
+        }
+        // Every shipped config passes.
+        for entry in std::fs::read_dir(crate::config::workspace_root().join("configs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                ProjectConfig::load(&path).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn the_grad_cam_layers_are_the_networks() {
+        use relevance::Explainable;
+        let network = model::NetworkConfig { channels: [2; 4], ..Default::default() };
+        let device = Default::default();
+        let m = network.init::<model::Cpu>([97, 115, 97], &device).unwrap();
+        assert_eq!(m.feature_layers(), grad_cam_layers(network.channels.len()));
+        assert!(grad_cam_layers(4).contains(&m.default_feature_layer()));
     }
 
     #[test]

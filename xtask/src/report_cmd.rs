@@ -23,7 +23,7 @@ use adni_data::run_layout::{RelevanceLayout, RunLayout};
 use report::ground_truth::Bootstrap;
 use report::interpretation::read_index;
 use report::relevance_report::{RelevanceInputs, read_map, write_relevance};
-use report::report_md::{Recipe, RelevanceSetup, ReportContext, RunnerSections, TrainingSetup};
+use report::report_md::{Flatten, Recipe, RelevanceSetup, ReportContext, RunnerSections, TrainingSetup};
 use report::sanity_report::{find_sanity, write_sanity};
 
 use crate::config::{ProjectConfig, workspace_root};
@@ -47,7 +47,17 @@ pub fn report(args: &ReportArgs) -> Result<()> {
     let _lock = crate::commands::lock_folder(&root)?;
     let written = write_report(&cfg, &root)?;
     eprintln!("report: {} files in {}", written.len(), root.join("report").display());
-    // REPORT.html from the folder's REPORT.md (a reproduction), else from a short one written here.
+    // A reproduction's REPORT.md quotes these tables: written again with them (and its stage
+    // table as `stages.csv` recorded it), so that the report never shows numbers the tables
+    // no longer hold; it writes REPORT.html too.
+    if RunLayout::new(&root).report_md().is_file()
+        && let Some(stages) = crate::reproduce_cmd::saved_stages_markdown(&root)
+    {
+        write_report_md(&cfg, &cfg_path, &root, &stages)?;
+        eprintln!("report: {} and REPORT.html written again", RunLayout::new(&root).report_md().display());
+        return Ok(());
+    }
+    // REPORT.html from the folder's REPORT.md, else from a short one written here.
     let md = match std::fs::read_to_string(RunLayout::new(&root).report_md()) {
         Ok(text) => text,
         Err(_) => format!(
@@ -198,9 +208,11 @@ pub fn report_context(cfg: &ProjectConfig, config_path: &Path) -> ReportContext 
             scans_per_cn_patient: r.scans_per_patient_of(false),
             lrp_rule: r.lrp.rule.name().to_string(),
             output: name_of(&r.output),
+            ground_truth_fraction: r.ground_truth_fraction,
         },
         bootstrap: ground_truth_bootstrap(cfg),
         sweep_dir: crate::sweep_cmd::default_out(cfg),
+        trained_flatten: None,
     }
 }
 
@@ -209,8 +221,35 @@ pub fn write_report_md(cfg: &ProjectConfig, config_path: &Path, root: &Path, sta
     let baselines = crate::baselines_cmd::baselines_markdown(root);
     let sanity = find_sanity(root);
     let runner = RunnerSections { stages: stages_md, baselines: &baselines, sanity: sanity.as_ref() };
-    report::report_md::write_report_md(&report_context(cfg, config_path), root, &runner)?;
+    let ctx = ReportContext { trained_flatten: trained_flatten(root), ..report_context(cfg, config_path) };
+    report::report_md::write_report_md(&ctx, root, &runner)?;
     Ok(())
+}
+
+/// The flatten of the network described by a fold's `network.json`, as
+/// [`model::NetworkConfig::flatten_size`] computes it; `None` when the file is missing,
+/// unreadable, or its network does not fit its grid.
+fn flatten_of(network_json: &Path) -> Option<Flatten> {
+    let text = std::fs::read_to_string(network_json).ok()?;
+    let record: model::train::NetworkRecord = serde_json::from_str(&text).ok()?;
+    let width = record.network.flatten_size(record.input_grid).ok()?;
+    (width > 0).then_some(Flatten { width, grid: record.input_grid })
+}
+
+/// The flatten of the network a reproduction at `root` trained: its hold-out model's, else its
+/// first cross-validation fold's (in name order).
+fn trained_flatten(root: &Path) -> Option<Flatten> {
+    let holdout = RunLayout::new(root.join("holdout")).fold("holdout").network();
+    flatten_of(&holdout).or_else(|| {
+        let cv = RunLayout::new(root.join("cv"));
+        let mut folds: Vec<PathBuf> = std::fs::read_dir(cv.folds_dir())
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        folds.sort();
+        folds.iter().find_map(|d| flatten_of(&adni_data::run_layout::FoldLayout::new(d).network()))
+    })
 }
 
 fn command_line(cmd: &str, args: &[&str]) -> Option<String> {
@@ -258,6 +297,34 @@ mod tests {
         let d = report::report_md::training_differences(1.0, &ctx.training);
         assert_eq!(d.len(), 1, "{d:?}");
         assert!(d[0].starts_with("Dropout 0.1 on the flatten"), "{d:?}");
+    }
+
+    #[test]
+    fn the_trained_flatten_comes_from_the_fold_network_json() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        assert_eq!(trained_flatten(root), None);
+        let record = |network: model::NetworkConfig, input_grid: [usize; 3]| {
+            serde_json::to_string(&model::train::NetworkRecord { network, input_grid }).unwrap()
+        };
+        // the quick run's network on 40×48×40: 4 channels × 4×6×4 voxels after the blocks
+        let quick = model::NetworkConfig {
+            channels: [4, 4, 4, 4],
+            pools: [2, 2, 1, 1],
+            kernel: 3,
+            ..model::NetworkConfig::default()
+        };
+        let fold = RunLayout::new(root.join("cv")).fold("fold2");
+        std::fs::create_dir_all(fold.dir()).unwrap();
+        std::fs::write(fold.network(), record(quick.clone(), [40, 48, 40])).unwrap();
+        assert_eq!(trained_flatten(root), Some(Flatten { width: 4 * 4 * 6 * 4, grid: [40, 48, 40] }));
+        // the hold-out model first; the paper's network at 2 mm: 128 (the model crate's value)
+        let holdout = RunLayout::new(root.join("holdout")).fold("holdout");
+        std::fs::create_dir_all(holdout.dir()).unwrap();
+        std::fs::write(holdout.network(), record(model::NetworkConfig::default(), [97, 115, 97])).unwrap();
+        assert_eq!(trained_flatten(root).unwrap().width, 128);
+        std::fs::write(holdout.network(), "{not json").unwrap();
+        assert_eq!(trained_flatten(root).unwrap().width, 96 * 4, "an unreadable hold-out record falls back");
     }
 
     #[test]

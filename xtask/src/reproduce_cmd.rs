@@ -40,7 +40,7 @@ pub struct ReproduceArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The small, fast variant (tiny phantom cohort, small network, few epochs, coarse occlusion)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "config")]
     pub quick: bool,
     /// Redo every stage even if its outputs are complete
     #[arg(long)]
@@ -86,6 +86,8 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
 pub(crate) fn report_only(cfg: &ProjectConfig, config_path: &Path) -> Result<ReproduceOutcome> {
     let root = cfg.run.dir();
     let _lock = crate::commands::lock_folder(&root)?;
+    // The report states the config: it must be the one the stages ran with.
+    cfg.check_recorded(&root, "reproduce-paper --report-only")?;
     cfg.write_resolved(&root)?;
     let started = Instant::now();
     // Each stage's time from its own timing table (the jobs' wall times are in their logs).
@@ -135,8 +137,13 @@ pub(crate) fn reproduce_with(cfg: &ProjectConfig, config_path: &Path, force: boo
     let root = cfg.run.dir();
     let lock = crate::commands::lock_folder(&root)?;
     if force {
+        // Only this run's own folder is emptied (never the folder of all runs, nor a user's).
+        cfg.check_clearable(&root)?;
         eprintln!("reproduce-paper: --force: emptying {}", root.display());
         lock.clear()?;
+    } else {
+        // Before anything is written: the folder's recorded config must stay that of its results.
+        cfg.check_recorded(&root, "reproduce-paper")?;
     }
     cfg.write_resolved(&root)?;
     let started = Instant::now();
@@ -274,6 +281,28 @@ fn stages_markdown(stages: &[Stage], total: f64) -> String {
     }
     let _ = writeln!(md, "| **total** | **{total:.1}** | |");
     md
+}
+
+/// The stage table of the reproduction in `root` as its `stages.csv` records it (for `report`,
+/// which writes `REPORT.md` again without running a stage); `None` without a readable one.
+pub(crate) fn saved_stages_markdown(root: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(RunLayout::new(root).stages_csv()).ok()?;
+    let mut md = String::from("| stage | seconds | what |\n|---|---:|---|\n");
+    let mut total = None;
+    for line in text.lines().skip(1) {
+        let mut parts = line.splitn(3, ',');
+        let (Some(name), Some(secs), what) = (parts.next(), parts.next(), parts.next().unwrap_or("")) else {
+            continue;
+        };
+        let Ok(secs) = secs.parse::<f64>() else { continue };
+        if name == "total" {
+            total = Some(secs);
+        } else {
+            let _ = writeln!(md, "| {name} | {secs:.1} | {} |", what.trim_matches('"'));
+        }
+    }
+    let _ = writeln!(md, "| **total** | **{:.1}** | |", total?);
+    Some(md)
 }
 
 /// A stage found complete keeps the timing of the call that computed it (from the previous

@@ -60,7 +60,7 @@ fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
     }
     // LRP states its conservation per scan and in REPORT.md.
     assert!(root.join("holdout/relevance/lrp_conservation.csv").is_file());
-    assert!(report.contains("### LRP conservation"), "REPORT.md has no LRP conservation section");
+    assert!(report.contains("\n## LRP conservation"), "REPORT.md has no LRP conservation section");
 
     // The sanity checks: cascade over all seven layers, the shuffled-label model at chance on
     // its own table, deletion curves of both kinds, and their section in REPORT.md.
@@ -84,6 +84,20 @@ fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
     let t = text(&again);
     assert!(t.contains("already finished (skipped)") && t.contains("is complete"), "stages were redone:\n{t}");
     assert!(t.contains("sanity: ") && !t.contains("training the shuffled-label model"), "sanity was redone:\n{t}");
+
+    // `report` on the reproduction writes REPORT.md (and REPORT.html) again from the tables it
+    // writes, keeping the stage table: no prose left over from earlier tables.
+    let md_path = root.join("REPORT.md");
+    let stale = format!("{report}\nSTALE-PROSE-MARKER\n");
+    std::fs::write(&md_path, &stale).unwrap();
+    let rep = xtask(&["report", "--run", root.to_str().unwrap()]);
+    assert!(rep.status.success(), "report failed:\n{}", text(&rep));
+    let again_md = std::fs::read_to_string(&md_path).expect("REPORT.md");
+    let html = std::fs::read_to_string(root.join("REPORT.html")).expect("REPORT.html");
+    assert!(!again_md.contains("STALE-PROSE-MARKER") && !html.contains("STALE-PROSE-MARKER"), "REPORT.md kept");
+    for stage in ["| data |", "| train-cv |", "| interpret |", "| **total** |"] {
+        assert!(again_md.contains(stage), "REPORT.md lost the stage row {stage}:\n{again_md}");
+    }
 
     // Single-scan mode on the trained hold-out model: one map of the scan's grid.
     let scan = walk_first_nii(&tmp.path().join("synth/images")).expect("a scan");

@@ -172,9 +172,26 @@ impl FolderLock {
         &self.path
     }
 
-    /// Empties the locked folder (what `--force` does), keeping the lock file.
+    /// Empties the locked folder (what `--force` does), keeping the lock file. Refuses (and
+    /// deletes nothing) when the folder holds anything but is not a run folder: no
+    /// `resolved_config.toml` ([`crate::run_layout::RESOLVED_CONFIG_FILE`]) in it or in one of
+    /// its subfolders. The caller checks that the run recorded there is its own.
     pub fn clear(&self) -> Result<()> {
-        for entry in fs::read_dir(&self.dir).map_err(|e| DataError::io(&self.dir, e))?.flatten() {
+        let config = crate::run_layout::RESOLVED_CONFIG_FILE;
+        let entries: Vec<fs::DirEntry> =
+            fs::read_dir(&self.dir).map_err(|e| DataError::io(&self.dir, e))?.flatten().collect();
+        let held = entries.iter().filter(|e| e.path() != self.path && !is_temp(e)).count();
+        let is_run = self.dir.join(config).is_file() || entries.iter().any(|e| e.path().join(config).is_file());
+        if held > 0 && !is_run {
+            return Err(DataError::io(
+                &self.dir,
+                std::io::Error::other(format!(
+                    "refusing to empty this folder: it holds {held} entries but no {config} (in it or a subfolder), \
+                     so it is not a run folder"
+                )),
+            ));
+        }
+        for entry in entries {
             let p = entry.path();
             if p == self.path {
                 continue;
@@ -193,6 +210,11 @@ impl Drop for FolderLock {
             let _ = fs::remove_file(&self.path);
         }
     }
+}
+
+/// Whether a folder entry is a temporary file ([`TEMP_PREFIX`]).
+fn is_temp(entry: &fs::DirEntry) -> bool {
+    entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
 }
 
 /// The holder named in a lock file; `None` when there is none, or when the file cannot be parsed
@@ -329,6 +351,11 @@ mod tests {
         assert!(text.contains(&format!("pid = {}", std::process::id())), "{text}");
         fs::create_dir_all(d.path().join("cv/folds")).unwrap();
         fs::write(d.path().join("REPORT.md"), "x").unwrap();
+        // Not a run folder (no resolved config): nothing is deleted.
+        let e = lock.clear().unwrap_err().to_string();
+        assert!(e.contains("refusing to empty") && e.contains("2 entries"), "{e}");
+        assert!(d.path().join("REPORT.md").is_file() && d.path().join("cv/folds").is_dir());
+        fs::write(d.path().join(crate::run_layout::RESOLVED_CONFIG_FILE), "[run]\nname = \"r\"\n").unwrap();
         lock.clear().unwrap();
         let left: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(left, vec![std::ffi::OsString::from(LOCK_FILE)]);

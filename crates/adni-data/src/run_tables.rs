@@ -296,6 +296,8 @@ pub struct SummaryRow {
     pub ci_high: f64,
     /// Resamples in which the metric was defined.
     pub ci_resamples: usize,
+    /// Confidence level of the interval (e.g. 0.95).
+    pub ci_level: f64,
 }
 
 impl SummaryRow {
@@ -315,6 +317,8 @@ impl SummaryRow {
     pub const CI_HIGH: &'static str = "ci_high";
     /// Column `ci_resamples`.
     pub const CI_RESAMPLES: &'static str = "ci_resamples";
+    /// Column `ci_level`.
+    pub const CI_LEVEL: &'static str = "ci_level";
 
     /// The table.
     pub fn frame(rows: &[SummaryRow]) -> PolarsResult<DataFrame> {
@@ -331,6 +335,7 @@ impl SummaryRow {
                 Column::new(Self::CI_LOW.into(), number(|r| r.ci_low)),
                 Column::new(Self::CI_HIGH.into(), number(|r| r.ci_high)),
                 Column::new(Self::CI_RESAMPLES.into(), count(|r| r.ci_resamples)),
+                Column::new(Self::CI_LEVEL.into(), number(|r| r.ci_level)),
             ],
         )
     }
@@ -404,9 +409,13 @@ mod tests {
             ci_low: 0.25,
             ci_high: 0.75,
             ci_resamples: 100,
+            ci_level: 0.95,
         };
         let df = SummaryRow::frame(&[s]).unwrap();
-        assert_eq!(names(&df), ["metric", "mean", "sd", "folds", "pooled", "ci_low", "ci_high", "ci_resamples"]);
+        assert_eq!(
+            names(&df),
+            ["metric", "mean", "sd", "folds", "pooled", "ci_low", "ci_high", "ci_resamples", "ci_level"]
+        );
         let t = TimingRow::frame(&[TimingRow {
             split: "a".into(),
             epoch: 2,

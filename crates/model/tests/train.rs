@@ -146,6 +146,16 @@ fn reference_run_writes_every_output() {
     let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(md.contains("model after the last epoch"), "{md}");
     assert!(md.contains("resamples of **patients**"), "{md}");
+    // An interval resting on fewer resamples than drawn (a metric undefined in some) says so.
+    let drawn = spec("x").train.bootstrap_samples;
+    let summary = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    for line in summary.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let (metric, valid) = (cells[0], cells[7].parse::<usize>().unwrap());
+        let row = md.lines().find(|l| l.starts_with(&format!("| {metric} |"))).expect("metric row");
+        let note = format!("({valid} of {drawn} resamples)");
+        assert_eq!(row.contains(&note), valid < drawn && !row.ends_with("| n/a |"), "{row} ({valid} valid)");
+    }
     // Where each epoch's time went: waiting for data and the steps are parts of the training
     // loop, which is part of the epoch.
     let timing = std::fs::read_to_string(dir.join("timing.csv")).unwrap();

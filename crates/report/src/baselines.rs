@@ -10,8 +10,11 @@
 //!   knows where to look can use; a CNN far below them has not learnt the planted effect.
 //! - **shortcut checks**, one whole-brain feature each (`mean_intensity`, `total_intensity`,
 //!   `brain_volume`, `csf_volume`, `ventricle_volume`, `visit`) and all of them together
-//!   (`all_whole_brain`). Each must stay near chance (mean balanced accuracy over the folds ≤
-//!   [`SHORTCUT_LIMIT`]); one that does not means the label can be read off a whole-brain
+//!   (`all_whole_brain`). Each must stay near chance: mean balanced accuracy over the folds ≤
+//!   [`SHORTCUT_LIMIT`], and mean ROC AUC ≤ the same limit (a feature can rank the classes well
+//!   while every prediction falls on one side of the 0.5 threshold, which leaves the balanced
+//!   accuracy at 0.5; an AUC *below* 0.5 under cross-validation is anti-learning on a small
+//!   sample, not a readable label). One that does not means the label can be read off a whole-brain
 //!   property. On a synthetic cohort that is a flaw of the generator; on real ADNI it is a
 //!   confound (age, head size, scanner) to report beside the CNN.
 //!
@@ -65,8 +68,8 @@ use adni_data::stats::{mean_sd, roc_auc};
 /// matter ≈ 0.9).
 pub const TISSUE_FRACTION: f64 = 0.6;
 
-/// A shortcut check passes when its mean balanced accuracy over the cross-validation folds is
-/// at most this (the issue's "near chance").
+/// A shortcut check passes when its mean balanced accuracy and its mean ROC AUC over the
+/// cross-validation folds are at most this (the issue's "near chance").
 pub const SHORTCUT_LIMIT: f64 = 0.65;
 
 /// P(AD) at or above this is an AD prediction (for the balanced accuracy).
@@ -680,8 +683,9 @@ pub fn results_frame(rows: &[BaselineRow]) -> Result<DataFrame> {
 /// The summary per feature set, in the order first seen: `feature_set`, `role` (`ceiling` /
 /// `shortcut check`), `folds` (cross-validation folds with a finite balanced accuracy), mean and
 /// SD over those folds of `balanced_accuracy` and `roc_auc`, the hold-out values, and
-/// `shortcut_ok` for shortcut checks: the fold mean of the balanced accuracy (the hold-out value
-/// when the run has no fold) is ≤ [`SHORTCUT_LIMIT`]; empty for the ceiling or without a value.
+/// `shortcut_ok` for shortcut checks: the fold means of the balanced accuracy and of the ROC AUC
+/// (the hold-out values when the run has no fold) are ≤ [`SHORTCUT_LIMIT`] (an undefined AUC
+/// does not count against it); empty for the ceiling or without a balanced accuracy.
 pub fn summary_frame(rows: &[BaselineRow]) -> Result<DataFrame> {
     let mut order: Vec<&str> = Vec::new();
     let mut by_set: BTreeMap<&str, Vec<&BaselineRow>> = BTreeMap::new();
@@ -706,6 +710,7 @@ pub fn summary_frame(rows: &[BaselineRow]) -> Result<DataFrame> {
         let hb = ho.map_or(f64::NAN, |r| r.balanced_accuracy);
         let shortcut = rs.first().is_some_and(|r| r.shortcut);
         let check = if n > 0 { bm } else { hb };
+        let auc_check = if n > 0 { am } else { ho.map_or(f64::NAN, |r| r.roc_auc) };
         name.push(set.to_string());
         role.push(if shortcut { "shortcut check" } else { "ceiling" });
         folds.push(n as i64);
@@ -715,7 +720,10 @@ pub fn summary_frame(rows: &[BaselineRow]) -> Result<DataFrame> {
         auc_s.push(asd);
         ho_ba.push(hb);
         ho_auc.push(ho.map_or(f64::NAN, |r| r.roc_auc));
-        ok.push((shortcut && check.is_finite()).then_some(check <= SHORTCUT_LIMIT));
+        ok.push(
+            (shortcut && check.is_finite())
+                .then_some(check <= SHORTCUT_LIMIT && !(auc_check.is_finite() && auc_check > SHORTCUT_LIMIT)),
+        );
     }
     Ok(DataFrame::new(
         name.len(),
@@ -746,6 +754,9 @@ pub fn interpretation(summary: &DataFrame, cnn_summary: Option<&DataFrame>) -> R
     let sd = column_f64(summary, T, "balanced_accuracy_sd")?;
     let holdout = column_f64(summary, T, "holdout_balanced_accuracy")?;
     let ok = column_str(summary, T, "shortcut_ok")?;
+    let auc = column_f64(summary, T, "roc_auc_mean")?;
+    let auc_holdout = column_f64(summary, T, "holdout_roc_auc")?;
+    let auc_of = |i: usize| if mean[i].is_finite() { auc[i] } else { auc_holdout[i] };
     let value = |i: usize| if mean[i].is_finite() { mean[i] } else { holdout[i] };
     let spread =
         |i: usize| if mean[i].is_finite() && sd[i].is_finite() { format!(" ± {:.2}", sd[i]) } else { String::new() };
@@ -783,12 +794,12 @@ pub fn interpretation(summary: &DataFrame, cnn_summary: Option<&DataFrame>) -> R
     let failed: Vec<String> = shortcuts
         .iter()
         .filter(|&&i| ok[i] == "false")
-        .map(|&i| format!("`{}` ({:.2}{})", names[i], value(i), spread(i)))
+        .map(|&i| format!("`{}` (balanced accuracy {:.2}{}, AUC {:.2})", names[i], value(i), spread(i), auc_of(i)))
         .collect();
     let unknown: Vec<&str> = shortcuts.iter().filter(|&&i| ok[i].is_empty()).map(|&i| names[i].as_str()).collect();
     if !failed.is_empty() {
         text.push_str(&format!(
-            "Shortcut check(s) above {SHORTCUT_LIMIT}: {}: the label can be read off a whole-brain feature \
+            "Shortcut check(s) with a balanced accuracy or AUC above {SHORTCUT_LIMIT}: {}: the label can be read off a whole-brain feature \
              (a flaw of a synthetic cohort; on real data a confound to report beside the CNN).",
             failed.join(", ")
         ));
@@ -796,9 +807,11 @@ pub fn interpretation(summary: &DataFrame, cnn_summary: Option<&DataFrame>) -> R
         shortcuts.iter().filter(|&&i| value(i).is_finite()).max_by(|&&a, &&b| value(a).total_cmp(&value(b)))
     {
         text.push_str(&format!(
-            "Every whole-brain shortcut check stays at or below {SHORTCUT_LIMIT} (highest: `{}`, {:.2}), so none gives the label away.",
+            "Every whole-brain shortcut check stays at or below {SHORTCUT_LIMIT} in balanced accuracy and AUC \
+             (highest balanced accuracy: `{}`, {:.2}; highest AUC {:.2}), so none gives the label away.",
             names[top],
-            value(top)
+            value(top),
+            shortcuts.iter().map(|&i| auc_of(i)).filter(|a| a.is_finite()).fold(f64::NAN, f64::max)
         ));
     } else {
         text.push_str("No shortcut check could be scored.");
@@ -1105,9 +1118,24 @@ mod tests {
         .unwrap();
         let text = interpretation(&summary, Some(&cnn)).unwrap();
         assert!(text.contains("0.90") && text.contains("CNN's 0.60"), "{text}");
-        assert!(text.contains("`csf_volume` (0.75 ± 0.07)") && !text.contains("`visit` ("), "{text}");
+        assert!(
+            text.contains("`csf_volume` (balanced accuracy 0.75 ± 0.07, AUC 0.75)") && !text.contains("`visit` ("),
+            "{text}"
+        );
         let passing = summary_frame(&rows[..5]).unwrap();
         let text = interpretation(&passing, None).unwrap();
-        assert!(text.contains("highest: `visit`, 0.55"), "{text}");
+        assert!(text.contains("highest balanced accuracy: `visit`, 0.55; highest AUC 0.55"), "{text}");
+
+        // Every prediction on one side of 0.5 (balanced accuracy 0.5) while the feature ranks
+        // the classes well (AUC 0.9): it gives the label away, and fails.
+        let ranked = |split: &str| BaselineRow { roc_auc: 0.9, ..row("visit", true, split, 0.5) };
+        let summary = summary_frame(&[ranked("fold1"), ranked("fold2")]).unwrap();
+        assert_eq!(column_str(&summary, "s", "shortcut_ok").unwrap(), vec!["false"]);
+        let text = interpretation(&summary, None).unwrap();
+        assert!(text.contains("`visit` (balanced accuracy 0.50 ± 0.00, AUC 0.90)"), "{text}");
+        // Anti-learning (AUC below 0.5 under cross-validation) is not a readable label.
+        let inverted = |split: &str| BaselineRow { roc_auc: 0.3, ..row("visit", true, split, 0.45) };
+        let summary = summary_frame(&[inverted("fold1"), inverted("fold2")]).unwrap();
+        assert_eq!(column_str(&summary, "s", "shortcut_ok").unwrap(), vec!["true"]);
     }
 }

@@ -300,13 +300,26 @@ pub fn wilson_interval(rate: f64, n: f64) -> (f64, f64) {
     ((centre - half).clamp(0.0, p), (centre + half).clamp(p, 1.0))
 }
 
+/// Below this many units (patients) the effective n of the pointing game is the number of units,
+/// whatever the hits: a cluster-robust variance from fewer clusters is too unstable to trust
+/// (Cameron & Miller 2015, "A practitioner's guide to cluster-robust inference"), and a design
+/// effect read from the hits would make the interval jump (0 of 7 scans of 2 patients gave
+/// n = 2, 1 of 7 gave n = 7 and a *narrower* interval).
+pub const MIN_UNITS_FOR_DESIGN_EFFECT: usize = 20;
+
 /// Effective number of independent trials behind the hit rate of `hits` whose trials come in
-/// units (patients; `None`: independent trials, `n`): `n ÷` the design effect, which is the
-/// cluster-robust variance of the rate, `Σ_u (hits_u − p·n_u)² / n²`, over the binomial
-/// `p(1 − p)/n`, never below 1. Where every trial has the same outcome the variance ratio is
-/// undefined and the result is the number of units (perfect agreement within units, the
-/// conservative reading); one unit gives 1. With one trial per unit this is `n`, so the Wilson
-/// interval is the usual one.
+/// units (patients; `None`: independent trials, `n`), always between the number of units `c`
+/// and the number of trials `n`:
+///
+/// - fewer than [`MIN_UNITS_FOR_DESIGN_EFFECT`] units: `c`, the conservative reading (perfect
+///   agreement within a patient). It does not depend on the hits, so the Wilson interval moves
+///   up with every added hit and never narrows towards a boundary (tested for every hit pattern
+///   of up to 8 scans in up to 3 patients);
+/// - otherwise `n ÷` the design effect, the cluster-robust variance of the rate,
+///   `Σ_u (hits_u − p·n_u)² / n²`, over the binomial `p(1 − p)/n`, clamped to `[c, n]`; where
+///   every trial has the same outcome the variance ratio is undefined and the result is `c`.
+///
+/// With one trial per unit this is `n`, so the Wilson interval is the usual one.
 pub fn effective_n(hits: &[bool], units: Option<&[String]>) -> Result<f64> {
     let n = hits.len();
     let Some(names) = units else { return Ok(n as f64) };
@@ -332,16 +345,13 @@ pub fn effective_n(hits: &[bool], units: Option<&[String]>) -> Result<f64> {
     let c = per_unit.len() as f64;
     let nf = n as f64;
     let p = per_unit.iter().map(|u| u.0).sum::<f64>() / nf;
-    if per_unit.len() == 1 {
-        return Ok(1.0);
-    }
-    if p <= 0.0 || p >= 1.0 {
+    if per_unit.len() < MIN_UNITS_FOR_DESIGN_EFFECT || p <= 0.0 || p >= 1.0 {
         return Ok(c);
     }
     let clustered = per_unit.iter().map(|(h, m)| (h - p * m).powi(2)).sum::<f64>() / (nf * nf);
     let binomial = p * (1.0 - p) / nf;
-    let design_effect = (clustered / binomial).max(1.0);
-    Ok((nf / design_effect).max(1.0))
+    let design_effect = clustered / binomial;
+    Ok((nf / design_effect).clamp(c, nf))
 }
 
 /// A seed for one (group, metric) stream: FNV-1a over the seed and the parts, then a SplitMix64
@@ -648,7 +658,8 @@ pub fn verdicts(summary: &DataFrame) -> Result<DataFrame> {
 }
 
 /// Sentences about a [`verdicts`] table, every number taken from it: first whether the target
-/// is met (at least `min_passing` methods pass, every one of `required` among them), then one
+/// is met (at least `min_passing` methods pass, every one of `required` among them; a required
+/// method absent from the table is named as not run, not as failing), then one
 /// line per method that does not pass, saying which test it fails and by how much (or why it
 /// cannot be judged).
 pub fn verdict_lines(verdict: &DataFrame, required: &[&str], min_passing: usize) -> Result<Vec<String>> {
@@ -665,11 +676,14 @@ pub fn verdict_lines(verdict: &DataFrame, required: &[&str], min_passing: usize)
     let f = format_float;
     let passing: Vec<&str> =
         (0..method.len()).filter(|&i| passes[i] == Some(true)).map(|i| method[i].as_str()).collect();
-    let missing: Vec<&str> = required.iter().copied().filter(|r| !passing.contains(r)).collect();
-    let met = passing.len() >= min_passing && missing.is_empty();
+    // required methods that were scored but do not pass, and those that were not run at all
+    let missing: Vec<&str> =
+        required.iter().copied().filter(|r| !passing.contains(r) && method.iter().any(|m| m == r)).collect();
+    let not_run: Vec<&str> = required.iter().copied().filter(|r| !method.iter().any(|m| m == r)).collect();
+    let met = passing.len() >= min_passing && missing.is_empty() && not_run.is_empty();
     let mut lines = vec![format!(
         "Target ({min_passing} or more methods with mean mass accuracy ≥ {}× chance and a 95 % lower bound above the \
-         randomised model's mean{}): **{}**. {} of {} methods pass{}{}.",
+         randomised model's mean{}): **{}**. {} of {} methods pass{}{}{}.",
         TARGET_FACTOR,
         if required.is_empty() { String::new() } else { format!(", {} among them", required.join(" and ")) },
         if met { "met" } else { "not met" },
@@ -677,6 +691,7 @@ pub fn verdict_lines(verdict: &DataFrame, required: &[&str], min_passing: usize)
         method.len(),
         if passing.is_empty() { String::new() } else { format!(" ({})", passing.join(", ")) },
         if missing.is_empty() { String::new() } else { format!("; not passing: {}", missing.join(", ")) },
+        if not_run.is_empty() { String::new() } else { format!("; not run: {}", not_run.join(", ")) },
     )];
     for i in (0..method.len()).filter(|&i| passes[i] != Some(true)) {
         if !mass[i].is_finite() {
@@ -828,15 +843,59 @@ mod tests {
         // no clusters, or one scan per patient: n
         assert_eq!(effective_n(&hits, None).unwrap(), 4.0);
         assert_eq!(effective_n(&hits, Some(&names(&["a", "b", "c", "d"]))).unwrap(), 4.0);
-        // patients agree within, disagree between: p = 1/2, Σ (2 − 1)² + (0 − 1)² = 2 → 2/16 vs
-        // 1/16: design effect 2, n_eff 2 (= the patients)
+        // few patients: the number of patients, whatever the hits
         assert_eq!(effective_n(&hits, Some(&names(&["a", "a", "b", "b"]))).unwrap(), 2.0);
-        // each patient half hits: no extra variance, n stays 4
-        assert_eq!(effective_n(&hits, Some(&names(&["a", "b", "a", "b"]))).unwrap(), 4.0);
-        // all hits: the number of patients; one patient: 1
+        assert_eq!(effective_n(&hits, Some(&names(&["a", "b", "a", "b"]))).unwrap(), 2.0);
         assert_eq!(effective_n(&[true; 5], Some(&names(&["a", "a", "b", "b", "c"]))).unwrap(), 3.0);
         assert_eq!(effective_n(&hits, Some(&names(&["a"; 4]))).unwrap(), 1.0);
         assert!(effective_n(&hits, Some(&names(&["a"]))).is_err());
+        // many patients (two scans each): the design effect, between the patients and the scans
+        let units: Vec<String> = (0..40).map(|i| format!("p{}", i / 2)).collect();
+        // patients agree within, disagree between: design effect 2, n_eff 20 (= the patients)
+        let agree: Vec<bool> = (0..40).map(|i| (i / 2) % 2 == 0).collect();
+        assert!((effective_n(&agree, Some(&units)).unwrap() - 20.0).abs() < 1e-9);
+        // each patient half hits: below-binomial variance, clamped to the scans
+        let half: Vec<bool> = (0..40).map(|i| i % 2 == 0).collect();
+        assert_eq!(effective_n(&half, Some(&units)).unwrap(), 40.0);
+        // no hit: the patients
+        assert_eq!(effective_n(&[false; 40], Some(&units)).unwrap(), 20.0);
+    }
+
+    #[test]
+    fn adding_a_hit_never_narrows_the_pointing_interval_with_few_patients() {
+        // the reviewer's case: 7 scans of 2 patients; 0 hits gave [0, 0.658], 1 hit [0.026, 0.513]
+        let units = names(&["a", "a", "a", "a", "b", "b", "b"]);
+        let interval = |h: &[bool]| {
+            wilson_interval(
+                h.iter().filter(|&&x| x).count() as f64 / h.len() as f64,
+                effective_n(h, Some(&units)).unwrap(),
+            )
+        };
+        let none = interval(&[false; 7]);
+        let one = interval(&[true, false, false, false, false, false, false]);
+        assert!(one.1 >= none.1 && one.0 >= none.0, "{none:?} → {one:?}");
+        assert!((none.1 - wilson_interval(0.0, 2.0).1).abs() < 1e-12, "{none:?}");
+        // every hit pattern of 2 to 8 scans in 1 to 3 patients: turning a miss into a hit moves
+        // both bounds up (or leaves them), so the upper bound never falls
+        for n in 2..=8usize {
+            for c in 1..=3usize.min(n) {
+                let units: Vec<String> = (0..n).map(|i| format!("p{}", i * c / n)).collect();
+                for pattern in 0u32..(1 << n) {
+                    let h: Vec<bool> = (0..n).map(|i| pattern >> i & 1 == 1).collect();
+                    let rate = |h: &[bool]| h.iter().filter(|&&x| x).count() as f64 / n as f64;
+                    let before = wilson_interval(rate(&h), effective_n(&h, Some(&units)).unwrap());
+                    for i in (0..n).filter(|&i| !h[i]) {
+                        let mut more = h.clone();
+                        more[i] = true;
+                        let after = wilson_interval(rate(&more), effective_n(&more, Some(&units)).unwrap());
+                        assert!(
+                            after.0 >= before.0 - 1e-12 && after.1 >= before.1 - 1e-12,
+                            "n {n}, {c} patients, {h:?} → {more:?}: {before:?} → {after:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -986,6 +1045,13 @@ mod tests {
         assert!(lines[1].contains("0.1500") && !lines[1].contains("randomised"), "{}", lines[1]);
         let lines = verdict_lines(&v, &["good"], 1).unwrap();
         assert!(lines[0].contains("**met**"), "{}", lines[0]);
+        // a required method that never ran is named as not run, not as failing, and the target
+        // is not met without it
+        let lines = verdict_lines(&v, &["good", "occlusion"], 1).unwrap();
+        assert!(lines[0].contains("**not met**") && lines[0].ends_with("; not run: occlusion."), "{}", lines[0]);
+        assert!(!lines[0].contains("not passing"), "{}", lines[0]);
+        let lines = verdict_lines(&v, &["weak", "occlusion"], 1).unwrap();
+        assert!(lines[0].contains("; not passing: weak; not run: occlusion."), "{}", lines[0]);
     }
 
     #[test]

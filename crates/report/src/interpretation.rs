@@ -317,16 +317,25 @@ pub fn concat_tables(parts: &[std::path::PathBuf], out: &std::path::Path) -> Res
 
 /// Adds up the timing tables of several shards (maps and seconds per method and model, in the
 /// first shard's row order, rows only later shards have after them) and writes `timing.csv`.
+/// A shard without rows (it was given no scan: more shards than scans) adds nothing; an error
+/// names the shard's file.
 pub fn merge_timing(parts: &[std::path::PathBuf], layout: &RelevanceLayout) -> Result<()> {
+    use crate::error::ResultExt as _;
     let mut t = InterpretationTables::new();
     let mut order: Vec<(String, String)> = Vec::new();
     let mut sums: BTreeMap<(String, String), (usize, f64)> = BTreeMap::new();
     for part in parts {
-        let df = read_csv(part)?;
+        let context = || format!("merging the shards' timing tables: {}", part.display());
+        let df = read_csv(part).with_context(context)?;
+        // A header-only table types its columns as text; it holds nothing to add.
+        if df.height() == 0 {
+            continue;
+        }
         let table = "timing.csv";
-        let (methods, models) = (column_str(&df, table, "method")?, column_str(&df, table, "model")?);
-        let scans = crate::tables::column_f64(&df, table, "scans")?;
-        let seconds = crate::tables::column_f64(&df, table, "seconds")?;
+        let methods = column_str(&df, table, "method").with_context(context)?;
+        let models = column_str(&df, table, "model").with_context(context)?;
+        let scans = crate::tables::column_f64(&df, table, "scans").with_context(context)?;
+        let seconds = crate::tables::column_f64(&df, table, "seconds").with_context(context)?;
         for (((method, model), n), s) in methods.into_iter().zip(models).zip(scans).zip(seconds) {
             let key = (method, model);
             if !sums.contains_key(&key) {
@@ -417,5 +426,31 @@ mod tests {
         std::fs::write(layout.index(), "method,group,n_scans,file\nlrp,AD,many,maps/lrp_AD.nii.gz\n").unwrap();
         let e = read_index(&layout).unwrap_err().to_string();
         assert!(e.contains("n_scans") && e.contains("row 2") && e.contains("`many`"), "{e}");
+    }
+
+    #[test]
+    fn merging_timing_skips_shards_without_scans_and_names_a_bad_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = "method,model,scans,seconds,seconds_per_scan\n";
+        let full = dir.path().join("shard1.csv");
+        std::fs::write(&full, format!("{header}lrp,trained,2,6.0,3.0\nlrp,random,2,2.0,1.0\n")).unwrap();
+        // A shard given no scan (more shards than test scans) writes the header alone.
+        let empty = dir.path().join("shard2.csv");
+        std::fs::write(&empty, header).unwrap();
+        let other = dir.path().join("shard3.csv");
+        std::fs::write(&other, format!("{header}lrp,trained,1,3.0,3.0\n")).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let layout = RelevanceLayout::new(out.path());
+        merge_timing(&[full.clone(), empty, other], &layout).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(layout.timing()).unwrap(),
+            format!("{header}lrp,trained,3,9.0,3.0\nlrp,random,2,2.0,1.0\n")
+        );
+        let bad = dir.path().join("shard4.csv");
+        std::fs::write(&bad, format!("{header}lrp,trained,many,3.0,3.0\n")).unwrap();
+        let e = merge_timing(&[full, bad.clone()], &layout).unwrap_err();
+        assert!(e.to_string().contains(&bad.display().to_string()), "{e}");
+        let cause = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+        assert!(cause.contains("column `scans`") && cause.contains("expected numbers"), "{cause}");
     }
 }

@@ -14,7 +14,7 @@
 //! | LRP conservation | [`conservation_markdown`] |
 //! | `## Can the maps be trusted?` | [`sanity_markdown`] |
 //! | `## Dose–response and null check` | [`sweep_paragraph`] |
-//! | `## What differs from the paper` | [`differences`], [`training_differences`] |
+//! | `## What differs from the paper` | [`differences`], [`training_differences_for`] |
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -77,6 +77,8 @@ pub struct ReportContext {
     pub bootstrap: Bootstrap,
     /// Where `cargo xtask sweep` writes this config's effect-size sweep.
     pub sweep_dir: PathBuf,
+    /// The flatten of the network the run trained (from a fold's `network.json`), where known.
+    pub trained_flatten: Option<Flatten>,
 }
 
 /// A training recipe, the values `REPORT.md` compares with the paper's.
@@ -132,6 +134,9 @@ pub struct RelevanceSetup {
     pub lrp_rule: String,
     /// What the methods other than LRP explain, by name.
     pub output: String,
+    /// `[relevance] ground_truth_fraction`: the ground-truth mask holds the voxels whose planted
+    /// loss is at least this fraction of the scan's largest.
+    pub ground_truth_fraction: f32,
 }
 
 /// The parts of `REPORT.md` that the runner writes.
@@ -175,14 +180,16 @@ pub fn write_report_md(ctx: &ReportContext, root: &Path, runner: &RunnerSections
             let _ = writeln!(
                 md,
                 "- Synthetic ADNI-like cohort in `{}`: {:?} anatomy, {} CN / {} AD / {} MCI patients, seed {}, effect size \
-                 {} (atrophy planted in the medial temporal lobe; ground truth per scan).",
+                 {} (atrophy planted in {}; ground truth per scan).\n- {}",
                 ctx.cohort_dir.display(),
                 s.anatomy,
                 s.n_cn,
                 s.n_ad,
                 s.n_mci,
                 s.seed,
-                s.effect_size
+                s.effect_size,
+                planted_regions(&s.atrophy_regions, &s.region_weights),
+                truth_mask_sentence(Some(ctx.relevance.ground_truth_fraction))
             );
         }
     }
@@ -230,10 +237,10 @@ pub fn write_report_md(ctx: &ReportContext, root: &Path, runner: &RunnerSections
     let tables = root.join("report").join("tables");
     md.push_str(&figures_and_tables_markdown(root));
     if let Some(text) = ground_truth_markdown(&ctx.bootstrap, &tables)? {
-        let _ = writeln!(md, "\n### Relevance against the planted atrophy (trained vs randomised weights)\n\n{text}");
+        let _ = writeln!(md, "\n## Relevance against the planted atrophy (trained vs randomised weights)\n\n{text}");
     }
     if let Some(text) = conservation_markdown(&ctx.relevance.lrp_rule, &tables)? {
-        let _ = writeln!(md, "\n### LRP conservation\n\n{text}");
+        let _ = writeln!(md, "\n## LRP conservation\n\n{text}");
     }
     let _ = writeln!(
         md,
@@ -334,7 +341,7 @@ pub fn sanity_markdown(
          taught.\n\
          - **Faithfulness** (Samek et al. 2017): delete the most relevant voxels (or atlas regions) first and watch \
          P(explained class) fall; AOPC is the mean fall over the deletion steps. Faithful when its 95 % interval lies \
-         above that of deleting the same voxels in random order.\n\
+         above that of deleting the same voxels in random order, on the same scans.\n\
          - **Ground truth** (synthetic cohorts): relevance mass accuracy on the planted atrophy, as above.\n\n\
          Intervals: percentile bootstrap of the mean over patients, as for the ground truth.\n",
         sanity::RANDOMISATION_THRESHOLD,
@@ -371,6 +378,16 @@ pub fn sanity_markdown(
             let _ = writeln!(md, "![{caption}]({})\n", rel_link(&png));
         }
     }
+    if let Some(df) = read("sanity_cascade")?
+        && let Some(line) = cascade_note(&df).with_context(|| "reading sanity_cascade.csv")?
+    {
+        let _ = writeln!(md, "{line}\n");
+    }
+    if let Some(df) = read("faithfulness_aopc")?
+        && let Some(line) = deletion_note(&df).with_context(|| "reading faithfulness_aopc.csv")?
+    {
+        let _ = writeln!(md, "{line}\n");
+    }
     if let Some(t) = &trust {
         let _ = writeln!(md, "{}", sanity::trust_paragraph(t).with_context(|| "reading trust_summary.csv")?);
     }
@@ -403,6 +420,64 @@ pub fn sanity_markdown(
         let _ = writeln!(md, "Time (this machine): {}{total}.", parts.join(", "));
     }
     Ok(md.trim_end().to_string())
+}
+
+/// A sentence under the cascade figure naming the methods whose trained maps are constant on
+/// every scan (the `original` row of `sanity_cascade.csv` with every scan undefined): they have
+/// no similarity and are not drawn. `None` when there are none.
+pub fn cascade_note(cascade: &DataFrame) -> Result<Option<String>> {
+    const TABLE: &str = "sanity_cascade.csv";
+    let (method, step) = (column_str(cascade, TABLE, "method")?, column_str(cascade, TABLE, "step")?);
+    let (n, undefined) = (column_f64(cascade, TABLE, "n_scans")?, column_f64(cascade, TABLE, "n_undefined")?);
+    let constant: Vec<String> = (0..cascade.height())
+        .filter(|&i| step[i] == crate::sanity::ORIGINAL_STEP && n[i] > 0.0 && undefined[i] >= n[i])
+        .map(|i| format!("{} ({} scans)", method[i], n[i]))
+        .collect();
+    Ok((!constant.is_empty()).then(|| {
+        format!(
+            "Not drawn in the cascade figure: {}: the trained model's map is constant on the brain on every scan, \
+             so no similarity to it is defined (`n_undefined` in the [cascade table](report/tables/sanity_cascade.md)).",
+            constant.join(", ")
+        )
+    }))
+}
+
+/// A sentence under the deletion figures from `faithfulness_aopc.csv`: on how many of the scans
+/// each method's map ranks voxels (curves and AOPC use those scans only, the random order
+/// too), and which methods rank none and are left off the figures. `None` when every method
+/// ranks every scan.
+pub fn deletion_note(aopc: &DataFrame) -> Result<Option<String>> {
+    const TABLE: &str = "faithfulness_aopc.csv";
+    let (kind, method, ordering) =
+        (column_str(aopc, TABLE, "kind")?, column_str(aopc, TABLE, "method")?, column_str(aopc, TABLE, "ordering")?);
+    let n = column_f64(aopc, TABLE, "n_scans")?;
+    let total = n.iter().copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    let (mut none, mut some): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for i in 0..aopc.height() {
+        if kind[i] != crate::sanity::VOXELS || ordering[i] != crate::sanity::RELEVANCE_ORDER || !n[i].is_finite() {
+            continue;
+        }
+        if n[i] == 0.0 {
+            none.push(method[i].clone());
+        } else if n[i] < total {
+            some.push(format!("{} on {} of {total}", method[i], n[i]));
+        }
+    }
+    if none.is_empty() && some.is_empty() {
+        return Ok(None);
+    }
+    let mut text = String::from(
+        "A map constant on the brain ranks no voxel, so its deletion order is only the random tie-break: such scans \
+         are left out of a method's deletion curves and AOPC, and of the random order it is compared with (the same \
+         scans, so the comparison is paired).",
+    );
+    if !none.is_empty() {
+        let _ = write!(text, " No ranking scan, so not drawn: {}.", none.join(", "));
+    }
+    if !some.is_empty() {
+        let _ = write!(text, " Fewer scans: {} scans.", some.join("; "));
+    }
+    Ok(Some(text))
 }
 
 /// One paragraph on LRP's conservation (rule `lrp_rule`) from `lrp_conservation.csv` in
@@ -455,11 +530,13 @@ pub fn ground_truth_markdown(bootstrap: &Bootstrap, tables: &Path) -> Result<Opt
          averaged over the scans: what a map uniform over the brain scores for mass and rank accuracy, and the hit \
          rate of a randomly placed maximum. 95 % intervals: percentile bootstrap of the mean over **patients** \
          ({} resamples, seed {}; a patient's scans are correlated, so they are drawn together) for mass and rank \
-         accuracy; Wilson score interval on the effective number of scans under that clustering for the pointing \
-         game. A map with no positive value in the brain leaves its scan out (`n_undefined`). \
+         accuracy; Wilson score interval for the pointing game on the effective number of scans under that \
+         clustering (the number of patients when there are fewer than {}, so that an added hit never narrows it). A map with no positive value in the brain leaves its scan out (`n_undefined`). \
          Tables: [summary](report/tables/ground_truth_summary.md), [verdicts](report/tables/ground_truth_verdict.md), \
          [per scan](report/tables/ground_truth_per_scan.md).\n",
-        bootstrap.samples, bootstrap.seed
+        bootstrap.samples,
+        bootstrap.seed,
+        crate::ground_truth::MIN_UNITS_FOR_DESIGN_EFFECT
     );
     let _ = writeln!(md, "{}", to_markdown(&ground_truth_display(&summary)?)?);
     let _ = writeln!(
@@ -468,26 +545,51 @@ pub fn ground_truth_markdown(bootstrap: &Bootstrap, tables: &Path) -> Result<Opt
          the trained model's 95 % lower bound above the randomised model's mean; `passes` = both.\n",
         crate::ground_truth::TARGET_FACTOR
     );
-    let _ = writeln!(md, "{}", to_markdown(&verdict)?);
+    let _ = writeln!(md, "{}", to_markdown(&with_na(&verdict)?)?);
     for line in crate::ground_truth::verdict_lines(&verdict, &GT_TARGET_REQUIRED, GT_TARGET_MIN_PASSING)? {
         let _ = writeln!(md, "- {line}");
     }
     Ok(Some(md.trim_end().to_string()))
 }
 
+/// A number for a Markdown table: [`format_float`], or `n/a` when it is not finite (the word the
+/// sanity tables use).
+fn float_or_na(v: f64) -> String {
+    if v.is_finite() { format_float(v) } else { "n/a".to_string() }
+}
+
+/// `df` with every float column written as text by [`float_or_na`], for a Markdown table.
+fn with_na(df: &DataFrame) -> Result<DataFrame> {
+    let cols: Vec<Column> = df
+        .columns()
+        .iter()
+        .map(|c| -> Result<Column> {
+            if matches!(c.dtype(), polars::prelude::DataType::Float32 | polars::prelude::DataType::Float64) {
+                let v = column_f64(df, "table", c.name())?;
+                Ok(Column::new(c.name().clone(), v.into_iter().map(float_or_na).collect::<Vec<_>>()))
+            } else {
+                Ok(c.clone())
+            }
+        })
+        .collect::<Result<_>>()?;
+    Ok(DataFrame::new(df.height(), cols)?)
+}
+
 /// The ground-truth summary for people: per method and model, scans (patients), chance, and each
-/// score as `mean [low, high]`.
+/// score as `mean [low, high]` (`n/a` for an undefined value).
 pub fn ground_truth_display(summary: &DataFrame) -> Result<DataFrame> {
     const TABLE: &str = "ground_truth_summary.csv";
     let text = |c: &str| column_str(summary, TABLE, c);
     let num = |c: &str| column_f64(summary, TABLE, c);
-    let f = format_float;
+    let f = float_or_na;
     let (scans, undefined) = (num("n_scans")?, num("n_undefined")?);
     // all null (no patient column) reads back as text
     let patients = num("n_patients").unwrap_or_else(|_| vec![f64::NAN; summary.height()]);
     let with_ci = |m: &str, lo: &str, hi: &str| -> Result<Vec<String>> {
         let (m, lo, hi) = (num(m)?, num(lo)?, num(hi)?);
-        Ok((0..m.len()).map(|i| format!("{} [{}, {}]", f(m[i]), f(lo[i]), f(hi[i]))).collect())
+        Ok((0..m.len())
+            .map(|i| if m[i].is_finite() { format!("{} [{}, {}]", f(m[i]), f(lo[i]), f(hi[i])) } else { f(m[i]) })
+            .collect())
     };
     let scans_text: Vec<String> = (0..summary.height())
         .map(|i| {
@@ -519,11 +621,64 @@ pub fn ground_truth_display(summary: &DataFrame) -> Result<DataFrame> {
     )?)
 }
 
+/// The width of the paper's flatten on the 2 mm grid (97 × 115 × 97), where dropout 0.8 was
+/// measured to keep the training loss at chance (docs/EXPERIMENTS.md).
+const PAPER_FLATTEN_2MM: usize = 128;
+
+/// The flatten of a trained network: its width and the input grid it was computed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flatten {
+    /// Features after the four blocks (channels of the last block × remaining voxels).
+    pub width: usize,
+    /// The input grid `[D, H, W]`.
+    pub grid: [usize; 3],
+}
+
+/// The planted regions of the synthetic cohort in words, each with its weight when the weights
+/// are given (`Hippocampus (1), Amygdala (0.9), …`); both sides of each.
+pub fn planted_regions(regions: &[String], weights: &[f64]) -> String {
+    if regions.is_empty() {
+        return "no region (no `atrophy_regions`)".to_string();
+    }
+    let named: Vec<String> = regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| match weights.get(i) {
+            Some(w) if weights.len() == regions.len() => format!("{r} ({w})"),
+            _ => r.clone(),
+        })
+        .collect();
+    let weighted = if weights.len() == regions.len() { ", weight in brackets" } else { "" };
+    format!("{}, both hemispheres{weighted}", named.join(", "))
+}
+
+/// The definition of the ground-truth mask, with the fraction the run used where known.
+pub fn truth_mask_sentence(fraction: Option<f32>) -> String {
+    let threshold = match fraction {
+        Some(f) => format!("{f} (`[relevance] ground_truth_fraction`) ×"),
+        None => "`[relevance] ground_truth_fraction` ×".to_string(),
+    };
+    format!(
+        "Ground-truth mask of a scan: the voxels whose planted tissue loss, on the model's grid (downsampled as \
+         the scans are), is at least {threshold} the scan's largest planted loss; scores count it inside the brain \
+         mask."
+    )
+}
+
+/// [`training_differences_for`] without knowing the trained network's flatten: the dropout
+/// sentence names only the 2 mm measurement behind it.
+pub fn training_differences(effect_size: f64, training: &TrainingSetup) -> Vec<String> {
+    training_differences_for(effect_size, training, None)
+}
+
 /// The ways the synthetic data (effect size `effect_size`; the generator's unit effect is 1), the
 /// network and the training recipe differ from the paper's, one sentence each (empty for the
 /// paper's exact recipe on ADNI). `REPORT.md` is written by `reproduce-paper`, so the epochs are
-/// those of its `[reproduce]` section.
-pub fn training_differences(effect_size: f64, training: &TrainingSetup) -> Vec<String> {
+/// those of its `[reproduce]` section. `flatten` is the trained network's:
+/// the dropout sentence names its width, and says that the measurement behind the lower dropout
+/// was made on the paper's 2 mm network when this one differs; without it the sentence names
+/// only that measurement.
+pub fn training_differences_for(effect_size: f64, training: &TrainingSetup, flatten: Option<&Flatten>) -> Vec<String> {
     const WHY: &str = "measured in docs/EXPERIMENTS.md";
     let (t, paper) = (&training.used, &training.paper);
     let mut d = Vec::new();
@@ -534,11 +689,25 @@ pub fn training_differences(effect_size: f64, training: &TrainingSetup) -> Vec<S
         ));
     }
     if t.dropout != paper.dropout {
-        d.push(format!(
-            "Dropout {} on the flatten instead of {} (at 2 mm the flatten is 128 wide and dropout 0.8 keeps the \
-             training loss at chance; {WHY}).",
-            t.dropout, paper.dropout
-        ));
+        let measured = format!(
+            "on the paper's network at 2 mm the flatten is {PAPER_FLATTEN_2MM} wide and dropout {} keeps the training \
+             loss at chance; {WHY}",
+            paper.dropout
+        );
+        let why = match flatten {
+            Some(f) if f.width == PAPER_FLATTEN_2MM && training.network.is_none() => measured,
+            Some(f) => format!(
+                "here the flatten is {} wide (input grid {}×{}×{}{}); the lower dropout rests on a measurement \
+                 elsewhere: {measured}",
+                f.width,
+                f.grid[0],
+                f.grid[1],
+                f.grid[2],
+                if training.network.is_some() { ", the network below" } else { "" }
+            ),
+            None => measured,
+        };
+        d.push(format!("Dropout {} on the flatten instead of {} ({why}).", t.dropout, paper.dropout));
     }
     if let Some(network) = &training.network {
         d.push(format!("Network: {network} instead of the paper's layers."));
@@ -592,7 +761,8 @@ pub fn sweep_paragraph(sweep_dir: &Path, root: &Path) -> String {
     }
 }
 
-/// The differences between this configuration and the study, in words: a Markdown list.
+/// The differences between this configuration and the study, in words: a Markdown list, with
+/// the flatten of the network actually trained where the context knows it.
 pub fn differences(ctx: &ReportContext) -> String {
     let mut d = Vec::new();
     match &ctx.own_table {
@@ -610,7 +780,7 @@ pub fn differences(ctx: &ReportContext) -> String {
     }
     // The effect size is the synthetic cohort's; a user's own data have none.
     let effect = if ctx.own_table.is_some() { 1.0 } else { ctx.cohort.effect_size };
-    d.extend(training_differences(effect, &ctx.training));
+    d.extend(training_differences_for(effect, &ctx.training, ctx.trained_flatten.as_ref()));
     d.push(format!("Hold-out: {} AD + {} CN patients (the study: 30 + 30 of 344).", ctx.holdout.0, ctx.holdout.1));
     let r = &ctx.relevance;
     d.push(format!(
@@ -713,9 +883,11 @@ mod tests {
                 scans_per_cn_patient: 0,
                 lrp_rule: "epsilon".into(),
                 output: "logit".into(),
+                ground_truth_fraction: 0.2,
             },
             bootstrap: Bootstrap { samples: 300, seed: 7, cluster: Some("PTID".into()) },
             sweep_dir: workspace.join("results").join("quick-sweep"),
+            trained_flatten: None,
         }
     }
 
@@ -794,7 +966,7 @@ mod tests {
         assert_eq!(names[..4], ["method", "model", "scans", "chance"]);
         assert_eq!(column_str(&d, "d", "scans").unwrap(), ["2 (1 patients)", "2 (1 patients)"]);
         // no resamples: NaN bounds
-        assert_eq!(column_str(&d, "d", "mass accuracy [95 % CI]").unwrap()[0], "0.4000 [NaN, NaN]");
+        assert_eq!(column_str(&d, "d", "mass accuracy [95 % CI]").unwrap()[0], "0.4000 [n/a, n/a]");
     }
 
     #[test]
@@ -900,6 +1072,89 @@ mod tests {
     }
 
     #[test]
+    fn data_section_names_the_planted_regions_and_the_mask() {
+        let regions: Vec<String> = ["Hippocampus", "Inferior temporal"].iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            planted_regions(&regions, &[1.0, 0.5]),
+            "Hippocampus (1), Inferior temporal (0.5), both hemispheres, weight in brackets"
+        );
+        assert_eq!(planted_regions(&regions, &[]), "Hippocampus, Inferior temporal, both hemispheres");
+        assert!(
+            truth_mask_sentence(Some(0.25))
+                .contains("at least 0.25 (`[relevance] ground_truth_fraction`) × the scan's largest planted loss")
+        );
+        assert!(truth_mask_sentence(None).contains("at least `[relevance] ground_truth_fraction` × the scan's"));
+        // the report's Data section, with the run's `[relevance] ground_truth_fraction`
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let mut ctx = context(root);
+        ctx.relevance.ground_truth_fraction = 0.25;
+        ctx.cohort.atrophy_regions = regions;
+        ctx.cohort.region_weights = vec![1.0, 0.5];
+        let runner = RunnerSections { stages: "", baselines: "", sanity: None };
+        let md = write_report_md(&ctx, root, &runner).unwrap();
+        assert!(md.contains("atrophy planted in Hippocampus (1), Inferior temporal (0.5), both hemispheres"), "{md}");
+        assert!(!md.contains("medial temporal lobe"), "{md}");
+        assert!(md.contains("at least 0.25 (`[relevance] ground_truth_fraction`)"), "{md}");
+    }
+
+    #[test]
+    fn sanity_notes_name_constant_maps_and_scan_counts() {
+        let aopc = DataFrame::new(
+            6,
+            vec![
+                Column::new("kind".into(), ["voxels", "voxels", "voxels", "voxels", "voxels", "regions"]),
+                Column::new("method".into(), ["a", "a", "gb", "gb", "gc", "gb"]),
+                Column::new(
+                    "ordering".into(),
+                    ["relevance", "random", "relevance", "random", "relevance", "relevance"],
+                ),
+                Column::new("n_scans".into(), [7u64, 7, 0, 0, 5, 0]),
+            ],
+        )
+        .unwrap();
+        let note = deletion_note(&aopc).unwrap().unwrap();
+        assert!(note.contains("No ranking scan, so not drawn: gb.") && note.contains("gc on 5 of 7 scans"), "{note}");
+        assert!(deletion_note(&aopc.head(Some(2))).unwrap().is_none());
+        let cascade = DataFrame::new(
+            3,
+            vec![
+                Column::new("method".into(), ["a", "gb", "gb"]),
+                Column::new("step".into(), ["original", "original", "dense_3"]),
+                Column::new("n_scans".into(), [2u64, 2, 2]),
+                Column::new("n_undefined".into(), [1u64, 2, 2]),
+            ],
+        )
+        .unwrap();
+        let note = cascade_note(&cascade).unwrap().unwrap();
+        assert!(note.starts_with("Not drawn in the cascade figure: gb (2 scans):"), "{note}");
+        assert!(cascade_note(&cascade.head(Some(1))).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_dropout_sentence_names_the_flatten_of_the_network_trained() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        // the quick run's network: 4 channels, pools 2, 2, 1, 1, kernel 3 on 40×48×40
+        let f = Flatten { width: 4 * 4 * 6 * 4, grid: [40, 48, 40] };
+        let mut ctx = context(root);
+        let d = training_differences_for(1.0, &ctx.training, Some(&f)).join("\n");
+        assert!(
+            d.contains("Dropout 0.5 on the flatten instead of 0.8 (here the flatten is 384 wide (input grid 40×48×40)"),
+            "{d}"
+        );
+        assert!(d.contains("on the paper's network at 2 mm the flatten is 128 wide"), "{d}");
+        let paper_2mm = Flatten { width: 128, grid: [97, 115, 97] };
+        let d = training_differences_for(1.0, &ctx.training, Some(&paper_2mm)).join("\n");
+        assert!(d.contains("(on the paper's network at 2 mm the flatten is 128 wide") && !d.contains("here"), "{d}");
+        ctx.training.network = Some("NetworkConfig { .. }".into());
+        let d = training_differences_for(1.0, &ctx.training, Some(&f)).join("\n");
+        assert!(d.contains("(input grid 40×48×40, the network below)"), "{d}");
+        ctx.trained_flatten = Some(f);
+        assert!(differences(&ctx).contains("384 wide"));
+    }
+
+    #[test]
     fn report_md_has_every_section_and_html_beside_it() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("results").join("quick");
@@ -936,7 +1191,7 @@ mod tests {
             "## Baselines (linear, same folds)",
             "## Figures",
             "## Tables",
-            "### Relevance against the planted atrophy",
+            "## Relevance against the planted atrophy",
             "## Can the maps be trusted?",
             "## Dose–response and null check",
             "## What differs from the paper",
@@ -944,6 +1199,6 @@ mod tests {
         let at: Vec<usize> = headings.iter().map(|h| md.find(h).unwrap_or_else(|| panic!("{h}: {md}"))).collect();
         assert!(at.windows(2).all(|w| w[0] < w[1]), "{at:?}");
         assert!(md.contains("`cargo xtask sanity --run results/quick/holdout`"), "{md}");
-        assert!(!md.contains("### LRP conservation"));
+        assert!(!md.contains("## LRP conservation"));
     }
 }

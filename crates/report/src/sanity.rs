@@ -28,6 +28,7 @@ use crate::sanity_tables::{
     ShuffledModelRow,
 };
 use crate::tables::{column_f64, column_str, format_float, has_column};
+use adni_data::table::{IMAGE_ID, PTID};
 
 /// A method whose map, after randomising every layer of the network, still has a mean Spearman
 /// rank correlation above this with the trained network's map fails the model randomisation test
@@ -43,6 +44,10 @@ pub const DATA_RANDOMISATION_THRESHOLD: f64 = 0.5;
 /// The `step` of the unrandomised model in [`summarise_cascade`]'s table (similarity 1).
 pub const ORIGINAL_STEP: &str = "original";
 
+/// Column `n_undefined` of the cascade and data randomisation summaries: scans whose similarity
+/// is not defined (left out of the means).
+pub const N_UNDEFINED: &str = "n_undefined";
+
 /// The `ordering` of relevance-ordered deletion.
 pub const RELEVANCE_ORDER: &str = "relevance";
 /// The `ordering` of the random-ordering baseline.
@@ -54,6 +59,19 @@ pub const REGIONS: &str = "regions";
 
 /// The verdict of a method that passes every test that ran.
 pub const TRUSTED: &str = "trusted";
+
+/// Column of `deletion.csv`: whether the method's map ranks the scan's brain voxels
+/// ([`crate::faithfulness::ranks_voxels`]). False for a map constant on the brain, whose deletion
+/// order is only the random tie-break; the random-order rows under that method carry the same
+/// flag, so a method's curves compare with the random order on the same scans. A table without
+/// the column (written before it) counts every row as ranked.
+pub const RANKS_VOXELS: &str = "ranks_voxels";
+
+/// Column of `cascade.csv`: whether the trained model's map ranks the scan's brain voxels. False
+/// for a constant map, whose similarities are undefined (NaN), the unrandomised model's too. A
+/// table without the column counts a (method, scan) as constant when none of its steps has a
+/// finite Spearman.
+pub const TRAINED_MAP_RANKS: &str = "trained_map_ranks";
 
 /// A numeric column as `f64`, nulls as NaN, also when it was read back from CSV as text (an
 /// all-empty column, or `NaN` / `inf` spelled out): empty text is NaN, other text must parse as
@@ -132,6 +150,28 @@ fn whole(value: f64, min: i64, table: &str, column: &str, row: usize) -> Result<
     }
 }
 
+/// Per row of `cascade.csv`: whether the trained model's map of that (method, scan) ranks voxels:
+/// the [`TRAINED_MAP_RANKS`] column (empty = true), or without it, whether any step of the same
+/// method and scan (`Image.ID`, else `PTID`) has a finite Spearman. Every row counts as ranked
+/// when the table names no scan.
+fn trained_map_ranks(df: &DataFrame, table: &str, method: &[String], spearman: &[f64]) -> Result<Vec<bool>> {
+    if has_column(df, TRAINED_MAP_RANKS) {
+        return Ok(flags(df, table, TRAINED_MAP_RANKS)?.into_iter().map(|f| f != Some(false)).collect());
+    }
+    let scan = if has_column(df, IMAGE_ID) {
+        column_str(df, table, IMAGE_ID)?
+    } else if has_column(df, PTID) {
+        column_str(df, table, PTID)?
+    } else {
+        return Ok(vec![true; df.height()]);
+    };
+    let mut finite: std::collections::HashSet<(&str, &str)> = std::collections::HashSet::new();
+    for i in (0..df.height()).filter(|&i| spearman[i].is_finite()) {
+        finite.insert((method[i].as_str(), scan[i].as_str()));
+    }
+    Ok((0..df.height()).map(|i| finite.contains(&(method[i].as_str(), scan[i].as_str()))).collect())
+}
+
 /// The cascading model-parameter randomisation test (Adebayo et al. 2018) summarised per method
 /// and step, ready for [`crate::figures::randomisation_chart`].
 ///
@@ -139,12 +179,14 @@ fn whole(value: f64, min: i64, table: &str, column: &str, row: usize) -> Result<
 /// number of layers randomised, from the output down), `layer` (the last layer randomised at that
 /// step; one layer per step and one step per layer), `method`, `spearman` and `ssim` (the map
 /// under the randomised model against the trained model's map of the same scan; NaN for a
-/// constant map), and the patient column `boot.cluster` names (`PTID`) for the intervals (scans
-/// are drawn one by one without it).
+/// constant map), optionally [`TRAINED_MAP_RANKS`] (a constant trained map makes every
+/// similarity of its scan NaN, SSIM included), and the patient column `boot.cluster` names
+/// (`PTID`) for the intervals (scans are drawn one by one without it).
 ///
 /// Output, per method in order of first appearance: first a row `step` = [`ORIGINAL_STEP`]
 /// (`layers_randomised` 0, similarity 1 without an interval, `n_scans` the most scans of any of
-/// its steps), then one row per step in step order, named by its layer, with `layers_randomised`,
+/// its steps, `n_undefined` the scans whose trained map is constant; NaN when every scan's is),
+/// then one row per step in step order, named by its layer, with `layers_randomised`,
 /// `n_scans` (rows), `n_undefined` (rows with a non-finite Spearman, left out of the means), and
 /// `spearman_mean` / `_lo` / `_hi`, `ssim_mean` / `_lo` / `_hi` (mean of the finite values and
 /// the patient-bootstrap 95 % interval). Every method gets every step of the table (NaN and
@@ -154,9 +196,16 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
     let method = column_str(df, TABLE, METHOD)?;
     let step = numbers(df, TABLE, STEP)?;
     let layer = column_str(df, TABLE, CascadeRow::LAYER)?;
-    let spearman = numbers(df, TABLE, SPEARMAN)?;
-    let ssim = numbers(df, TABLE, SSIM)?;
+    let mut spearman = numbers(df, TABLE, SPEARMAN)?;
+    let mut ssim = numbers(df, TABLE, SSIM)?;
     let units = units_of(df, TABLE, boot)?;
+    // a constant trained map: nothing is defined, not even against itself
+    let trained_ok = trained_map_ranks(df, TABLE, &method, &spearman)?;
+    for (i, ok) in trained_ok.iter().enumerate() {
+        if !ok {
+            (spearman[i], ssim[i]) = (f64::NAN, f64::NAN);
+        }
+    }
 
     // the steps in order, each with its layer's name
     let mut steps: Vec<(i64, String)> = Vec::new();
@@ -194,6 +243,7 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
     let (mut n_scans, mut n_undefined) = (Vec::<u64>::new(), Vec::<u64>::new());
     let (mut sp, mut ss) = (Vec::<MeanInterval>::new(), Vec::<MeanInterval>::new());
     let one = MeanInterval { n: 0, units: 0, mean: 1.0, sd: f64::NAN, low: f64::NAN, high: f64::NAN };
+    let undefined = MeanInterval { mean: f64::NAN, ..one };
     for m in &methods {
         let first = out_method.len();
         out_method.push(m.clone());
@@ -214,13 +264,24 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
             n_undefined.push(rows.iter().filter(|&&i| !spearman[i].is_finite()).count() as u64);
         }
         n_scans[first] = n_scans[first + 1..].iter().copied().max().unwrap_or(0);
+        // the scans of the trained model whose map is constant (the same at every step)
+        n_undefined[first] = steps
+            .iter()
+            .map(|(k, _)| {
+                (0..df.height()).filter(|&i| method[i] == *m && step_of_row[i] == *k && !trained_ok[i]).count() as u64
+            })
+            .max()
+            .unwrap_or(0);
+        if n_scans[first] > 0 && n_undefined[first] >= n_scans[first] {
+            (sp[first], ss[first]) = (undefined, undefined);
+        }
     }
     let mut cols = vec![
         Column::new(METHOD.into(), out_method),
         Column::new(STEP.into(), out_step),
         Column::new("layers_randomised".into(), out_k),
         Column::new(N_SCANS.into(), n_scans),
-        Column::new("n_undefined".into(), n_undefined),
+        Column::new(N_UNDEFINED.into(), n_undefined),
     ];
     cols.extend(interval_columns(SPEARMAN, &sp));
     cols.extend(interval_columns(SSIM, &ss));
@@ -234,7 +295,9 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
 /// Input: `data_randomisation.csv`, one row per method and scan, with `method`, `spearman`,
 /// `ssim`, optionally `mass_accuracy` and `truth_fraction` (NaN or absent without a ground truth)
 /// and the patient column `boot.cluster` names. Output, per method in order of first
-/// appearance: `method`, `n_scans`, then `spearman_mean` / `_lo` / `_hi`, `ssim_…` and
+/// appearance: `method`, `n_scans`, `n_undefined` (scans with a non-finite Spearman, such as
+/// those whose trained map is constant; left out of the means), then `spearman_mean` / `_lo` /
+/// `_hi`, `ssim_…` and
 /// `mass_accuracy_…` (mean of the finite values, patient-bootstrap 95 % interval) and `chance`
 /// (the mean `truth_fraction`, the mass accuracy of a uniform map).
 pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> {
@@ -250,9 +313,10 @@ pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<
     let units = units_of(df, TABLE, boot)?;
     let methods = distinct(&method);
     let mut stats: Vec<Vec<MeanInterval>> = vec![Vec::new(); metrics.len()];
-    let (mut n_scans, mut chance) = (Vec::<u64>::new(), Vec::<f64>::new());
+    let (mut n_scans, mut n_undefined, mut chance) = (Vec::<u64>::new(), Vec::<u64>::new(), Vec::<f64>::new());
     for m in &methods {
         let rows: Vec<usize> = (0..df.height()).filter(|&i| method[i] == *m).collect();
+        n_undefined.push(rows.iter().filter(|&&i| !metrics[0].1[i].is_finite()).count() as u64);
         for ((name, values), s) in metrics.iter().zip(stats.iter_mut()) {
             s.push(mean_over(values, &rows, units.as_deref(), boot, &["data_randomisation", m, name])?);
         }
@@ -260,7 +324,11 @@ pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<
         chance.push(if c.is_empty() { f64::NAN } else { c.iter().sum::<f64>() / c.len() as f64 });
         n_scans.push(rows.len() as u64);
     }
-    let mut cols = vec![Column::new(METHOD.into(), methods.clone()), Column::new(N_SCANS.into(), n_scans)];
+    let mut cols = vec![
+        Column::new(METHOD.into(), methods.clone()),
+        Column::new(N_SCANS.into(), n_scans),
+        Column::new(N_UNDEFINED.into(), n_undefined),
+    ];
     for ((name, _), s) in metrics.iter().zip(&stats) {
         cols.extend(interval_columns(name, s));
     }
@@ -274,7 +342,10 @@ pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<
 /// Input: one row per kind, method, ordering, scan and step, with `kind`, `method`, `ordering`
 /// ([`RELEVANCE_ORDER`] or [`RANDOM_ORDER`]), `step` (whole number ≥ 0, 0 = unperturbed),
 /// `fraction` (the share deleted, in [0, 1]), `score` (the model's output for the explained class
-/// after that step) and the patient column `boot.cluster` names. Output, one row per method (in
+/// after that step), optionally [`RANKS_VOXELS`] (rows flagged false are left out: a map that
+/// ranks nothing on a scan adds no curve, and neither does the random order beside it, so a
+/// method's two curves cover the same scans and a method whose map ranks nothing on any scan
+/// has no row) and the patient column `boot.cluster` names. Output, one row per method (in
 /// order of first appearance), ordering (relevance first) and step (ascending): `method`,
 /// `ordering`, `step`, `fraction` (mean over the scans), `n_scans` (finite scores), `score_mean`,
 /// `score_lo`, `score_hi` (mean and patient-bootstrap 95 % interval). Rows of other kinds are
@@ -289,7 +360,13 @@ pub fn summarise_deletion(df: &DataFrame, kind: &str, boot: &Bootstrap) -> Resul
     let fraction = numbers(df, TABLE, DeletionRow::FRACTION)?;
     let score = numbers(df, TABLE, DeletionRow::SCORE)?;
     let units = units_of(df, TABLE, boot)?;
-    let rows: Vec<usize> = (0..df.height()).filter(|&i| kinds[i] == kind).collect();
+    // rows of maps that rank nothing (and the random rows beside them) are left out
+    let ranked: Vec<bool> = if has_column(df, RANKS_VOXELS) {
+        flags(df, TABLE, RANKS_VOXELS)?.into_iter().map(|f| f != Some(false)).collect()
+    } else {
+        vec![true; df.height()]
+    };
+    let rows: Vec<usize> = (0..df.height()).filter(|&i| kinds[i] == kind && ranked[i]).collect();
     let mut keyed: Vec<(usize, usize, i64, usize)> = Vec::with_capacity(rows.len());
     let methods = distinct(rows.iter().map(|&i| &method[i]));
     let orderings = [RELEVANCE_ORDER, RANDOM_ORDER];
@@ -380,11 +457,13 @@ type TestFlags = Vec<Option<bool>>;
 /// | `cascade_spearman`, `_lo`, `_hi` | mean Spearman to the trained model's map after the last step of the cascade (every layer randomised) |
 /// | `data_rand_spearman`, `_lo`, `_hi` | mean Spearman of the shuffled-label model's maps to the real model's |
 /// | `data_rand_mass_accuracy` | the shuffled-label model's mean mass accuracy (for comparison with `mass_accuracy`) |
-/// | `aopc_voxels`, `_lo`, `_hi`, `aopc_voxels_random`, `_random_lo`, `_random_hi` | AOPC of voxel deletion, relevance order and random order |
+/// | `cascade_n`, `cascade_n_undefined` | scans of the cascade's last step, and those of them with no defined Spearman (left out of its mean) |
+/// | `data_rand_n`, `data_rand_n_undefined` | the same for the data randomisation |
+/// | `aopc_voxels`, `_lo`, `_hi`, `_n`, `aopc_voxels_random`, `_random_lo`, `_random_hi`, `_random_n` | AOPC of voxel deletion, relevance order and random order, and the scans behind each |
 /// | `aopc_regions`, … | the same for the deletion of atlas regions |
 /// | `passes_model_randomisation` | `cascade_spearman` ≤ [`RANDOMISATION_THRESHOLD`] |
 /// | `passes_data_randomisation` | `data_rand_spearman` ≤ [`DATA_RANDOMISATION_THRESHOLD`] |
-/// | `faithful_voxels`, `faithful_regions` | the AOPC's lower bound lies above the random order's upper bound |
+/// | `faithful_voxels`, `faithful_regions` | the AOPC's lower bound lies above the random order's upper bound, both on the same scans (`_n` equal; null when they differ) |
 /// | `passes_ground_truth` | [`crate::ground_truth::verdicts`]' `passes` |
 /// | `verdict` | [`TRUSTED`], `fails: <tests>`, or `not judged: <tests>` (no failure, but a test that ran for other methods is undefined for this one) |
 ///
@@ -437,51 +516,57 @@ pub fn trust_table(inputs: &TrustInputs<'_>) -> Result<DataFrame> {
         }
     }
 
-    // cascade: the last step, every layer randomised
-    let (mut casc, mut casc_lo, mut casc_hi) = (nan(), nan(), nan());
+    // cascade: the last step, every layer randomised; its scans and undefined scans
+    let (mut casc, mut casc_lo, mut casc_hi, mut casc_n, mut casc_und) = (nan(), nan(), nan(), nan(), nan());
     if let Some(c) = inputs.cascade {
         const TABLE: &str = "cascade summary";
         let method = column_str(c, TABLE, "method")?;
         let k = numbers(c, TABLE, "layers_randomised")?;
         let (m, lo, hi) =
             (numbers(c, TABLE, "spearman_mean")?, numbers(c, TABLE, "spearman_lo")?, numbers(c, TABLE, "spearman_hi")?);
+        let (sc, und) = (numbers_or_nan(c, TABLE, N_SCANS)?, numbers_or_nan(c, TABLE, N_UNDEFINED)?);
         let last = k.iter().copied().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
         for i in (0..c.height()).filter(|&i| k[i] == last && last > 0.0) {
             if let Some(j) = index(&method[i]) {
-                (casc[j], casc_lo[j], casc_hi[j]) = (m[i], lo[i], hi[i]);
+                (casc[j], casc_lo[j], casc_hi[j], casc_n[j], casc_und[j]) = (m[i], lo[i], hi[i], sc[i], und[i]);
             }
         }
     }
 
     // data randomisation
     let (mut data, mut data_lo, mut data_hi, mut data_mass) = (nan(), nan(), nan(), nan());
+    let (mut data_n, mut data_und) = (nan(), nan());
     if let Some(d) = inputs.data_randomisation {
         const TABLE: &str = "data randomisation summary";
         let method = column_str(d, TABLE, "method")?;
         let (m, lo, hi) =
             (numbers(d, TABLE, "spearman_mean")?, numbers(d, TABLE, "spearman_lo")?, numbers(d, TABLE, "spearman_hi")?);
         let mass = numbers_or_nan(d, TABLE, "mass_accuracy_mean")?;
+        let (sc, und) = (numbers_or_nan(d, TABLE, N_SCANS)?, numbers_or_nan(d, TABLE, N_UNDEFINED)?);
         for i in 0..d.height() {
             if let Some(j) = index(&method[i]) {
                 (data[j], data_lo[j], data_hi[j], data_mass[j]) = (m[i], lo[i], hi[i], mass[i]);
+                (data_n[j], data_und[j]) = (sc[i], und[i]);
             }
         }
     }
 
-    // AOPC: [kind][ordering] → (mean, lo, hi) per method
-    let mut aopc = [[(nan(), nan(), nan()), (nan(), nan(), nan())], [(nan(), nan(), nan()), (nan(), nan(), nan())]];
+    // AOPC: [kind][ordering] → (mean, lo, hi, scans) per method
+    let cell = || (nan(), nan(), nan(), nan());
+    let mut aopc = [[cell(), cell()], [cell(), cell()]];
     if let Some(a) = inputs.aopc {
         const TABLE: &str = "AOPC summary";
         let (kind, method, ordering) =
             (column_str(a, TABLE, "kind")?, column_str(a, TABLE, "method")?, column_str(a, TABLE, "ordering")?);
         let (m, lo, hi) =
             (numbers(a, TABLE, "aopc_mean")?, numbers(a, TABLE, "aopc_lo")?, numbers(a, TABLE, "aopc_hi")?);
+        let sc = numbers_or_nan(a, TABLE, N_SCANS)?;
         for i in 0..a.height() {
             let kk = [VOXELS, REGIONS].iter().position(|k| *k == kind[i]);
             let oo = [RELEVANCE_ORDER, RANDOM_ORDER].iter().position(|o| *o == ordering[i]);
             if let (Some(kk), Some(oo), Some(j)) = (kk, oo, index(&method[i])) {
                 let cell = &mut aopc[kk][oo];
-                (cell.0[j], cell.1[j], cell.2[j]) = (m[i], lo[i], hi[i]);
+                (cell.0[j], cell.1[j], cell.2[j], cell.3[j]) = (m[i], lo[i], hi[i], sc[i]);
             }
         }
     }
@@ -489,9 +574,16 @@ pub fn trust_table(inputs: &TrustInputs<'_>) -> Result<DataFrame> {
     let below = |v: &[f64], threshold: f64| -> TestFlags {
         v.iter().map(|&x| x.is_finite().then_some(x <= threshold)).collect()
     };
+    // judged only on the same scans: a summary whose relevance and random AOPC rest on different
+    // scan counts (the random order kept scans the map does not rank) is not a paired comparison
     let faithful = |k: usize| -> TestFlags {
         let (rel, rnd) = (&aopc[k][0], &aopc[k][1]);
-        (0..n).map(|j| (rel.1[j].is_finite() && rnd.2[j].is_finite()).then_some(rel.1[j] > rnd.2[j])).collect()
+        (0..n)
+            .map(|j| {
+                let same_scans = !(rel.3[j].is_finite() && rnd.3[j].is_finite()) || rel.3[j] == rnd.3[j];
+                (rel.1[j].is_finite() && rnd.2[j].is_finite() && same_scans).then_some(rel.1[j] > rnd.2[j])
+            })
+            .collect()
     };
     let tests: [TestFlags; 5] = [
         below(&casc, RANDOMISATION_THRESHOLD),
@@ -538,13 +630,18 @@ pub fn trust_table(inputs: &TrustInputs<'_>) -> Result<DataFrame> {
         f("data_rand_spearman_lo", data_lo),
         f("data_rand_spearman_hi", data_hi),
         f("data_rand_mass_accuracy", data_mass),
+        f("cascade_n", casc_n),
+        f("cascade_n_undefined", casc_und),
+        f("data_rand_n", data_n),
+        f("data_rand_n_undefined", data_und),
     ];
     for (k, kind) in [VOXELS, REGIONS].iter().enumerate() {
         for (o, suffix) in ["", "_random"].iter().enumerate() {
-            let (m, lo, hi) = aopc[k][o].clone();
+            let (m, lo, hi, sc) = aopc[k][o].clone();
             cols.push(f(&format!("aopc_{kind}{suffix}"), m));
             cols.push(f(&format!("aopc_{kind}{suffix}_lo"), lo));
             cols.push(f(&format!("aopc_{kind}{suffix}_hi"), hi));
+            cols.push(f(&format!("aopc_{kind}{suffix}_n"), sc));
         }
     }
     for ((name, _), t) in TESTS.iter().zip(tests) {
@@ -585,12 +682,44 @@ fn read_trust(table: &DataFrame) -> Result<Trust> {
         let (m, lo, hi) = (num("mass_accuracy")?, num("mass_lo")?, num("mass_hi")?);
         (0..m.len()).map(|i| mean_ci(m[i], lo[i], hi[i])).collect::<Vec<_>>()
     };
+    let maybe = |c: &str| numbers_or_nan(table, TABLE, c);
+    // `value (n = 1 of 2 scans)`: the scans behind a similarity, where the table has them
+    let with_n = |c: &str, n: &str, undefined: &str| -> Result<Vec<String>> {
+        let (v, n, und) = (triple(c)?, maybe(n)?, maybe(undefined)?);
+        Ok(v.into_iter()
+            .enumerate()
+            .map(|(i, v)| match (n[i].is_finite(), und[i].is_finite() && und[i] > 0.0) {
+                (true, true) if und[i] >= n[i] => format!("{v} (undefined on all {} scans)", n[i]),
+                (true, true) => format!("{v}, n = {} of {} scans", n[i] - und[i], n[i]),
+                (true, false) => format!("{v}, n = {} scans", n[i]),
+                _ => v,
+            })
+            .collect())
+    };
     let versus = |kind: &str| -> Result<Vec<String>> {
         let (rel, rnd) = (triple(&format!("aopc_{kind}"))?, triple(&format!("aopc_{kind}_random"))?);
-        Ok(rel.iter().zip(&rnd).map(|(a, b)| format!("{a} vs random {b}")).collect())
+        let (n_rel, n_rnd) = (maybe(&format!("aopc_{kind}_n"))?, maybe(&format!("aopc_{kind}_random_n"))?);
+        Ok((0..rel.len())
+            .map(|i| {
+                if n_rel[i] == 0.0 {
+                    return "n/a (the map ranks no voxel on any scan)".to_string();
+                }
+                let scans = match (n_rel[i].is_finite(), n_rnd[i].is_finite()) {
+                    (true, true) if n_rel[i] == n_rnd[i] => format!(", both on the same {} scans", n_rel[i]),
+                    (true, true) => format!(", on {} vs {} scans: not the same scans", n_rel[i], n_rnd[i]),
+                    _ => String::new(),
+                };
+                format!("{} vs random {}{scans}", rel[i], rnd[i])
+            })
+            .collect())
     };
-    let evidence =
-        vec![triple("cascade_spearman")?, triple("data_rand_spearman")?, versus(VOXELS)?, versus(REGIONS)?, mass];
+    let evidence = vec![
+        with_n("cascade_spearman", "cascade_n", "cascade_n_undefined")?,
+        with_n("data_rand_spearman", "data_rand_n", "data_rand_n_undefined")?,
+        versus(VOXELS)?,
+        versus(REGIONS)?,
+        mass,
+    ];
     let tests = TESTS.iter().map(|(c, _)| flags(table, TABLE, c)).collect::<Result<Vec<_>>>()?;
     Ok(Trust {
         method: column_str(table, TABLE, "method")?,
@@ -612,7 +741,8 @@ fn test_question(t: usize) -> String {
              {DATA_RANDOMISATION_THRESHOLD} the map follows the image, not the labels"
         ),
         2 => "AOPC of deleting voxels most relevant first; faithful when its 95 % interval lies above the random \
-              order's"
+              order's on the same scans (scans whose map is constant on the brain rank nothing and are left out of \
+              both)"
             .into(),
         3 => "the same for whole atlas regions".into(),
         _ => format!(
@@ -848,7 +978,8 @@ mod tests {
             Column::new("layer".into(), cols.1),
             Column::new("method".into(), cols.2),
             Column::new("PTID".into(), cols.3),
-            Column::new("Image.ID".into(), (0..16i64).collect::<Vec<_>>()),
+            // one image per scan, the same at every step and for every method
+            Column::new("Image.ID".into(), (0..16i64).map(|i| i % 4).collect::<Vec<_>>()),
             Column::new("spearman".into(), cols.4),
             Column::new("ssim".into(), cols.5),
         ])
@@ -885,6 +1016,52 @@ mod tests {
         // seeded: the same table gives the same interval
         let again = summarise_cascade(&cascade_table(), &boot(500)).unwrap();
         assert_eq!(column_f64(&again, "s", "spearman_lo").unwrap()[1], lo[1]);
+    }
+
+    #[test]
+    fn a_constant_trained_map_has_no_similarity_not_even_the_original() {
+        // lrp's trained map is constant on scan 0: flagged by the runner's column
+        let mut t = cascade_table();
+        let (method, image) = (column_str(&t, "t", "method").unwrap(), column_f64(&t, "t", "Image.ID").unwrap());
+        let ranks: Vec<bool> = (0..t.height()).map(|i| !(method[i] == "lrp" && image[i] == 0.0)).collect();
+        t.with_column(Column::new(TRAINED_MAP_RANKS.into(), ranks)).unwrap();
+        let s = summarise_cascade(&t, &boot(100)).unwrap();
+        // lrp: original, dense_3, block1; scan 0 undefined everywhere, SSIM included
+        assert_eq!(column_f64(&s, "s", "n_undefined").unwrap()[3..], [1.0, 1.0, 1.0]);
+        assert_eq!(column_f64(&s, "s", "spearman_mean").unwrap()[3], 1.0);
+        // ssim of lrp is 0.15 for every scan: still 0.15 over the three scans left
+        assert!(close(column_f64(&s, "s", "ssim_mean").unwrap()[4], 0.15));
+        // every scan constant: the original is undefined too (NaN, all counted)
+        let mut t = cascade_table();
+        let method = column_str(&t, "t", "method").unwrap();
+        let ranks: Vec<bool> = method.iter().map(|m| m != "lrp").collect();
+        t.with_column(Column::new(TRAINED_MAP_RANKS.into(), ranks)).unwrap();
+        let s = summarise_cascade(&t, &boot(100)).unwrap();
+        let (sp, ss) = (column_f64(&s, "s", "spearman_mean").unwrap(), column_f64(&s, "s", "ssim_mean").unwrap());
+        assert!(sp[3..].iter().chain(&ss[3..]).all(|v| v.is_nan()), "{sp:?} {ss:?}");
+        assert_eq!(column_f64(&s, "s", "n_undefined").unwrap()[3..], [4.0, 4.0, 4.0]);
+        assert_eq!(sp[0], 1.0);
+        // an older table without the column: a (method, scan) with no finite Spearman at any
+        // step counts as constant, and its SSIM is dropped
+        let mut old = cascade_table();
+        let (method, image) = (column_str(&old, "t", "method").unwrap(), column_f64(&old, "t", "Image.ID").unwrap());
+        let sp: Vec<f64> = column_f64(&old, "t", "spearman")
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if method[i] == "occlusion" && image[i] == 1.0 { f64::NAN } else { v })
+            .collect();
+        old.with_column(Column::new("spearman".into(), sp)).unwrap();
+        let s = summarise_cascade(&old, &boot(100)).unwrap();
+        assert_eq!(column_f64(&s, "s", "n_undefined").unwrap()[..3], [1.0, 1.0, 1.0]);
+        // the figure leaves a method without any finite value off; it still draws
+        let mut t = cascade_table();
+        let method = column_str(&t, "t", "method").unwrap();
+        t.with_column(Column::new(TRAINED_MAP_RANKS.into(), method.iter().map(|m| m != "lrp").collect::<Vec<_>>()))
+            .unwrap();
+        let s = summarise_cascade(&t, &boot(100)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        crate::figures::randomisation_chart(&s, (1200, 500), &dir.path().join("c.png")).unwrap();
     }
 
     #[test]
@@ -1032,6 +1209,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d.png");
         crate::figures::deletion_chart_for(&r, crate::figures::DeletionUnit::Regions, (800, 500), &p).unwrap();
+    }
+
+    #[test]
+    fn deletion_summary_leaves_out_scans_whose_map_ranks_nothing() {
+        // b's map is constant on p2: its relevance and its random rows there are flagged
+        let mut t = deletion_table();
+        let (method, ptid) = (column_str(&t, "t", "method").unwrap(), column_str(&t, "t", "PTID").unwrap());
+        let ranks: Vec<bool> = (0..t.height()).map(|i| !(method[i] == "b" && ptid[i] == "p2")).collect();
+        t.with_column(Column::new(RANKS_VOXELS.into(), ranks)).unwrap();
+        let s = summarise_deletion(&t, "voxels", &boot(100)).unwrap();
+        let (m, n) = (column_str(&s, "s", "method").unwrap(), column_f64(&s, "s", "n_scans").unwrap());
+        let mean = column_f64(&s, "s", "score_mean").unwrap();
+        for i in 0..s.height() {
+            assert_eq!(n[i], if m[i] == "b" { 1.0 } else { 2.0 }, "row {i}");
+        }
+        // b at 0.5 on p1 only: relevance 0.4, random 0.65 (both orderings on the same scan)
+        let b: Vec<usize> = (0..s.height()).filter(|&i| m[i] == "b").collect();
+        assert!(close(mean[b[2]], 0.4) && close(mean[b[5]], 0.65), "{mean:?}");
+        // a method whose map ranks nothing anywhere has no row; text flags (CSV) work alike
+        let text: Vec<&str> = method.iter().map(|m| if m == "b" { "false" } else { "true" }).collect();
+        t.with_column(Column::new(RANKS_VOXELS.into(), text)).unwrap();
+        let s = summarise_deletion(&t, "voxels", &boot(10)).unwrap();
+        assert!(column_str(&s, "s", "method").unwrap().iter().all(|m| m == "a"));
+        assert_eq!(s.height(), 6);
     }
 
     #[test]
@@ -1218,6 +1419,49 @@ mod tests {
         // nothing at all
         let p4 = trust_paragraph(&trust_table(&TrustInputs::default()).unwrap()).unwrap();
         assert!(p4.contains("no map is vouched for"), "{p4}");
+    }
+
+    #[test]
+    fn trust_table_compares_aopc_on_the_same_scans_and_says_how_many() {
+        let (mut cascade, mut data, mut aopc, _) = trust_inputs();
+        // cascade: good on 1 of 2 scans at the last step; data randomisation: 3 scans each
+        cascade.with_column(Column::new("n_scans".into(), [2u64, 2, 2, 2, 2, 2])).unwrap();
+        cascade.with_column(Column::new("n_undefined".into(), [0u64, 1, 0, 0, 0, 0])).unwrap();
+        data.with_column(Column::new("n_scans".into(), [3u64, 3, 3])).unwrap();
+        data.with_column(Column::new("n_undefined".into(), [0u64, 0, 0])).unwrap();
+        // AOPC: good's relevance order on 5 scans, its random order on 7 (an old, unpaired
+        // summary); the others on 7 and 7
+        let (method, ordering) =
+            (column_str(&aopc, "a", "method").unwrap(), column_str(&aopc, "a", "ordering").unwrap());
+        let n: Vec<u64> =
+            (0..aopc.height()).map(|i| if method[i] == "good" && ordering[i] == "relevance" { 5 } else { 7 }).collect();
+        aopc.with_column(Column::new("n_scans".into(), n)).unwrap();
+        let t = trust_table(&TrustInputs {
+            cascade: Some(&cascade),
+            data_randomisation: Some(&data),
+            aopc: Some(&aopc),
+            ground_truth: None,
+        })
+        .unwrap();
+        assert_eq!(flags(&t, "t", "faithful_voxels").unwrap(), [None, Some(true), Some(true), Some(true)]);
+        assert_eq!(column_f64(&t, "t", "aopc_voxels_n").unwrap()[..2], [5.0, 7.0]);
+        assert_eq!(column_f64(&t, "t", "cascade_n_undefined").unwrap()[0], 1.0);
+        let p = trust_paragraph(&t).unwrap();
+        assert!(p.contains("pass: good (0.1200 [0.05000, 0.2000], n = 1 of 2 scans)"), "{p}");
+        assert!(p.contains("stiff (0.3000 [0.2000, 0.4000], n = 3 scans)"), "{p}");
+        assert!(p.contains("both on the same 7 scans"), "{p}");
+        let d = crate::tables::to_markdown(&trust_display(&t).unwrap()).unwrap();
+        assert!(d.contains("on 5 vs 7 scans: not the same scans"), "{d}");
+        assert!(column_str(&t, "t", "verdict").unwrap()[0].contains("not judged: faithfulness (voxels)"), "{t}");
+        // nothing defined: said so, not "n = 0"
+        let mut none = t.clone();
+        none.with_column(Column::new("cascade_n_undefined".into(), [2.0, 2.0, 0.0, 0.0])).unwrap();
+        none.with_column(Column::new("aopc_regions_n".into(), [0.0, 7.0, 7.0, 7.0])).unwrap();
+        let d = crate::tables::to_markdown(&trust_display(&none).unwrap()).unwrap();
+        assert!(
+            d.contains("(undefined on all 2 scans)") && d.contains("n/a (the map ranks no voxel on any scan)"),
+            "{d}"
+        );
     }
 
     #[test]

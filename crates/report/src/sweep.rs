@@ -18,6 +18,16 @@ use crate::error::{ReportError, Result};
 use crate::tables::{column_f64, column_str, has_column, read_csv, write_table};
 use adni_data::run_tables::{self, SummaryRow};
 
+/// The effect size whose atrophy masks score the null-effect run's maps: among the positive
+/// effect sizes, the one closest to 1 (ties to the larger); `None` without a positive one.
+pub fn reference_effect(effects: &[f64]) -> Option<f64> {
+    effects
+        .iter()
+        .copied()
+        .filter(|&e| e > 0.0)
+        .min_by(|a, b| (a - 1.0).abs().total_cmp(&(b - 1.0).abs()).then(b.total_cmp(a)))
+}
+
 /// Classification metrics of one training run, from its `summary.csv`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ClassificationSummary {
@@ -25,11 +35,16 @@ pub struct ClassificationSummary {
     pub balanced_accuracy: f64,
     /// Balanced accuracy: SD over folds (NaN for one fold).
     pub balanced_accuracy_sd: f64,
-    /// Lower bound of the bootstrap 95 % interval of the pooled balanced accuracy (NaN when the
+    /// Balanced accuracy on all folds' test predictions pooled (NaN when the file has none).
+    pub balanced_accuracy_pooled: f64,
+    /// Lower bound of the bootstrap interval of the pooled balanced accuracy (NaN when the
     /// file has none).
     pub balanced_accuracy_ci_low: f64,
     /// Upper bound of that interval.
     pub balanced_accuracy_ci_high: f64,
+    /// Confidence level of that interval (NaN when the file does not say: written before the
+    /// `ci_level` column).
+    pub ci_level: f64,
     /// ROC AUC: mean over folds.
     pub roc_auc: f64,
     /// ROC AUC: SD over folds.
@@ -49,6 +64,7 @@ pub fn read_classification_summary(path: &Path) -> Result<ClassificationSummary>
         if has_column(&df, name) { column_f64(&df, &table, name) } else { Ok(vec![f64::NAN; df.height()]) }
     };
     let (lo, hi) = (optional(SummaryRow::CI_LOW)?, optional(SummaryRow::CI_HIGH)?);
+    let (pooled, level) = (optional(SummaryRow::POOLED)?, optional(SummaryRow::CI_LEVEL)?);
     let row = |name: &str| {
         metric.iter().position(|m| m == name).ok_or_else(|| {
             ReportError::column(&table, SummaryRow::METRIC, format!("has no row `{name}`; the rows are {metric:?}"))
@@ -58,8 +74,10 @@ pub fn read_classification_summary(path: &Path) -> Result<ClassificationSummary>
     Ok(ClassificationSummary {
         balanced_accuracy: mean[b],
         balanced_accuracy_sd: sd[b],
+        balanced_accuracy_pooled: pooled[b],
         balanced_accuracy_ci_low: lo[b],
         balanced_accuracy_ci_high: hi[b],
+        ci_level: level[b],
         roc_auc: mean[a],
         roc_auc_sd: sd[a],
     })
@@ -342,22 +360,51 @@ pub fn sweep_markdown(points: &[SweepPoint], notes: &[String]) -> String {
         } else {
             "**not at chance** (the interval excludes 0.5)".to_string()
         };
+        let level = if p.cv.ci_level.is_finite() { format!("{:.0} % ", 100.0 * p.cv.ci_level) } else { String::new() };
         let _ = writeln!(
             md,
-            "- Classifier: CV balanced accuracy {}, bootstrap 95 % interval of the pooled value {}–{}: {verdict}.",
+            "- Classifier: CV balanced accuracy {} (mean ± SD over folds); pooled over the folds' test scans {}, \
+             bootstrap {level}interval {}–{}: {verdict}.",
             mean_sd(p.cv.balanced_accuracy, p.cv.balanced_accuracy_sd),
+            cell(p.cv.balanced_accuracy_pooled),
             cell(lo),
             cell(hi)
         );
+        // The randomised-weights network at the reference effect size knows nothing either: its
+        // ratio is what the method's spatial prior alone scores against such masks (region- or
+        // cube-constant maps over the planted lobe score above 1 without finding anything).
+        let effects: Vec<f64> = points.iter().map(|p| p.effect_size).collect();
+        let reference = reference_effect(&effects).and_then(|r| points.iter().find(|p| p.effect_size == r));
         for m in &p.mass {
+            let trained = m.trained / m.chance;
+            let prior = reference
+                .and_then(|r| r.mass.iter().find(|x| x.method == m.method))
+                .map(|x| x.random / x.chance)
+                .filter(|v| v.is_finite());
+            let against = match (prior, reference) {
+                (Some(r0), Some(rp)) => {
+                    let flag = if trained > r0.max(1.0) {
+                        " **Above both 1 and the randomised network's: look closer** (the effect-0 model cannot know \
+                         the atrophy)."
+                    } else {
+                        " At or below it: nothing found beyond the method's spatial prior."
+                    };
+                    format!(
+                        "; the randomised-weights network scores ratio {} at effect size {} (the method's spatial \
+                         prior alone).{flag}",
+                        cell(r0),
+                        rp.effect_size
+                    )
+                }
+                _ => "; near 1 means the map does not find the absent atrophy.".to_string(),
+            };
             let _ = writeln!(
                 md,
-                "- {}: mass accuracy {} against chance {} (ratio {}; near 1 means the map does not find the \
-                 absent atrophy).",
+                "- {}: mass accuracy {} against chance {} (ratio {}){against}",
                 m.method,
                 cell(m.trained),
                 cell(m.chance),
-                cell(m.trained / m.chance)
+                cell(trained)
             );
         }
     }
@@ -393,8 +440,10 @@ mod tests {
         ClassificationSummary {
             balanced_accuracy: bacc,
             balanced_accuracy_sd: 0.1,
+            balanced_accuracy_pooled: bacc + 0.01,
             balanced_accuracy_ci_low: bacc - 0.2,
             balanced_accuracy_ci_high: bacc + 0.2,
+            ci_level: 0.9,
             roc_auc: bacc + 0.05,
             roc_auc_sd: 0.05,
         }
@@ -484,6 +533,8 @@ mod tests {
         let s = read_classification_summary(&p).unwrap();
         assert_eq!((s.balanced_accuracy, s.balanced_accuracy_sd, s.roc_auc, s.roc_auc_sd), (0.55, 0.12, 0.61, 0.2));
         assert_eq!((s.balanced_accuracy_ci_low, s.balanced_accuracy_ci_high), (0.38, 0.74));
+        assert_eq!(s.balanced_accuracy_pooled, 0.56);
+        assert!(s.ci_level.is_nan(), "no ci_level column: the level is not known");
         std::fs::write(&p, "metric,mean,sd\naccuracy,0.6,0.1\n").unwrap();
         let e = read_classification_summary(&p).unwrap_err().to_string();
         assert!(e.contains("summary.csv") && e.contains("balanced_accuracy"), "{e}");
@@ -513,10 +564,20 @@ mod tests {
         assert!(md.contains("| 0 | 0.500 ± 0.100 | 0.550 ± 0.050 | 0.500 | 0.550 | 12 |"), "{md}");
         assert!(md.contains("| 0 | effect 1 cohort | 0.090 / n/a (0.080) |"), "{md}");
         assert!(md.contains("| 1 | planted | 0.400 / 0.100 (0.080) |"), "{md}");
-        // CI 0.3–0.7 holds 0.5
+        // CI 0.3–0.7 holds 0.5; the interval is the pooled value's, at the summary's level
         assert!(md.contains("consistent with chance"), "{md}");
-        assert!(md.contains("ratio 1.125"), "{md}");
+        assert!(md.contains("pooled over the folds' test scans 0.510, bootstrap 90 % interval 0.300–0.700"), "{md}");
+        // against the randomised network at the reference effect (0.1 / 0.08 = 1.25): below it
+        assert!(
+            md.contains("ratio 1.125); the randomised-weights network scores ratio 1.250 at effect size 1"),
+            "{md}"
+        );
+        assert!(md.contains("nothing found beyond the method's spatial prior"), "{md}");
         assert!(md.contains("- a note"), "{md}");
+        let mut leak = point(0.0, &[("occlusion", 0.2)]);
+        leak.truth = "effect 1 cohort".into();
+        let md = sweep_markdown(&[leak, point(1.0, &[("occlusion", 0.4)])], &[]);
+        assert!(md.contains("ratio 2.500); the randomised") && md.contains("**Above both 1"), "{md}");
         // a classifier above chance at effect 0 is flagged
         let mut bad = point(0.0, &[]);
         bad.cv.balanced_accuracy_ci_low = 0.6;

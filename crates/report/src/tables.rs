@@ -55,6 +55,9 @@ pub fn format_float(x: f64) -> String {
 fn format_cell(v: &AnyValue<'_>) -> String {
     let text = match v {
         AnyValue::Null => String::new(),
+        // an undefined value reads `n/a` in every table a person reads (the CSV keeps NaN)
+        AnyValue::Float64(x) if x.is_nan() => "n/a".into(),
+        AnyValue::Float32(x) if x.is_nan() => "n/a".into(),
         AnyValue::Float64(x) => format_float(*x),
         AnyValue::Float32(x) => format_float(f64::from(*x)),
         AnyValue::Boolean(b) => if *b { "yes" } else { "no" }.into(),
@@ -66,7 +69,7 @@ fn format_cell(v: &AnyValue<'_>) -> String {
 }
 
 /// The frame as a GitHub-flavoured Markdown table (header, separator, one line per row; numeric
-/// columns right-aligned; nulls empty; floats through [`format_float`]).
+/// columns right-aligned; nulls empty; floats through [`format_float`], NaN as `n/a`).
 pub fn to_markdown(df: &DataFrame) -> Result<String> {
     let cols = df.columns();
     let mut out = String::new();
@@ -209,7 +212,7 @@ mod tests {
         let lines: Vec<&str> = md.lines().collect();
         assert_eq!(
             lines,
-            vec!["| region | score | rank |", "|---|---:|---:|", "| a\\|b | 0.5000 | 1 |", "| c | NaN |  |"]
+            vec!["| region | score | rank |", "|---|---:|---:|", "| a\\|b | 0.5000 | 1 |", "| c | n/a |  |"]
         );
     }
 

@@ -14,7 +14,12 @@
 //! | `lrp_conservation.csv` | with LRP: per scan and model, the explained logit and the sum of the signed LRP map (the difference: what biases and ε absorbed) |
 //! | `timing.csv` | seconds per method and model |
 //! | `resolved_config.toml` | the config used |
-//! | `complete.json` | written last: the run is complete (methods, scans) |
+//! | `complete.json` | written last: the run is complete (methods, scans, and under `inputs` a fingerprint of each explained split's model and rows and of the `[relevance]` settings, see [`Params::output_settings`]) |
+//!
+//! A folder whose `complete.json` holds every requested method, the per-scan maps when they are
+//! asked for, and the same `inputs` is complete and skipped; one written for another model,
+//! split or settings (or by a version that recorded no `inputs`) is recomputed, its earlier
+//! outputs removed first (the stderr line names what differs).
 //!
 //! Single-scan mode (`--weights FILE --scan FILE --method NAME --out FILE`) writes one map.
 
@@ -33,6 +38,7 @@ mod run;
 mod shard;
 mod single;
 
+pub(crate) use run::marker_completion;
 pub use run::{InterpretOutcome, run_mode};
 pub use shard::Shard;
 use single::single_mode;
@@ -259,6 +265,23 @@ impl Params {
     /// The class rule of every method.
     pub fn target(&self) -> Target {
         self.methods.target
+    }
+
+    /// The settings of the section that change a map or a table, as a JSON object that reads
+    /// back equal from a `complete.json`: the whole section but `methods` (a folder holding more
+    /// methods serves fewer), `split` (recorded per model), `save_scan_maps` (recorded on its
+    /// own), `memory_budget_mb` and `[relevance.occlusion] mode` (how, not what, is computed).
+    pub fn output_settings(&self) -> Result<serde_json::Value> {
+        let mut v = crate::inputs::as_stored_json(&self.section)?;
+        if let Some(o) = v.as_object_mut() {
+            for key in ["methods", "split", "save_scan_maps", "memory_budget_mb"] {
+                o.remove(key);
+            }
+            if let Some(occlusion) = o.get_mut("occlusion").and_then(|x| x.as_object_mut()) {
+                occlusion.remove("mode");
+            }
+        }
+        Ok(v)
     }
 }
 

@@ -25,7 +25,10 @@ use super::shard::merge_shards;
 use super::{InterpretArgs, Params, apply_overrides};
 use crate::commands::{cohort_of, load_config_file, lock_folder, progress_bar};
 use crate::config::ProjectConfig;
-use crate::inputs::{ScanInputs, completed_scans, find_run, load_fold, test_items};
+use crate::inputs::{
+    Completion, INPUTS_KEY, ScanInputs, completion, find_run, fold_fingerprint, load_fold, read_marker, remove_outputs,
+    test_items,
+};
 use crate::relevance_config::{Method, RelevanceSection};
 
 /// What a run-mode interpretation produced.
@@ -56,9 +59,13 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
     let params = Params::new(cfg.relevance.clone())?;
     let methods = params.section.methods.clone();
     let merged = run.relevance();
+    // What the maps depend on, before anything is touched (an untrained split, or a split file
+    // rewritten after training, is an error here).
+    let splits = splits_to_explain(&run, &params.section.split)?;
+    let inputs_fp = map_inputs(&run, &splits, &params)?;
     if let Some(count) = args.merge_shards {
         let _lock = lock_folder(merged.dir())?;
-        let scans = merge_shards(&merged, count, &methods)?;
+        let scans = merge_shards(&merged, count, &methods, &inputs_fp, params.section.save_scan_maps)?;
         eprintln!("interpret: merged {count} shards ({scans} scans) into {}", merged.dir().display());
         return Ok(InterpretOutcome { dir: merged.dir().to_path_buf(), scans, skipped: false });
     }
@@ -68,16 +75,25 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
         None => merged.clone(),
     };
     let _lock = lock_folder(out.dir())?;
-    if !args.force
-        && let Some(scans) = complete_with(&out, &methods)?
-    {
-        eprintln!("interpret: {} is complete (use --force to recompute)", out.dir().display());
-        return Ok(InterpretOutcome { dir: out.dir().to_path_buf(), scans, skipped: true });
+    let previous =
+        if args.force { None } else { completion_of(&out, &methods, &inputs_fp, params.section.save_scan_maps)? };
+    match previous {
+        Some(Completion::Complete { scans }) => {
+            eprintln!("interpret: {} is complete (use --force to recompute)", out.dir().display());
+            return Ok(InterpretOutcome { dir: out.dir().to_path_buf(), scans, skipped: true });
+        }
+        Some(Completion::Stale { differing }) => eprintln!(
+            "interpret: {} holds maps of other inputs (differing: {}): recomputing them",
+            out.dir().display(),
+            differing.join(", ")
+        ),
+        None => {}
     }
-    // A new computation: the old marker no longer describes the folder.
-    let _ = std::fs::remove_file(out.complete());
+    // A new computation: the old marker no longer describes the folder, and nothing of the
+    // earlier computation stays beside the new outputs (a shard's per-scan maps lie in the merged
+    // folder, where the other shards' lie too: they are overwritten scan by scan).
+    remove_relevance_outputs(&out, args.shard.is_none())?;
 
-    let splits = splits_to_explain(&run, &params.section.split)?;
     let cohort = cohort_of(&cfg)?;
     let atlas_required = params.section.methods.contains(&Method::AreaOcclusion);
     let inputs = ScanInputs::open(&cfg, &cohort, atlas_required, "interpret")?;
@@ -121,6 +137,8 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
         "grid": inputs.grid.shape,
         "atlas": inputs.atlas.as_ref().map(|a| a.name.clone()),
         "ground_truth": inputs.truth.is_some(),
+        "save_scan_maps": params.section.save_scan_maps,
+        INPUTS_KEY: inputs_fp,
     });
     if let Some(s) = args.shard {
         marker["shard"] = serde_json::json!(format!("{}/{}", s.index, s.count));
@@ -133,11 +151,76 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
     Ok(InterpretOutcome { dir: out.dir().to_path_buf(), scans: jobs.len(), skipped: false })
 }
 
-/// The number of scans of a complete relevance folder that holds every one of `methods`
-/// (`None`: incomplete, or some method missing).
-fn complete_with(out: &RelevanceLayout, methods: &[Method]) -> Result<Option<usize>> {
+/// What the maps of `splits` depend on, as recorded under `inputs` in `complete.json`: each
+/// split's model, normaliser, training record and rows ([`fold_fingerprint`]) and the
+/// `[relevance]` settings that change a map ([`Params::output_settings`]).
+pub(crate) fn map_inputs(run: &RunLayout, splits: &[String], params: &Params) -> Result<serde_json::Value> {
+    let mut models = serde_json::Map::new();
+    for split in splits {
+        models.insert(split.clone(), fold_fingerprint(run, split)?.into());
+    }
+    Ok(serde_json::json!({ "models": models, "relevance": params.output_settings()? }))
+}
+
+/// Whether the relevance folder `out` is complete for `methods` and `inputs` (and holds every
+/// scan's map when `save_scan_maps`); `None` without a `complete.json`.
+pub(crate) fn completion_of(
+    out: &RelevanceLayout,
+    methods: &[Method],
+    inputs: &serde_json::Value,
+    save_scan_maps: bool,
+) -> Result<Option<Completion>> {
+    let Some(done) = read_marker(&out.complete())? else { return Ok(None) };
+    Ok(Some(marker_completion(&done, methods, inputs, save_scan_maps)))
+}
+
+/// [`completion_of`] on a parsed marker.
+pub(crate) fn marker_completion(
+    done: &serde_json::Value,
+    methods: &[Method],
+    inputs: &serde_json::Value,
+    save_scan_maps: bool,
+) -> Completion {
     let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
-    completed_scans(&out.complete(), "methods", &names)
+    let found = completion(done, "methods", &names, inputs);
+    if !save_scan_maps || done["save_scan_maps"] == serde_json::Value::Bool(true) {
+        return found;
+    }
+    let lacking = "save_scan_maps (the per-scan maps were not saved)".to_owned();
+    match found {
+        Completion::Complete { .. } => Completion::Stale { differing: vec![lacking] },
+        Completion::Stale { mut differing } => {
+            differing.push(lacking);
+            Completion::Stale { differing }
+        }
+    }
+}
+
+/// Removes what an earlier computation left in the relevance folder `out`: its tables, mean
+/// maps, background and resolved config, and with `scan_maps` its per-scan maps too. The
+/// shards' folders are left alone (each records its own inputs).
+pub(crate) fn remove_relevance_outputs(out: &RelevanceLayout, scan_maps: bool) -> Result<()> {
+    let files = [
+        out.complete(),
+        out.index(),
+        out.scans(),
+        out.scan_regions(),
+        out.ground_truth(),
+        out.lrp_conservation(),
+        out.timing(),
+        out.background(),
+        out.resolved_config(),
+    ];
+    let maps = out.dir().join("maps");
+    if scan_maps {
+        return remove_outputs(&files, &[maps]);
+    }
+    // The mean maps only: `maps/*.nii.gz`, not `maps/scans/`.
+    let mut all = files.to_vec();
+    if let Ok(entries) = std::fs::read_dir(&maps) {
+        all.extend(entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()));
+    }
+    remove_outputs(&all, &[])
 }
 
 /// The splits whose test scans are explained: `wanted` if given (it must be trained), else the
@@ -392,11 +475,22 @@ mod tests {
             write_split_csv(&run.split_csv(&split.name), split).unwrap();
         }
         for name in finished {
-            let fold = run.fold(name);
-            std::fs::create_dir_all(fold.dir()).unwrap();
-            std::fs::write(fold.result(), "{}").unwrap();
+            let split = [&fold1, &holdout].into_iter().find(|s| s.name == *name);
+            let rows = split.map_or(serde_json::json!([]), |s| serde_json::to_value(&s.rows).unwrap());
+            record_training(&run, name, rows);
         }
         run
+    }
+
+    /// Writes the `fold_result.json` of a fold trained on `rows` (only what the runner reads:
+    /// the settings with the split), and its model and normaliser files.
+    fn record_training(run: &RunLayout, name: &str, rows: serde_json::Value) {
+        let fold = run.fold(name);
+        std::fs::create_dir_all(fold.normalization()).unwrap();
+        let settings = serde_json::json!({"epochs": 2, "split": {"name": name, "rows": rows}}).to_string();
+        std::fs::write(fold.result(), serde_json::json!({ "settings": settings }).to_string()).unwrap();
+        std::fs::write(fold.model(), format!("weights of {name}")).unwrap();
+        std::fs::write(fold.normalization().join("normalization.json"), "{}").unwrap();
     }
 
     #[test]
@@ -425,7 +519,7 @@ mod tests {
     #[test]
     fn test_scans_follow_the_split_and_the_per_patient_limits() {
         let dir = tempfile::tempdir().unwrap();
-        let run = run_with(dir.path(), &["fold1"]);
+        let run = run_with(dir.path(), &["fold1", "holdout"]);
         let cohort = vec![
             scan("002_S_0001", 1, true),
             scan("002_S_0001", 2, true),
@@ -453,16 +547,158 @@ mod tests {
     }
 
     #[test]
-    fn a_complete_folder_is_reused_only_when_it_holds_every_method() {
+    fn a_split_file_rewritten_after_training_is_refused_naming_the_scans_trained_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_with(dir.path(), &["fold1"]);
+        let cohort: Vec<CohortScan> = (1..=6).map(|i| scan(&format!("002_S_000{}", (i + 2) / 3), i, i <= 3)).collect();
+        assert_eq!(test_scans(&run, &["fold1".into()], &cohort, &RelevanceSection::default()).unwrap().len(), 5);
+        fold_fingerprint(&run, "fold1").unwrap();
+        // `split` with another seed: patient 3's scan (trained on) is now a test scan, patient
+        // 2's are training scans.
+        let set = |p: &str, id, set| SplitRow { ptid: p.into(), image_id: id, set };
+        let rewritten = Split {
+            name: "fold1".into(),
+            rows: vec![
+                set("002_S_0001", 1, SplitSet::Test),
+                set("002_S_0001", 2, SplitSet::Test),
+                set("002_S_0001", 3, SplitSet::Test),
+                set("002_S_0002", 4, SplitSet::Train),
+                set("002_S_0002", 5, SplitSet::Train),
+                set("002_S_0003", 6, SplitSet::Test),
+            ],
+        };
+        write_split_csv(&run.split_csv("fold1"), &rewritten).unwrap();
+        let e =
+            format!("{:#}", test_scans(&run, &["fold1".into()], &cohort, &RelevanceSection::default()).unwrap_err());
+        assert!(
+            e.contains("splits/fold1.csv is not the split")
+                && e.contains("folds/fold1/fold_result.json was trained on")
+                && e.contains("1 of its test scans were in the model's training set: Image.ID 6")
+                && e.contains("changed after training"),
+            "{e}"
+        );
+        let e = fold_fingerprint(&run, "fold1").unwrap_err().to_string();
+        assert!(e.contains("is not the split"), "no fingerprint of a rewritten split: {e}");
+        // Rows reordered only: still not the split trained on (the file's order is the scans').
+        let mut reordered = rewritten.clone();
+        reordered.rows.reverse();
+        let rows = serde_json::to_value(&reordered.rows).unwrap();
+        record_training(&run, "fold1", rows);
+        let e = checked_split_error(&run, "fold1");
+        assert!(e.contains("(its rows differ)"), "{e}");
+        // A fold without a record of its split (not trained by this project) is refused too.
+        std::fs::write(run.fold("fold1").result(), "{}").unwrap();
+        let e = checked_split_error(&run, "fold1");
+        assert!(e.contains("fold_result.json: no `settings`"), "{e}");
+    }
+
+    fn checked_split_error(run: &RunLayout, split: &str) -> String {
+        crate::inputs::checked_split(run, split).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_model_the_normaliser_and_the_training_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = run_with(dir.path(), &["fold1", "holdout"]);
+        let fp = |s: &str| fold_fingerprint(&run, s).unwrap();
+        let (fold1, holdout) = (fp("fold1"), fp("holdout"));
+        assert_ne!(fold1, holdout);
+        assert_eq!(fp("fold1"), fold1, "the same files, the same fingerprint");
+        let fold = run.fold("fold1");
+        std::fs::write(fold.model(), "weights of a retrained fold1").unwrap();
+        let retrained = fp("fold1");
+        assert_ne!(retrained, fold1, "new weights");
+        std::fs::write(fold.normalization().join("normalization.json"), r#"{"scans": 3}"#).unwrap();
+        let renormalised = fp("fold1");
+        assert_ne!(renormalised, retrained, "a new normaliser");
+        let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(fold.result()).unwrap()).unwrap();
+        let settings = record["settings"].as_str().unwrap().replace("\"epochs\":2", "\"epochs\":3");
+        record["settings"] = settings.into();
+        std::fs::write(fold.result(), record.to_string()).unwrap();
+        assert_ne!(fp("fold1"), renormalised, "other training settings");
+        let e = fold_fingerprint(&run, "fold9").unwrap_err().to_string();
+        assert!(e.contains("fold9.csv"), "{e}");
+    }
+
+    #[test]
+    fn a_complete_folder_is_reused_only_for_the_same_inputs_and_every_method() {
         let dir = tempfile::tempdir().unwrap();
         let out = RelevanceLayout::new(dir.path());
-        assert_eq!(complete_with(&out, &[Method::Sensitivity]).unwrap(), None, "no marker");
-        std::fs::write(out.complete(), r#"{"methods": ["sensitivity", "occlusion"], "scans": 7}"#).unwrap();
-        assert_eq!(complete_with(&out, &[Method::Sensitivity]).unwrap(), Some(7));
-        assert_eq!(complete_with(&out, &[Method::Occlusion, Method::Sensitivity]).unwrap(), Some(7));
-        assert_eq!(complete_with(&out, &[Method::GradCam]).unwrap(), None);
+        let inputs = serde_json::json!({"models": {"holdout": "abc"}, "relevance": {"target": "predicted", "occlusion": {"size": 8}}});
+        let check = |methods: &[Method], save: bool| completion_of(&out, methods, &inputs, save).unwrap();
+        assert_eq!(check(&[Method::Sensitivity], false), None, "no marker");
+        let marker = |v: serde_json::Value| std::fs::write(out.complete(), v.to_string()).unwrap();
+        marker(serde_json::json!({"methods": ["sensitivity", "occlusion"], "scans": 7, "inputs": inputs}));
+        assert_eq!(check(&[Method::Sensitivity], false), Some(Completion::Complete { scans: 7 }));
+        assert_eq!(check(&[Method::Occlusion, Method::Sensitivity], false), Some(Completion::Complete { scans: 7 }));
+        let stale = |differing: &[&str]| {
+            Some(Completion::Stale { differing: differing.iter().map(|d| d.to_string()).collect() })
+        };
+        assert_eq!(check(&[Method::GradCam], false), stale(&["methods (lacks grad-cam)"]));
+        assert_eq!(check(&[Method::Sensitivity], true), stale(&["save_scan_maps (the per-scan maps were not saved)"]));
+        // Another model, other settings: every difference named.
+        marker(serde_json::json!({"methods": ["sensitivity"], "scans": 7, "save_scan_maps": true,
+            "inputs": {"models": {"fold1": "abc"}, "relevance": {"target": "CN", "occlusion": {"size": 4}}}}));
+        assert_eq!(
+            check(&[Method::Sensitivity], true),
+            stale(&["models.fold1", "models.holdout", "relevance.occlusion.size", "relevance.target"])
+        );
+        // A marker of an older version records no inputs: stale, not complete.
+        marker(serde_json::json!({"methods": ["sensitivity"], "scans": 7}));
+        assert_eq!(
+            check(&[Method::Sensitivity], false),
+            stale(&["inputs (none recorded: written by an older version)"])
+        );
         std::fs::write(out.complete(), "{ cut").unwrap();
-        let e = complete_with(&out, &[Method::Sensitivity]).unwrap_err().to_string();
+        let e = completion_of(&out, &[Method::Sensitivity], &inputs, false).unwrap_err().to_string();
         assert!(e.contains("complete.json is not JSON"), "{e}");
+    }
+
+    #[test]
+    fn recomputing_leaves_nothing_of_the_earlier_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = RelevanceLayout::new(dir.path());
+        let scan_map = out.scan_map("lrp", 4);
+        let shard = out.shard(1, 2).complete();
+        for f in [out.complete(), out.ground_truth(), out.mean_map("lrp", "AD"), scan_map.clone(), shard.clone()] {
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, "x").unwrap();
+        }
+        remove_relevance_outputs(&out, false).unwrap();
+        assert!(!out.complete().exists() && !out.ground_truth().exists() && !out.mean_map("lrp", "AD").exists());
+        assert!(scan_map.exists() && shard.exists(), "a merge keeps the per-scan maps and the shards");
+        remove_relevance_outputs(&out, true).unwrap();
+        assert!(!scan_map.exists() && shard.exists(), "an unsharded run removes the per-scan maps, not the shards");
+        remove_relevance_outputs(&out, true).unwrap();
+    }
+
+    #[test]
+    fn output_settings_leave_out_what_does_not_change_a_map() {
+        let base = Params::new(RelevanceSection::default()).unwrap().output_settings().unwrap();
+        let with = |f: &dyn Fn(&mut RelevanceSection)| {
+            let mut s = RelevanceSection::default();
+            f(&mut s);
+            Params::new(s).unwrap().output_settings().unwrap()
+        };
+        assert_eq!(with(&|s| s.memory_budget_mb = 7), base);
+        assert_eq!(with(&|s| s.save_scan_maps = !s.save_scan_maps), base);
+        assert_eq!(with(&|s| s.methods = vec![Method::Lrp]), base);
+        assert_eq!(with(&|s| s.split = "fold2".into()), base);
+        assert_eq!(with(&|s| s.occlusion.mode = relevance::occlusion::OcclusionMode::Naive), base);
+        for change in [
+            &(|s: &mut RelevanceSection| s.target = Target::Class(0)) as &dyn Fn(&mut RelevanceSection),
+            &|s| s.postprocess = relevance::PostProcess::None,
+            &|s| s.occlusion.size = 4,
+            &|s| s.random_baseline = !s.random_baseline,
+            &|s| s.scans_per_patient = 9,
+            &|s| s.smoothgrad.noise_level = 0.3,
+        ] {
+            let changed = with(change);
+            assert_ne!(changed, base);
+            assert!(!crate::inputs::differing_paths(&changed, &base, "relevance").is_empty());
+        }
+        // Read back from a file, the settings are equal (an f32 such as 0.1 included).
+        let stored: serde_json::Value = serde_json::from_str(&serde_json::to_string_pretty(&base).unwrap()).unwrap();
+        assert_eq!(stored, base);
     }
 }

@@ -23,6 +23,8 @@ use adni_data::run_layout::RelevanceLayout;
 use adni_data::volume::{OutputType, Volume, read_volume};
 use report::interpretation::{IndexRow, concat_tables, merge_timing, read_index, write_index};
 
+use super::run::{marker_completion, remove_relevance_outputs};
+use crate::inputs::Completion;
 use crate::relevance_config::Method;
 
 /// Shard `index` (1-based) of `count`.
@@ -65,17 +67,30 @@ struct CompleteShard {
     scans: usize,
 }
 
-/// The shards, in order; every one must be complete with the same methods.
-fn complete_shards(out: &RelevanceLayout, count: usize, methods: &[Method]) -> Result<Vec<CompleteShard>> {
+/// The shards, in order; every one must be complete with the same methods and `inputs` (and
+/// hold every scan's map when `save_scan_maps`).
+fn complete_shards(
+    out: &RelevanceLayout,
+    count: usize,
+    methods: &[Method],
+    inputs: &serde_json::Value,
+    save_scan_maps: bool,
+) -> Result<Vec<CompleteShard>> {
     let names: Vec<&str> = methods.iter().map(|m| m.name()).collect();
     let mut shards = Vec::with_capacity(count);
     let mut missing = Vec::new();
+    let mut stale = Vec::new();
     for index in 1..=count {
         let layout = out.shard(index, count);
-        let marker = crate::inputs::read_marker(&layout.complete())?;
-        match marker.and_then(|m| crate::inputs::marker_scans(&m, "methods", &names).map(|scans| (m, scans))) {
-            Some((marker, scans)) => shards.push(CompleteShard { layout, marker, scans }),
-            None => missing.push(format!("{index}/{count}")),
+        let Some(marker) = crate::inputs::read_marker(&layout.complete())? else {
+            missing.push(format!("{index}/{count}"));
+            continue;
+        };
+        match marker_completion(&marker, methods, inputs, save_scan_maps) {
+            Completion::Complete { scans } => shards.push(CompleteShard { layout, marker, scans }),
+            Completion::Stale { differing } => {
+                stale.push(format!("{index}/{count} (differing: {})", differing.join(", ")));
+            }
         }
     }
     if !missing.is_empty() {
@@ -87,18 +102,36 @@ fn complete_shards(out: &RelevanceLayout, count: usize, methods: &[Method]) -> R
             names.join(", ")
         );
     }
+    if !stale.is_empty() {
+        bail!(
+            "shards {} of {} were computed from other inputs than this merge's (the models, splits or [relevance] \
+             settings it reads): run `cargo xtask interpret --shard i/{count}` for them again, with the merge's \
+             settings",
+            stale.join("; "),
+            out.shards_dir().display()
+        );
+    }
     Ok(shards)
 }
 
 /// Merges the `count` complete shards of `out` into `out` itself; returns the number of scans.
-pub(super) fn merge_shards(out: &RelevanceLayout, count: usize, methods: &[Method]) -> Result<usize> {
+/// Every shard must hold `methods` and have been computed from `inputs` (the merge's own
+/// [`super::run::map_inputs`]), with every scan's map saved when `save_scan_maps`.
+pub(super) fn merge_shards(
+    out: &RelevanceLayout,
+    count: usize,
+    methods: &[Method],
+    inputs: &serde_json::Value,
+    save_scan_maps: bool,
+) -> Result<usize> {
     if count == 0 {
         bail!("--merge-shards 0: expected the number of shards the scans were split into (N of --shard i/N), ≥ 1");
     }
-    let complete = complete_shards(out, count, methods)?;
+    let complete = complete_shards(out, count, methods, inputs, save_scan_maps)?;
     let shards: Vec<&RelevanceLayout> = complete.iter().map(|s| &s.layout).collect();
-    // A new merge: the old marker no longer describes the folder.
-    let _ = std::fs::remove_file(out.complete());
+    // A new merge: the old marker no longer describes the folder, nor do the earlier tables and
+    // mean maps (the per-scan maps are the shards' own, written there).
+    remove_relevance_outputs(out, false)?;
 
     // Mean maps in an unsharded run's order (method, then group), weighted by scans.
     let mut groups: BTreeMap<(Method, String), Vec<(PathBuf, usize)>> = BTreeMap::new();
@@ -133,6 +166,9 @@ pub(super) fn merge_shards(out: &RelevanceLayout, count: usize, methods: &[Metho
     let mut marker = complete[0].marker.clone();
     marker["scans"] = serde_json::json!(scans);
     marker["merged_shards"] = serde_json::json!(count);
+    // Every scan's map is there only if every shard saved its scans' maps.
+    let saved = complete.iter().all(|s| s.marker["save_scan_maps"] == serde_json::Value::Bool(true));
+    marker["save_scan_maps"] = serde_json::json!(saved);
     if let Some(m) = marker.as_object_mut() {
         m.remove("shard");
     }
@@ -183,17 +219,34 @@ mod tests {
     }
 
     #[test]
-    fn merging_needs_every_shard_and_at_least_one() {
+    fn merging_needs_every_shard_complete_for_the_merges_inputs() {
         let dir = tempfile::tempdir().unwrap();
         let out = RelevanceLayout::new(dir.path());
-        let e = merge_shards(&out, 0, &[Method::Lrp]).unwrap_err().to_string();
+        let inputs = serde_json::json!({"models": {"holdout": "abc"}, "relevance": {"target": "predicted"}});
+        let e = merge_shards(&out, 0, &[Method::Lrp], &inputs, false).unwrap_err().to_string();
         assert!(e.contains("--merge-shards 0: expected the number of shards"), "{e}");
-        std::fs::create_dir_all(out.shard(2, 2).dir()).unwrap();
-        std::fs::write(out.shard(2, 2).complete(), r#"{"methods": ["lrp"], "scans": 3}"#).unwrap();
-        let e = merge_shards(&out, 2, &[Method::Lrp]).unwrap_err().to_string();
+        let write = |index: usize, marker: serde_json::Value| {
+            std::fs::create_dir_all(out.shard(index, 2).dir()).unwrap();
+            std::fs::write(out.shard(index, 2).complete(), marker.to_string()).unwrap();
+        };
+        write(2, serde_json::json!({"methods": ["lrp"], "scans": 3, "inputs": inputs}));
+        let e = merge_shards(&out, 2, &[Method::Lrp], &inputs, false).unwrap_err().to_string();
         assert!(e.contains("shards 1/2 of") && e.contains("--shard i/2"), "{e}");
-        let e = merge_shards(&out, 2, &[Method::Occlusion]).unwrap_err().to_string();
-        assert!(e.contains("shards 1/2, 2/2 of"), "a shard without the method is not complete: {e}");
+
+        // Shard 1 of another model: refused, naming the shard and what differs.
+        let other = serde_json::json!({"models": {"holdout": "def"}, "relevance": {"target": "predicted"}});
+        write(1, serde_json::json!({"methods": ["lrp"], "scans": 3, "inputs": other}));
+        let e = merge_shards(&out, 2, &[Method::Lrp], &inputs, false).unwrap_err().to_string();
+        assert!(e.contains("shards 1/2 (differing: models.holdout) of") && !e.contains("2/2"), "{e}");
+        // A shard of an older version (no inputs recorded) is not complete either.
+        write(1, serde_json::json!({"methods": ["lrp"], "scans": 3}));
+        let e = merge_shards(&out, 2, &[Method::Lrp], &inputs, false).unwrap_err().to_string();
+        assert!(e.contains("1/2 (differing: inputs (none recorded"), "{e}");
+        write(1, serde_json::json!({"methods": ["lrp"], "scans": 3, "inputs": inputs}));
+        let e = merge_shards(&out, 2, &[Method::Occlusion], &inputs, false).unwrap_err().to_string();
+        assert!(e.contains("1/2 (differing: methods (lacks occlusion)); 2/2"), "a shard without the method: {e}");
+        let e = merge_shards(&out, 2, &[Method::Lrp], &inputs, true).unwrap_err().to_string();
+        assert!(e.contains("1/2 (differing: save_scan_maps"), "per-scan maps asked for, none saved: {e}");
     }
 
     #[test]

@@ -23,14 +23,20 @@ use crate::relevance_config::Method;
 pub(super) struct CurveRows {
     /// Every step of every curve.
     pub(super) deletion: Vec<DeletionRow>,
+    /// Per row of `deletion`: whether the method's map ranks the scan's voxels (the column
+    /// [`report::sanity::RANKS_VOXELS`]).
+    pub(super) ranks: Vec<bool>,
     /// One AOPC per curve.
     pub(super) aopc: Vec<AopcRow>,
 }
 
 impl CurveRows {
-    /// One curve (scores after steps 0..) with the x value of each step. `ranked` is false for
-    /// the curve of a map that ranks nothing (constant on the brain): its curve is written, but
-    /// its AOPC is undefined (NaN), as it measures only the tie-breaking order.
+    /// One curve (scores after steps 0..) with the x value of each step. `ranked` is false when
+    /// the method's map ranks nothing on this scan (constant on the brain): the curve is written
+    /// with the flag false in [`Self::ranks`], and its AOPC is undefined (NaN), as it measures
+    /// only the tie-breaking order. The random order's curve under that method gets the same flag
+    /// and a NaN AOPC too, so that each method's AOPC is compared with the random order's on the
+    /// same scans.
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -46,6 +52,7 @@ impl CurveRows {
             CurveId { kind, method: method.to_owned(), ordering, ptid: scan.ptid.clone(), image_id: scan.image_id };
         for (step, (&fraction, &score)) in fractions.iter().zip(curve).enumerate() {
             self.deletion.push(DeletionRow { curve: id.clone(), step, fraction, score });
+            self.ranks.push(ranked);
         }
         let aopc =
             aopc(curve).with_context(|| format!("{kind} deletion curve of {method}, image {}", scan.image_id))?;
@@ -157,11 +164,11 @@ pub(super) fn faithfulness_check(
             let order = deletion_order(map.view(), Some(brain.view()), tie_seed)?;
             let curve = deletion_curve(scan.x.view(), &order, &voxel_steps, value, &mut score)?;
             rows.push(VOXELS, method.name(), RELEVANCE_ORDER, &scan.item, &voxel_x, &curve, ranks)?;
-            rows.push(VOXELS, method.name(), RANDOM_ORDER, &scan.item, &voxel_x, &random_voxels, true)?;
+            rows.push(VOXELS, method.name(), RANDOM_ORDER, &scan.item, &voxel_x, &random_voxels, ranks)?;
             let ranked = regions_by_relevance(map.view(), labels, brain, tie_seed);
             let curve = region_curve(&ranked, &mut score)?;
             rows.push(REGIONS, method.name(), RELEVANCE_ORDER, &scan.item, &region_x, &curve, ranks)?;
-            rows.push(REGIONS, method.name(), RANDOM_ORDER, &scan.item, &region_x, &random_regions, true)?;
+            rows.push(REGIONS, method.name(), RANDOM_ORDER, &scan.item, &region_x, &random_regions, ranks)?;
             bar.inc(1);
         }
         if let Some(e) = failure {
@@ -194,6 +201,24 @@ mod tests {
         assert_ne!(a, (1..=40).collect::<Vec<_>>());
         assert_ne!(a, b);
         assert_eq!(a, order(1));
+    }
+
+    #[test]
+    fn a_map_that_ranks_nothing_leaves_its_scan_out_of_both_orderings() {
+        let scan = ScanItem { image_id: 7, ptid: "002_S_0001".into(), label: 1, path: "7.nii.gz".into() };
+        let mut rows = CurveRows::default();
+        let x = [0.0, 0.5];
+        rows.push(VOXELS, "guided-backprop", RELEVANCE_ORDER, &scan, &x, &[0.9, 0.7], false).unwrap();
+        rows.push(VOXELS, "guided-backprop", RANDOM_ORDER, &scan, &x, &[0.9, 0.8], false).unwrap();
+        rows.push(VOXELS, "lrp", RELEVANCE_ORDER, &scan, &x, &[0.9, 0.5], true).unwrap();
+        rows.push(VOXELS, "lrp", RANDOM_ORDER, &scan, &x, &[0.9, 0.8], true).unwrap();
+        // one flag per deletion row, the random rows carrying their method's
+        assert_eq!(rows.ranks, [false, false, false, false, true, true, true, true]);
+        assert_eq!(rows.ranks.len(), rows.deletion.len());
+        // the AOPC of both orderings under the constant map is undefined: the comparison is paired
+        let aopc: Vec<f64> = rows.aopc.iter().map(|r| r.aopc).collect();
+        assert!(aopc[0].is_nan() && aopc[1].is_nan(), "{aopc:?}");
+        assert!((aopc[2] - 0.2).abs() < 1e-12 && (aopc[3] - 0.05).abs() < 1e-12, "{aopc:?}");
     }
 
     #[test]

@@ -23,17 +23,22 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `cascade.csv` | `step`, `layer`, `method`, `PTID`, `Image.ID`, `spearman`, `ssim` |
-//! | `data_randomisation.csv` | `method`, `PTID`, `Image.ID`, `spearman`, `ssim`, `mass_accuracy`, `rank_accuracy`, `pointing_hit`, `truth_fraction` (NaN without a ground truth) |
+//! | `cascade.csv` | `step`, `layer`, `method`, `PTID`, `Image.ID`, `spearman`, `ssim`, `trained_map_ranks` (false: the trained map is constant on the brain, so its similarities are NaN) |
+//! | `data_randomisation.csv` | `method`, `PTID`, `Image.ID`, `spearman`, `ssim` (NaN where the trained map is constant), `mass_accuracy`, `rank_accuracy`, `pointing_hit`, `truth_fraction` (NaN without a ground truth) |
 //! | `shuffled_model.csv` | `model` (`trained`, `shuffled`), `n_scans`, `accuracy`, `balanced_accuracy`, `roc_auc` on the test scans, true labels |
 //! | `shuffled/` | the shuffled-label model (`cargo xtask train`'s layout) |
-//! | `deletion.csv` | `kind` (`voxels`, `regions`), `method`, `ordering` (`relevance`, `random`: mean over the random orders, repeated under every method), `PTID`, `Image.ID`, `step`, `fraction`, `score` |
-//! | `aopc.csv` | `kind`, `method`, `ordering`, `PTID`, `Image.ID`, `aopc` |
+//! | `deletion.csv` | `kind` (`voxels`, `regions`), `method`, `ordering` (`relevance`, `random`: mean over the random orders, repeated under every method), `PTID`, `Image.ID`, `step`, `fraction`, `score`, `ranks_voxels` (false: the method's map is constant on the brain, so its deletion order is only the tie-break; set on the random rows under that method too) |
+//! | `aopc.csv` | `kind`, `method`, `ordering`, `PTID`, `Image.ID`, `aopc` (NaN for both orderings where the map ranks no voxel, so a method and the random order are compared on the same scans) |
 //! | `timing.csv` | seconds per part |
-//! | `resolved_config.toml`, `complete.json` | the config used; written last: the checks are complete |
+//! | `resolved_config.toml`, `complete.json` | the config used; written last: the checks are complete (parts, files, methods, scans, and under `inputs` a fingerprint of the model, the `[relevance]` and `[sanity]` settings and what the shuffled-label model is trained with) |
+//!
+//! A folder whose `complete.json` holds every requested check and the same `inputs` is complete
+//! and skipped; one written for another model or settings (or by a version that recorded no
+//! `inputs`) is recomputed, its earlier outputs removed first, and the shuffled-label model
+//! retrained when the model or its training settings differ.
 //!
 //! The trained model's maps are read from `relevance/maps/scans/` where `interpret` saved them
-//! (`save_scan_maps`), and computed otherwise.
+//! (`save_scan_maps`) for the same model and `[relevance]` settings, and computed otherwise.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,9 +47,10 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use ndarray::Array3;
+use polars::prelude::Column;
 
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
-use adni_data::run_layout::{RunLayout, TIMING_FILE};
+use adni_data::run_layout::{RelevanceLayout, RunLayout, TIMING_FILE};
 use model::{ClassificationModel3D, Cpu};
 use relevance::methods::{MethodParams, to_tensor};
 use report::sanity_tables::{AopcRow, CascadeRow, DataRandomisationRow, DeletionRow, PartSeconds, ShuffledModelRow};
@@ -52,8 +58,11 @@ use report::similarity::{spearman, ssim};
 
 use crate::commands::{cohort_of, load_config_file};
 use crate::config::ProjectConfig;
-use crate::inputs::{ScanInputs, completed_scans, find_run, load_fold, test_items};
-use crate::interpret_cmd::Params;
+use crate::inputs::{
+    Completion, INPUTS_KEY, ScanInputs, as_stored_json, completion, find_run, fold_fingerprint, load_fold, read_marker,
+    remove_outputs, test_items,
+};
+use crate::interpret_cmd::{Params, marker_completion};
 use crate::relevance_config::Method;
 
 mod faithfulness;
@@ -148,23 +157,6 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
         return Ok(SanityOutcome { dir: out.dir().to_path_buf(), skipped: true, parts: vec![], scans: 0 });
     }
     let _lock = crate::commands::lock_folder(out.dir())?;
-    if !args.force
-        && let Some(scans) = completed_scans(&out.complete(), "parts", &wanted)?
-    {
-        eprintln!("sanity: {} is complete (use --force to recompute)", out.dir().display());
-        return Ok(SanityOutcome { dir: out.dir().to_path_buf(), skipped: true, parts: vec![], scans });
-    }
-    let _ = std::fs::remove_file(out.complete());
-    if args.force && s.data_randomisation {
-        // Recompute means retrain: the shuffled-label model of an earlier call (another seed,
-        // other epochs) is not this call's.
-        let shuffled = out.shuffled_run();
-        if shuffled.root().exists() {
-            std::fs::remove_dir_all(shuffled.root())
-                .with_context(|| format!("--force: cannot remove {}", shuffled.root().display()))?;
-        }
-    }
-
     let params = Params::new(cfg.relevance.clone())?;
     let methods = params.section.methods.clone();
     let split = if params.section.split.is_empty() { "holdout".to_string() } else { params.section.split.clone() };
@@ -175,6 +167,60 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
             run.root().display(),
             fold.dir().display()
         );
+    }
+    // What the checks depend on (a split file rewritten after training is an error here).
+    let model_fp = fold_fingerprint(&run, &split)?;
+    let inputs_fp = sanity_inputs(&cfg, &params, &split, &model_fp)?;
+    let previous = if args.force {
+        None
+    } else {
+        read_marker(&out.complete())?.map(|done| completion(&done, "parts", &wanted, &inputs_fp))
+    };
+    let mut retrain = args.force && s.data_randomisation;
+    match previous {
+        Some(Completion::Complete { scans }) => {
+            eprintln!("sanity: {} is complete (use --force to recompute)", out.dir().display());
+            return Ok(SanityOutcome { dir: out.dir().to_path_buf(), skipped: true, parts: vec![], scans });
+        }
+        Some(Completion::Stale { differing }) => {
+            eprintln!(
+                "sanity: {} holds checks of other inputs (differing: {}): recomputing them",
+                out.dir().display(),
+                differing.join(", ")
+            );
+            // The shuffled-label model is trained like the trained one, with the sanity seed.
+            retrain |=
+                differing.iter().any(|d| d == INPUTS_KEY || d.starts_with("models.") || d.starts_with("shuffled."));
+        }
+        None => {}
+    }
+    // A new computation: nothing of the earlier one stays beside the new outputs.
+    remove_outputs(
+        &[
+            CASCADE_FILE,
+            DATA_RANDOMISATION_FILE,
+            SHUFFLED_MODEL_FILE,
+            DELETION_FILE,
+            AOPC_FILE,
+            TIMING_FILE,
+            adni_data::run_layout::RESOLVED_CONFIG_FILE,
+        ]
+        .iter()
+        .map(|f| out.file(f))
+        .chain([out.complete()])
+        .collect::<Vec<_>>(),
+        &[],
+    )?;
+    if retrain {
+        // Recompute means retrain: the shuffled-label model of an earlier call (another model,
+        // seed or epochs) is not this call's.
+        let shuffled = out.shuffled_run();
+        if shuffled.root().exists() {
+            eprintln!("sanity: the shuffled-label model in {} is retrained", shuffled.root().display());
+            std::fs::remove_dir_all(shuffled.root()).with_context(|| {
+                format!("cannot remove the earlier shuffled-label model {}", shuffled.root().display())
+            })?;
+        }
     }
     let cohort = cohort_of(&cfg)?;
     let atlas_required = methods.contains(&Method::AreaOcclusion) || s.faithfulness;
@@ -202,7 +248,8 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
     // The trained model's maps: saved by `interpret`, or computed.
     let mut parts: Vec<(&'static str, f64)> = Vec::new();
     let t = Instant::now();
-    trained_maps(&mut scans, &run.relevance(), &model, labels.as_ref(), &params)?;
+    let saved = saved_maps(&run, &split, &model_fp, &params)?;
+    trained_maps(&mut scans, &saved, &model, labels.as_ref(), &params)?;
     parts.push(("trained maps", t.elapsed().as_secs_f64()));
 
     // The cascade recomputes every map once per layer, so it uses `[sanity]
@@ -222,8 +269,11 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
     let mut written: Vec<&str> = Vec::new();
     if s.cascade {
         let t = Instant::now();
-        let cascade = cascade_check(&cfg, &model, &chosen, &methods, labels.as_ref(), &brain, &params)?;
-        write_csv_atomically(&out.file(CASCADE_FILE), &mut CascadeRow::frame(&cascade)?)?;
+        let (cascade, trained_ranks) =
+            cascade_check(&cfg, &model, &chosen, &methods, labels.as_ref(), &brain, &params)?;
+        let mut table = CascadeRow::frame(&cascade)?;
+        table.with_column(Column::new(report::sanity::TRAINED_MAP_RANKS.into(), trained_ranks))?;
+        write_csv_atomically(&out.file(CASCADE_FILE), &mut table)?;
         written.push(CASCADE_FILE);
         parts.push(("cascade", t.elapsed().as_secs_f64()));
     }
@@ -250,7 +300,9 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
             labels.as_ref().ok_or_else(|| anyhow!("region deletion needs an atlas ([relevance] atlas)"))?;
         let value = params.section.occlusion.value;
         let curves = faithfulness_check(&model, &scans, &methods, atlas_labels, &brain, value, &s)?;
-        write_csv_atomically(&out.file(DELETION_FILE), &mut DeletionRow::frame(&curves.deletion)?)?;
+        let mut deletion = DeletionRow::frame(&curves.deletion)?;
+        deletion.with_column(Column::new(report::sanity::RANKS_VOXELS.into(), curves.ranks))?;
+        write_csv_atomically(&out.file(DELETION_FILE), &mut deletion)?;
         write_csv_atomically(&out.file(AOPC_FILE), &mut AopcRow::frame(&curves.aopc)?)?;
         written.extend([DELETION_FILE, AOPC_FILE]);
         parts.push(("faithfulness", t.elapsed().as_secs_f64()));
@@ -265,9 +317,71 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
         "methods": methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "scans": scans.len(),
         "split": split,
+        INPUTS_KEY: inputs_fp,
     });
     write_bytes_atomically(&out.complete(), serde_json::to_string_pretty(&marker)?.as_bytes())?;
     Ok(SanityOutcome { dir: out.dir().to_path_buf(), skipped: false, parts, scans: scans.len() })
+}
+
+/// What the checks depend on, as recorded under `inputs` in `complete.json`: the model of
+/// `split` (`model_fp`, [`fold_fingerprint`]), the `[relevance]` settings that change a map and
+/// the methods, the `[sanity]` settings (but which checks run: those are its `parts`), and under
+/// `shuffled` what the shuffled-label model is trained with besides the trained model's split
+/// and data (`[train]`, `[model]`, the sanity seed).
+fn sanity_inputs(cfg: &ProjectConfig, params: &Params, split: &str, model_fp: &str) -> Result<serde_json::Value> {
+    let mut relevance = params.output_settings()?;
+    if let Some(r) = relevance.as_object_mut() {
+        // The random-weights baseline is `interpret`'s alone.
+        r.remove("random_baseline");
+        r.insert("methods".into(), as_stored_json(&params.section.methods)?);
+    }
+    let mut sanity = as_stored_json(&cfg.sanity)?;
+    if let Some(o) = sanity.as_object_mut() {
+        for part in ["cascade", "data_randomisation", "faithfulness"] {
+            o.remove(part);
+        }
+    }
+    // Trained in hold-out mode whatever the config's mode (see `train_shuffled`).
+    let mut train = cfg.train.clone();
+    train.mode = model::train::TrainMode::Holdout;
+    Ok(serde_json::json!({
+        "models": { split: model_fp },
+        "relevance": relevance,
+        "sanity": sanity,
+        "shuffled": {
+            "train": as_stored_json(&train)?,
+            "model": as_stored_json(&cfg.model)?,
+            "seed": cfg.sanity.seed,
+        },
+    }))
+}
+
+/// The relevance folder whose per-scan maps the checks read: `relevance/` when its
+/// `complete.json` records the same model of `split` (`model_fp`), the same `[relevance]`
+/// settings, every method and saved per-scan maps; otherwise a folder that holds no maps, so
+/// that every trained-model map is computed (maps of another model or settings are never read).
+fn saved_maps(run: &RunLayout, split: &str, model_fp: &str, params: &Params) -> Result<RelevanceLayout> {
+    let rel = run.relevance();
+    let none = RelevanceLayout::new(run.sanity().dir().join("no-saved-maps"));
+    let Ok(Some(done)) = read_marker(&rel.complete()) else { return Ok(none) };
+    let models = &done[INPUTS_KEY]["models"];
+    let expected = serde_json::json!({ "models": models, "relevance": params.output_settings()? });
+    let mut differing = match marker_completion(&done, &params.section.methods, &expected, true) {
+        Completion::Complete { .. } => Vec::new(),
+        Completion::Stale { differing } => differing,
+    };
+    if models[split].as_str() != Some(model_fp) {
+        differing.push(format!("models.{split}"));
+    }
+    if differing.is_empty() {
+        return Ok(rel);
+    }
+    eprintln!(
+        "sanity: the maps in {} are not reused (differing: {}): computing the trained model's maps",
+        rel.dir().display(),
+        differing.join(", ")
+    );
+    Ok(none)
 }
 
 /// The parameters with the explained class fixed (so that a changed model explains the class the

@@ -16,6 +16,7 @@ use model::metrics::{BinaryMetrics, Prediction};
 use model::train::TrainMode;
 use model::{ClassificationModel3D, Cpu};
 use relevance::methods::{compute_map, to_tensor};
+use report::faithfulness::ranks_voxels;
 use report::sanity_tables::{CascadeRow, DataRandomisationRow, ShuffledModelRow, TruthScores};
 
 use super::{Scan, for_class, similarity};
@@ -26,6 +27,11 @@ use crate::relevance_config::Method;
 use crate::train_cmd::{TrainArgs, train_with};
 
 /// The cascading randomisation: one step per layer from the output down, on `chosen` scans.
+/// Returns the rows and, per row, whether the trained model's map ranks the brain's voxels (the
+/// column [`report::sanity::TRAINED_MAP_RANKS`]). Where it does not (a constant map, such as an
+/// all-zero guided backpropagation map), every similarity to it is undefined (NaN): a constant
+/// map has no ranks to correlate, and two constant maps are "identical" to SSIM whatever the
+/// weights; the randomised map is not computed.
 pub(super) fn cascade_check(
     cfg: &ProjectConfig,
     model: &ClassificationModel3D<Cpu>,
@@ -34,7 +40,7 @@ pub(super) fn cascade_check(
     labels: Option<&Array3<i32>>,
     brain: &Array3<bool>,
     params: &Params,
-) -> Result<Vec<CascadeRow>> {
+) -> Result<(Vec<CascadeRow>, Vec<bool>)> {
     let device = Default::default();
     <Cpu as Backend>::seed(&device, cfg.sanity.seed);
     let fresh = cfg.model.init::<Cpu>(model.input_shape(), &device)?;
@@ -42,6 +48,7 @@ pub(super) fn cascade_check(
     relevance::materialize_parameters(&fresh);
     let layers = model.cascade_layers();
     let mut rows = Vec::with_capacity(layers.len() * chosen.len() * methods.len());
+    let mut trained_ranks = Vec::with_capacity(rows.capacity());
     let bar = progress_bar(layers.len() * chosen.len() * methods.len(), "cascade");
     for (k, layer) in layers.iter().enumerate() {
         let randomised = model.with_top_layers_from(&fresh, k + 1)?;
@@ -50,9 +57,16 @@ pub(super) fn cascade_check(
             let pc = for_class(params, scan.target);
             for &method in methods {
                 bar.set_message(format!("{layer} · {method}"));
-                let (map, _) = compute_map(method, &autodiff, &randomised, &scan.x, labels, &pc)
-                    .with_context(|| format!("{method} of image {} with {layer} randomised", scan.item.image_id))?;
-                let (rho, s) = similarity(&map, &scan.maps[&method], brain)?;
+                let trained = &scan.maps[&method];
+                let ranks = ranks_voxels(trained.view(), Some(brain.view()));
+                let (rho, s) = if ranks {
+                    let (map, _) = compute_map(method, &autodiff, &randomised, &scan.x, labels, &pc)
+                        .with_context(|| format!("{method} of image {} with {layer} randomised", scan.item.image_id))?;
+                    similarity(&map, trained, brain)?
+                } else {
+                    (f64::NAN, f64::NAN)
+                };
+                trained_ranks.push(ranks);
                 rows.push(CascadeRow {
                     step: k + 1,
                     layer: layer.clone(),
@@ -67,7 +81,7 @@ pub(super) fn cascade_check(
         }
     }
     bar.finish_and_clear();
-    Ok(rows)
+    Ok((rows, trained_ranks))
 }
 
 /// Trains the shuffled-label hold-out model into `sanity/shuffled` (skipped when finished);
@@ -146,7 +160,13 @@ pub(super) fn data_randomisation_check(
         for &method in methods {
             let (map, _) = compute_map(method, &autodiff, shuffled, &x, labels, &pc)
                 .with_context(|| format!("{method} (shuffled-label model) of image {}", scan.item.image_id))?;
-            let (spearman, ssim) = similarity(&map, &scan.maps[&method], brain)?;
+            // a constant trained map: no similarity is defined (see `cascade_check`)
+            let trained = &scan.maps[&method];
+            let (spearman, ssim) = if ranks_voxels(trained.view(), Some(brain.view())) {
+                similarity(&map, trained, brain)?
+            } else {
+                (f64::NAN, f64::NAN)
+            };
             let truth = match &scan.truth {
                 Some(mask) => {
                     let g = report::ground_truth::score_map(map.view(), mask.view(), Some(brain.view()))?;

@@ -154,9 +154,11 @@ fn the_cascade_has_a_row_per_layer_scan_and_method_and_starts_at_the_output() {
     trained_maps(&mut scans, &RelevanceLayout::new(f.dir.path()), &f.model, None, &params).unwrap();
     let chosen: Vec<&Scan> = scans.iter().collect();
     let brain = Array3::from_elem(GRID, true);
-    let rows = cascade_check(&f.cfg, &f.model, &chosen, &f.cfg.relevance.methods, None, &brain, &params).unwrap();
+    let (rows, trained_ranks) =
+        cascade_check(&f.cfg, &f.model, &chosen, &f.cfg.relevance.methods, None, &brain, &params).unwrap();
     let layers = f.model.cascade_layers();
     assert_eq!(rows.len(), layers.len() * chosen.len());
+    assert_eq!(trained_ranks, vec![true; rows.len()], "a live network's sensitivity maps rank voxels");
     assert_eq!(rows[0].layer, "dense_3");
     assert_eq!(rows.last().unwrap().layer, "block1");
     for (k, pair) in rows.chunks(chosen.len()).enumerate() {
@@ -167,6 +169,33 @@ fn the_cascade_has_a_row_per_layer_scan_and_method_and_starts_at_the_output() {
     // constant maps, whose rank correlation is undefined)
     let last = &rows[rows.len() - chosen.len()..];
     assert!(last.iter().all(|r| r.spearman.is_nan() || r.spearman < 1.0 - 1e-9), "{last:?}");
+}
+
+#[test]
+fn a_constant_trained_map_has_no_similarity_in_either_randomisation_test() {
+    let f = fixture();
+    let params = f.params(1, Target::Predicted);
+    let mut scans = ad_scans(&f.items, &f.inputs, &f.model, &f.norm, &params).unwrap();
+    trained_maps(&mut scans, &RelevanceLayout::new(f.dir.path()), &f.model, None, &params).unwrap();
+    // scan 1's trained map is all zero (as guided backpropagation's can be): constant on the brain
+    scans[0].maps.insert(Method::Sensitivity, Array3::zeros(GRID));
+    let chosen: Vec<&Scan> = scans.iter().collect();
+    let brain = Array3::from_elem(GRID, true);
+    let (rows, trained_ranks) =
+        cascade_check(&f.cfg, &f.model, &chosen, &f.cfg.relevance.methods, None, &brain, &params).unwrap();
+    for (r, ranks) in rows.iter().zip(&trained_ranks) {
+        assert_eq!(*ranks, r.image_id != 1, "{r:?}");
+        if r.image_id == 1 {
+            // two constant maps would have SSIM 1 whatever the weights: undefined instead
+            assert!(r.spearman.is_nan() && r.ssim.is_nan(), "{r:?}");
+        } else {
+            assert!(r.ssim.is_finite(), "{r:?}");
+        }
+    }
+    let rows =
+        data_randomisation_check(&f.model, &f.norm, &chosen, &f.cfg.relevance.methods, None, &brain, &params).unwrap();
+    assert!(rows[0].spearman.is_nan() && rows[0].ssim.is_nan(), "{:?}", rows[0]);
+    assert!((rows[1].spearman - 1.0).abs() < 1e-9, "{:?}", rows[1]);
 }
 
 #[test]

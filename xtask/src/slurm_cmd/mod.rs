@@ -14,11 +14,15 @@
 //! | `interpret` | array, one task per shard: `interpret --shard $SLURM_ARRAY_TASK_ID/N` | `holdout` |
 //! | `interpret-merge` | `interpret --merge-shards N` | `interpret` |
 //! | `sanity` | `sanity` (when `[sanity]` switches a check on) | `interpret-merge` |
-//! | `report` | `reproduce-paper`: finds every stage complete, writes the report | all before |
+//! | `report` | `reproduce-paper --report-only`: the report of the stages the jobs computed | all before |
 //!
 //! The hold-out chain waits only for the data, not for cross-validation, so both train at once.
 //! Each stage's config is written resolved under `slurm/config/`, so a job reads exactly what
 //! `reproduce-paper` would give that stage. Orchestration only: every stage is a runner command.
+//!
+//! One `slurm` call at a time writes or submits a run's chain (`slurm/submit.lock`); none while a
+//! job of it is pending or running; and none when the config's settings changed since the chain
+//! was written while outputs computed with the earlier ones are on disk.
 
 mod plan;
 mod scheduler;
@@ -128,18 +132,60 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         shards: args.shards.or(s.shards),
         extra: s.extra.clone(),
     };
-    let shards = options.shards.unwrap_or(4);
-    if options.gpus.is_some() && args.binary.is_none() && !cfg!(feature = "cuda") {
+    // Where a setting came from, for the messages: the command line or the config's [slurm].
+    let source = |flag: &str, given: bool, value: String| {
+        if given {
+            format!("--{flag} {value}")
+        } else {
+            format!("[slurm] {flag} = {value} in {}", config_path.display())
+        }
+    };
+    if let Some(g) = options.gpus
+        && args.binary.is_none()
+        && !cfg!(feature = "cuda")
+    {
         bail!(
-            "--gpus: the jobs would train with --device cuda, but this xtask was built without CUDA; build it with \
-             `cargo build --release -p xtask --features cuda` and run that binary, or give --binary"
+            "{}: the jobs would train with --device cuda, but this xtask was built without CUDA; build it with \
+             `cargo build --release -p xtask --features cuda` and run that binary, or give --binary",
+            source("gpus", args.gpus.is_some(), g.to_string())
         );
     }
+    if options.gpus.is_none()
+        && let model::DeviceKind::Cuda(_) = cfg.train.device
+    {
+        bail!(
+            "{}: [train] device = \"{}\", but no GPU is asked for ({}): the training jobs would run on nodes \
+             without one; give --gpus N (or [slurm] gpus = N in the config), or set [train] device = \"cpu\"",
+            config_path.display(),
+            cfg.train.device,
+            match args.gpus.or(s.gpus) {
+                Some(g) => source("gpus", args.gpus.is_some(), g.to_string()),
+                None => "neither --gpus nor [slurm] gpus is given".to_string(),
+            }
+        );
+    }
+    const DEFAULT_SHARDS: usize = 4;
+    let mut shards = options.shards.unwrap_or(DEFAULT_SHARDS);
+    let shards_source = || match options.shards {
+        Some(n) => source("shards", args.shards.is_some(), n.to_string()),
+        None => format!("the default of {DEFAULT_SHARDS} shards"),
+    };
     if shards == 0 {
-        bail!("--shards 0: the interpretation needs at least one shard");
+        bail!("{}: the interpretation needs at least one shard", shards_source());
+    }
+    // A shard without a scan has nothing to compute: at most one shard per test scan.
+    if let Some(scans) = plan::holdout_test_scans(&cfg).filter(|&n| n > 0 && n < shards) {
+        outln!(
+            "slurm: {} exceeds the {scans} hold-out test scans the interpretation explains: {scans} shards instead",
+            shards_source()
+        );
+        shards = scans;
     }
     let stages = if args.stages.is_empty() { StageName::ALL.to_vec() } else { args.stages.clone() };
     let plan = Plan::new(&cfg, binary, options, shards, &stages)?;
+    let config_path = std::path::absolute(&config_path).unwrap_or(config_path);
+    // One call at a time, from the check of the earlier chain to the last record of its jobs.
+    let _lock = submit::lock_chain(&plan.run_dir)?;
     // Pending jobs read the scripts, configs and binary when they start: nothing is rewritten
     // under them. The earlier chain's states, asked once, also serve the submission below.
     let earlier = match PlanRecord::read(&plan.run_dir) {
@@ -150,6 +196,10 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         }
         Err(_) => Vec::new(),
     };
+    let configs = plan::stage_configs(&cfg, plan.options.gpus.is_some())?;
+    plan::refuse_changed_config(&plan.run_dir, &configs, &config_path)?;
+    // The folder locks of killed jobs go; a live holder's lock refuses the submission.
+    let stale = if args.submit { submit::stale_locks(&plan.run_dir)? } else { Vec::new() };
     let written = write_plan(&plan, &cfg, &config_path)?;
     outln!("slurm: {} jobs written to {}", plan.jobs.len(), plan.slurm_dir().display());
     for j in &plan.jobs {
@@ -161,9 +211,54 @@ pub fn slurm(args: &SlurmArgs) -> Result<()> {
         outln!(
             "slurm: submit the chain with `bash {}`, or with {}",
             written.display(),
-            plan::command_with(&plan.run_dir, &["--submit"])
+            plan::command_with(&plan.run_dir, &config_path, &["--submit"])
         );
         return Ok(());
     }
-    submit::submit(&PlanRecord::read(&plan.run_dir)?, args.resume, &earlier)
+    submit::submit(&PlanRecord::read(&plan.run_dir)?, args.resume, &earlier, &stale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick config with `extra` lines after `[train]` and its results under `dir`, written
+    /// to `dir/quick.toml`.
+    fn config(dir: &Path, train: &str) -> PathBuf {
+        let text = std::fs::read_to_string(crate::config::workspace_root().join("configs/reproduce-quick.toml"))
+            .unwrap()
+            .replace("[train]\n", &format!("[train]\n{train}\n"));
+        let mut cfg = crate::config::ProjectConfig::from_toml(&text, Path::new("quick.toml")).unwrap();
+        cfg.run.results_dir = dir.join("results");
+        let path = dir.join("quick.toml");
+        std::fs::write(&path, cfg.to_toml().unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn training_on_cuda_without_gpus_is_refused_with_the_way_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = config(tmp.path(), "device = \"cuda:1\"");
+        let args = SlurmArgs { config: Some(path.clone()), ..Default::default() };
+        let e = slurm(&args).unwrap_err().to_string();
+        assert!(e.contains(&path.display().to_string()) && e.contains("device = \"cuda:1\""), "{e}");
+        assert!(e.contains("--gpus N") && e.contains("[slurm] gpus") && e.contains("device = \"cpu\""), "{e}");
+        assert!(!tmp.path().join("results").exists(), "nothing is written");
+        // Zero GPUs asks for none either.
+        let args = SlurmArgs { config: Some(path), gpus: Some(0), ..Default::default() };
+        assert!(slurm(&args).unwrap_err().to_string().contains("--gpus 0"));
+    }
+
+    #[test]
+    fn a_shard_count_from_the_config_is_named_as_such() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = config(tmp.path(), "");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}\n[slurm]\nshards = 0\n")).unwrap();
+        let args = SlurmArgs { config: Some(path.clone()), ..Default::default() };
+        let e = slurm(&args).unwrap_err().to_string();
+        assert!(e.contains(&format!("[slurm] shards = 0 in {}", path.display())), "{e}");
+        let args = SlurmArgs { config: Some(path), shards: Some(0), ..Default::default() };
+        assert!(slurm(&args).unwrap_err().to_string().starts_with("--shards 0:"));
+    }
 }

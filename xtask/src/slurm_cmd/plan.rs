@@ -246,9 +246,11 @@ impl Plan {
         let _ = writeln!(t, "export INTERPRETABLE_MRI_ROOT={}", quote(&self.root.display().to_string()));
         // As many compute threads as CPUs allocated, not as the node has.
         t.push_str("export RAYON_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-${SLURM_CPUS_ON_NODE:-1}}\"\n");
+        // The host and pid (the runner keeps the shell's pid: `exec`) that its folder locks name,
+        // so that a later `--resume` can tell a killed job's lock from a live run's.
         let _ = writeln!(
             t,
-            "echo \"$(date -u +%FT%TZ) {} job ${{SLURM_JOB_ID:-}} task ${{SLURM_ARRAY_TASK_ID:-none}} on $(hostname), $RAYON_NUM_THREADS threads\"",
+            "echo \"$(date -u +%FT%TZ) {} job ${{SLURM_JOB_ID:-}} task ${{SLURM_ARRAY_TASK_ID:-none}} on $(hostname), pid $$, $RAYON_NUM_THREADS threads\"",
             job.name
         );
         let args: Vec<String> =
@@ -280,11 +282,12 @@ impl Plan {
         t
     }
 
-    /// What `slurm status` needs to know of the chain.
+    /// What `slurm status` needs to know of the chain; `config` is the config file it was
+    /// written from (its resume command names it by its absolute path).
     pub fn record(&self, config: &Path) -> PlanRecord {
         PlanRecord {
             config: config.strip_prefix(&self.root).unwrap_or(config).to_path_buf(),
-            command: resume_command(&self.run_dir),
+            command: resume_command(&self.run_dir, config),
             run_dir: self.run_dir.clone(),
             shards: self.shards,
             jobs: self
@@ -391,17 +394,56 @@ fn pinned_binary(run_dir: &Path) -> PathBuf {
 }
 
 /// This call's command line as `cargo xtask slurm … --submit --resume`.
-fn resume_command(run_dir: &Path) -> String {
-    command_with(run_dir, &["--submit", "--resume"])
+fn resume_command(run_dir: &Path, config: &Path) -> String {
+    command_with(run_dir, config, &["--submit", "--resume"])
 }
 
 /// This call's command line, with `flags` (and no other `--submit` or `--resume`), run by the
-/// chain's copy of the binary (a `cargo xtask` could rebuild it without the features it has).
-pub(crate) fn command_with(run_dir: &Path, flags: &[&str]) -> String {
-    let mut args: Vec<String> =
-        std::env::args().skip(1).filter(|a| a != "--submit" && a != "--resume").map(|a| quote(&a)).collect();
-    args.extend(flags.iter().map(|f| f.to_string()));
-    format!("{} {}", quote(&pinned_binary(run_dir).display().to_string()), args.join(" "))
+/// chain's copy of the binary (a `cargo xtask` could rebuild it without the features it has),
+/// with `--config` the absolute path of `config` (the file this call found) and `--binary`
+/// absolute: the command works from any folder.
+pub(crate) fn command_with(run_dir: &Path, config: &Path, flags: &[&str]) -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    command_line(&pinned_binary(run_dir), &args, config, flags)
+}
+
+/// [`command_with`] of the arguments `args` (without the program).
+fn command_line(binary: &Path, args: &[String], config: &Path, flags: &[&str]) -> String {
+    let absolute = |p: &str| std::path::absolute(p).map_or_else(|_| p.to_string(), |a| a.display().to_string());
+    let config = std::path::absolute(config).unwrap_or_else(|_| config.to_path_buf()).display().to_string();
+    let mut out: Vec<String> = Vec::new();
+    let mut named_config = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        i += 1;
+        match a {
+            "--submit" | "--resume" => {}
+            "--config" => {
+                i += 1;
+                named_config = true;
+                out.extend(["--config".to_string(), quote(&config)]);
+            }
+            "--binary" => {
+                let value = args.get(i).map(|v| absolute(v)).unwrap_or_default();
+                i += 1;
+                out.extend(["--binary".to_string(), quote(&value)]);
+            }
+            _ if a.starts_with("--config=") => {
+                named_config = true;
+                out.extend(["--config".to_string(), quote(&config)]);
+            }
+            _ if a.starts_with("--binary=") => {
+                out.extend(["--binary".to_string(), quote(&absolute(&a["--binary=".len()..]))]);
+            }
+            _ => out.push(quote(a)),
+        }
+    }
+    if !named_config {
+        out.extend(["--config".to_string(), quote(&config)]);
+    }
+    out.extend(flags.iter().map(|f| f.to_string()));
+    format!("{} {}", quote(&binary.display().to_string()), out.join(" "))
 }
 
 /// Quotes a word for bash (single quotes).
@@ -455,6 +497,113 @@ pub fn stage_configs(cfg: &ProjectConfig, gpus: bool) -> Result<Vec<(&'static st
     );
     out.push(("report", text));
     Ok(out)
+}
+
+/// The sections each stage's outputs depend on (`None`: every section, the report states them
+/// all). `[reproduce]` acts through the training stages' `[train] epochs`.
+fn stage_sections(stage: &str) -> Option<&'static [&'static str]> {
+    match stage {
+        "data" => Some(&["data", "synth", "split", "preprocess"]),
+        "cv" => Some(&["data", "synth", "split", "preprocess", "train", "model"]),
+        // The hold-out folder also holds the maps and the sanity checks.
+        "holdout" => Some(&["data", "synth", "split", "preprocess", "train", "model", "relevance", "sanity"]),
+        _ => None,
+    }
+}
+
+/// The outputs of a stage that are on disk: its folder when it holds anything (`data`, `cv`,
+/// `holdout`), or the report and the run's recorded config (`report`).
+fn stage_outputs(run_dir: &Path, stage: &str) -> Vec<PathBuf> {
+    let held = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name != adni_data::lock::LOCK_FILE && !name.starts_with(adni_data::lock::TEMP_PREFIX)
+            })
+        })
+    };
+    match stage {
+        "report" => [RunLayout::new(run_dir).report_md(), run_dir.join(adni_data::run_layout::RESOLVED_CONFIG_FILE)]
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect(),
+        _ => Some(run_dir.join(stage)).filter(|d| held(d)).into_iter().collect(),
+    }
+}
+
+/// Refuses, before anything is written, when a stage's config as the earlier chain froze it
+/// (`slurm/config/<stage>.toml`) and as `configs` (from [`stage_configs`]) gives it now differ in
+/// a setting its outputs depend on while outputs of that stage are on disk: reusing them (a
+/// `--resume` takes complete folds and shards as they are) would mix results of two configs, and
+/// the report would state settings they were not computed with. Names each such stage, its
+/// differing settings and its outputs.
+pub fn refuse_changed_config(run_dir: &Path, configs: &[(&'static str, String)], config: &Path) -> Result<()> {
+    let frozen_dir = run_dir.join("slurm").join("config");
+    let mut changed: Vec<String> = Vec::new();
+    let mut outputs: Vec<PathBuf> = Vec::new();
+    for (stage, text) in configs {
+        let frozen_path = frozen_dir.join(format!("{stage}.toml"));
+        let frozen = match std::fs::read_to_string(&frozen_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => bail!("cannot read {}: {e}", frozen_path.display()),
+        };
+        let on_disk = stage_outputs(run_dir, stage);
+        if on_disk.is_empty() {
+            continue;
+        }
+        let parse = |path: &Path, text: &str| -> Result<toml::Value> {
+            text.parse::<toml::Table>()
+                .map(toml::Value::Table)
+                .with_context(|| format!("{}: not a stage config written by `cargo xtask slurm`", path.display()))
+        };
+        let (then, now) = (parse(&frozen_path, &frozen)?, parse(config, text)?);
+        let diff = crate::config::config_differences(&then, &now, stage_sections(stage));
+        if !diff.is_empty() {
+            changed.push(format!("  stage `{stage}` ({}): {}", frozen_path.display(), diff.join("; ")));
+            outputs.extend(on_disk);
+        }
+    }
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let outputs: Vec<String> = outputs.iter().map(|p| p.display().to_string()).collect();
+    bail!(
+        "{}: its settings differ from those the chain of {} was written with, and those stages' outputs, \
+         computed with the earlier settings, are on disk:\n{}\nThe chain would reuse them under the new settings \
+         (and the report would state settings they were not computed with); nothing was written. Give the config \
+         a new [run] name, or remove those stages' outputs ({}), then run this again.",
+        config.display(),
+        run_dir.display(),
+        changed.join("\n"),
+        outputs.join(", ")
+    )
+}
+
+/// How many hold-out test scans the interpretation can be given at most, when the data stage
+/// has written the hold-out split (`data/splits/holdout.csv`) and `[relevance] split` explains
+/// it: its test rows, at most `scans_per_patient` (the larger of the two classes' limits) of
+/// each patient. `None` when it cannot be known yet.
+pub fn holdout_test_scans(cfg: &ProjectConfig) -> Option<usize> {
+    if !matches!(cfg.relevance.split.as_str(), "" | "holdout") {
+        return None;
+    }
+    let path = RunLayout::new(cfg.run.dir().join("data")).split_csv("holdout");
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next()?.split(',').map(str::trim).collect();
+    let (ptid, set) = (header.iter().position(|h| *h == "PTID")?, header.iter().position(|h| *h == "set")?);
+    let r = &cfg.relevance;
+    let limit = r.scans_per_patient_of(true).max(r.scans_per_patient_of(false));
+    let limit = if r.scans_per_patient_of(true) == 0 || r.scans_per_patient_of(false) == 0 { 0 } else { limit };
+    let mut per_patient: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for line in lines {
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if cells.get(set) == Some(&"test") {
+            *per_patient.entry(cells.get(ptid).copied().unwrap_or_default()).or_default() += 1;
+        }
+    }
+    Some(per_patient.values().map(|&n| if limit == 0 { n } else { n.min(limit) }).sum())
 }
 
 /// Copies the binary to `to` (through a temporary file, then renamed: a job starting meanwhile
@@ -665,6 +814,87 @@ mod tests {
         let cfg = quick(&tmp.path().join("my results"));
         let e = Plan::new(&cfg, PathBuf::from("x"), SbatchOptions::default(), 2, &StageName::ALL).unwrap_err();
         assert!(e.to_string().contains("holds a space"), "{e}");
+    }
+
+    #[test]
+    fn a_changed_setting_of_a_stage_with_outputs_refuses_before_anything_is_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = quick(tmp.path());
+        let config = tmp.path().join("quick.toml");
+        let binary = tmp.path().join("built-xtask");
+        std::fs::write(&binary, b"#!/bin/sh\n").unwrap();
+        let p = Plan::new(&cfg, binary, SbatchOptions::default(), 2, &StageName::ALL).unwrap();
+        write_plan(&p, &cfg, &config).unwrap();
+        let mut edited = cfg.clone();
+        edited.train.epochs = 120;
+        edited.slurm.partition = Some("gpu".into());
+        let configs = stage_configs(&edited, false).unwrap();
+        // No outputs yet: nothing would be reused.
+        refuse_changed_config(&p.run_dir, &configs, &config).unwrap();
+        let fold = RunLayout::new(p.run_dir.join("cv")).fold("fold1");
+        std::fs::create_dir_all(fold.dir()).unwrap();
+        std::fs::write(fold.result(), "{}").unwrap();
+        std::fs::create_dir_all(p.run_dir.join("data/splits")).unwrap();
+        std::fs::write(p.run_dir.join("data/splits/holdout.csv"), "PTID,Image.ID,set\n").unwrap();
+        let e = refuse_changed_config(&p.run_dir, &configs, &config).unwrap_err().to_string();
+        assert!(e.contains("stage `cv`") && e.contains("[train] epochs: recorded 2, now 120"), "{e}");
+        assert!(e.contains(&p.run_dir.join("cv").display().to_string()), "the outputs to remove are named: {e}");
+        assert!(e.contains("new [run] name"), "{e}");
+        assert!(!e.contains("stage `data`"), "the data do not depend on [train]: {e}");
+        assert!(!e.contains("[slurm]"), "the job settings change no result: {e}");
+        let frozen = std::fs::read_to_string(p.slurm_dir().join("config/cv.toml")).unwrap();
+        assert!(frozen.contains("epochs = 2"), "the frozen config stays as it was");
+        // Settings that change no output pass.
+        let mut cosmetic = cfg.clone();
+        cosmetic.slurm.partition = Some("gpu".into());
+        refuse_changed_config(&p.run_dir, &stage_configs(&cosmetic, false).unwrap(), &config).unwrap();
+        // A data setting concerns every stage with outputs.
+        let mut split = cfg.clone();
+        split.split.seed += 1;
+        let e = refuse_changed_config(&p.run_dir, &stage_configs(&split, false).unwrap(), &config).unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("stage `data`") && e.contains("stage `cv`") && e.contains("[split] seed"), "{e}");
+        assert!(!e.contains("stage `holdout`"), "no hold-out outputs yet: {e}");
+    }
+
+    #[test]
+    fn the_test_scans_are_counted_from_the_holdout_split_with_the_per_patient_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = quick(tmp.path());
+        assert_eq!(holdout_test_scans(&cfg), None, "no split written yet");
+        let splits = cfg.run.dir().join("data/splits");
+        std::fs::create_dir_all(&splits).unwrap();
+        std::fs::write(
+            splits.join("holdout.csv"),
+            "PTID,Image.ID,set\nA,1,train\nB,2,test\nB,3,test\nB,4,test\nC,5,test\n",
+        )
+        .unwrap();
+        cfg.relevance.scans_per_patient = 0;
+        cfg.relevance.cn_scans_per_patient = None;
+        assert_eq!(holdout_test_scans(&cfg), Some(4));
+        cfg.relevance.scans_per_patient = 2;
+        assert_eq!(holdout_test_scans(&cfg), Some(3));
+        cfg.relevance.split = "fold1".into();
+        assert_eq!(holdout_test_scans(&cfg), None, "not the hold-out split");
+    }
+
+    #[test]
+    fn the_printed_command_names_the_config_and_binary_by_absolute_paths() {
+        let args: Vec<String> = ["slurm", "--config", "configs/q.toml", "--binary=bin/x", "--shards", "2", "--submit"]
+            .map(String::from)
+            .into();
+        let cwd = std::env::current_dir().unwrap();
+        let line =
+            command_line(Path::new("/r/slurm/bin/xtask"), &args, Path::new("/abs/q.toml"), &["--submit", "--resume"]);
+        assert_eq!(
+            line,
+            format!(
+                "/r/slurm/bin/xtask slurm --config /abs/q.toml --binary {} --shards 2 --submit --resume",
+                cwd.join("bin/x").display()
+            )
+        );
+        let bare = command_line(Path::new("/x"), &["slurm".to_string()], Path::new("/abs/q.toml"), &["--submit"]);
+        assert_eq!(bare, "/x slurm --config /abs/q.toml --submit", "the default config is named too");
     }
 
     #[test]

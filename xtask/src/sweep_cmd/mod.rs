@@ -23,7 +23,9 @@
 //! masks of the same scans in a non-zero cohort of the sweep (effect 1, else the one closest to
 //! 1), with the mask definition of `interpret` (planted loss ≥ `ground_truth_fraction` × the
 //! scan's maximum, on the model grid) over the brain mask's voxels. Only the trained model's
-//! maps are kept per scan, so the randomised-weights column is n/a at effect 0.
+//! maps are kept per scan, so the randomised-weights column is n/a at effect 0; `sweep.md` compares
+//! each method's effect-0 ratio to chance with the randomised-weights network's ratio at the
+//! reference effect size (a network that knows nothing either: the method's spatial prior).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -55,7 +57,7 @@ pub struct SweepArgs {
     #[arg(long)]
     pub quick: bool,
     /// Effect sizes of the planted atrophy, comma-separated (0 = the null check)
-    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 0.25, 0.5, 1.0, 2.0])]
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,1,2")]
     pub effect_sizes: Vec<f64>,
     /// Output folder (default `<[run] results_dir>/<[run] name>-sweep`; relative to the project
     /// root)
@@ -145,7 +147,9 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         notes.push(format!(
             "Effect size 0 plants nothing, so its maps are scored against the atrophy masks of the same scans in the \
              effect-{} cohort (same seed: same patients, anatomy and scans; tables in `effect-0/null_check/`). Only \
-             the trained model's maps are kept per scan, so the randomised-weights value is n/a there.",
+             the trained model's maps are kept per scan, so the randomised-weights value is n/a there; the null \
+             check compares the trained ratio with the randomised-weights network's at that effect size, which \
+             knows nothing either and so shows the method's spatial prior.",
             effect_label(r)
         ));
     }
@@ -180,12 +184,7 @@ fn null_reference(effects: &[f64]) -> Result<Option<f64>> {
     if !effects.contains(&0.0) {
         return Ok(None);
     }
-    let best = effects
-        .iter()
-        .copied()
-        .filter(|&e| e > 0.0)
-        .min_by(|a, b| (a - 1.0).abs().total_cmp(&(b - 1.0).abs()).then(b.total_cmp(a)));
-    match best {
+    match report::sweep::reference_effect(effects) {
         Some(r) => Ok(Some(r)),
         None => bail!(
             "effect size 0 alone has no ground truth: its maps are scored against the atrophy masks of a non-zero \

@@ -83,9 +83,11 @@ fn invalid_out(out_dir: &Path, message: String) -> DataError {
     DataError::Invalid { key: "out_dir".into(), message: format!("{}: {message}", out_dir.display()) }
 }
 
-/// Names the generator writes at the top of the output folder, plus the TOML config the CLI
-/// may put there before generating.
-const OWN_NAMES: [&str; 8] = [
+/// Names the generator writes at the top of the output folder, plus the TOML configs the CLI
+/// puts there: the runner's resolved config (`cargo xtask synth` writes it after generating;
+/// it stays behind when a regeneration is interrupted, so it must not make the folder look
+/// foreign) and an older `synth_config.toml`.
+const OWN_NAMES: [&str; 9] = [
     MANIFEST_FILE,
     CONFIG_FILE,
     TABLE_FILE,
@@ -93,13 +95,16 @@ const OWN_NAMES: [&str; 8] = [
     BRAIN_MASK_FILE,
     IMAGES_DIR,
     GROUND_TRUTH_DIR,
+    crate::run_layout::RESOLVED_CONFIG_FILE,
     "synth_config.toml",
 ];
 
 /// Makes `out_dir` ready: created if absent. A folder that holds a previous generation (a
-/// manifest or a resolved config) or only the generator's own names is cleared of the
-/// generator's files, the manifest first (a `synth_config.toml` and any other file stay); any
-/// other non-empty folder is refused, so that nothing of the user's is deleted.
+/// manifest or a generator config) or only the generator's own names (what an interrupted
+/// generation leaves: say the runner's `resolved_config.toml` and part of `images/`) is cleared
+/// of the generator's files, the manifest first (a `synth_config.toml` and any other file stay;
+/// the resolved config goes, as it describes the cohort being replaced); any other non-empty
+/// folder is refused, naming what to move away, so that nothing of the user's is deleted.
 pub(crate) fn prepare_out_dir(out_dir: &Path) -> Result<()> {
     if out_dir.exists() && !out_dir.is_dir() {
         return Err(invalid_out(out_dir, "exists and is not a folder, expected a folder for the cohort".into()));
@@ -124,12 +129,22 @@ pub(crate) fn prepare_out_dir(out_dir: &Path) -> Result<()> {
         return Err(invalid_out(
             out_dir,
             format!(
-                "is not empty ({}) and holds no synthetic cohort (no {MANIFEST_FILE} or {CONFIG_FILE}), expected an empty or new folder",
-                foreign.join(", ")
+                "is not empty ({}) and holds no synthetic cohort (no {MANIFEST_FILE} or {CONFIG_FILE}), expected an \
+                 empty or new folder; move or delete {} (nothing here is deleted for you), or set [synth] out_dir \
+                 to another folder",
+                foreign.join(", "),
+                if foreign.len() == 1 { "that entry" } else { "those entries" }
             ),
         ));
     }
-    let own_files = [MANIFEST_FILE, TABLE_FILE, CONFIG_FILE, KNOWN_CORRUPT_FILE, BRAIN_MASK_FILE];
+    let own_files = [
+        MANIFEST_FILE,
+        TABLE_FILE,
+        CONFIG_FILE,
+        KNOWN_CORRUPT_FILE,
+        BRAIN_MASK_FILE,
+        crate::run_layout::RESOLVED_CONFIG_FILE,
+    ];
     for f in own_files.map(|n| out_dir.join(n)).into_iter().chain(temporary) {
         if f.is_file() {
             fs::remove_file(&f).map_err(|e| DataError::io(&f, e))?;
@@ -470,4 +485,51 @@ pub(crate) fn write_manifest(
         .map_err(|e| DataError::Invalid { key: "manifest".into(), message: format!("cannot serialise: {e}") })?;
     bytes.push(b'\n');
     write_bytes_atomically(&out_dir.join(MANIFEST_FILE), &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every entry of `dir`, sorted.
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn what_an_interrupted_regeneration_leaves_is_the_generators_own_and_is_cleared() {
+        // The manifest and the generator's config are removed first, so a regeneration killed
+        // while it clears or rewrites the images leaves the runner's resolved config beside
+        // part of the images and ground truth.
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("quick");
+        fs::create_dir_all(out.join("images/002_S_0001/Screening")).unwrap();
+        fs::create_dir_all(out.join("ground_truth/atrophy")).unwrap();
+        fs::write(out.join(crate::run_layout::RESOLVED_CONFIG_FILE), "[synth]\nseed = 1\n").unwrap();
+        fs::write(out.join("images/002_S_0001/Screening/x_Warped.nii.gz"), b"partial").unwrap();
+        fs::write(out.join("ground_truth/atrophy/7_atrophy.nii.gz"), b"partial").unwrap();
+        fs::write(out.join(crate::lock::LOCK_FILE), "pid = 1\n").unwrap();
+        prepare_out_dir(&out).unwrap();
+        assert_eq!(entries(&out), [crate::lock::LOCK_FILE], "the generator's files are cleared, the lock kept");
+    }
+
+    #[test]
+    fn a_folder_with_foreign_files_is_refused_and_the_message_says_what_to_move() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("mine");
+        fs::create_dir_all(out.join("images")).unwrap();
+        fs::write(out.join(crate::run_layout::RESOLVED_CONFIG_FILE), "").unwrap();
+        fs::write(out.join("thesis.tex"), "mine").unwrap();
+        let e = prepare_out_dir(&out).unwrap_err().to_string();
+        assert!(e.contains("is not empty (thesis.tex)"), "{e}");
+        assert!(e.contains("move or delete that entry") && e.contains("[synth] out_dir"), "{e}");
+        assert_eq!(
+            entries(&out),
+            ["images", crate::run_layout::RESOLVED_CONFIG_FILE, "thesis.tex"],
+            "nothing is deleted from a refused folder"
+        );
+    }
 }

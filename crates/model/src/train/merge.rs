@@ -109,6 +109,7 @@ pub fn merge_run(spec: &RunSpec) -> Result<RunSummary, TrainError> {
                 ci_low: intervals[k].low,
                 ci_high: intervals[k].high,
                 ci_resamples: intervals[k].valid_resamples,
+                ci_level: t.confidence_level,
             }
         })
         .collect();

@@ -81,7 +81,13 @@ pub(super) fn summary_markdown(
     for r in rows {
         let sd = if r.sd.is_finite() { format!(" ± {:.3}", r.sd) } else { String::new() };
         let ci = if r.ci_low.is_finite() {
-            format!("{} – {}", fmt_num(r.ci_low), fmt_num(r.ci_high))
+            // Resamples in which the metric is undefined (one class only) are left out: say so.
+            let fewer = if r.ci_resamples < t.bootstrap_samples {
+                format!(" ({} of {} resamples)", r.ci_resamples, t.bootstrap_samples)
+            } else {
+                String::new()
+            };
+            format!("{} – {}{fewer}", fmt_num(r.ci_low), fmt_num(r.ci_high))
         } else {
             "n/a".into()
         };
@@ -91,7 +97,9 @@ pub(super) fn summary_markdown(
         md,
         "\nSD: sample standard deviation over {} fold(s). Pooled: the metric on all folds' test predictions \
          together ({pooled_n} scans of {patients} patients). CI: percentile bootstrap of the pooled metric, \
-         {} resamples of **patients** (a patient's scans stay together), seed derived from {}.\n",
+         {} resamples of **patients** (a patient's scans stay together), seed derived from {}; a resample in \
+         which a metric is undefined (e.g. one class only) is left out of that metric's interval, whose count \
+         of resamples is then given.\n",
         results.len(),
         t.bootstrap_samples,
         t.seed

@@ -1,17 +1,20 @@
 /*
  * adni-relevance, REPORT.html: every table of the page sorts by a click (or Enter) on its column
  * header, again for the other direction. Numbers sort as numbers, taking the leading number of a
- * cell such as "0.8123 [0.70, 0.91]" or "12 (6 patients)"; empty cells and NaN go last. A link to
+ * cell such as "0.8123 [0.70, 0.91]" or "12 (6 patients)"; a column is numeric when every cell with a
+ * value is. Cells without a value (empty, "n/a", "NaN …", "–") go last in both directions. A link to
  * a collapsed table (<details id="table-...">) opens it.
  */
 (function () {
   'use strict';
   var NUMBER = /^\s*\**([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)/;
+  var NO_VALUE = /^\**\s*(n\/a|nan|–|—|-)?\**\s*(\[|\(|$)/i;
 
   function key(cell) {
     var text = cell.textContent.trim();
     var m = NUMBER.exec(text);
-    return m ? { num: parseFloat(m[1]), text: text } : { num: NaN, text: text };
+    var missing = !m && NO_VALUE.test(text);
+    return { num: m ? parseFloat(m[1]) : NaN, text: text, missing: missing };
   }
 
   function compare(a, b, numeric) {
@@ -22,15 +25,15 @@
     var body = table.tBodies[0];
     if (!body) return;
     var rows = Array.prototype.slice.call(body.rows);
-    var keys = rows.map(function (r) { return r.cells[col] ? key(r.cells[col]) : { num: NaN, text: '' }; });
-    var filled = keys.filter(function (k) { return k.text !== '' && k.text !== 'NaN'; });
+    var keys = rows.map(function (r) { return r.cells[col] ? key(r.cells[col]) : { num: NaN, text: '', missing: true }; });
+    var filled = keys.filter(function (k) { return !k.missing; });
     var numeric = filled.length > 0 && filled.every(function (k) { return !isNaN(k.num); });
     var ascending = th.getAttribute('aria-sort') !== 'ascending';
     var order = rows.map(function (r, i) { return i; });
     order.sort(function (i, j) {
       // empty / NaN last in both directions; ties keep their order
       var ki = keys[i], kj = keys[j];
-      var ei = numeric ? isNaN(ki.num) : !ki.text, ej = numeric ? isNaN(kj.num) : !kj.text;
+      var ei = ki.missing, ej = kj.missing;
       if (ei || ej) return ei === ej ? i - j : ei ? 1 : -1;
       var c = compare(ki, kj, numeric);
       return (ascending ? c : -c) || i - j;

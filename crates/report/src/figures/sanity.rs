@@ -208,9 +208,11 @@ fn similarity_panel(
 ///
 /// Two panels side by side (Spearman rank correlation, SSIM), one line per method (legend on
 /// the right), a dashed line at 0.5 marking the flag threshold; y runs over [−0.2, 1] or wider
-/// where the data need it. NaN values break a line; an empty table gives a figure that says so.
-/// Errors on a missing column, on only one of a pair of bounds, and on a method with the same
-/// step twice (naming them).
+/// where the data need it. NaN values break a line; a method with no finite similarity at any
+/// step (its trained maps are constant, so nothing is defined) is left off the panels and the
+/// legend, and named in a note under it. An empty table gives a figure that says so. Errors on
+/// a missing column, on only one of a pair of bounds, and on a method with the same step twice
+/// (naming them).
 pub fn randomisation_chart(df: &DataFrame, size: (u32, u32), path: &Path) -> Result<()> {
     const TABLE: &str = "randomisation similarity";
     let font = base_font(size);
@@ -267,6 +269,13 @@ pub fn randomisation_chart(df: &DataFrame, size: (u32, u32), path: &Path) -> Res
                 .collect()
         })
         .collect();
+    // a method with no defined similarity anywhere (its trained maps are constant) is left off
+    let drawn: Vec<usize> =
+        (0..methods.len()).filter(|&k| series.iter().any(|panel| panel[k].iter().any(|p| p.1.is_finite()))).collect();
+    let left_off: Vec<&str> = (0..methods.len()).filter(|k| !drawn.contains(k)).map(|k| methods[k].as_str()).collect();
+    let series: Vec<Vec<Series>> =
+        series.into_iter().map(|panel| drawn.iter().map(|&k| panel[k].clone()).collect()).collect();
+    let methods: Vec<String> = drawn.iter().map(|&k| methods[k].clone()).collect();
     let has_band = columns.iter().any(|(_, b)| b.is_some());
     render(size, path, |root| {
         let body = root.titled(&fit_text(root, title, font * 1.2, size.0), text_style(font * 1.2, BLACK))?;
@@ -282,13 +291,28 @@ pub fn randomisation_chart(df: &DataFrame, size: (u32, u32), path: &Path) -> Res
             methods.iter().enumerate().map(|(k, m)| (m.clone(), palette(k), false)).collect();
         entries.push((format!("flag threshold ({FLAG_THRESHOLD})"), GREY, true));
         draw_legend(&legend, &entries, font * 0.85)?;
+        let (lw, lh) = legend.dim_in_pixel();
         if has_band {
-            let (_, lh) = legend.dim_in_pixel();
             legend.draw(&Text::new(
                 "bands: 95 % interval",
                 ((font * 0.5) as i32, lh as i32 - (font * 4.0) as i32),
                 text_style(font * 0.75, NOTE).pos(Pos::new(HPos::Left, VPos::Center)),
             ))?;
+        }
+        if !left_off.is_empty() {
+            // one line each, above the band note: "not drawn (constant maps):", then the methods
+            let width = lw.saturating_sub((font * 0.5) as u32).max(1);
+            let lines: Vec<String> = std::iter::once("not drawn (constant maps):".to_string())
+                .chain(left_off.iter().map(|m| format!("  {m}")))
+                .collect();
+            let top = lh as i32 - (font * (5.2 + 1.0 * lines.len() as f64)) as i32;
+            for (i, line) in lines.iter().enumerate() {
+                legend.draw(&Text::new(
+                    fit_text(root, line, font * 0.7, width),
+                    ((font * 0.5) as i32, top + (font * 1.0 * i as f64) as i32),
+                    text_style(font * 0.7, NOTE).pos(Pos::new(HPos::Left, VPos::Center)),
+                ))?;
+            }
         }
         Ok(())
     })
@@ -300,6 +324,12 @@ fn nice_ceiling(max: f64) -> f64 {
     let step = if max > 10.0 { 10.0 } else { 1.0 };
     // 0.2 × 100 is 20.000000000000004: a rounding error above a whole step is not another step.
     ((max / step - 1e-9).ceil() * step).clamp(1.0, 100.0)
+}
+
+/// `c` halfway to white: a method's random-order line beside its relevance line.
+fn lighter(c: RGBColor) -> RGBColor {
+    let half = |v: u8| ((u16::from(v) + 255) / 2) as u8;
+    RGBColor(half(c.0), half(c.1), half(c.2))
 }
 
 /// The `ordering` of the relevance-ordered deletion curves.
@@ -315,10 +345,13 @@ const RANDOM: &str = "random";
 /// around the relevance-ordered lines).
 ///
 /// One solid line per method for the relevance ordering. The random ordering is drawn as **one
-/// pooled dashed grey line**, the mean over methods at each fraction: a random order does not
+/// dashed grey line** when every method's random curve is the same (a random order does not
 /// depend on the map, so with [`crate::faithfulness::random_order`]'s seeded permutation of one
-/// mask every method's random curve is the same, and one line keeps the figure readable. A curve
-/// falling below the grey line means deleting by relevance hurts the model more than chance.
+/// mask it is, as long as every method's curves cover the same scans), and otherwise as one
+/// dashed line per method in its colour, so a method is always compared with the random order
+/// on its own scans. A curve falling below its random line means deleting by relevance hurts
+/// the model more than chance. The y axis spans the data (a fall of 10⁻⁴ in P(target) stays
+/// visible), inside [0, 1].
 ///
 /// NaN values break a line; an empty table gives a figure that says so. Errors on a missing
 /// column, an `ordering` other than `relevance` / `random`, or a finite fraction outside [0, 1]
@@ -406,27 +439,35 @@ pub fn deletion_chart_for(df: &DataFrame, unit: DeletionUnit, size: (u32, u32), 
                 .collect()
         })
         .collect();
-    // the random ordering pooled over methods: mean of the finite scores at each fraction
-    let mut pooled: Vec<(f64, f64, usize)> = Vec::new();
-    for i in rows(None, RANDOM) {
-        let x = 100.0 * fraction[i];
-        if pooled.last().is_none_or(|p| (p.0 - x).abs() > 1e-9) {
-            pooled.push((x, 0.0, 0));
-        }
-        if score[i].is_finite()
-            && let Some(p) = pooled.last_mut()
-        {
-            p.1 += score[i];
-            p.2 += 1;
-        }
-    }
-    let random: Series = pooled
-        .into_iter()
-        .map(|(x, s, n)| (x, if n > 0 { s / n as f64 } else { f64::NAN }, f64::NAN, f64::NAN))
+    // each method's random-order curve (over the scans of its relevance curve)
+    let randoms: Vec<Series> = methods
+        .iter()
+        .map(|m| {
+            rows(Some(m), RANDOM).into_iter().map(|i| (100.0 * fraction[i], score[i], f64::NAN, f64::NAN)).collect()
+        })
         .collect();
-    let has_random = random.iter().any(|p| p.1.is_finite());
-    let y_hi = data_range(&[curves.concat(), random.clone()]).map_or(1.0, |(_, hi)| (hi * 1.05).max(1.0));
-    let y_lo = data_range(&[curves.concat(), random.clone()]).map_or(0.0, |(lo, _)| lo.min(0.0));
+    // one pooled grey line where they all coincide (the same scans), else one per method
+    let finite_randoms: Vec<&Series> = randoms.iter().filter(|r| r.iter().any(|p| p.1.is_finite())).collect();
+    let same = |a: &Series, b: &Series| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(p, q)| (p.0 - q.0).abs() < 1e-9 && (p.1 - q.1).abs() <= 1e-12 * p.1.abs().max(1.0))
+    };
+    let pooled = finite_randoms.windows(2).all(|w| same(w[0], w[1]));
+    let random: Series = match finite_randoms.first() {
+        Some(r) if pooled => (*r).clone(),
+        _ => Vec::new(),
+    };
+    let has_random = !finite_randoms.is_empty();
+    // y to the data (a fall of 1e-4 in P(target) is the whole effect on a weak model), with a
+    // little room; at least a span of 1e-6 so a flat line still has an axis
+    let all: Vec<Series> = curves.iter().chain(randoms.iter()).cloned().collect();
+    let (y_lo, y_hi) = match data_range(&all) {
+        Some((lo, hi)) => {
+            let pad = ((hi - lo) * 0.08).max(5e-7);
+            ((lo - pad).max(0.0), (hi + pad).min(1.0))
+        }
+        None => (0.0, 1.0),
+    };
     // x up to the largest share deleted, rounded up (curves that stop at 30 % do not leave most
     // of the figure empty)
     let x_max = fraction.iter().copied().filter(|f| f.is_finite()).fold(0.0f64, f64::max) * 100.0;
@@ -456,7 +497,15 @@ pub fn deletion_chart_for(df: &DataFrame, unit: DeletionUnit, size: (u32, u32), 
             .light_line_style(WHITE)
             .bold_line_style(RGBColor(230, 230, 230))
             .draw()?;
-        draw_series(&mut chart, &random, GREY, true, font)?;
+        if pooled {
+            draw_series(&mut chart, &random, GREY, true, font)?;
+        } else {
+            // the random curve most methods share in grey, the others in their method's colour
+            for (k, r) in randoms.iter().enumerate() {
+                let shared = randoms.iter().filter(|o| same(o, r)).count() > 1;
+                draw_series(&mut chart, r, if shared { GREY } else { lighter(palette(k)) }, true, font)?;
+            }
+        }
         for (k, c) in curves.iter().enumerate() {
             draw_series(&mut chart, c, palette(k), false, font)?;
         }
@@ -477,8 +526,11 @@ pub fn deletion_chart_for(df: &DataFrame, unit: DeletionUnit, size: (u32, u32), 
                 (name, palette(k), false)
             })
             .collect();
-        if has_random {
+        if has_random && pooled {
             entries.push(("random order (all methods)".into(), GREY, true));
+        } else if has_random {
+            entries.push(("random order (same scans as".into(), GREY, true));
+            entries.push(("  its method; grey: shared)".into(), GREY, true));
         }
         draw_legend(&legend, &entries, font * 0.85)
     })

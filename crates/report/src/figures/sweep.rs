@@ -251,8 +251,10 @@ mod tests {
         let s = ClassificationSummary {
             balanced_accuracy: bacc,
             balanced_accuracy_sd: 0.08,
+            balanced_accuracy_pooled: bacc,
             balanced_accuracy_ci_low: bacc - 0.1,
             balanced_accuracy_ci_high: bacc + 0.1,
+            ci_level: 0.95,
             roc_auc: bacc,
             roc_auc_sd: 0.05,
         };
