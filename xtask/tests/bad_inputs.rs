@@ -4,51 +4,19 @@
 //! `error: …` message and no "panicked". Each input is a valid file with one thing broken. The
 //! messages are printed as `ROW | …` lines (`--nocapture`), which is how the table was filled.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use adni_data::volume::{Affine, OutputType, Volume, write_volume};
+use common::{command_error, config_error};
 use model::weights::export_safetensors;
 use model::{Cpu, NetworkConfig};
 use ndarray::Array3;
 use xtask::config::ProjectConfig;
 
 // ------------------------------------------------------------------ helpers
-
-fn test_name() -> String {
-    std::thread::current().name().unwrap_or("?").to_string()
-}
-
-/// The message of loading config `text` (written to `<dir>/run.toml`) as the binary prints it.
-fn config_error(dir: &Path, text: &str) -> String {
-    let path = dir.join("run.toml");
-    std::fs::write(&path, text).unwrap();
-    let result = std::panic::catch_unwind(|| ProjectConfig::load(&path));
-    let msg = match result {
-        Err(_) => panic!("{}: the config loader panicked", test_name()),
-        Ok(Ok(_)) => panic!("{}: accepted a bad config", test_name()),
-        Ok(Err(e)) => format!("{e:#}").replace(&dir.display().to_string(), "<tmp>"),
-    };
-    eprintln!("ROW | {} | {msg}", test_name());
-    msg
-}
-
-/// Runs the binary with `args` in `dir`; it must fail with status 1 without panicking. Returns
-/// standard error from its `error:` line on, with `dir` written `<tmp>`.
-fn command_error(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("cannot start the xtask binary");
-    let stderr = String::from_utf8_lossy(&o.stderr).replace(&dir.display().to_string(), "<tmp>");
-    assert!(!stderr.contains("panicked"), "{}: panicked: {stderr}", test_name());
-    assert_eq!(o.status.code(), Some(1), "{}: expected exit status 1, stderr: {stderr}", test_name());
-    let at = stderr.find("error: ").unwrap_or_else(|| panic!("{}: no `error:` line in {stderr}", test_name()));
-    let msg = stderr[at..].trim_end().to_string();
-    eprintln!("ROW | {} | {msg}", test_name());
-    msg
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -4,51 +4,14 @@
 //! commands run the real binary and must exit with status 1 (an error, not a panic), and the
 //! messages are printed as `ROW | …` lines (`--nocapture`).
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{command_error, config_error, run_in as run, test_name};
 use xtask::config::ProjectConfig;
 
 // ------------------------------------------------------------------ helpers
-
-fn test_name() -> String {
-    std::thread::current().name().unwrap_or("?").to_string()
-}
-
-/// The message of loading config `text` (written to `<dir>/run.toml`) as the binary prints it.
-fn config_error(dir: &Path, text: &str) -> String {
-    let path = dir.join("run.toml");
-    std::fs::write(&path, text).unwrap();
-    let result = std::panic::catch_unwind(|| ProjectConfig::load(&path));
-    let msg = match result {
-        Err(_) => panic!("{}: the config loader panicked", test_name()),
-        Ok(Ok(_)) => panic!("{}: accepted a bad config", test_name()),
-        Ok(Err(e)) => format!("{e:#}").replace(&dir.display().to_string(), "<tmp>"),
-    };
-    eprintln!("ROW | {} | {msg}", test_name());
-    msg
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("cannot start the xtask binary")
-}
-
-/// Runs the binary with `args` in `dir`; it must fail with status 1 without panicking. Returns
-/// standard error from its `error:` line on, with `dir` written `<tmp>`.
-fn command_error(dir: &Path, args: &[&str]) -> String {
-    let o = run(dir, args);
-    let stderr = String::from_utf8_lossy(&o.stderr).replace(&dir.display().to_string(), "<tmp>");
-    assert!(!stderr.contains("panicked"), "{}: panicked: {stderr}", test_name());
-    assert_eq!(o.status.code(), Some(1), "{}: expected exit status 1, stderr: {stderr}", test_name());
-    let at = stderr.find("error: ").unwrap_or_else(|| panic!("{}: no `error:` line in {stderr}", test_name()));
-    let msg = stderr[at..].trim_end().to_string();
-    eprintln!("ROW | {} | {msg}", test_name());
-    msg
-}
 
 /// `[run]` of a run named `name` with its results under `dir`.
 fn run_section(dir: &Path, name: &str) -> String {

@@ -128,34 +128,18 @@ fn reproduce_paper_quick_runs_end_to_end_and_skips_complete_stages() {
     moved.affine.0[0][3] += 10.0;
     let moved_path = tmp.path().join("moved.nii.gz");
     adni_data::volume::write_volume(&moved_path, &moved, adni_data::volume::OutputType::Float32).unwrap();
-    let refused = xtask(&[
-        "interpret",
-        "--weights",
-        fold.to_str().unwrap(),
-        "--scan",
-        moved_path.to_str().unwrap(),
-        "--method",
-        "sensitivity",
-        "--out",
-        map.to_str().unwrap(),
-    ]);
+    let sensitivity_of_moved = |extra: &[&str]| {
+        let mut args = vec!["interpret", "--weights", fold.to_str().unwrap(), "--scan", moved_path.to_str().unwrap()];
+        args.extend(["--method", "sensitivity", "--out", map.to_str().unwrap()]);
+        args.extend(extra);
+        xtask(&args)
+    };
+    let refused = sensitivity_of_moved(&[]);
     let t = text(&refused);
     assert!(!refused.status.success() && t.contains("moved.nii.gz") && t.contains("affine differs"), "{t}");
     // Taken as z-scored already (`--normalization none`), the moved scan is still refused, against
     // the grid the fold's normalisation records.
-    let refused = xtask(&[
-        "interpret",
-        "--weights",
-        fold.to_str().unwrap(),
-        "--scan",
-        moved_path.to_str().unwrap(),
-        "--method",
-        "sensitivity",
-        "--normalization",
-        "none",
-        "--out",
-        map.to_str().unwrap(),
-    ]);
+    let refused = sensitivity_of_moved(&["--normalization", "none"]);
     let t = text(&refused);
     assert!(!refused.status.success() && t.contains("moved.nii.gz") && t.contains("fold's scans"), "{t}");
 

@@ -85,10 +85,37 @@ pub fn export_safetensors<B: Backend>(model: &ClassificationModel3D<B>, path: &P
         let _ = std::fs::remove_file(&tmp);
         return Err(io("cannot write", std::io::Error::other(e.to_string())));
     }
+    if let Err(e) = canonical_safetensors_header(&tmp) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io("cannot write", e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         io("cannot move the finished file to", e)
     })
+}
+
+/// Rewrites the JSON header of the safetensors file at `path` with its keys sorted at every
+/// level (padded with spaces to a multiple of 8 bytes, as the format allows). The writer lays out
+/// the metadata in hash-map order, which differs from run to run, so the same weights would give
+/// other bytes and another file digest; sorted, the same model is the same file.
+fn canonical_safetensors_header(path: &Path) -> std::io::Result<()> {
+    let bytes = std::fs::read(path)?;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("safetensors {what}"));
+    let len: [u8; 8] = bytes.get(..8).and_then(|b| b.try_into().ok()).ok_or_else(|| bad("file too short"))?;
+    let len = usize::try_from(u64::from_le_bytes(len)).map_err(|_| bad("header length too large"))?;
+    let end = 8usize.checked_add(len).filter(|&e| e <= bytes.len()).ok_or_else(|| bad("header past the end"))?;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..end]).map_err(|_| bad("header not JSON"))?;
+    header.sort_all_objects();
+    let mut text = serde_json::to_string(&header).map_err(std::io::Error::other)?;
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - end);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[end..]);
+    std::fs::write(path, out)
 }
 
 /// Reads a safetensors file written by [`export_safetensors`] (or by PyTorch with the same keys).

@@ -6,6 +6,48 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The running test's name (the row name of the malformed-input tables).
+pub fn test_name() -> String {
+    std::thread::current().name().unwrap_or("?").to_string()
+}
+
+/// The message of loading config `text` (written to `<dir>/run.toml`) as the binary prints it;
+/// the loader must refuse it without panicking.
+pub fn config_error(dir: &Path, text: &str) -> String {
+    let path = dir.join("run.toml");
+    std::fs::write(&path, text).unwrap();
+    let result = std::panic::catch_unwind(|| xtask::config::ProjectConfig::load(&path));
+    let msg = match result {
+        Err(_) => panic!("{}: the config loader panicked", test_name()),
+        Ok(Ok(_)) => panic!("{}: accepted a bad config", test_name()),
+        Ok(Err(e)) => format!("{e:#}").replace(&dir.display().to_string(), "<tmp>"),
+    };
+    eprintln!("ROW | {} | {msg}", test_name());
+    msg
+}
+
+/// Runs the xtask binary with `args` in `dir` and waits for it.
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("cannot start the xtask binary")
+}
+
+/// Runs the binary with `args` in `dir`; it must fail with status 1 without panicking. Returns
+/// standard error from its `error:` line on, with `dir` written `<tmp>`.
+pub fn command_error(dir: &Path, args: &[&str]) -> String {
+    let o = run_in(dir, args);
+    let stderr = String::from_utf8_lossy(&o.stderr).replace(&dir.display().to_string(), "<tmp>");
+    assert!(!stderr.contains("panicked"), "{}: panicked: {stderr}", test_name());
+    assert_eq!(o.status.code(), Some(1), "{}: expected exit status 1, stderr: {stderr}", test_name());
+    let at = stderr.find("error: ").unwrap_or_else(|| panic!("{}: no `error:` line in {stderr}", test_name()));
+    let msg = stderr[at..].trim_end().to_string();
+    eprintln!("ROW | {} | {msg}", test_name());
+    msg
+}
+
 /// Runs the xtask binary with `args` and waits for it.
 pub fn xtask(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().expect("cannot start the xtask binary")
