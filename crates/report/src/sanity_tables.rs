@@ -65,6 +65,9 @@ pub struct CascadeRow {
     pub spearman: f64,
     /// SSIM with the trained model's map.
     pub ssim: f64,
+    /// Whether the trained model's map ranks the brain's voxels (column
+    /// [`crate::sanity::TRAINED_MAP_RANKS`]); false for a constant map, whose similarities are NaN.
+    pub trained_map_ranks: bool,
 }
 
 impl CascadeRow {
@@ -83,6 +86,10 @@ impl CascadeRow {
                 Column::new(IMAGE_ID.into(), integers(rows, |r| r.image_id)),
                 Column::new(SPEARMAN.into(), numbers(rows, |r| r.spearman)),
                 Column::new(SSIM.into(), numbers(rows, |r| r.ssim)),
+                Column::new(
+                    crate::sanity::TRAINED_MAP_RANKS.into(),
+                    rows.iter().map(|r| r.trained_map_ranks).collect::<Vec<_>>(),
+                ),
             ],
         )?)
     }
@@ -241,6 +248,9 @@ pub struct DeletionRow {
     pub fraction: f64,
     /// P(explained class) after the step.
     pub score: f64,
+    /// Whether the method's map ranks the scan's voxels (column [`crate::sanity::RANKS_VOXELS`];
+    /// false for a constant map, also on the random-order rows under that method).
+    pub ranks_voxels: bool,
 }
 
 impl DeletionRow {
@@ -255,6 +265,10 @@ impl DeletionRow {
         cols.push(Column::new(STEP.into(), integers(rows, |r| r.step as i64)));
         cols.push(Column::new(Self::FRACTION.into(), numbers(rows, |r| r.fraction)));
         cols.push(Column::new(Self::SCORE.into(), numbers(rows, |r| r.score)));
+        cols.push(Column::new(
+            crate::sanity::RANKS_VOXELS.into(),
+            rows.iter().map(|r| r.ranks_voxels).collect::<Vec<_>>(),
+        ));
         Ok(DataFrame::new(rows.len(), cols)?)
     }
 }
@@ -334,10 +348,11 @@ mod tests {
             image_id: 1,
             spearman: 0.5,
             ssim: 0.25,
+            trained_map_ranks: true,
         };
         assert_eq!(
             names(&CascadeRow::frame(&[c]).unwrap()),
-            ["step", "layer", "method", "PTID", "Image.ID", "spearman", "ssim"]
+            ["step", "layer", "method", "PTID", "Image.ID", "spearman", "ssim", "trained_map_ranks"]
         );
         let d = DataRandomisationRow {
             method: "lrp".into(),
@@ -387,13 +402,22 @@ mod tests {
             for (ordering, fall) in [(RELEVANCE_ORDER, 0.5), (RANDOM_ORDER, 0.1)] {
                 for (step, fraction) in [(0, 0.0), (1, 0.5)] {
                     let score = 0.9 - fall * step as f64;
-                    deletion.push(DeletionRow { curve: curve(ordering, ptid, id), step, fraction, score });
+                    deletion.push(DeletionRow {
+                        curve: curve(ordering, ptid, id),
+                        step,
+                        fraction,
+                        score,
+                        ranks_voxels: true,
+                    });
                 }
                 aopc.push(AopcRow { curve: curve(ordering, ptid, id), aopc: fall / 2.0 });
             }
         }
         let d = DeletionRow::frame(&deletion).unwrap();
-        assert_eq!(names(&d), ["kind", "method", "ordering", "PTID", "Image.ID", "step", "fraction", "score"]);
+        assert_eq!(
+            names(&d),
+            ["kind", "method", "ordering", "PTID", "Image.ID", "step", "fraction", "score", "ranks_voxels"]
+        );
         let boot = Bootstrap { samples: 50, ..Bootstrap::default() };
         let s = crate::sanity::summarise_deletion(&d, VOXELS, &boot).unwrap();
         // one row per method, ordering and step, with both scans

@@ -23,9 +23,6 @@ use crate::relevance_config::Method;
 pub(super) struct CurveRows {
     /// Every step of every curve.
     pub(super) deletion: Vec<DeletionRow>,
-    /// Per row of `deletion`: whether the method's map ranks the scan's voxels (the column
-    /// [`report::sanity::RANKS_VOXELS`]).
-    pub(super) ranks: Vec<bool>,
     /// One AOPC per curve.
     pub(super) aopc: Vec<AopcRow>,
 }
@@ -33,7 +30,7 @@ pub(super) struct CurveRows {
 impl CurveRows {
     /// One curve (scores after steps 0..) with the x value of each step. `ranked` is false when
     /// the method's map ranks nothing on this scan (constant on the brain): the curve is written
-    /// with the flag false in [`Self::ranks`], and its AOPC is undefined (NaN), as it measures
+    /// with `ranks_voxels` false, and its AOPC is undefined (NaN), as it measures
     /// only the tie-breaking order. The random order's curve under that method gets the same flag
     /// and a NaN AOPC too, so that each method's AOPC is compared with the random order's on the
     /// same scans.
@@ -51,8 +48,7 @@ impl CurveRows {
         let id =
             CurveId { kind, method: method.to_owned(), ordering, ptid: scan.ptid.clone(), image_id: scan.image_id };
         for (step, (&fraction, &score)) in fractions.iter().zip(curve).enumerate() {
-            self.deletion.push(DeletionRow { curve: id.clone(), step, fraction, score });
-            self.ranks.push(ranked);
+            self.deletion.push(DeletionRow { curve: id.clone(), step, fraction, score, ranks_voxels: ranked });
         }
         let aopc =
             aopc(curve).with_context(|| format!("{kind} deletion curve of {method}, image {}", scan.image_id))?;
@@ -213,8 +209,9 @@ mod tests {
         rows.push(VOXELS, "lrp", RELEVANCE_ORDER, &scan, &x, &[0.9, 0.5], true).unwrap();
         rows.push(VOXELS, "lrp", RANDOM_ORDER, &scan, &x, &[0.9, 0.8], true).unwrap();
         // one flag per deletion row, the random rows carrying their method's
-        assert_eq!(rows.ranks, [false, false, false, false, true, true, true, true]);
-        assert_eq!(rows.ranks.len(), rows.deletion.len());
+        let ranks: Vec<bool> = rows.deletion.iter().map(|r| r.ranks_voxels).collect();
+        assert_eq!(ranks, [false, false, false, false, true, true, true, true]);
+        assert_eq!(ranks.len(), rows.deletion.len());
         // the AOPC of both orderings under the constant map is undefined: the comparison is paired
         let aopc: Vec<f64> = rows.aopc.iter().map(|r| r.aopc).collect();
         assert!(aopc[0].is_nan() && aopc[1].is_nan(), "{aopc:?}");

@@ -47,7 +47,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use ndarray::Array3;
-use polars::prelude::Column;
 
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
 use adni_data::run_layout::{RelevanceLayout, RunLayout, TIMING_FILE};
@@ -249,7 +248,7 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
     let mut parts: Vec<(&'static str, f64)> = Vec::new();
     let t = Instant::now();
     let saved = saved_maps(&run, &split, &model_fp, &params)?;
-    trained_maps(&mut scans, &saved, &model, labels.as_ref(), &params)?;
+    trained_maps(&mut scans, saved.as_ref(), &model, labels.as_ref(), &params)?;
     parts.push(("trained maps", t.elapsed().as_secs_f64()));
 
     // The cascade recomputes every map once per layer, so it uses `[sanity]
@@ -269,11 +268,8 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
     let mut written: Vec<&str> = Vec::new();
     if s.cascade {
         let t = Instant::now();
-        let (cascade, trained_ranks) =
-            cascade_check(&cfg, &model, &chosen, &methods, labels.as_ref(), &brain, &params)?;
-        let mut table = CascadeRow::frame(&cascade)?;
-        table.with_column(Column::new(report::sanity::TRAINED_MAP_RANKS.into(), trained_ranks))?;
-        write_csv_atomically(&out.file(CASCADE_FILE), &mut table)?;
+        let cascade = cascade_check(&cfg, &model, &chosen, &methods, labels.as_ref(), &brain, &params)?;
+        write_csv_atomically(&out.file(CASCADE_FILE), &mut CascadeRow::frame(&cascade)?)?;
         written.push(CASCADE_FILE);
         parts.push(("cascade", t.elapsed().as_secs_f64()));
     }
@@ -300,9 +296,7 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
             labels.as_ref().ok_or_else(|| anyhow!("region deletion needs an atlas ([relevance] atlas)"))?;
         let value = params.section.occlusion.value;
         let curves = faithfulness_check(&model, &scans, &methods, atlas_labels, &brain, value, &s)?;
-        let mut deletion = DeletionRow::frame(&curves.deletion)?;
-        deletion.with_column(Column::new(report::sanity::RANKS_VOXELS.into(), curves.ranks))?;
-        write_csv_atomically(&out.file(DELETION_FILE), &mut deletion)?;
+        write_csv_atomically(&out.file(DELETION_FILE), &mut DeletionRow::frame(&curves.deletion)?)?;
         write_csv_atomically(&out.file(AOPC_FILE), &mut AopcRow::frame(&curves.aopc)?)?;
         written.extend([DELETION_FILE, AOPC_FILE]);
         parts.push(("faithfulness", t.elapsed().as_secs_f64()));
@@ -358,12 +352,11 @@ fn sanity_inputs(cfg: &ProjectConfig, params: &Params, split: &str, model_fp: &s
 
 /// The relevance folder whose per-scan maps the checks read: `relevance/` when its
 /// `complete.json` records the same model of `split` (`model_fp`), the same `[relevance]`
-/// settings, every method and saved per-scan maps; otherwise a folder that holds no maps, so
-/// that every trained-model map is computed (maps of another model or settings are never read).
-fn saved_maps(run: &RunLayout, split: &str, model_fp: &str, params: &Params) -> Result<RelevanceLayout> {
+/// settings, every method and saved per-scan maps; otherwise `None`, so that every
+/// trained-model map is computed (maps of another model or settings are never read).
+fn saved_maps(run: &RunLayout, split: &str, model_fp: &str, params: &Params) -> Result<Option<RelevanceLayout>> {
     let rel = run.relevance();
-    let none = RelevanceLayout::new(run.sanity().dir().join("no-saved-maps"));
-    let Ok(Some(done)) = read_marker(&rel.complete()) else { return Ok(none) };
+    let Ok(Some(done)) = read_marker(&rel.complete()) else { return Ok(None) };
     let models = &done[INPUTS_KEY]["models"];
     let expected = serde_json::json!({ "models": models, "relevance": params.output_settings()? });
     let mut differing = match marker_completion(&done, &params.section.methods, &expected, true) {
@@ -374,14 +367,14 @@ fn saved_maps(run: &RunLayout, split: &str, model_fp: &str, params: &Params) -> 
         differing.push(format!("models.{split}"));
     }
     if differing.is_empty() {
-        return Ok(rel);
+        return Ok(Some(rel));
     }
     eprintln!(
         "sanity: the maps in {} are not reused (differing: {}): computing the trained model's maps",
         rel.dir().display(),
         differing.join(", ")
     );
-    Ok(none)
+    Ok(None)
 }
 
 /// The parameters with the explained class fixed (so that a changed model explains the class the

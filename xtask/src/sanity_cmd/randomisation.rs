@@ -27,8 +27,8 @@ use crate::relevance_config::Method;
 use crate::train_cmd::{TrainArgs, train_with};
 
 /// The cascading randomisation: one step per layer from the output down, on `chosen` scans.
-/// Returns the rows and, per row, whether the trained model's map ranks the brain's voxels (the
-/// column [`report::sanity::TRAINED_MAP_RANKS`]). Where it does not (a constant map, such as an
+/// Each row records whether the trained model's map ranks the brain's voxels
+/// (`trained_map_ranks`). Where it does not (a constant map, such as an
 /// all-zero guided backpropagation map), every similarity to it is undefined (NaN): a constant
 /// map has no ranks to correlate, and two constant maps are "identical" to SSIM whatever the
 /// weights; the randomised map is not computed.
@@ -40,7 +40,7 @@ pub(super) fn cascade_check(
     labels: Option<&Array3<i32>>,
     brain: &Array3<bool>,
     params: &Params,
-) -> Result<(Vec<CascadeRow>, Vec<bool>)> {
+) -> Result<Vec<CascadeRow>> {
     let device = Default::default();
     <Cpu as Backend>::seed(&device, cfg.sanity.seed);
     let fresh = cfg.model.init::<Cpu>(model.input_shape(), &device)?;
@@ -48,7 +48,6 @@ pub(super) fn cascade_check(
     relevance::materialize_parameters(&fresh);
     let layers = model.cascade_layers();
     let mut rows = Vec::with_capacity(layers.len() * chosen.len() * methods.len());
-    let mut trained_ranks = Vec::with_capacity(rows.capacity());
     let bar = progress_bar(layers.len() * chosen.len() * methods.len(), "cascade");
     for (k, layer) in layers.iter().enumerate() {
         let randomised = model.with_top_layers_from(&fresh, k + 1)?;
@@ -66,7 +65,6 @@ pub(super) fn cascade_check(
                 } else {
                     (f64::NAN, f64::NAN)
                 };
-                trained_ranks.push(ranks);
                 rows.push(CascadeRow {
                     step: k + 1,
                     layer: layer.clone(),
@@ -75,13 +73,14 @@ pub(super) fn cascade_check(
                     image_id: scan.item.image_id,
                     spearman: rho,
                     ssim: s,
+                    trained_map_ranks: ranks,
                 });
                 bar.inc(1);
             }
         }
     }
     bar.finish_and_clear();
-    Ok((rows, trained_ranks))
+    Ok(rows)
 }
 
 /// Trains the shuffled-label hold-out model into `sanity/shuffled` (skipped when finished);

@@ -70,11 +70,11 @@ pub(super) fn ad_scans(
     Ok(scans)
 }
 
-/// The trained model's map of every scan and method: read where `interpret` saved it
-/// (`save_scan_maps`), computed otherwise.
+/// The trained model's map of every scan and method: read from `saved`, the relevance folder
+/// where `interpret` saved it (`save_scan_maps`) for this model and settings, computed otherwise.
 pub(super) fn trained_maps(
     scans: &mut [Scan],
-    saved: &RelevanceLayout,
+    saved: Option<&RelevanceLayout>,
     model: &ClassificationModel3D<Cpu>,
     labels: Option<&Array3<i32>>,
     params: &Params,
@@ -87,9 +87,9 @@ pub(super) fn trained_maps(
     for scan in scans.iter_mut() {
         let pc = for_class(params, scan.target);
         for &method in methods {
-            let file = saved.scan_map(method.name(), scan.item.image_id);
-            let map = match read_volume(&file) {
-                Ok((v, _, _)) if v.data.shape() == shape.as_slice() => v.data,
+            let read = saved.and_then(|s| read_volume(&s.scan_map(method.name(), scan.item.image_id)).ok());
+            let map = match read {
+                Some((v, _, _)) if v.data.shape() == shape.as_slice() => v.data,
                 _ => {
                     computed += 1;
                     compute_map(method, &trained_ad, model, &scan.x, labels, &pc)

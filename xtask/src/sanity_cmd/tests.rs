@@ -123,7 +123,7 @@ fn trained_maps_are_read_where_interpret_saved_them_and_computed_otherwise() {
     let params = f.params(0, Target::Predicted);
     let mut computed = ad_scans(&f.items, &f.inputs, &f.model, &f.norm, &params).unwrap();
     let saved = RelevanceLayout::new(f.dir.path().join("relevance"));
-    trained_maps(&mut computed, &saved, &f.model, None, &params).unwrap();
+    trained_maps(&mut computed, Some(&saved), &f.model, None, &params).unwrap();
     let method = Method::Sensitivity;
     let map = &computed[0].maps[&method];
     assert_eq!(map.shape(), GRID.as_slice());
@@ -139,7 +139,7 @@ fn trained_maps_are_read_where_interpret_saved_them_and_computed_otherwise() {
     write(1, marker.clone());
     write(2, Array3::from_elem([4, 4, 4], 0.25f32));
     let mut scans = ad_scans(&f.items, &f.inputs, &f.model, &f.norm, &params).unwrap();
-    trained_maps(&mut scans, &saved, &f.model, None, &params).unwrap();
+    trained_maps(&mut scans, Some(&saved), &f.model, None, &params).unwrap();
     assert_eq!(scans[0].maps[&method], marker);
     assert_eq!(read_volume(&saved.scan_map(method.name(), 1)).unwrap().0.data, marker);
     assert_eq!(scans[1].maps[&method], computed[1].maps[&method]);
@@ -151,14 +151,13 @@ fn the_cascade_has_a_row_per_layer_scan_and_method_and_starts_at_the_output() {
     let f = fixture();
     let params = f.params(1, Target::Predicted);
     let mut scans = ad_scans(&f.items, &f.inputs, &f.model, &f.norm, &params).unwrap();
-    trained_maps(&mut scans, &RelevanceLayout::new(f.dir.path()), &f.model, None, &params).unwrap();
+    trained_maps(&mut scans, Some(&RelevanceLayout::new(f.dir.path())), &f.model, None, &params).unwrap();
     let chosen: Vec<&Scan> = scans.iter().collect();
     let brain = Array3::from_elem(GRID, true);
-    let (rows, trained_ranks) =
-        cascade_check(&f.cfg, &f.model, &chosen, &f.cfg.relevance.methods, None, &brain, &params).unwrap();
+    let rows = cascade_check(&f.cfg, &f.model, &chosen, &f.cfg.relevance.methods, None, &brain, &params).unwrap();
     let layers = f.model.cascade_layers();
     assert_eq!(rows.len(), layers.len() * chosen.len());
-    assert_eq!(trained_ranks, vec![true; rows.len()], "a live network's sensitivity maps rank voxels");
+    assert!(rows.iter().all(|r| r.trained_map_ranks), "a live network's sensitivity maps rank voxels");
     assert_eq!(rows[0].layer, "dense_3");
     assert_eq!(rows.last().unwrap().layer, "block1");
     for (k, pair) in rows.chunks(chosen.len()).enumerate() {
@@ -176,15 +175,14 @@ fn a_constant_trained_map_has_no_similarity_in_either_randomisation_test() {
     let f = fixture();
     let params = f.params(1, Target::Predicted);
     let mut scans = ad_scans(&f.items, &f.inputs, &f.model, &f.norm, &params).unwrap();
-    trained_maps(&mut scans, &RelevanceLayout::new(f.dir.path()), &f.model, None, &params).unwrap();
+    trained_maps(&mut scans, Some(&RelevanceLayout::new(f.dir.path())), &f.model, None, &params).unwrap();
     // scan 1's trained map is all zero (as guided backpropagation's can be): constant on the brain
     scans[0].maps.insert(Method::Sensitivity, Array3::zeros(GRID));
     let chosen: Vec<&Scan> = scans.iter().collect();
     let brain = Array3::from_elem(GRID, true);
-    let (rows, trained_ranks) =
-        cascade_check(&f.cfg, &f.model, &chosen, &f.cfg.relevance.methods, None, &brain, &params).unwrap();
-    for (r, ranks) in rows.iter().zip(&trained_ranks) {
-        assert_eq!(*ranks, r.image_id != 1, "{r:?}");
+    let rows = cascade_check(&f.cfg, &f.model, &chosen, &f.cfg.relevance.methods, None, &brain, &params).unwrap();
+    for r in &rows {
+        assert_eq!(r.trained_map_ranks, r.image_id != 1, "{r:?}");
         if r.image_id == 1 {
             // two constant maps would have SSIM 1 whatever the weights: undefined instead
             assert!(r.spearman.is_nan() && r.ssim.is_nan(), "{r:?}");
@@ -203,7 +201,7 @@ fn data_randomisation_of_the_trained_model_itself_finds_identical_maps() {
     let f = fixture();
     let params = f.params(1, Target::Predicted);
     let mut scans = ad_scans(&f.items, &f.inputs, &f.model, &f.norm, &params).unwrap();
-    trained_maps(&mut scans, &RelevanceLayout::new(f.dir.path()), &f.model, None, &params).unwrap();
+    trained_maps(&mut scans, Some(&RelevanceLayout::new(f.dir.path())), &f.model, None, &params).unwrap();
     let all: Vec<&Scan> = scans.iter().collect();
     let brain = Array3::from_elem(GRID, true);
     // the "shuffled" model is the trained one: its maps are the trained maps

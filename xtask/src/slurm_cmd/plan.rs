@@ -589,19 +589,13 @@ pub fn holdout_test_scans(cfg: &ProjectConfig) -> Option<usize> {
         return None;
     }
     let path = RunLayout::new(cfg.run.dir().join("data")).split_csv("holdout");
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next()?.split(',').map(str::trim).collect();
-    let (ptid, set) = (header.iter().position(|h| *h == "PTID")?, header.iter().position(|h| *h == "set")?);
+    let split = adni_data::splits::read_split_csv(&path).ok()?;
     let r = &cfg.relevance;
     let limit = r.scans_per_patient_of(true).max(r.scans_per_patient_of(false));
     let limit = if r.scans_per_patient_of(true) == 0 || r.scans_per_patient_of(false) == 0 { 0 } else { limit };
     let mut per_patient: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for line in lines {
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        if cells.get(set) == Some(&"test") {
-            *per_patient.entry(cells.get(ptid).copied().unwrap_or_default()).or_default() += 1;
-        }
+    for row in split.rows.iter().filter(|row| row.set == adni_data::splits::SplitSet::Test) {
+        *per_patient.entry(row.ptid.as_str()).or_default() += 1;
     }
     Some(per_patient.values().map(|&n| if limit == 0 { n } else { n.min(limit) }).sum())
 }
@@ -866,7 +860,8 @@ mod tests {
         std::fs::create_dir_all(&splits).unwrap();
         std::fs::write(
             splits.join("holdout.csv"),
-            "PTID,Image.ID,set\nA,1,train\nB,2,test\nB,3,test\nB,4,test\nC,5,test\n",
+            "PTID,Image.ID,set\n011_S_0001,1,train\n011_S_0002,2,test\n011_S_0002,3,test\n011_S_0002,4,test\n\
+             011_S_0003,5,test\n",
         )
         .unwrap();
         cfg.relevance.scans_per_patient = 0;
