@@ -348,20 +348,29 @@ pub struct SanitySection {
     /// cascade costs one full set of maps per layer, so one scan per patient keeps it in budget.
     /// The data randomisation and the deletion curves use every explained AD scan.
     pub cascade_scans_per_patient: usize,
-    /// Data randomisation: a hold-out model trained on shuffled labels (same budget as the real
-    /// one), its maps compared with the real model's and scored against the ground truth.
-    /// Default true.
+    /// Data randomisation: a hold-out model trained on shuffled labels (the real one's recipe,
+    /// `shuffled_epochs` epochs), its maps compared with the real model's and scored against the
+    /// ground truth. Default true.
     pub data_randomisation: bool,
     /// Deletion curves and AOPC (voxels and atlas regions, against random orders). Default true.
     pub faithfulness: bool,
     /// Shares of the brain's voxels deleted, most relevant first. Default 1, 2, 5, 10, 20 %.
     pub fractions: Vec<f64>,
-    /// Atlas regions deleted, most relevant (mean relevance per voxel) first. Default 1, 2, 3, 5, 10.
+    /// Steps of the region deletion, in atlas regions of average size: step `r` deletes the share
+    /// `r / regions` of the atlas voxels inside the brain, whole regions most relevant (mean
+    /// relevance per voxel) first and the last one cut to the count, so that every ordering
+    /// deletes as much tissue. Default 1, 2, 3, 5, 10.
     pub region_steps: Vec<usize>,
     /// Random orders per scan for the baseline curves. Default 3.
     pub random_orders: usize,
-    /// Seed of the randomised layers, the shuffled labels and the random orders. Default 2018.
+    /// Seed of the randomised layers, the shuffled labels and the random orders; the
+    /// shuffled-label model's initial weights are drawn from a seed derived from it, never the
+    /// trained model's. Default 2018.
     pub seed: u64,
+    /// Epochs of the shuffled-label model (0 = those of the trained model). The test is judged
+    /// only when that model has fitted its shuffled training labels, which can take more epochs
+    /// than learning the true ones. Default 0.
+    pub shuffled_epochs: usize,
 }
 
 impl Default for SanitySection {
@@ -375,6 +384,7 @@ impl Default for SanitySection {
             region_steps: vec![1, 2, 3, 5, 10],
             random_orders: 3,
             seed: 2018,
+            shuffled_epochs: 0,
         }
     }
 }

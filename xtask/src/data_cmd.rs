@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 
-use adni_data::cohort::Cohort;
+use adni_data::cohort::{Cohort, CohortScan};
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
 use adni_data::splits::{Split, SplitSet, assignments_dataframe, holdout_split, kfold_splits, write_split_csv};
 use adni_data::volume::{Inspection, inspect_nifti};
@@ -170,26 +170,29 @@ pub fn split(config: &Path, out: Option<&Path>) -> Result<()> {
 fn make_splits(cfg: &ProjectConfig, cohort: &Cohort) -> Result<Vec<Split>> {
     check_not_empty(cfg, cohort)?;
     let mut all = kfold_splits(&cohort.scans, cfg.split.k, cfg.split.seed)?;
-    let holdout = holdout_split(&cohort.scans, cfg.split.holdout_ad, cfg.split.holdout_cn, cfg.split.seed)?;
-    if holdout.image_ids(SplitSet::Train).is_empty() {
-        let ad: std::collections::BTreeSet<&str> =
-            cohort.scans.iter().filter(|s| s.label == 1).map(|s| s.record.ptid.as_str()).collect();
-        let cn: std::collections::BTreeSet<&str> =
-            cohort.scans.iter().filter(|s| s.label != 1).map(|s| s.record.ptid.as_str()).collect();
-        bail!(
-            "[split] holdout_ad = {}, holdout_cn = {}: the hold-out test set takes every patient of the cohort \
-             ({} AD, {} CN), which leaves no one to train the hold-out model; lower holdout_ad and holdout_cn \
-             (e.g. to about a fifth of each class: {} and {})",
-            cfg.split.holdout_ad,
-            cfg.split.holdout_cn,
-            ad.len(),
-            cn.len(),
-            (ad.len() / 5).max(1),
-            (cn.len() / 5).max(1)
-        );
-    }
+    let holdout = configured_holdout(cfg, &cohort.scans)?;
     all.push(holdout);
     Ok(all)
+}
+
+/// The hold-out split of `[split]` (`holdout_ad`, `holdout_cn`, `seed`); errors name the keys
+/// and the cohort's patients per class.
+pub fn configured_holdout(cfg: &ProjectConfig, scans: &[CohortScan]) -> Result<Split> {
+    let s = &cfg.split;
+    holdout_split(scans, s.holdout_ad, s.holdout_cn, s.seed).map_err(|e| {
+        let patients = |ad: bool| -> std::collections::BTreeSet<&str> {
+            scans.iter().filter(|x| (x.label == 1) == ad).map(|x| x.record.ptid.as_str()).collect()
+        };
+        let (ad, cn) = (patients(true).len(), patients(false).len());
+        anyhow::anyhow!(
+            "[split] holdout_ad = {}, holdout_cn = {}: {e}; the cohort has {ad} AD and {cn} CN patients: hold out \
+             about a fifth of each class ({} and {})",
+            s.holdout_ad,
+            s.holdout_cn,
+            (ad / 5).max(1),
+            (cn / 5).max(1)
+        )
+    })
 }
 
 fn write_splits(cfg: &ProjectConfig, cohort: &Cohort, out: &Path) -> Result<Vec<Split>> {

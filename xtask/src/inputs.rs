@@ -143,12 +143,17 @@ pub fn load_fold(fold: &FoldLayout, grid: [usize; 3]) -> Result<(ClassificationM
 /// Every test scan of `split` (its `splits/<split>.csv`, checked against the split its fold was
 /// trained on by [`checked_split`]), in the split file's order.
 pub fn test_items(run: &RunLayout, split: &str, cohort: &[CohortScan]) -> Result<Vec<ScanItem>> {
+    split_items(run, split, cohort, SplitSet::Test)
+}
+
+/// [`test_items`] for the scans of any `set` of the split (labels as `cohort` gives them).
+pub fn split_items(run: &RunLayout, split: &str, cohort: &[CohortScan], set: SplitSet) -> Result<Vec<ScanItem>> {
     let split_file = run.split_csv(split);
     let rows = checked_split(run, split)?;
     let by_id: BTreeMap<i64, &CohortScan> = cohort.iter().map(|s| (s.record.image_id, s)).collect();
     rows.rows
         .iter()
-        .filter(|r| r.set == SplitSet::Test)
+        .filter(|r| r.set == set)
         .map(|row| {
             let scan = by_id.get(&row.image_id).ok_or_else(|| {
                 anyhow!("{}: Image.ID {} is not in the cohort of the run's config", split_file.display(), row.image_id)
@@ -161,11 +166,20 @@ pub fn test_items(run: &RunLayout, split: &str, cohort: &[CohortScan]) -> Result
 /// The rows of the split a finished fold was trained on, as its `fold_result.json` records them
 /// (`settings.split.rows`: `ptid`, `image_id`, `set` per row, in order).
 pub fn trained_split_rows(fold: &FoldLayout) -> Result<serde_json::Value> {
+    split_rows_of(&fold_record(fold)?, &fold.result())
+}
+
+/// A finished fold's `fold_result.json`, parsed.
+fn fold_record(fold: &FoldLayout) -> Result<serde_json::Value> {
     let path = fold.result();
     let bytes = std::fs::read(&path)
         .with_context(|| format!("cannot read {} (the fold's record; is the fold trained?)", path.display()))?;
-    let result: serde_json::Value = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{} is not JSON (expected a finished fold's record)", path.display()))?;
+    serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not JSON (expected a finished fold's record)", path.display()))
+}
+
+/// The trained split's rows in a fold's parsed record `result` (read from `path`).
+fn split_rows_of(result: &serde_json::Value, path: &Path) -> Result<serde_json::Value> {
     let settings: serde_json::Value =
         result["settings"].as_str().and_then(|s| serde_json::from_str(s).ok()).ok_or_else(|| {
             anyhow!("{}: no `settings` (expected the settings the fold was trained with)", path.display())
@@ -183,10 +197,15 @@ pub fn trained_split_rows(fold: &FoldLayout) -> Result<serde_json::Value> {
 /// on: `split` and `prepare` rewrite the file, and a test scan of a rewritten split may be one
 /// the model trained on.
 pub fn checked_split(run: &RunLayout, split: &str) -> Result<Split> {
+    checked_split_against(run, split, &fold_record(&run.fold(split))?)
+}
+
+/// [`checked_split`] with the fold's parsed record `record` already read.
+fn checked_split_against(run: &RunLayout, split: &str, record: &serde_json::Value) -> Result<Split> {
     let split_file = run.split_csv(split);
     let rows = read_split_csv(&split_file)?;
     let fold = run.fold(split);
-    let trained = trained_split_rows(&fold)?;
+    let trained = split_rows_of(record, &fold.result())?;
     if serde_json::to_value(&rows.rows)? == trained {
         return Ok(rows);
     }
@@ -228,8 +247,9 @@ pub fn checked_split(run: &RunLayout, split: &str) -> Result<Split> {
 /// `splits/<split>.csv` (checked against them by [`checked_split`]).
 pub fn fold_fingerprint(run: &RunLayout, split: &str) -> Result<String> {
     use sha2::{Digest, Sha256};
-    let rows = checked_split(run, split)?;
     let fold = run.fold(split);
+    let record = fold_record(&fold)?;
+    let rows = checked_split_against(run, split, &record)?;
     let mut hasher = Sha256::new();
     let mut add = |label: &str, value: &str| {
         hasher.update(label.as_bytes());
@@ -249,13 +269,18 @@ pub fn fold_fingerprint(run: &RunLayout, split: &str) -> Result<String> {
         let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         add(&name, &adni_data::fsutil::content_digest(f)?);
     }
-    let result = fold.result();
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&result).with_context(|| format!("cannot read {}", result.display()))?)
-            .with_context(|| format!("{} is not JSON (expected a finished fold's record)", result.display()))?;
     add("settings", record["settings"].as_str().unwrap_or_default());
     add("split", &serde_json::to_string(&rows.rows)?);
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whether the stage marker `marker` (a `complete.json`) exists and was computed from the
+/// models `run` holds now: each split under its `inputs.models` has the [`fold_fingerprint`]
+/// recorded there. Settings are not compared (callers that need them use [`completion`]).
+pub fn marker_models_current(run: &RunLayout, marker: &Path) -> bool {
+    let Ok(Some(done)) = read_marker(marker) else { return false };
+    let Some(models) = done[INPUTS_KEY]["models"].as_object().filter(|m| !m.is_empty()) else { return false };
+    models.iter().all(|(split, fp)| fold_fingerprint(run, split).is_ok_and(|now| fp.as_str() == Some(now.as_str())))
 }
 
 /// `value` as it reads back from a JSON file: a fingerprint compared with a stored one must be

@@ -1,5 +1,6 @@
 //! `[relevance]`: which relevance maps `cargo xtask interpret` computes and with what parameters.
-//! Every default is the study's (PAPER.md section 4) where the study has one.
+//! Every default is the study's (Rieke et al., MLCN 2018, and its original code) where the study
+//! has one.
 
 use adni_data::atlas::Placement;
 use relevance::occlusion::{OcclusionConfig, OcclusionMode, Spread};
@@ -57,9 +58,11 @@ pub struct RelevanceSection {
     /// `"probability"` (softmax, the study; default) or `"logit"`.
     pub output: Output,
     /// Post-processing of the signed maps: `"abs"` (default), `"square"`, `"none"`. Applied to
-    /// sensitivity, guided backprop and SmoothGrad (per sample) as the study did, and to
-    /// integrated gradients and guided Grad-CAM after they are computed, so that every map is
-    /// non-negative for the region shares and the original's distance.
+    /// sensitivity, guided backprop and SmoothGrad (per sample, as Captum's `Saliency` with
+    /// `abs=True` inside `NoiseTunnel`) as the study did, and to integrated gradients, guided
+    /// Grad-CAM and LRP after they are computed, so that every map is non-negative for the region
+    /// shares and the original's distance (occlusion and area occlusion, whose score drops may
+    /// be negative, and Grad-CAM are left as they are).
     pub postprocess: PostProcess,
     /// Memory budget of one batch of model inputs and activations, in MB. Default 1024.
     pub memory_budget_mb: usize,

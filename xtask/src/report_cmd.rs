@@ -195,7 +195,7 @@ pub fn report_context(cfg: &ProjectConfig, config_path: &Path) -> ReportContext 
             ),
             paper: recipe(&paper_train, paper_net.dropout, (paper_train.epochs, paper_train.epochs)),
             // Dropout has its own line; the network is named when anything else differs.
-            network: (net_rest != paper_net).then(|| format!("{:?}", cfg.model)),
+            network: (net_rest != paper_net).then(|| cfg.model.layer_differences(&paper_net, "the paper").join("; ")),
         },
         relevance: RelevanceSetup {
             atlas: r.atlas.name().to_string(),
@@ -290,11 +290,11 @@ mod tests {
         cfg.reproduce.cv_epochs = paper.epochs;
         cfg.reproduce.holdout_epochs = paper.epochs;
         let ctx = report_context(&cfg, Path::new("configs/x.toml"));
-        let d = report::report_md::training_differences(1.0, &ctx.training);
+        let d = report::report_md::training_differences(1.0, &ctx.training, None);
         assert!(d.is_empty(), "{d:?}");
         cfg.model.dropout = 0.1;
         let ctx = report_context(&cfg, Path::new("configs/x.toml"));
-        let d = report::report_md::training_differences(1.0, &ctx.training);
+        let d = report::report_md::training_differences(1.0, &ctx.training, None);
         assert_eq!(d.len(), 1, "{d:?}");
         assert!(d[0].starts_with("Dropout 0.1 on the flatten"), "{d:?}");
     }
@@ -339,9 +339,9 @@ mod tests {
         cfg.model.channels[0] = 4;
         let ctx = report_context(&cfg, Path::new("configs/x.toml"));
         assert_eq!((ctx.training.used.cv_epochs, ctx.training.used.holdout_epochs), (3, 3));
-        // the network line shows the dropout that was used, not the paper's
+        // the network line names the layers that differ, in words (dropout has its own line)
         let network = ctx.training.network.expect("the network differs");
-        assert!(network.contains("dropout: 0.5"), "{network}");
+        assert_eq!(network, "channels 4, 16, 32, 64 (the paper: 8, 16, 32, 64)");
     }
 
     #[test]

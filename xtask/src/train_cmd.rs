@@ -11,7 +11,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use adni_data::preprocess::PreprocessSpec;
 use adni_data::run_layout::RunLayout;
-use adni_data::splits::{holdout_split, kfold_splits};
+use adni_data::splits::kfold_splits;
 use model::DeviceKind;
 use model::data::VolumeSource;
 use model::train::{RunOutcome, RunSpec, TrainEvent, TrainMode, TrainOptions, train_run};
@@ -60,7 +60,7 @@ pub fn train_with(mut cfg: crate::config::ProjectConfig, args: &TrainArgs) -> Re
     let splits = match cfg.train.mode {
         TrainMode::Kfold => kfold_splits(&cohort.scans, cfg.split.k, cfg.split.seed)?,
         TrainMode::Holdout => {
-            vec![holdout_split(&cohort.scans, cfg.split.holdout_ad, cfg.split.holdout_cn, cfg.split.seed)?]
+            vec![crate::data_cmd::configured_holdout(&cfg, &cohort.scans)?]
         }
     };
     if let Some(seed) = args.shuffle_labels {

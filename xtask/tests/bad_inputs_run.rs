@@ -353,9 +353,9 @@ fn split_whose_hold_out_takes_every_patient() {
     let msg = command_error(dir.path(), &["split", "--config", "run.toml"]);
     assert_eq!(
         msg,
-        "error: [split] holdout_ad = 4, holdout_cn = 4: the hold-out test set takes every patient of the cohort \
-         (4 AD, 4 CN), which leaves no one to train the hold-out model; lower holdout_ad and holdout_cn (e.g. to \
-         about a fifth of each class: 1 and 1)"
+        "error: [split] holdout_ad = 4, holdout_cn = 4: cannot hold out all 4 AD patients: the training set would \
+         have no AD patient (hold out at most 3); the cohort has 4 AD and 4 CN patients: hold out about a fifth of \
+         each class (1 and 1)"
     );
     assert!(!dir.path().join("results/r/splits/holdout.csv").exists());
 }
@@ -397,6 +397,16 @@ fn config_that_is_a_folder() {
 fn reproduce_quick_with_a_config() {
     let dir = tempfile::tempdir().unwrap();
     let o = run(dir.path(), &["reproduce-paper", "--quick", "--config", "configs/reproduce.toml"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    eprintln!("ROW | {} | {}", test_name(), stderr.lines().next().unwrap_or(""));
+    assert_eq!(o.status.code(), Some(2), "a usage error: {stderr}");
+    assert!(stderr.starts_with("error: the argument '--quick' cannot be used with '--config <CONFIG>'"), "{stderr}");
+}
+
+#[test]
+fn sweep_quick_with_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &["sweep", "--quick", "--config", "configs/reproduce.toml"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     eprintln!("ROW | {} | {}", test_name(), stderr.lines().next().unwrap_or(""));
     assert_eq!(o.status.code(), Some(2), "a usage error: {stderr}");

@@ -55,6 +55,11 @@ fn changed_models_splits_and_settings_are_recomputed_and_rewritten_splits_refuse
     let sanity = holdout.join("sanity");
     let shuffled_result = sanity.join("shuffled/folds/holdout/fold_result.json");
     let shuffled_before = std::fs::read(&shuffled_result).expect("the shuffled-label model");
+    // What `slurm --submit --resume` counts as done: markers made from the hold-out model of now.
+    let models_current =
+        |marker: &Path| xtask::inputs::marker_models_current(&adni_data::run_layout::RunLayout::new(&holdout), marker);
+    assert!(models_current(&rel.join("complete.json")) && models_current(&sanity.join("complete.json")));
+    assert!(!models_current(&rel.join("no-such-complete.json")));
     // The hold-out stage's commands, as reproduce-paper runs them.
     let stages = || {
         let i = xtask(&["interpret", "--run", holdout_s, "--save-scan-maps"]);
@@ -105,7 +110,12 @@ fn changed_models_splits_and_settings_are_recomputed_and_rewritten_splits_refuse
     std::fs::remove_dir_all(holdout.join("folds")).unwrap();
     let train = xtask(&["train", "--config", stage_cfg.to_str().unwrap()]);
     assert!(train.status.success(), "train failed:\n{}", text(&train));
+    assert!(
+        !models_current(&rel.join("complete.json")) && !models_current(&sanity.join("complete.json")),
+        "markers of the earlier model count as done for `slurm --resume`"
+    );
     let t = stages();
+    assert!(models_current(&rel.join("complete.json")) && models_current(&sanity.join("complete.json")));
     assert!(t.contains("holds maps of other inputs (differing: models.holdout): recomputing them"), "{t}");
     assert!(
         t.contains("holds checks of other inputs (differing: models.holdout, shuffled.train.learning_rate)"),

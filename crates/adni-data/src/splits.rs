@@ -207,17 +207,28 @@ pub fn kfold_splits(scans: &[CohortScan], k: usize, seed: u64) -> Result<Vec<Spl
 }
 
 /// The paper's hold-out split: `n_ad` AD and `n_cn` CN patients (seeded random choice) form the
-/// test set, everyone else trains. Named `holdout`. Errors if a class has fewer patients than
-/// asked for, or if no test patient is asked for.
+/// test set, everyone else trains. Named `holdout`. Errors unless each class gives at least
+/// one test patient (balanced accuracy and ROC AUC need both classes) and keeps at least one
+/// training patient.
 pub fn holdout_split(scans: &[CohortScan], n_ad: usize, n_cn: usize, seed: u64) -> Result<Split> {
-    if n_ad + n_cn == 0 {
-        return Err(DataError::Split("a hold-out split needs at least one test patient, got 0 AD and 0 CN".into()));
-    }
     let (mut ad, mut cn) = patients_by_class(scans);
     for (class, want, have) in [("AD", n_ad, ad.len()), ("CN", n_cn, cn.len())] {
+        if want == 0 {
+            return Err(DataError::Split(format!(
+                "a hold-out split needs at least one {class} test patient (balanced accuracy and ROC AUC need both \
+                 classes), got {n_ad} AD and {n_cn} CN"
+            )));
+        }
         if want > have {
             return Err(DataError::Split(format!(
                 "cannot hold out {want} {class} patients: the cohort has only {have}"
+            )));
+        }
+        if want == have {
+            return Err(DataError::Split(format!(
+                "cannot hold out all {have} {class} patients: the training set would have no {class} patient \
+                 (hold out at most {})",
+                have - 1
             )));
         }
     }
@@ -456,6 +467,11 @@ mod tests {
         let err = holdout_split(&scans, 41, 30, 7).unwrap_err().to_string();
         assert!(err.contains("only 40"), "{err}");
         assert!(holdout_split(&scans, 0, 0, 7).is_err());
+        let err = holdout_split(&scans, 0, 5, 7).unwrap_err().to_string();
+        assert!(err.contains("at least one AD test patient"), "{err}");
+        let err = holdout_split(&scans, 40, 5, 7).unwrap_err().to_string();
+        assert!(err.contains("cannot hold out all 40 AD patients") && err.contains("at most 39"), "{err}");
+        assert!(holdout_split(&scans, 39, 34, 7).is_ok());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Benchmark of the paper's CNN (`ClassificationModel3D`, PAPER.md section 1) on Burn.
+//! Benchmark of the paper's CNN (`ClassificationModel3D` of Rieke et al., MLCN 2018) on Burn.
 //!
 //! ```text
 //! cargo bench -p model --bench paper_cnn -- [--grids 2mm,1mm] [--reps 5] [--threads 2] [--straightforward]

@@ -79,9 +79,26 @@ impl From<BinaryMetrics> for adni_data::run_tables::SetMetrics {
 }
 
 impl BinaryMetrics {
-    /// Metrics of `preds`; see [`Prediction`] for what each field holds.
+    /// Metrics of `preds`; see [`Prediction`] for what each field holds. Every metric is NaN
+    /// when any prediction's P(AD) is not finite (a diverged model), never a count of its NaN
+    /// outputs as CN.
     pub fn from_predictions(preds: &[Prediction]) -> BinaryMetrics {
         let n = preds.len();
+        if preds.iter().any(|p| !p.p_ad.is_finite()) {
+            // A model with a non-finite output (it diverged) has no metric: its NaN outputs would
+            // otherwise count as CN predictions, and a diverged model could score 0.5 or better.
+            let nan = f64::NAN;
+            return BinaryMetrics {
+                n,
+                loss: nan,
+                accuracy: nan,
+                balanced_accuracy: nan,
+                roc_auc: nan,
+                auc_argmax_paper: nan,
+                sensitivity: nan,
+                specificity: nan,
+            };
+        }
         let labels: Vec<u8> = preds.iter().map(|p| p.label).collect();
         let predicted: Vec<u8> = preds.iter().map(|p| p.predicted).collect();
         let p_ad: Vec<f64> = preds.iter().map(|p| p.p_ad).collect();
@@ -261,6 +278,16 @@ pub mod nan_as_null {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_diverged_model_has_no_metric() {
+        let mut preds = vec![Prediction::from_logits(1, [0.0, 2.0]), Prediction::from_logits(0, [2.0, 0.0])];
+        assert_eq!(BinaryMetrics::from_predictions(&preds).accuracy, 1.0);
+        preds.push(Prediction::from_logits(0, [f32::NAN, f32::NAN]));
+        let m = BinaryMetrics::from_predictions(&preds);
+        assert_eq!(m.n, 3);
+        assert!(m.values().iter().all(|v| v.is_nan()), "{m:?}");
+    }
 
     #[test]
     fn from_logits_matches_softmax() {

@@ -1,4 +1,4 @@
-//! The paper's network, `ClassificationModel3D` (PAPER.md section 1).
+//! The paper's network, `ClassificationModel3D` (Rieke et al., MLCN 2018, as in its original code).
 //!
 //! Four blocks Conv3d(k, stride 1, no padding, bias) → BatchNorm3d → ReLU → MaxPool3d(p, p)
 //! (1→8→16→32→64 channels, pools 2, 3, 2, 3), flatten in C order over (C, D, H, W),
@@ -61,6 +61,26 @@ impl Default for NetworkConfig {
 }
 
 impl NetworkConfig {
+    /// The architecture fields (dropout aside) in which `self` differs from `other`, in words,
+    /// e.g. `channels 4, 4, 8, 8 (the paper: 8, 16, 32, 64)` when `other` is the paper's
+    /// network (`what` names it). Empty when the layers are the same.
+    pub fn layer_differences(&self, other: &NetworkConfig, what: &str) -> Vec<String> {
+        let list = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+        let mut out = Vec::new();
+        for (name, mine, theirs) in [
+            ("channels", list(&self.channels), list(&other.channels)),
+            ("pooling windows", list(&self.pools), list(&other.pools)),
+            ("kernel", self.kernel.to_string(), other.kernel.to_string()),
+            ("dense layers", list(&self.dense), list(&other.dense)),
+            ("classes", self.classes.to_string(), other.classes.to_string()),
+        ] {
+            if mine != theirs {
+                out.push(format!("{name} {mine} ({what}: {theirs})"));
+            }
+        }
+        out
+    }
+
     /// Checks that every field has a usable value.
     pub fn validate(&self) -> Result<(), ModelError> {
         let bad = |field, message: &str| Err(ModelError::InvalidConfig { field, message: message.to_string() });

@@ -77,7 +77,7 @@ fn paper_network_has_737026_trainable_parameters_at_1mm() {
     let model = NetworkConfig::default().init::<Cpu>(PAPER_GRID_1MM, &Default::default()).unwrap();
     assert_eq!(model.num_params(), 737_026);
     // Burn counts every float tensor of the module, BatchNorm running statistics included:
-    // PAPER.md's 737,266 "with BN running stats".
+    // the original model's 737,266 "with BN running stats".
     assert_eq!(Module::num_params(&model), 737_266);
     assert_eq!(model.input_shape(), PAPER_GRID_1MM);
     assert_eq!(model.dense_1.weight.dims(), [5120, 128]);
@@ -599,4 +599,15 @@ fn cascading_randomisation_replaces_layers_from_the_output_down() {
     let other = NetworkConfig { dense: [6, 4], ..tiny_config() }.init::<Cpu>(grid, &device).unwrap();
     let err = trained.with_top_layers_from(&other, 1).unwrap_err().to_string();
     assert!(err.contains("architecture"), "{err}");
+}
+
+#[test]
+fn layer_differences_name_each_changed_field_in_words() {
+    let paper = NetworkConfig::default();
+    assert!(NetworkConfig { dropout: 0.2, ..paper.clone() }.layer_differences(&paper, "the paper").is_empty());
+    let small = NetworkConfig { channels: [4, 4, 8, 8], pools: [2, 2, 1, 1], ..paper.clone() };
+    assert_eq!(
+        small.layer_differences(&paper, "the paper"),
+        ["channels 4, 4, 8, 8 (the paper: 8, 16, 32, 64)", "pooling windows 2, 2, 1, 1 (the paper: 2, 3, 2, 3)"]
+    );
 }

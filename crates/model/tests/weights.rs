@@ -196,7 +196,7 @@ fn exported_keys_and_shapes_are_the_pytorch_state_dict() {
     export_safetensors(&model, &path).unwrap();
     let (keys, metadata) = safetensors_header(&path);
 
-    // PAPER.md section 1, written out independently of the library.
+    // The original network's state-dict keys and shapes, written out independently of the library.
     let mut want: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, (c_out, c_in)) in [(8, 1), (16, 8), (32, 16), (64, 32)].into_iter().enumerate() {
         let n = i + 1;

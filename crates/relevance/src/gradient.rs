@@ -1,5 +1,5 @@
 //! Gradient methods: sensitivity analysis, guided backpropagation, integrated gradients and
-//! SmoothGrad (PAPER.md section 4; Simonyan et al. 2014, Springenberg et al. 2015, Sundararajan
+//! SmoothGrad (Rieke et al., MLCN 2018; Simonyan et al. 2014, Springenberg et al. 2015, Sundararajan
 //! et al. 2017, Smilkov et al. 2017).
 //!
 //! Every method takes a model on `Autodiff<B>` implementing [`Explainable`] and an input batch on

@@ -1,5 +1,5 @@
 //! Relevance (attribution) maps for Burn classifiers, on 3D volumes and 2D images alike
-//! (PAPER.md section 4; peers in PEERS.md). The crate never touches the disk.
+//! (the four methods of Rieke et al., MLCN 2018, and five more). The crate never touches the disk.
 //!
 //! A model takes part through the small [`Explainable`] trait: inference-mode logits with every
 //! ReLU routed through a [`ReluPoint`] (so guided backpropagation can change its backward rule),

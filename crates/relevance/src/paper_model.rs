@@ -7,7 +7,8 @@
 //! default is `conv4`, the last convolutional layer. The original code hooked the last
 //! convolution's raw output, `conv4-raw`: its values are signed and not yet scaled by
 //! BatchNorm, so its Grad-CAM weights mix the two signs and the map differs from `conv4`'s
-//! (the original's authors found it unusable on brain scans; PAPER.md section 4).
+//! (the original's authors left it unused, noting in their code that it works on 2D photos, not
+//! on brain scans).
 
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;

@@ -111,7 +111,8 @@ fn main() -> BoxResult<()> {
     println!("{}", region_tables[0].1.head(Some(8)));
     let zoom_table = region_scores(focal.view(), &aal_z, true)?;
     println!("same map, paper's zoom placement:\n{}", zoom_table.head(Some(5)));
-    let comparison = method_comparison(&maps, &region_tables)?;
+    let in_brain = brain.mapv(|v| v > 0.0);
+    let comparison = method_comparison(&maps, &region_tables, Some(in_brain.view()))?;
     write_table(&comparison, &tables_dir, "method_comparison")?;
     println!("{comparison}");
     let keys = DataFrame::new(

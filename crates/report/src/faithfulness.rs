@@ -8,8 +8,8 @@
 //! [`random_order`] baseline over the same voxels; [`ranks_voxels`] says whether a map orders
 //! anything), the step sizes ([`steps_for_fractions`]),
 //! applying a deletion to a volume ([`delete_voxels`], [`deletion_curve`] with any scoring
-//! function), the AOPC of one curve ([`aopc`]) and its summary over scans with a patient
-//! bootstrap ([`summarise_aopc`]). Running the CNN is the caller's business.
+//! function), the AOPC of one curve ([`aopc`]) and its summary over scans with an interval over
+//! patients ([`summarise_aopc`]). Running the CNN is the caller's business.
 //!
 //! Voxels are named by their flat index in C order over the map's shape: voxel `[i, j, k]` of a
 //! `d0 × d1 × d2` grid is `(i · d1 + j) · d2 + k`, whatever the memory layout of the array.
@@ -23,7 +23,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{ReportError, Result};
-use crate::ground_truth::{Bootstrap, MeanInterval, bootstrap_mean, groups_of, stream_seed, units_of};
+use crate::ground_truth::{Bootstrap, MeanInterval, groups_of, mean_interval, stream_seed, unit_name, units_of};
 use crate::sanity_tables::AopcRow;
 use crate::tables::column_f64;
 
@@ -210,26 +210,30 @@ pub fn aopc(curve: &[f64]) -> Result<f64> {
 
 /// Mean AOPC per distinct combination of `group_cols` (for example `method`, `ordering`; in
 /// order of first appearance) of a long per-scan table with those columns, an `aopc` column
-/// and, for the interval, the patient column `boot.cluster` names (`PTID`), with a seeded
-/// percentile bootstrap 95 % interval from [`bootstrap_mean`] that resamples patients (scans
-/// one by one where the table has no such column). Non-finite AOPC values are left out.
+/// and, for the interval, the patient column `boot.cluster` names (`PTID`), with the 95 %
+/// interval of [`mean_interval`] over patients (over scans where the table has no such column):
+/// a t interval on the cluster-robust standard error below
+/// [`crate::ground_truth::MIN_UNITS_FOR_BOOTSTRAP`] patients, a seeded percentile bootstrap from
+/// there. Non-finite AOPC values are left out.
 ///
 /// Output columns: the `group_cols` (as text), `n_scans` (finite values used), `aopc_mean`,
-/// `aopc_lo`, `aopc_hi` (NaN bounds below two patients or with `boot.samples == 0`). Each
-/// group's interval draws from its own stream (seed and group key), so it does not move when
-/// other groups join the table.
+/// `aopc_lo`, `aopc_hi` (NaN bounds below two patients or with `boot.samples == 0`),
+/// `aopc_interval` (how the bounds were made: `t(PTID, 1 df)`, `bootstrap(PTID)`, `none`, …).
+/// Each group's bootstrap draws from its own stream (seed and group key), so it does not move
+/// when other groups join the table.
 pub fn summarise_aopc(df: &DataFrame, group_cols: &[&str], boot: &Bootstrap) -> Result<DataFrame> {
     const TABLE: &str = "per-scan AOPC";
     let (groups, rows_of) = groups_of(df, TABLE, group_cols)?;
     let units = units_of(df, TABLE, boot)?;
     let values = column_f64(df, TABLE, AopcRow::AOPC)?;
+    let unit = unit_name(units.as_deref(), boot);
     let mut stats: Vec<MeanInterval> = Vec::with_capacity(groups.len());
     for (g, rows) in groups.iter().zip(&rows_of) {
         let v: Vec<f64> = rows.iter().map(|&r| values[r]).collect();
         let u: Option<Vec<String>> = units.as_ref().map(|u| rows.iter().map(|&r| u[r].clone()).collect());
         let mut parts: Vec<&str> = g.iter().map(String::as_str).collect();
         parts.push(AopcRow::AOPC);
-        stats.push(bootstrap_mean(&v, u.as_deref(), boot.samples, stream_seed(boot.seed, &parts))?);
+        stats.push(mean_interval(&v, u.as_deref(), boot.samples, stream_seed(boot.seed, &parts))?);
     }
     let mut cols: Vec<Column> = group_cols
         .iter()
@@ -240,6 +244,7 @@ pub fn summarise_aopc(df: &DataFrame, group_cols: &[&str], boot: &Bootstrap) -> 
     cols.push(Column::new("aopc_mean".into(), stats.iter().map(|s| s.mean).collect::<Vec<_>>()));
     cols.push(Column::new("aopc_lo".into(), stats.iter().map(|s| s.low).collect::<Vec<_>>()));
     cols.push(Column::new("aopc_hi".into(), stats.iter().map(|s| s.high).collect::<Vec<_>>()));
+    cols.push(Column::new("aopc_interval".into(), stats.iter().map(|s| s.method.label(unit)).collect::<Vec<_>>()));
     Ok(DataFrame::new(groups.len(), cols)?)
 }
 
@@ -426,20 +431,24 @@ mod tests {
         let boot = Bootstrap { samples: 500, ..Bootstrap::default() };
         let s = summarise_aopc(&df, &["method", "ordering"], &boot).unwrap();
         let names: Vec<&str> = s.get_column_names().iter().map(|c| c.as_str()).collect();
-        assert_eq!(names, ["method", "ordering", "n_scans", "aopc_mean", "aopc_lo", "aopc_hi"]);
+        assert_eq!(names, ["method", "ordering", "n_scans", "aopc_mean", "aopc_lo", "aopc_hi", "aopc_interval"]);
         assert_eq!(column_str(&s, "s", "method").unwrap(), ["a", "a", "b"]);
         assert_eq!(column_str(&s, "s", "ordering").unwrap(), ["relevance", "random", "relevance"]);
         assert_eq!(column_f64(&s, "s", "n_scans").unwrap(), [3.0, 1.0, 2.0]);
         let mean = column_f64(&s, "s", "aopc_mean").unwrap();
         let (lo, hi) = (column_f64(&s, "s", "aopc_lo").unwrap(), column_f64(&s, "s", "aopc_hi").unwrap());
         assert!((mean[0] - 0.4).abs() < 1e-12 && mean[1] == 0.1 && mean[2] == 0.5);
-        // a/relevance: patients p1 (0.2, 0.4) and p2 (0.6); p3 has no finite AOPC. Resampling
-        // two patients gives means 0.3 ({p1, p1}), 0.4 ({p1, p2}) or 0.6 ({p2, p2}), so the
-        // bounds are 0.3 and 0.6
-        assert!((lo[0] - 0.3).abs() < 1e-12 && (hi[0] - 0.6).abs() < 1e-12, "{} {}", lo[0], hi[0]);
+        // a/relevance: patients p1 (0.2, 0.4) and p2 (0.6); p3 has no finite AOPC. Two patients:
+        // 0.4 ± t(1) × the cluster-robust SE 0.1333 (statsmodels, CR1) = [−1.29416, 2.09416], not
+        // the bootstrap's [0.3, 0.6], which only spans the resampled patient means
+        assert!((lo[0] + 1.294160631490).abs() < 1e-9 && (hi[0] - 2.094160631490).abs() < 1e-9, "{} {}", lo[0], hi[0]);
         // one patient: no interval; b: two patients with equal values: a point
         assert!(lo[1].is_nan() && hi[1].is_nan());
         assert_eq!((lo[2], hi[2]), (0.5, 0.5));
+        assert_eq!(column_str(&s, "s", "aopc_interval").unwrap(), ["t(PTID, 1 df)", "none", "t(PTID, 1 df)"]);
+        // without the patient column every scan is a unit
+        let scans = summarise_aopc(&df.drop("PTID").unwrap(), &["method", "ordering"], &boot).unwrap();
+        assert_eq!(column_str(&scans, "s", "aopc_interval").unwrap(), ["t(scans, 2 df)", "none", "t(scans, 1 df)"]);
         // a missing column is named
         let e = summarise_aopc(&df, &["method", "model"], &boot).unwrap_err().to_string();
         assert!(e.contains("model") && e.contains("per-scan AOPC"), "{e}");

@@ -6,7 +6,7 @@
 //! | `report/viewer/` | the template, the atlas and every mean map, for the viewer of `REPORT.html` |
 //! | tables `regions`, `regions_<method>_AD`; `top_regions_<method>_AD.png` | each mean map scored per region of the main atlas |
 //! | tables `regions_aal`, `regions_<method>_AD_aal` | the same on AAL, the paper's atlas, when it is not the main one |
-//! | table `method_comparison_AD`; `method_distance_AD.png` | the AD averages, method against method |
+//! | table `method_comparison_AD`; `method_distance_AD.png` | the AD averages, method against method, within the brain mask (the background's non-zero voxels) |
 //! | `paper_figure_{AD,CN}.png`, `slices_<method>_AD.png` | the paper's figure (one colour scale per method) and slice grids |
 //! | table `patients` | `scan_regions.csv` ([`crate::patients::per_scan_patient_table`]) |
 //! | tables `ground_truth_{per_scan,metrics,summary,verdict}`; `ground_truth.png` | `ground_truth.csv` (synthetic cohorts) |
@@ -99,11 +99,13 @@ pub fn write_relevance(
     }
     let map_of = |m: &str, g: &str| maps.iter().find(|(mm, gg, _)| mm == m && *gg == g).map(|(_, _, a)| a.view());
 
-    // Method comparison on the AD averages (the paper compared the AD heatmaps).
+    // Method comparison on the AD averages (the paper compared the AD heatmaps), within the brain:
+    // the background is the mean preprocessed input, 0 exactly outside the brain mask.
     let ad_maps: Vec<(String, ArrayView3<f32>)> =
         methods.iter().filter_map(|&m| map_of(m, "AD").map(|v| (m.to_string(), v))).collect();
     if ad_maps.len() >= 2 {
-        let cmp = crate::compare::method_comparison(&ad_maps, &ad_region_tables)?;
+        let brain = inputs.background.mapv(|v| v != 0.0);
+        let cmp = crate::compare::method_comparison(&ad_maps, &ad_region_tables, Some(brain.view()))?;
         write_table_into(&cmp, tables, "method_comparison_AD", written)?;
         let p = figs.join("method_distance_AD.png");
         figures::distance_matrix(&cmp, (1000, 900), &p)?;

@@ -14,7 +14,7 @@
 //! | LRP conservation | [`conservation_markdown`] |
 //! | `## Can the maps be trusted?` | [`sanity_markdown`] |
 //! | `## Dose–response and null check` | [`sweep_paragraph`] |
-//! | `## What differs from the paper` | [`differences`], [`training_differences_for`] |
+//! | `## What differs from the paper` | [`differences`], [`training_differences`] |
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -107,7 +107,8 @@ pub struct TrainingSetup {
     pub used: Recipe,
     /// The paper's recipe.
     pub paper: Recipe,
-    /// The run's network apart from dropout, in words, when it differs from the paper's layers.
+    /// How the run's layers differ from the paper's (dropout aside), in words
+    /// (the model crate's `NetworkConfig::layer_differences`), when they do.
     pub network: Option<String>,
 }
 
@@ -161,6 +162,10 @@ pub fn write_report_md(ctx: &ReportContext, root: &Path, runner: &RunnerSections
         "Written by `cargo xtask reproduce-paper` on {} from `{}` (resolved: [resolved_config.toml](resolved_config.toml)).\n",
         ctx.written_on, ctx.config_path
     );
+    let banner = chance_banner(root)?;
+    if let Some(b) = &banner {
+        let _ = writeln!(md, "{b}\n");
+    }
     let _ = writeln!(md, "## Versions\n");
     let _ = writeln!(md, "- adni-relevance {} (git {})", ctx.version, ctx.git_commit);
     let _ = writeln!(md, "- {LIBRARY_VERSIONS}");
@@ -202,10 +207,15 @@ pub fn write_report_md(ctx: &ReportContext, root: &Path, runner: &RunnerSections
             text.trim_end()
         );
     }
+    let grid = if ctx.own_table.is_none() && ctx.cohort.anatomy == adni_data::synth::AnatomySource::Phantom {
+        format!("downsampling ×{} of the phantom's own grid (not the study's 1 mm grid)", ctx.downsample)
+    } else {
+        format!("downsampling ×{} (1 = the study's 1 mm grid)", ctx.downsample)
+    };
     let _ = writeln!(
         md,
-        "- Preprocessing: brain mask `{}`, downsampling ×{} (1 = the study's 1 mm grid), z-score fitted per fold on its training scans.\n",
-        ctx.mask, ctx.downsample
+        "- Preprocessing: brain mask `{}`, {grid}, z-score fitted per fold on its training scans.\n",
+        ctx.mask
     );
 
     let _ = writeln!(md, "## Timings (this machine)\n\n{}", runner.stages);
@@ -242,16 +252,66 @@ pub fn write_report_md(ctx: &ReportContext, root: &Path, runner: &RunnerSections
     if let Some(text) = conservation_markdown(&ctx.relevance.lrp_rule, &tables)? {
         let _ = writeln!(md, "\n## LRP conservation\n\n{text}");
     }
+    let _ = writeln!(md, "\n## Can the maps be trusted? (sanity checks and faithfulness)\n");
+    if let Some(b) = &banner {
+        let _ = writeln!(md, "{b}\n");
+    }
+    let _ = writeln!(md, "{}", sanity_markdown(root, runner.sanity, &ctx.workspace_root, &tables, &figs)?);
     let _ = writeln!(
         md,
-        "\n## Can the maps be trusted? (sanity checks and faithfulness)\n\n{}",
-        sanity_markdown(root, runner.sanity, &ctx.workspace_root, &tables, &figs)?
+        "\n## Dose–response and null check\n\n{}",
+        sweep_paragraph(&ctx.sweep_dir, root, &ctx.config_path)
     );
-    let _ = writeln!(md, "\n## Dose–response and null check\n\n{}", sweep_paragraph(&ctx.sweep_dir, root));
     let _ = writeln!(md, "\n## What differs from the paper\n\n{}", differences(ctx));
     adni_data::fsutil::write_bytes_atomically(&RunLayout::new(root).report_md(), md.as_bytes())?;
     crate::html::write_report_html(root, &md).with_context(|| "writing REPORT.html")?;
     Ok(md)
+}
+
+/// A warning for the top of `REPORT.md` when the classifier is not shown to beat chance: the
+/// ROC AUC interval (patient bootstrap, `summary.csv` of `<root>/holdout` and `<root>/cv`)
+/// reaches down to 0.5, or is undefined. Maps, ground-truth scores and trust verdicts of a model
+/// that has not learnt the task say nothing about the methods or the disease, whatever their
+/// numbers; the warning says so. `None` when every interval present lies above 0.5, or when
+/// neither summary exists. Errors name a malformed summary.
+pub fn chance_banner(root: &Path) -> Result<Option<String>> {
+    use adni_data::run_tables::SummaryRow;
+    let mut weak: Vec<String> = Vec::new();
+    for (name, what) in [("holdout", "the hold-out model (the model of the heatmaps)"), ("cv", "the cross-validation")]
+    {
+        let path = RunLayout::new(root.join(name)).summary_csv();
+        let Some(df) = read_optional_csv(&path)? else { continue };
+        let table = path.display().to_string();
+        let metric = column_str(&df, &table, SummaryRow::METRIC)?;
+        let (pooled, lo, hi) = (
+            column_f64(&df, &table, SummaryRow::POOLED)?,
+            column_f64(&df, &table, SummaryRow::CI_LOW)?,
+            column_f64(&df, &table, SummaryRow::CI_HIGH)?,
+        );
+        let Some(i) = metric.iter().position(|m| m == "roc_auc") else {
+            return Err(crate::error::ReportError::column(&table, SummaryRow::METRIC, "expected a row `roc_auc`"));
+        };
+        if lo[i].is_nan() || lo[i] <= 0.5 {
+            weak.push(format!(
+                "{what}: ROC AUC {} (95 % patient-bootstrap interval [{}, {}])",
+                format_float(pooled[i]),
+                format_float(lo[i]),
+                format_float(hi[i])
+            ));
+        }
+    }
+    Ok((!weak.is_empty()).then(|| {
+        let mut weak = weak.join("; ");
+        weak[..1].make_ascii_uppercase();
+        format!(
+            "> **Read this first: the classifier is not shown to beat chance.** {}: an interval that reaches \
+             0.5 (or none). Every map, ground-truth score and trust verdict below then describes a model that \
+             has not been shown to tell AD from CN; read them as a check that the pipeline runs, not as findings \
+             about the relevance methods or the disease (a quick config, a cohort without planted atrophy or too \
+             few epochs give this).",
+            weak
+        )
+    }))
 }
 
 /// The `## Figures` (every PNG of `report/figures/`, a heading each) and `## Tables` (a link to
@@ -343,9 +403,24 @@ pub fn sanity_markdown(
          P(explained class) fall; AOPC is the mean fall over the deletion steps. Faithful when its 95 % interval lies \
          above that of deleting the same voxels in random order, on the same scans.\n\
          - **Ground truth** (synthetic cohorts): relevance mass accuracy on the planted atrophy, as above.\n\n\
-         Intervals: percentile bootstrap of the mean over patients, as for the ground truth.\n",
+         95 % intervals of the means over patients, as for the ground truth: a t interval on the cluster-robust \
+         standard error with fewer than {} patients, a percentile bootstrap from there{}.\n",
         sanity::RANDOMISATION_THRESHOLD,
-        sanity::DATA_RANDOMISATION_THRESHOLD
+        sanity::DATA_RANDOMISATION_THRESHOLD,
+        crate::ground_truth::MIN_UNITS_FOR_BOOTSTRAP,
+        {
+            let found: Vec<DataFrame> =
+                ["sanity_cascade", "sanity_data_randomisation", "faithfulness_aopc", "faithfulness_deletion"]
+                    .iter()
+                    .filter_map(|stem| read(stem).transpose())
+                    .collect::<Result<_>>()?;
+            let used = crate::ground_truth::intervals_used(&found.iter().collect::<Vec<_>>())?;
+            if used.is_empty() {
+                String::new()
+            } else {
+                format!("; here {} (the tables' `…_interval` columns)", used.join(", "))
+            }
+        }
     );
     let trust = read("trust_summary")?;
     match &trust {
@@ -522,27 +597,31 @@ pub fn ground_truth_markdown(bootstrap: &Bootstrap, tables: &Path) -> Result<Opt
     let trained: Vec<usize> = (0..summary.height()).filter(|&i| model[i] == crate::ground_truth::TRAINED).collect();
     let scans = trained.iter().map(|&i| n_scans[i] + n_undefined[i]).fold(0.0f64, f64::max);
     let patients = trained.iter().map(|&i| n_patients[i]).filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    let used = crate::ground_truth::intervals_used(&[&summary])?;
+    let here = if used.is_empty() { String::new() } else { format!("; here {} (column `interval`)", used.join(", ")) };
     let _ = writeln!(
         md,
         "Every hold-out test scan with planted atrophy (AD): {scans} scans of {patients} patients, each explained by \
          the trained model and by the same network with random weights. Scores count the voxels of the brain mask \
          only (the inputs are 0 outside it in every scan); **chance** is the atrophy mask's share of those voxels, \
-         averaged over the scans: what a map uniform over the brain scores for mass and rank accuracy, and the hit \
-         rate of a randomly placed maximum. 95 % intervals: percentile bootstrap of the mean over **patients** \
-         ({} resamples, seed {}; a patient's scans are correlated, so they are drawn together) for mass and rank \
-         accuracy; Wilson score interval for the pointing game on the effective number of scans under that \
-         clustering (the number of patients when there are fewer than {}, so that an added hit never narrows it). A map with no positive value in the brain leaves its scan out (`n_undefined`). \
+         averaged over the scans where the map has a score: what a map uniform over the brain scores for mass and \
+         rank accuracy, and the hit rate of a randomly placed maximum. 95 % intervals of mass and rank accuracy over \
+         **patients** (a patient's scans are correlated, so a patient is one unit): {}{here}; Wilson score \
+         interval for the pointing game on the effective number of scans under that clustering (the number of \
+         patients when there are fewer than {}, so that an added hit never narrows it). A map with no positive value \
+         in the brain leaves its scan out (`n_undefined`). \
          Tables: [summary](report/tables/ground_truth_summary.md), [verdicts](report/tables/ground_truth_verdict.md), \
          [per scan](report/tables/ground_truth_per_scan.md).\n",
-        bootstrap.samples,
-        bootstrap.seed,
+        crate::ground_truth::interval_rule(bootstrap, "patients"),
         crate::ground_truth::MIN_UNITS_FOR_DESIGN_EFFECT
     );
     let _ = writeln!(md, "{}", to_markdown(&ground_truth_display(&summary)?)?);
     let _ = writeln!(
         md,
         "Verdict per method: `beats_3x_chance` = mean mass accuracy ≥ {}× chance; `lower_bound_above_random` = \
-         the trained model's 95 % lower bound above the randomised model's mean; `passes` = both.\n",
+         the trained model's 95 % lower bound above the randomised model's mean, both over the `paired_scans` \
+         (the scans where both models' maps have a score); `passes` = both. A test without the numbers it needs \
+         (no interval with fewer than 2 patients, no common scan) is empty: not judged, never passed.\n",
         crate::ground_truth::TARGET_FACTOR
     );
     let _ = writeln!(md, "{}", to_markdown(&with_na(&verdict)?)?);
@@ -665,12 +744,6 @@ pub fn truth_mask_sentence(fraction: Option<f32>) -> String {
     )
 }
 
-/// [`training_differences_for`] without knowing the trained network's flatten: the dropout
-/// sentence names only the 2 mm measurement behind it.
-pub fn training_differences(effect_size: f64, training: &TrainingSetup) -> Vec<String> {
-    training_differences_for(effect_size, training, None)
-}
-
 /// The ways the synthetic data (effect size `effect_size`; the generator's unit effect is 1), the
 /// network and the training recipe differ from the paper's, one sentence each (empty for the
 /// paper's exact recipe on ADNI). `REPORT.md` is written by `reproduce-paper`, so the epochs are
@@ -678,7 +751,7 @@ pub fn training_differences(effect_size: f64, training: &TrainingSetup) -> Vec<S
 /// the dropout sentence names its width, and says that the measurement behind the lower dropout
 /// was made on the paper's 2 mm network when this one differs; without it the sentence names
 /// only that measurement.
-pub fn training_differences_for(effect_size: f64, training: &TrainingSetup, flatten: Option<&Flatten>) -> Vec<String> {
+pub fn training_differences(effect_size: f64, training: &TrainingSetup, flatten: Option<&Flatten>) -> Vec<String> {
     const WHY: &str = "measured in docs/EXPERIMENTS.md";
     let (t, paper) = (&training.used, &training.paper);
     let mut d = Vec::new();
@@ -710,7 +783,7 @@ pub fn training_differences_for(effect_size: f64, training: &TrainingSetup, flat
         d.push(format!("Dropout {} on the flatten instead of {} ({why}).", t.dropout, paper.dropout));
     }
     if let Some(network) = &training.network {
-        d.push(format!("Network: {network} instead of the paper's layers."));
+        d.push(format!("Network: {network}."));
     }
     if t.learning_rate != paper.learning_rate {
         d.push(format!("Adam learning rate {} instead of {} ({WHY}).", t.learning_rate, paper.learning_rate));
@@ -742,7 +815,7 @@ pub fn training_differences_for(effect_size: f64, training: &TrainingSetup, flat
 
 /// The link to the effect-size sweep in `sweep_dir` (`cargo xtask sweep`, run outside the default
 /// budget), relative to `root`, or how to make it.
-pub fn sweep_paragraph(sweep_dir: &Path, root: &Path) -> String {
+pub fn sweep_paragraph(sweep_dir: &Path, root: &Path, config_path: &str) -> String {
     let (png, table) = (sweep_dir.join("sweep.png"), sweep_dir.join("sweep.md"));
     if png.is_file() {
         format!(
@@ -754,8 +827,9 @@ pub fn sweep_paragraph(sweep_dir: &Path, root: &Path) -> String {
         )
     } else {
         format!(
-            "Not run for this config yet: `cargo xtask sweep --effect-sizes 0,1,3` (about one `reproduce-paper` per \
-             effect size) writes the figure to `{}`; docs/EXPERIMENTS.md records a measured sweep.",
+            "Not run for this config yet: `cargo xtask sweep --config {config_path} --effect-sizes 0,1,3` (about \
+             one `reproduce-paper` per effect size) writes the figure to `{}`; docs/EXPERIMENTS.md records a \
+             measured sweep.",
             relative_link(root, &png)
         )
     }
@@ -780,7 +854,7 @@ pub fn differences(ctx: &ReportContext) -> String {
     }
     // The effect size is the synthetic cohort's; a user's own data have none.
     let effect = if ctx.own_table.is_some() { 1.0 } else { ctx.cohort.effect_size };
-    d.extend(training_differences_for(effect, &ctx.training, ctx.trained_flatten.as_ref()));
+    d.extend(training_differences(effect, &ctx.training, ctx.trained_flatten.as_ref()));
     d.push(format!("Hold-out: {} AD + {} CN patients (the study: 30 + 30 of 344).", ctx.holdout.0, ctx.holdout.1));
     let r = &ctx.relevance;
     d.push(format!(
@@ -921,6 +995,36 @@ mod tests {
     }
 
     #[test]
+    fn a_classifier_at_chance_gets_a_warning_on_top() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        assert_eq!(chance_banner(root).unwrap(), None);
+        let summary = |dir: &str, lo: f64| {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+            std::fs::write(
+                root.join(dir).join("summary.csv"),
+                format!(
+                    "metric,mean,sd,folds,pooled,ci_low,ci_high,ci_resamples,ci_level\n\
+                     balanced_accuracy,0.9,0.1,5,0.9,0.8,0.95,1000,0.95\nroc_auc,0.6,0.1,5,0.62,{lo},0.8,1000,0.95\n"
+                ),
+            )
+            .unwrap();
+        };
+        summary("holdout", 0.55);
+        summary("cv", 0.51);
+        assert_eq!(chance_banner(root).unwrap(), None);
+        summary("cv", 0.45);
+        let b = chance_banner(root).unwrap().unwrap();
+        assert!(b.contains("not shown to beat chance") && b.contains("The cross-validation: ROC AUC 0.6200"), "{b}");
+        assert!(b.contains("[0.4500, 0.8000]") && !b.contains("hold-out"), "{b}");
+        summary("holdout", f64::NAN);
+        assert!(chance_banner(root).unwrap().unwrap().contains("chance.** The hold-out model"));
+        std::fs::write(root.join("cv").join("summary.csv"), "metric,pooled,ci_low,ci_high\naccuracy,1,1,1\n").unwrap();
+        let e = chance_banner(root).unwrap_err().to_string();
+        assert!(e.contains("summary.csv") && e.contains("roc_auc"), "{e}");
+    }
+
+    #[test]
     fn relative_link_climbs_to_the_common_folder() {
         let root = Path::new("/repo/results/reproduce");
         assert_eq!(relative_link(root, Path::new("/repo/docs/EXPERIMENTS.md")), "../../docs/EXPERIMENTS.md");
@@ -942,7 +1046,7 @@ mod tests {
         let _ = ground_truth_tables(&passing, &[("occlusion", good), ("area-occlusion", good), ("lrp", good)], &boot);
         let md = ground_truth_markdown(&boot, &passing).unwrap().unwrap();
         assert!(md.starts_with("Every hold-out test scan with planted atrophy (AD): 6 scans of 3 patients"), "{md}");
-        assert!(md.contains("(200 resamples, seed 11;"), "{md}");
+        assert!(md.contains("(200 resamples, seed 11); here `t(PTID, 2 df)` (column `interval`)"), "{md}");
         assert!(md.contains("| occlusion | trained | 6 (3 patients) | 0.05000 |"), "{md}");
         assert!(md.contains("occlusion and area-occlusion among them): **met**. 3 of 3 methods pass"), "{md}");
         assert!(md.contains("(occlusion, area-occlusion, lrp)") && !md.contains("fails"), "{md}");
@@ -1015,11 +1119,12 @@ mod tests {
     fn sweep_paragraph_links_the_sweep_or_says_how_to_make_it() {
         let tmp = tempfile::tempdir().unwrap();
         let (root, sweep) = (tmp.path().join("results/quick"), tmp.path().join("results/quick-sweep"));
-        let md = sweep_paragraph(&sweep, &root);
+        let md = sweep_paragraph(&sweep, &root, "configs/quick.toml");
         assert!(md.starts_with("Not run for this config yet") && md.contains("`../quick-sweep/sweep.png`"), "{md}");
+        assert!(md.contains("`cargo xtask sweep --config configs/quick.toml --effect-sizes 0,1,3`"), "{md}");
         std::fs::create_dir_all(&sweep).unwrap();
         std::fs::write(sweep.join("sweep.png"), "").unwrap();
-        let md = sweep_paragraph(&sweep, &root);
+        let md = sweep_paragraph(&sweep, &root, "configs/quick.toml");
         assert!(md.contains("[figure](../quick-sweep/sweep.png), [table](../quick-sweep/sweep.md)"), "{md}");
         assert!(md.ends_with("![sweep](../quick-sweep/sweep.png)"), "{md}");
     }
@@ -1050,14 +1155,14 @@ mod tests {
         ctx.relevance.scans_per_ad_patient = 0;
         let d = differences(&ctx);
         assert_eq!(d.lines().count(), 6, "{d}");
-        assert!(training_differences(1.0, &ctx.training).is_empty());
+        assert!(training_differences(1.0, &ctx.training, None).is_empty());
         ctx.training.used.augment_flip = true;
         ctx.training.used.augment_shift = 2;
-        ctx.training.network = Some("NetworkConfig { .. }".into());
+        ctx.training.network = Some("channels 4, 4, 8, 8 (the paper: 8, 16, 32, 64)".into());
         assert_eq!(
-            training_differences(1.0, &ctx.training),
+            training_differences(1.0, &ctx.training, None),
             [
-                "Network: NetworkConfig { .. } instead of the paper's layers.",
+                "Network: channels 4, 4, 8, 8 (the paper: 8, 16, 32, 64).",
                 "Augmentation (the paper: none): left–right mirroring with probability ½ and shifts of up to 2 voxels \
                  per axis."
             ]
@@ -1138,17 +1243,17 @@ mod tests {
         // the quick run's network: 4 channels, pools 2, 2, 1, 1, kernel 3 on 40×48×40
         let f = Flatten { width: 4 * 4 * 6 * 4, grid: [40, 48, 40] };
         let mut ctx = context(root);
-        let d = training_differences_for(1.0, &ctx.training, Some(&f)).join("\n");
+        let d = training_differences(1.0, &ctx.training, Some(&f)).join("\n");
         assert!(
             d.contains("Dropout 0.5 on the flatten instead of 0.8 (here the flatten is 384 wide (input grid 40×48×40)"),
             "{d}"
         );
         assert!(d.contains("on the paper's network at 2 mm the flatten is 128 wide"), "{d}");
         let paper_2mm = Flatten { width: 128, grid: [97, 115, 97] };
-        let d = training_differences_for(1.0, &ctx.training, Some(&paper_2mm)).join("\n");
+        let d = training_differences(1.0, &ctx.training, Some(&paper_2mm)).join("\n");
         assert!(d.contains("(on the paper's network at 2 mm the flatten is 128 wide") && !d.contains("here"), "{d}");
         ctx.training.network = Some("NetworkConfig { .. }".into());
-        let d = training_differences_for(1.0, &ctx.training, Some(&f)).join("\n");
+        let d = training_differences(1.0, &ctx.training, Some(&f)).join("\n");
         assert!(d.contains("(input grid 40×48×40, the network below)"), "{d}");
         ctx.trained_flatten = Some(f);
         assert!(differences(&ctx).contains("384 wide"));

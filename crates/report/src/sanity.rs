@@ -11,8 +11,11 @@
 //!
 //! [`trust_table`] puts the four side by side, one row per method, with a verdict;
 //! [`trust_paragraph`] writes the Markdown that reads it out; [`trust_display`] is the table for
-//! people. Intervals are the percentile bootstrap of [`crate::ground_truth::bootstrap_mean`] over
-//! **patients** (the `PTID` column), each group drawing from its own seeded stream.
+//! people. Intervals are those of [`crate::ground_truth::mean_interval`] over **patients** (the
+//! `PTID` column): a t interval on the cluster-robust standard error below
+//! [`crate::ground_truth::MIN_UNITS_FOR_BOOTSTRAP`] patients, a percentile bootstrap from there
+//! (each group drawing from its own seeded stream); every summary names the method in its
+//! `…_interval` columns.
 //!
 //! Every reader accepts a table read back from CSV: a numeric column that holds only empty cells
 //! (read as text) counts as NaN, and a flag column as `true` / `false` / empty text.
@@ -22,12 +25,14 @@ use std::fmt::Write as _;
 use polars::prelude::*;
 
 use crate::error::{ReportError, Result};
-use crate::ground_truth::{self, Bootstrap, MeanInterval, bootstrap_mean, stream_seed, units_of};
+use crate::ground_truth::{
+    self, Bootstrap, IntervalMethod, MeanInterval, mean_interval, stream_seed, unit_name, units_of,
+};
 use crate::sanity_tables::{
     CascadeRow, DataRandomisationRow, DeletionRow, KIND, METHOD, N_SCANS, ORDERING, SPEARMAN, SSIM, STEP,
     ShuffledModelRow,
 };
-use crate::tables::{column_f64, column_str, format_float, has_column};
+use crate::tables::{column_str, format_float, has_column};
 use adni_data::table::{IMAGE_ID, PTID};
 
 /// A method whose map, after randomising every layer of the network, still has a mean Spearman
@@ -40,6 +45,14 @@ pub const RANDOMISATION_THRESHOLD: f64 = 0.5;
 /// follows the image more than what the model learnt from the labels. The same bar as the model
 /// randomisation test, since both ask whether the map changes when the learnt function does.
 pub const DATA_RANDOMISATION_THRESHOLD: f64 = 0.5;
+
+/// The data randomisation test is judged only when the shuffled-label model reproduces the
+/// shuffled labels of its own training scans with at least this accuracy (row
+/// [`ShuffledModelRow::SHUFFLED_FIT`] of `shuffled_model.csv`). Adebayo et al. (2018) train it
+/// until it memorises them: a model that has not fitted the shuffled labels has learnt little of
+/// anything, so its maps differing from the real model's (or not) says nothing about whether the
+/// method follows what a model learnt.
+pub const SHUFFLED_FIT_MIN: f64 = 0.9;
 
 /// The `step` of the unrandomised model in [`summarise_cascade`]'s table (similarity 1).
 pub const ORIGINAL_STEP: &str = "original";
@@ -77,23 +90,7 @@ pub const TRAINED_MAP_RANKS: &str = "trained_map_ranks";
 /// all-empty column, or `NaN` / `inf` spelled out): empty text is NaN, other text must parse as
 /// a number. Errors name `table`, the column and the row.
 fn numbers(df: &DataFrame, table: &str, name: &str) -> Result<Vec<f64>> {
-    let is_text = df.column(name).is_ok_and(|c| c.dtype() == &DataType::String);
-    if !is_text {
-        return column_f64(df, table, name);
-    }
-    column_str(df, table, name)?
-        .iter()
-        .enumerate()
-        .map(|(row, v)| {
-            let v = v.trim();
-            if v.is_empty() {
-                Ok(f64::NAN)
-            } else {
-                v.parse::<f64>()
-                    .map_err(|_| ReportError::column(table, name, format!("row {row} holds {v:?}, expected a number")))
-            }
-        })
-        .collect()
+    ground_truth::column_numbers(df, table, name)
 }
 
 /// [`numbers`] of a column that may be absent: all NaN without it.
@@ -118,26 +115,40 @@ fn distinct<'a>(values: impl IntoIterator<Item = &'a String>) -> Vec<String> {
     out
 }
 
-/// [`bootstrap_mean`] of `values` over `rows`, resampling the `units` of those rows, on the
-/// stream of `parts` (the group's key and the metric).
+/// The range a similarity (Spearman, SSIM) can take: its intervals are clamped there.
+const SIMILARITY_RANGE: (f64, f64) = (-1.0, 1.0);
+/// The range of a share (mass accuracy).
+const SHARE_RANGE: (f64, f64) = (0.0, 1.0);
+/// No known range (a model score under deletion).
+const ANY_RANGE: (f64, f64) = (f64::NEG_INFINITY, f64::INFINITY);
+
+/// [`mean_interval`] of `values` over `rows` with the `units` of those rows, the bootstrap on
+/// the stream of `parts` (the group's key and the metric), the bounds clamped to `range` (the
+/// values' possible range: a t interval of few patients can reach past it).
 fn mean_over(
     values: &[f64],
     rows: &[usize],
     units: Option<&[String]>,
     boot: &Bootstrap,
     parts: &[&str],
+    range: (f64, f64),
 ) -> Result<MeanInterval> {
     let v: Vec<f64> = rows.iter().map(|&r| values[r]).collect();
     let u: Option<Vec<String>> = units.map(|u| rows.iter().map(|&r| u[r].clone()).collect());
-    bootstrap_mean(&v, u.as_deref(), boot.samples, stream_seed(boot.seed, parts))
+    Ok(mean_interval(&v, u.as_deref(), boot.samples, stream_seed(boot.seed, parts))?.clamped(range.0, range.1))
 }
 
-/// The `<prefix>_mean`, `<prefix>_lo`, `<prefix>_hi` columns of `stats`.
-fn interval_columns(prefix: &str, stats: &[MeanInterval]) -> [Column; 3] {
+/// The `<prefix>_mean`, `<prefix>_lo`, `<prefix>_hi` and `<prefix>_interval` (how the bounds were
+/// made, [`IntervalMethod::label`] with `unit`) columns of `stats`.
+fn interval_columns(prefix: &str, stats: &[MeanInterval], unit: &str) -> [Column; 4] {
     [
         Column::new(format!("{prefix}_mean").into(), stats.iter().map(|s| s.mean).collect::<Vec<_>>()),
         Column::new(format!("{prefix}_lo").into(), stats.iter().map(|s| s.low).collect::<Vec<_>>()),
         Column::new(format!("{prefix}_hi").into(), stats.iter().map(|s| s.high).collect::<Vec<_>>()),
+        Column::new(
+            format!("{prefix}_interval").into(),
+            stats.iter().map(|s| s.method.label(unit)).collect::<Vec<_>>(),
+        ),
     ]
 }
 
@@ -188,9 +199,10 @@ fn trained_map_ranks(df: &DataFrame, table: &str, method: &[String], spearman: &
 /// its steps, `n_undefined` the scans whose trained map is constant; NaN when every scan's is),
 /// then one row per step in step order, named by its layer, with `layers_randomised`,
 /// `n_scans` (rows), `n_undefined` (rows with a non-finite Spearman, left out of the means), and
-/// `spearman_mean` / `_lo` / `_hi`, `ssim_mean` / `_lo` / `_hi` (mean of the finite values and
-/// the patient-bootstrap 95 % interval). Every method gets every step of the table (NaN and
-/// `n_scans` 0 where it has none), so the steps keep their order on the figure's x axis.
+/// `spearman_mean` / `_lo` / `_hi` / `_interval`, `ssim_mean` / … (mean of the finite values, the
+/// 95 % interval over patients of [`mean_interval`] clamped to [−1, 1], and how it was made).
+/// Every method gets every step of the table (NaN and `n_scans` 0 where it has none), so the
+/// steps keep their order on the figure's x axis.
 pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> {
     const TABLE: &str = "cascade.csv";
     let method = column_str(df, TABLE, METHOD)?;
@@ -199,6 +211,7 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
     let mut spearman = numbers(df, TABLE, SPEARMAN)?;
     let mut ssim = numbers(df, TABLE, SSIM)?;
     let units = units_of(df, TABLE, boot)?;
+    let unit = unit_name(units.as_deref(), boot);
     // a constant trained map: nothing is defined, not even against itself
     let trained_ok = trained_map_ranks(df, TABLE, &method, &spearman)?;
     for (i, ok) in trained_ok.iter().enumerate() {
@@ -242,7 +255,15 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
     let (mut out_method, mut out_step, mut out_k) = (Vec::<String>::new(), Vec::<String>::new(), Vec::<i64>::new());
     let (mut n_scans, mut n_undefined) = (Vec::<u64>::new(), Vec::<u64>::new());
     let (mut sp, mut ss) = (Vec::<MeanInterval>::new(), Vec::<MeanInterval>::new());
-    let one = MeanInterval { n: 0, units: 0, mean: 1.0, sd: f64::NAN, low: f64::NAN, high: f64::NAN };
+    let one = MeanInterval {
+        n: 0,
+        units: 0,
+        mean: 1.0,
+        sd: f64::NAN,
+        low: f64::NAN,
+        high: f64::NAN,
+        method: IntervalMethod::None,
+    };
     let undefined = MeanInterval { mean: f64::NAN, ..one };
     for m in &methods {
         let first = out_method.len();
@@ -255,8 +276,9 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
         ss.push(one);
         for (k, name) in &steps {
             let rows: Vec<usize> = (0..df.height()).filter(|&i| method[i] == *m && step_of_row[i] == *k).collect();
-            sp.push(mean_over(&spearman, &rows, units.as_deref(), boot, &["cascade", m, name, "spearman"])?);
-            ss.push(mean_over(&ssim, &rows, units.as_deref(), boot, &["cascade", m, name, "ssim"])?);
+            let u = units.as_deref();
+            sp.push(mean_over(&spearman, &rows, u, boot, &["cascade", m, name, "spearman"], SIMILARITY_RANGE)?);
+            ss.push(mean_over(&ssim, &rows, u, boot, &["cascade", m, name, "ssim"], SIMILARITY_RANGE)?);
             out_method.push(m.clone());
             out_step.push(name.clone());
             out_k.push(*k);
@@ -283,8 +305,8 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
         Column::new(N_SCANS.into(), n_scans),
         Column::new(N_UNDEFINED.into(), n_undefined),
     ];
-    cols.extend(interval_columns(SPEARMAN, &sp));
-    cols.extend(interval_columns(SSIM, &ss));
+    cols.extend(interval_columns(SPEARMAN, &sp, unit));
+    cols.extend(interval_columns(SSIM, &ss, unit));
     Ok(DataFrame::new(sp.len(), cols)?)
 }
 
@@ -297,9 +319,10 @@ pub fn summarise_cascade(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> 
 /// and the patient column `boot.cluster` names. Output, per method in order of first
 /// appearance: `method`, `n_scans`, `n_undefined` (scans with a non-finite Spearman, such as
 /// those whose trained map is constant; left out of the means), then `spearman_mean` / `_lo` /
-/// `_hi`, `ssim_…` and
-/// `mass_accuracy_…` (mean of the finite values, patient-bootstrap 95 % interval) and `chance`
-/// (the mean `truth_fraction`, the mass accuracy of a uniform map).
+/// `_hi` / `_interval`, `ssim_…` and `mass_accuracy_…` (mean of the finite values, the 95 %
+/// interval over patients of [`mean_interval`] clamped to the values' range, and how it was
+/// made) and `chance` (the mass accuracy of a uniform map: the mean `truth_fraction` over the
+/// scans whose `mass_accuracy` is defined, the scans the mass accuracy is averaged over).
 pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<DataFrame> {
     const TABLE: &str = "data_randomisation.csv";
     let method = column_str(df, TABLE, METHOD)?;
@@ -309,18 +332,23 @@ pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<
         (SSIM, numbers(df, TABLE, SSIM)?),
         (mass, numbers_or_nan(df, TABLE, mass)?),
     ];
+    let ranges = [SIMILARITY_RANGE, SIMILARITY_RANGE, SHARE_RANGE];
     let truth = numbers_or_nan(df, TABLE, DataRandomisationRow::TRUTH_FRACTION)?;
     let units = units_of(df, TABLE, boot)?;
+    let unit = unit_name(units.as_deref(), boot);
     let methods = distinct(&method);
     let mut stats: Vec<Vec<MeanInterval>> = vec![Vec::new(); metrics.len()];
     let (mut n_scans, mut n_undefined, mut chance) = (Vec::<u64>::new(), Vec::<u64>::new(), Vec::<f64>::new());
     for m in &methods {
         let rows: Vec<usize> = (0..df.height()).filter(|&i| method[i] == *m).collect();
         n_undefined.push(rows.iter().filter(|&&i| !metrics[0].1[i].is_finite()).count() as u64);
-        for ((name, values), s) in metrics.iter().zip(stats.iter_mut()) {
-            s.push(mean_over(values, &rows, units.as_deref(), boot, &["data_randomisation", m, name])?);
+        for (((name, values), s), range) in metrics.iter().zip(stats.iter_mut()).zip(ranges) {
+            s.push(mean_over(values, &rows, units.as_deref(), boot, &["data_randomisation", m, name], range)?);
         }
-        let c: Vec<f64> = rows.iter().map(|&i| truth[i]).filter(|v| v.is_finite()).collect();
+        // chance over the scans the mass accuracy is averaged over
+        let mass_values = &metrics[2].1;
+        let c: Vec<f64> =
+            rows.iter().filter(|&&i| mass_values[i].is_finite()).map(|&i| truth[i]).filter(|v| v.is_finite()).collect();
         chance.push(if c.is_empty() { f64::NAN } else { c.iter().sum::<f64>() / c.len() as f64 });
         n_scans.push(rows.len() as u64);
     }
@@ -330,7 +358,7 @@ pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<
         Column::new(N_UNDEFINED.into(), n_undefined),
     ];
     for ((name, _), s) in metrics.iter().zip(&stats) {
-        cols.extend(interval_columns(name, s));
+        cols.extend(interval_columns(name, s, unit));
     }
     cols.push(Column::new("chance".into(), chance));
     Ok(DataFrame::new(methods.len(), cols)?)
@@ -348,7 +376,8 @@ pub fn summarise_data_randomisation(df: &DataFrame, boot: &Bootstrap) -> Result<
 /// has no row) and the patient column `boot.cluster` names. Output, one row per method (in
 /// order of first appearance), ordering (relevance first) and step (ascending): `method`,
 /// `ordering`, `step`, `fraction` (mean over the scans), `n_scans` (finite scores), `score_mean`,
-/// `score_lo`, `score_hi` (mean and patient-bootstrap 95 % interval). Rows of other kinds are
+/// `score_lo`, `score_hi`, `score_interval` (mean, the 95 % interval over patients of
+/// [`mean_interval`], and how it was made). Rows of other kinds are
 /// ignored; no row of `kind` gives an empty table with these columns. Errors name the column and
 /// row of an unknown ordering, a step that is not a whole number or a fraction outside [0, 1].
 pub fn summarise_deletion(df: &DataFrame, kind: &str, boot: &Bootstrap) -> Result<DataFrame> {
@@ -360,6 +389,7 @@ pub fn summarise_deletion(df: &DataFrame, kind: &str, boot: &Bootstrap) -> Resul
     let fraction = numbers(df, TABLE, DeletionRow::FRACTION)?;
     let score = numbers(df, TABLE, DeletionRow::SCORE)?;
     let units = units_of(df, TABLE, boot)?;
+    let unit = unit_name(units.as_deref(), boot);
     // rows of maps that rank nothing (and the random rows beside them) are left out
     let ranked: Vec<bool> = if has_column(df, RANKS_VOXELS) {
         flags(df, TABLE, RANKS_VOXELS)?.into_iter().map(|f| f != Some(false)).collect()
@@ -398,7 +428,8 @@ pub fn summarise_deletion(df: &DataFrame, kind: &str, boot: &Bootstrap) -> Resul
         let g: Vec<usize> = group.iter().map(|e| e.3).collect();
         let f: Vec<f64> = g.iter().map(|&i| fraction[i]).filter(|v| v.is_finite()).collect();
         let key = k.to_string();
-        let s = mean_over(&score, &g, units.as_deref(), boot, &["deletion", kind, &methods[m], orderings[o], &key])?;
+        let parts = ["deletion", kind, &methods[m], orderings[o], &key];
+        let s = mean_over(&score, &g, units.as_deref(), boot, &parts, ANY_RANGE)?;
         out_m.push(methods[m].clone());
         out_o.push(orderings[o]);
         out_k.push(k);
@@ -417,6 +448,7 @@ pub fn summarise_deletion(df: &DataFrame, kind: &str, boot: &Bootstrap) -> Resul
             Column::new("score_mean".into(), stats.iter().map(|s| s.mean).collect::<Vec<_>>()),
             Column::new("score_lo".into(), stats.iter().map(|s| s.low).collect::<Vec<_>>()),
             Column::new("score_hi".into(), stats.iter().map(|s| s.high).collect::<Vec<_>>()),
+            Column::new("score_interval".into(), stats.iter().map(|s| s.method.label(unit)).collect::<Vec<_>>()),
         ],
     )?)
 }
@@ -428,6 +460,10 @@ pub struct TrustInputs<'a> {
     pub cascade: Option<&'a DataFrame>,
     /// [`summarise_data_randomisation`]'s table.
     pub data_randomisation: Option<&'a DataFrame>,
+    /// The shuffled-label model's accuracy on its own training scans against the shuffled labels
+    /// ([`shuffled_fit`]); below [`SHUFFLED_FIT_MIN`] (or NaN) the data randomisation test is not
+    /// judged. `None` when not measured (tables written before it): judged as before.
+    pub shuffled_fit: Option<f64>,
     /// [`crate::faithfulness::summarise_aopc`] grouped by `kind`, `method` and `ordering`.
     pub aopc: Option<&'a DataFrame>,
     /// [`crate::ground_truth::scan_summary`] grouped by `method` and `model` (the report's
@@ -462,7 +498,7 @@ type TestFlags = Vec<Option<bool>>;
 /// | `aopc_voxels`, `_lo`, `_hi`, `_n`, `aopc_voxels_random`, `_random_lo`, `_random_hi`, `_random_n` | AOPC of voxel deletion, relevance order and random order, and the scans behind each |
 /// | `aopc_regions`, … | the same for the deletion of atlas regions |
 /// | `passes_model_randomisation` | `cascade_spearman` ≤ [`RANDOMISATION_THRESHOLD`] |
-/// | `passes_data_randomisation` | `data_rand_spearman` ≤ [`DATA_RANDOMISATION_THRESHOLD`] |
+/// | `passes_data_randomisation` | `data_rand_spearman` ≤ [`DATA_RANDOMISATION_THRESHOLD`]; null for every method when the shuffled-label model fits its shuffled training labels with accuracy below [`SHUFFLED_FIT_MIN`] ([`TrustInputs::shuffled_fit`]) |
 /// | `faithful_voxels`, `faithful_regions` | the AOPC's lower bound lies above the random order's upper bound, both on the same scans (`_n` equal; null when they differ) |
 /// | `passes_ground_truth` | [`crate::ground_truth::verdicts`]' `passes` |
 /// | `verdict` | [`TRUSTED`], `fails: <tests>`, or `not judged: <tests>` (no failure, but a test that ran for other methods is undefined for this one) |
@@ -587,7 +623,11 @@ pub fn trust_table(inputs: &TrustInputs<'_>) -> Result<DataFrame> {
     };
     let tests: [TestFlags; 5] = [
         below(&casc, RANDOMISATION_THRESHOLD),
-        below(&data, DATA_RANDOMISATION_THRESHOLD),
+        if inputs.shuffled_fit.is_some_and(|fit| fit.is_nan() || fit < SHUFFLED_FIT_MIN) {
+            vec![None; n]
+        } else {
+            below(&data, DATA_RANDOMISATION_THRESHOLD)
+        },
         faithful(0),
         faithful(1),
         gt_pass,
@@ -755,8 +795,9 @@ fn test_question(t: usize) -> String {
 /// A short Markdown text generated from a [`trust_table`] (also one read back from CSV): one
 /// bullet per test that says which methods fail it (in bold) and which pass, each with its
 /// numbers, then a closing sentence naming the methods that pass every test that ran ("can be
-/// trusted here"), or saying that none does and which come closest (fail one test only). Tests
-/// that no method could be judged on are named as not run.
+/// trusted here"), or saying that none does and which come closest (fail one test only), and
+/// the methods that fail no test but are not judged on all of them. Tests that no method could be
+/// judged on are named as not run.
 pub fn trust_paragraph(table: &DataFrame) -> Result<String> {
     let t = read_trust(table)?;
     let mut out = String::new();
@@ -768,7 +809,13 @@ pub fn trust_paragraph(table: &DataFrame) -> Result<String> {
                 .filter(|&j| t.tests[k][j] == want)
                 .map(|j| {
                     let m = if bold { format!("**{}**", t.method[j]) } else { t.method[j].clone() };
-                    if want.is_some() { format!("{m} ({})", t.evidence[k][j]) } else { m }
+                    if want.is_some() {
+                        format!("{m} ({})", t.evidence[k][j])
+                    } else if t.verdict[j].contains(&format!("{name} (circular)")) {
+                        format!("{m} (circular: the map is this very deletion)")
+                    } else {
+                        m
+                    }
                 })
                 .collect()
         };
@@ -788,7 +835,7 @@ pub fn trust_paragraph(table: &DataFrame) -> Result<String> {
             parts.push(format!("{pass_word}: {}", pass.join(", ")));
         }
         if !undefined.is_empty() {
-            parts.push(format!("not judged (no value): {}", undefined.join(", ")));
+            parts.push(format!("not judged: {}", undefined.join(", ")));
         }
         let mut title = name.to_string();
         title[..1].make_ascii_uppercase();
@@ -834,6 +881,15 @@ pub fn trust_paragraph(table: &DataFrame) -> Result<String> {
             let _ = write!(out, " The others ({}) do not.", rest.join(", "));
         }
     }
+    // Methods that fail nothing but could not be judged on every test that ran: neither trusted
+    // nor failing, and named as such rather than left out.
+    let partial: Vec<String> = (0..t.method.len())
+        .filter(|&j| t.verdict[j] != TRUSTED && (0..TESTS.len()).all(|k| t.tests[k][j] != Some(false)))
+        .map(|j| format!("{} ({})", t.method[j], t.verdict[j]))
+        .collect();
+    if !partial.is_empty() {
+        let _ = write!(out, " Fail no test but are not judged on every one: {}.", partial.join(", "));
+    }
     if !not_run.is_empty() {
         let _ = write!(out, " Not run (or no value for any method): {}.", not_run.join(", "));
     }
@@ -841,8 +897,8 @@ pub fn trust_paragraph(table: &DataFrame) -> Result<String> {
     Ok(out)
 }
 
-/// A [`trust_table`] for people: per method, each test's numbers as `mean [low, high]` and the
-/// verdict; the method in bold when it fails the model randomisation test.
+/// A [`trust_table`] for people: per method, the verdict, then each test's numbers as
+/// `mean [low, high]`; the method in bold when it fails the model randomisation test.
 pub fn trust_display(table: &DataFrame) -> Result<DataFrame> {
     let t = read_trust(table)?;
     let method: Vec<String> = (0..t.method.len())
@@ -855,11 +911,12 @@ pub fn trust_display(table: &DataFrame) -> Result<DataFrame> {
         "AOPC regions".to_string(),
         "mass accuracy (ground truth)".to_string(),
     ];
-    let mut cols = vec![Column::new("method".into(), method)];
+    // The verdict next to the method: on a narrow page the evidence columns scroll, the verdict
+    // stays in view.
+    let mut cols = vec![Column::new("method".into(), method), Column::new("verdict".into(), t.verdict.clone())];
     for (h, e) in headers.iter().zip(&t.evidence) {
         cols.push(Column::new(h.as_str().into(), e.clone()));
     }
-    cols.push(Column::new("verdict".into(), t.verdict.clone()));
     Ok(DataFrame::new(t.method.len(), cols)?)
 }
 
@@ -901,9 +958,21 @@ pub fn shuffled_model_table(df: &DataFrame) -> Result<DataFrame> {
     Ok(DataFrame::new(df.height(), cols)?)
 }
 
-/// One sentence on the shuffled-label model from [`shuffled_model_table`]'s table: its scores on
+/// The accuracy of row [`ShuffledModelRow::SHUFFLED_FIT`] of [`shuffled_model_table`]'s table:
+/// how well the shuffled-label model reproduces the shuffled labels of its own training scans.
+/// `None` without such a row (tables written before it).
+pub fn shuffled_fit(df: &DataFrame) -> Result<Option<f64>> {
+    const TABLE: &str = "shuffled_model.csv";
+    let model = column_str(df, TABLE, ShuffledModelRow::MODEL)?;
+    let acc = numbers(df, TABLE, ShuffledModelRow::ACCURACY)?;
+    Ok(model.iter().position(|m| m == ShuffledModelRow::SHUFFLED_FIT).map(|i| acc[i]))
+}
+
+/// Sentences on the shuffled-label model from [`shuffled_model_table`]'s table: its scores on
 /// the hold-out test scans against the true labels next to the trained model's (it should be at
-/// chance, balanced accuracy and ROC AUC near 0.5). `None` without a `shuffled` row.
+/// chance, balanced accuracy and ROC AUC near 0.5), then how well it fitted its shuffled training
+/// labels ([`shuffled_fit`]) and, below [`SHUFFLED_FIT_MIN`], that the data randomisation test is
+/// therefore not judged. `None` without a `shuffled` row.
 pub fn shuffled_model_sentence(df: &DataFrame) -> Result<Option<String>> {
     const TABLE: &str = "shuffled_model.csv";
     let model = column_str(df, TABLE, ShuffledModelRow::MODEL)?;
@@ -923,13 +992,30 @@ pub fn shuffled_model_sentence(df: &DataFrame) -> Result<Option<String>> {
         let _ = write!(text, " (the trained model: {})", scores(t));
     }
     text.push_str("; it should be at chance (0.5).");
+    if let Some(i) = model.iter().position(|m| m == ShuffledModelRow::SHUFFLED_FIT) {
+        let _ = write!(
+            text,
+            " On its own {} training scans it reproduces the shuffled labels it was trained with at accuracy {}",
+            n[i],
+            f(acc[i])
+        );
+        if acc[i] >= SHUFFLED_FIT_MIN {
+            let _ = write!(text, " (at least {SHUFFLED_FIT_MIN}: it memorised them, as the test requires).");
+        } else {
+            let _ = write!(
+                text,
+                ": below {SHUFFLED_FIT_MIN}, so it has not memorised them and the data randomisation test is not \
+                 judged (train it longer with `[sanity] shuffled_epochs`)."
+            );
+        }
+    }
     Ok(Some(text))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tables::{read_csv, write_table};
+    use crate::tables::{column_f64, read_csv, write_table};
 
     fn frame(cols: Vec<Column>) -> DataFrame {
         let h = cols.first().map_or(0, Column::len);
@@ -1007,13 +1093,18 @@ mod tests {
         // occlusion/dense_3: 0.90, 0.91, 0.92, 0.93 → 0.915; block1: 0.70 … 0.73 → 0.715
         assert!(close(mean[1], 0.915) && close(mean[2], 0.715), "{mean:?}");
         // lrp/block1: the NaN of p1 left out: 0.11, 0.12, 0.13 → 0.12; patients p2 (0.11) and
-        // p3 (0.12, 0.13): resamples {p2,p2} 0.11, {p3,p3} 0.125 bound the interval
+        // p3 (0.12, 0.13): 0.12 ± t(1) × the cluster-robust SE 0.006667 (statsmodels, CR1)
+        let near = |a: f64, b: f64| (a - b).abs() < 1e-9;
         assert!(close(mean[5], 0.12), "{}", mean[5]);
-        assert!(close(lo[5], 0.11) && close(hi[5], 0.125), "{} {}", lo[5], hi[5]);
-        // patient means 0.90, 0.91, 0.925 bound occlusion/dense_3
-        assert!(0.9 - 1e-12 <= lo[1] && lo[1] < mean[1] && mean[1] < hi[1] && hi[1] <= 0.925 + 1e-12);
+        assert!(near(lo[5], 0.035291968426) && near(hi[5], 0.204708031574), "{} {}", lo[5], hi[5]);
+        // occlusion/dense_3, patients p1 0.90, p2 0.91, p3 (0.92, 0.93): t(2), reaching past the
+        // patient means 0.90 and 0.925
+        assert!(near(lo[1], 0.881412427894) && near(hi[1], 0.948587572106), "{} {}", lo[1], hi[1]);
+        let how = column_str(&s, "s", "spearman_interval").unwrap();
+        assert_eq!(how, ["none", "t(PTID, 2 df)", "t(PTID, 2 df)", "none", "t(PTID, 2 df)", "t(PTID, 1 df)"]);
+        assert_eq!(column_str(&s, "s", "ssim_interval").unwrap()[5], "t(PTID, 2 df)");
         assert!(close(column_f64(&s, "s", "ssim_mean").unwrap()[4], 0.15));
-        // seeded: the same table gives the same interval
+        // the same table gives the same interval
         let again = summarise_cascade(&cascade_table(), &boot(500)).unwrap();
         assert_eq!(column_f64(&again, "s", "spearman_lo").unwrap()[1], lo[1]);
     }
@@ -1126,15 +1217,31 @@ mod tests {
         assert_eq!(column_f64(&s, "s", "n_scans").unwrap(), [3.0, 1.0]);
         let sp = column_f64(&s, "s", "spearman_mean").unwrap();
         assert!(close(sp[0], 0.3) && sp[1] == 0.9);
-        // two patients with spearman: resamples give 0.2, 0.3 or 0.4
-        assert!(close(column_f64(&s, "s", "spearman_lo").unwrap()[0], 0.2));
-        assert!(close(column_f64(&s, "s", "spearman_hi").unwrap()[0], 0.4));
+        // two patients with spearman, 0.2 and 0.4: 0.3 ± t(1) × 0.1 = [−0.9706, 1.5706], cut at a
+        // correlation's 1
+        assert!((column_f64(&s, "s", "spearman_lo").unwrap()[0] + 0.970620473617).abs() < 1e-9);
+        assert_eq!(column_f64(&s, "s", "spearman_hi").unwrap()[0], 1.0);
+        assert_eq!(column_str(&s, "s", "spearman_interval").unwrap(), ["t(PTID, 1 df)", "none"]);
         assert!(column_f64(&s, "s", "spearman_lo").unwrap()[1].is_nan());
         assert_eq!(column_f64(&s, "s", "ssim_mean").unwrap(), [0.5, 0.8]);
         let mass = column_f64(&s, "s", "mass_accuracy_mean").unwrap();
         assert!(close(mass[0], 0.2) && mass[1].is_nan());
         let chance = column_f64(&s, "s", "chance").unwrap();
         assert!(close(chance[0], 0.06) && chance[1].is_nan());
+        // regression: chance over the scans with a mass accuracy, not over every scan with a
+        // truth fraction (a's third scan and b's one scan have a truth fraction but no mass
+        // accuracy; over every scan a's chance would be 0.14 and b's 0.5)
+        let mut with_b = df.clone();
+        with_b.with_column(Column::new("truth_fraction".into(), [0.05, 0.07, 0.3, 0.5])).unwrap();
+        let mut mass = [0.1, 0.3, f64::NAN, f64::NAN];
+        with_b.with_column(Column::new("mass_accuracy".into(), mass)).unwrap();
+        let s2 = summarise_data_randomisation(&with_b, &boot(10)).unwrap();
+        let c2 = column_f64(&s2, "s", "chance").unwrap();
+        assert!(close(c2[0], 0.06) && c2[1].is_nan(), "{c2:?}");
+        mass[3] = 0.4;
+        with_b.with_column(Column::new("mass_accuracy".into(), mass)).unwrap();
+        let c3 = column_f64(&summarise_data_randomisation(&with_b, &boot(10)).unwrap(), "s", "chance").unwrap();
+        assert!(close(c3[1], 0.5), "{c3:?}");
         // without the ground-truth columns: NaN, not an error; without spearman: an error
         let bare = df.drop_many(["mass_accuracy", "truth_fraction"]);
         let s = summarise_data_randomisation(&bare, &boot(10)).unwrap();
@@ -1196,15 +1303,17 @@ mod tests {
         let mean = column_f64(&s, "s", "score_mean").unwrap();
         // a/relevance at 0.5: p1 0.4, p2 0.3 → 0.35; a/random at 0.5: 0.65, 0.55 → 0.6
         assert!(close(mean[2], 0.35) && close(mean[5], 0.6), "{mean:?}");
-        assert!(close(column_f64(&s, "s", "score_lo").unwrap()[2], 0.3));
-        assert!(close(column_f64(&s, "s", "score_hi").unwrap()[2], 0.4));
+        // two patients: 0.35 ± t(1) × 0.05 = [−0.2853, 0.9853], not the patient values [0.3, 0.4]
+        assert!((column_f64(&s, "s", "score_lo").unwrap()[2] + 0.285310236809).abs() < 1e-9);
+        assert!((column_f64(&s, "s", "score_hi").unwrap()[2] - 0.985310236809).abs() < 1e-9);
+        assert_eq!(column_str(&s, "s", "score_interval").unwrap()[2], "t(PTID, 1 df)");
         assert_eq!(column_f64(&s, "s", "n_scans").unwrap()[2], 2.0);
         let r = summarise_deletion(&deletion_table(), "regions", &boot(10)).unwrap();
         assert_eq!(r.height(), 2 * 2 * 2);
         assert_eq!(column_f64(&r, "r", "fraction").unwrap()[1], 0.25);
         // an absent kind: empty, with the columns
         let none = summarise_deletion(&deletion_table(), "lobes", &boot(10)).unwrap();
-        assert_eq!((none.height(), none.width()), (0, 8));
+        assert_eq!((none.height(), none.width()), (0, 9));
         // the summary draws
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("d.png");
@@ -1310,6 +1419,10 @@ mod tests {
                 hi.push(x + 0.05);
             }
         }
+        // the trained rows compared with the randomised ones on 10 scans scored under both
+        let paired: Vec<Option<u64>> = model.iter().map(|&w| (w == "trained").then_some(10)).collect();
+        let paired_low: Vec<f64> = (0..8).map(|i| if i % 2 == 0 { lo[i] } else { f64::NAN }).collect();
+        let paired_random: Vec<f64> = (0..8).map(|i| if i % 2 == 0 { 0.05 } else { f64::NAN }).collect();
         let gt = frame(vec![
             Column::new("method".into(), m),
             Column::new("model".into(), model),
@@ -1317,6 +1430,9 @@ mod tests {
             Column::new("mass_accuracy".into(), mass),
             Column::new("mass_ci_low".into(), lo),
             Column::new("mass_ci_high".into(), hi),
+            Column::new("paired_scans".into(), paired),
+            Column::new("paired_mass_ci_low".into(), paired_low),
+            Column::new("paired_random_mass".into(), paired_random),
         ]);
         (cascade, data, aopc, gt)
     }
@@ -1327,6 +1443,7 @@ mod tests {
         let inputs = TrustInputs {
             cascade: Some(&cascade),
             data_randomisation: Some(&data),
+            shuffled_fit: None,
             aopc: Some(&aopc),
             ground_truth: Some(&gt),
         };
@@ -1370,6 +1487,7 @@ mod tests {
         let t = trust_table(&TrustInputs {
             cascade: Some(&cascade),
             data_randomisation: Some(&data),
+            shuffled_fit: None,
             aopc: Some(&aopc),
             ground_truth: Some(&gt),
         })
@@ -1380,7 +1498,7 @@ mod tests {
         assert!(lines[0].starts_with("- **Model randomisation**"), "{p}");
         assert!(lines[0].contains("fail: **stiff** (0.8100 [0.7000, 0.9000])"), "{}", lines[0]);
         assert!(lines[0].contains("pass: good (0.1200 [0.05000, 0.2000]), copy (0.2000"), "{}", lines[0]);
-        assert!(lines[0].contains("not judged (no value): lone"), "{}", lines[0]);
+        assert!(lines[0].contains("not judged: lone"), "{}", lines[0]);
         assert!(lines[1].contains("fail: **copy** (0.6600 [0.6000, 0.7000])"), "{}", lines[1]);
         assert!(
             lines[3].contains("not shown faithful: **copy** (0.1200 [0.09000, 0.1500] vs random 0.1000"),
@@ -1439,6 +1557,7 @@ mod tests {
         let t = trust_table(&TrustInputs {
             cascade: Some(&cascade),
             data_randomisation: Some(&data),
+            shuffled_fit: None,
             aopc: Some(&aopc),
             ground_truth: None,
         })
@@ -1470,6 +1589,7 @@ mod tests {
         let t = trust_table(&TrustInputs {
             cascade: Some(&cascade),
             data_randomisation: Some(&data),
+            shuffled_fit: None,
             aopc: Some(&aopc),
             ground_truth: Some(&gt),
         })
@@ -1477,8 +1597,15 @@ mod tests {
         let d = trust_display(&t).unwrap();
         assert_eq!(column_str(&d, "d", "method").unwrap(), ["good", "**stiff**", "copy", "lone"]);
         let md = crate::tables::to_markdown(&d).unwrap();
-        assert!(md.contains("| **stiff** | 0.8100 [0.7000, 0.9000] |"), "{md}");
-        assert!(md.contains("| lone | n/a |"), "{md}");
+        // the verdict comes right after the method, then the numbers
+        assert_eq!(d.get_column_names()[1].as_str(), "verdict");
+        let row = |m: &str| md.lines().find(|l| l.starts_with(&format!("| {m} | "))).unwrap().to_string();
+        assert!(
+            row("**stiff**").starts_with("| **stiff** | fails")
+                && row("**stiff**").contains("| 0.8100 [0.7000, 0.9000] |"),
+            "{md}"
+        );
+        assert!(row("lone").contains("| n/a |"), "{md}");
     }
 
     #[test]
@@ -1517,6 +1644,52 @@ mod tests {
         assert!(e.contains("shuffled_model.csv") && e.contains("roc_auc"), "{e}");
         let trained_only = df.head(Some(1));
         assert!(shuffled_model_sentence(&trained_only).unwrap().is_none());
+    }
+
+    #[test]
+    fn data_randomisation_is_judged_only_when_the_shuffled_model_fitted_its_labels() {
+        let fitted = |fit: f64| {
+            frame(vec![
+                Column::new("model".into(), ["trained", "shuffled", "shuffled_fit"]),
+                Column::new("n_scans".into(), [20i64, 20, 80]),
+                Column::new("accuracy".into(), [0.9, 0.5, fit]),
+                Column::new("balanced_accuracy".into(), [0.9, 0.45, fit]),
+                Column::new("roc_auc".into(), [0.95, 0.52, fit]),
+            ])
+        };
+        let low = shuffled_model_table(&fitted(0.6)).unwrap();
+        assert_eq!(shuffled_fit(&low).unwrap(), Some(0.6));
+        let s = shuffled_model_sentence(&low).unwrap().unwrap();
+        assert!(s.contains("80 training scans") && s.contains("accuracy 0.6000") && s.contains("not judged"), "{s}");
+        let high = shuffled_model_table(&fitted(0.95)).unwrap();
+        let s = shuffled_model_sentence(&high).unwrap().unwrap();
+        assert!(s.contains("memorised them") && !s.contains("not judged"), "{s}");
+        // tables written before the fit row: no fit, judged as before
+        assert_eq!(shuffled_fit(&fitted(0.6).head(Some(2))).unwrap(), None);
+
+        let (cascade, data, aopc, gt) = trust_inputs();
+        let table = |fit: Option<f64>| {
+            trust_table(&TrustInputs {
+                cascade: Some(&cascade),
+                data_randomisation: Some(&data),
+                shuffled_fit: fit,
+                aopc: Some(&aopc),
+                ground_truth: Some(&gt),
+            })
+            .unwrap()
+        };
+        let judged = flags(&table(None), "t", "passes_data_randomisation").unwrap();
+        assert!(judged.iter().any(Option::is_some), "{judged:?}");
+        assert_eq!(flags(&table(Some(0.95)), "t", "passes_data_randomisation").unwrap(), judged);
+        for fit in [0.6, f64::NAN] {
+            let t = table(Some(fit));
+            assert!(flags(&t, "t", "passes_data_randomisation").unwrap().iter().all(Option::is_none), "{fit}");
+            // the Spearman numbers stay for reading; the verdicts do not rest on the test
+            let spearman = |t: &DataFrame| format!("{:?}", column_f64(t, "t", "data_rand_spearman").unwrap());
+            assert_eq!(spearman(&t), spearman(&table(None)));
+            let verdicts = column_str(&t, "t", "verdict").unwrap();
+            assert!(verdicts.iter().all(|v| !v.contains("data randomisation")), "{verdicts:?}");
+        }
     }
 
     #[test]

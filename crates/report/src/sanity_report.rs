@@ -11,14 +11,109 @@ use adni_data::run_layout::{
 };
 use std::path::{Path, PathBuf};
 
-use polars::prelude::DataFrame;
+use polars::prelude::{BooleanChunked, Column, DataFrame, NewChunkedArray};
 
 use crate::error::{Result, ResultExt};
 use crate::figures;
 use crate::ground_truth::Bootstrap;
-use crate::sanity;
-use crate::sanity_tables::{AopcRow, KIND, PartSeconds};
-use crate::tables::{read_optional_csv, stack_with_keys, write_table_into};
+use crate::sanity::{self, REGIONS, RELEVANCE_ORDER, TrustInputs, VOXELS};
+use crate::sanity_tables::{AopcRow, KIND, METHOD, ORDERING, PartSeconds};
+use crate::tables::{column_str, read_optional_csv, stack_with_keys, write_table_into};
+
+/// Column of the report's `faithfulness_deletion` table: what its `fraction` is a share of
+/// ([`share_of`]).
+pub const FRACTION_OF: &str = "fraction_of";
+
+/// Column of the report's `trust_summary` table: why a test is not judged for a method
+/// (a circular region deletion, [`AopcRow::note`]); empty otherwise.
+pub const TRUST_NOTES: &str = "notes";
+
+/// The name [`sanity::trust_table`] gives the region faithfulness test in its verdicts.
+const REGIONS_TEST: &str = "faithfulness (regions)";
+
+/// What the deletion steps of `kind` are shares of: every ordering deletes the same number of
+/// voxels at a step, a share of the brain's voxels ([`VOXELS`]) or of the atlas voxels inside
+/// the brain ([`REGIONS`]: whole regions, the last one cut to the count).
+pub fn share_of(kind: &str) -> &'static str {
+    if kind == REGIONS { "atlas voxels in the brain (whole regions, the last one cut)" } else { "brain voxels" }
+}
+
+/// [`crate::faithfulness::summarise_aopc`]'s table with a [`AopcRow::NOTE`] column: the note of
+/// [`AopcRow::note`] on the rows of a circular curve (both orderings), empty elsewhere.
+fn with_notes(summary: &DataFrame) -> Result<DataFrame> {
+    const TABLE: &str = "AOPC summary";
+    let (kind, method) = (column_str(summary, TABLE, KIND)?, column_str(summary, TABLE, METHOD)?);
+    let notes: Vec<&str> = kind.iter().zip(&method).map(|(k, m)| AopcRow::note(k, m).unwrap_or("")).collect();
+    let mut out = summary.clone();
+    out.with_column(Column::new(AopcRow::NOTE.into(), notes))?;
+    Ok(out)
+}
+
+/// [`sanity::trust_table`] where a circular region deletion ([`AopcRow::note`]) is not judged:
+/// its `faithful_regions` is null and its verdict says `circular`, while its AOPC columns keep
+/// their numbers (for reading, not for a verdict), and [`TRUST_NOTES`] says why.
+fn trust_summary(inputs: &TrustInputs<'_>) -> Result<DataFrame> {
+    let Some(aopc) = inputs.aopc else {
+        return with_trust_notes(sanity::trust_table(inputs)?, &[]);
+    };
+    const TABLE: &str = "AOPC summary";
+    let (kind, method, ordering) =
+        (column_str(aopc, TABLE, KIND)?, column_str(aopc, TABLE, METHOD)?, column_str(aopc, TABLE, ORDERING)?);
+    let circular: Vec<bool> = (0..aopc.height())
+        .map(|i| ordering[i] == RELEVANCE_ORDER && AopcRow::note(&kind[i], &method[i]).is_some())
+        .collect();
+    if !circular.contains(&true) {
+        return with_trust_notes(sanity::trust_table(inputs)?, &[]);
+    }
+    let circular_methods: Vec<String> =
+        (0..aopc.height()).filter(|&i| circular[i]).map(|i| method[i].clone()).collect();
+    let keep: Vec<bool> = circular.iter().map(|c| !c).collect();
+    let judged_aopc = aopc.filter(&BooleanChunked::from_slice("keep".into(), &keep))?;
+    let mut judged = sanity::trust_table(&TrustInputs { aopc: Some(&judged_aopc), ..*inputs })?;
+    let shown = sanity::trust_table(inputs)?;
+    // the numbers of the circular curves, by method, from the table that kept them
+    const T: &str = "trust summary";
+    let (judged_methods, shown_methods) = (column_str(&judged, T, METHOD)?, column_str(&shown, T, METHOD)?);
+    for suffix in ["", "_lo", "_hi", "_n"] {
+        let name = format!("aopc_{REGIONS}{suffix}");
+        let (now, full) = (crate::tables::column_f64(&judged, T, &name)?, crate::tables::column_f64(&shown, T, &name)?);
+        let values: Vec<f64> = judged_methods
+            .iter()
+            .zip(&now)
+            .map(|(m, &v)| match shown_methods.iter().position(|x| x == m) {
+                Some(j) if circular_methods.contains(m) => full[j],
+                _ => v,
+            })
+            .collect();
+        judged.with_column(Column::new(name.as_str().into(), values))?;
+    }
+    let verdict = column_str(&judged, T, "verdict")?;
+    let verdict: Vec<String> = judged_methods
+        .iter()
+        .zip(verdict)
+        .map(|(m, v)| {
+            if !circular_methods.contains(m) || v == sanity::TRUSTED {
+                v
+            } else if v.contains(REGIONS_TEST) {
+                v.replacen(REGIONS_TEST, &format!("{REGIONS_TEST} (circular)"), 1)
+            } else {
+                format!("{v}; {REGIONS_TEST}: circular, not judged")
+            }
+        })
+        .collect();
+    judged.with_column(Column::new("verdict".into(), verdict))?;
+    with_trust_notes(judged, &circular_methods)
+}
+
+/// `trust` with a [`TRUST_NOTES`] column: the circular region deletion of `circular_methods`.
+fn with_trust_notes(mut trust: DataFrame, circular_methods: &[String]) -> Result<DataFrame> {
+    let methods = column_str(&trust, "trust summary", METHOD)?;
+    let note = format!("{REGIONS_TEST}: {}", AopcRow::CIRCULAR);
+    let notes: Vec<&str> =
+        methods.iter().map(|m| if circular_methods.contains(m) { note.as_str() } else { "" }).collect();
+    trust.with_column(Column::new(TRUST_NOTES.into(), notes))?;
+    Ok(trust)
+}
 
 /// Where the sanity checks of a results folder are: the sanity folder of `<root>/holdout` (a
 /// reproduction) or of `root` (a single run), the first that holds a file; `None` when neither
@@ -35,6 +130,11 @@ pub fn find_sanity(root: &Path) -> Option<SanityLayout> {
 /// with the ground-truth summary of the report where there is one) in `tables`, and the figures
 /// `sanity_cascade.png`, `deletion_voxels.png`, `deletion_regions.png` in `figs` (added to
 /// `written` after the tables). Errors name the file.
+///
+/// `faithfulness_deletion` says in [`FRACTION_OF`] what each step's `fraction` is a share of
+/// ([`share_of`]); `faithfulness_aopc` has a [`AopcRow::NOTE`] column and `trust_summary` a
+/// [`TRUST_NOTES`] column, which name the circular region deletion of area occlusion: its
+/// region AOPC is shown but not judged ([`AopcRow::CIRCULAR_REGION_METHODS`]).
 pub fn write_sanity(
     sanity: &SanityLayout,
     bootstrap: &Bootstrap,
@@ -68,15 +168,17 @@ pub fn write_sanity(
         }
         None => None,
     };
-    if let Some(df) = read_optional_csv(&sanity.file(SHUFFLED_MODEL_FILE))? {
-        let t = sanity::shuffled_model_table(&df).with_context(|| in_file(SHUFFLED_MODEL_FILE))?;
-        write_table_into(&t, tables, "sanity_shuffled_model", written)?;
-    }
+    let shuffled_fit = match read_optional_csv(&sanity.file(SHUFFLED_MODEL_FILE))? {
+        Some(df) => {
+            let t = sanity::shuffled_model_table(&df).with_context(|| in_file(SHUFFLED_MODEL_FILE))?;
+            write_table_into(&t, tables, "sanity_shuffled_model", written)?;
+            sanity::shuffled_fit(&t).with_context(|| in_file(SHUFFLED_MODEL_FILE))?
+        }
+        None => None,
+    };
     if let Some(df) = read_optional_csv(&sanity.file(DELETION_FILE))? {
         let mut parts: Vec<(Vec<(&str, String)>, DataFrame)> = Vec::new();
-        for (kind, unit) in
-            [(sanity::VOXELS, figures::DeletionUnit::Voxels), (sanity::REGIONS, figures::DeletionUnit::Regions)]
-        {
+        for (kind, unit) in [(VOXELS, figures::DeletionUnit::Voxels), (REGIONS, figures::DeletionUnit::Regions)] {
             let s = sanity::summarise_deletion(&df, kind, boot).with_context(|| in_file(DELETION_FILE))?;
             if s.height() == 0 {
                 continue;
@@ -84,7 +186,7 @@ pub fn write_sanity(
             let p = figs.join(format!("deletion_{kind}.png"));
             figures::deletion_chart_for(&s, unit, (1100, 700), &p).with_context(|| in_file(DELETION_FILE))?;
             figures_written.push(p);
-            parts.push((vec![(KIND, kind.to_string())], s));
+            parts.push((vec![(KIND, kind.to_string()), (FRACTION_OF, share_of(kind).to_string())], s));
         }
         if !parts.is_empty() {
             write_table_into(&stack_with_keys(&parts)?, tables, "faithfulness_deletion", written)?;
@@ -94,7 +196,7 @@ pub fn write_sanity(
         Some(df) => {
             let s =
                 crate::faithfulness::summarise_aopc(&df, &AopcRow::GROUP, boot).with_context(|| in_file(AOPC_FILE))?;
-            write_table_into(&s, tables, "faithfulness_aopc", written)?;
+            write_table_into(&with_notes(&s)?, tables, "faithfulness_aopc", written)?;
             Some(s)
         }
         None => None,
@@ -107,9 +209,10 @@ pub fn write_sanity(
         write_table_into(&df, tables, "sanity_timing", written)?;
     }
     if cascade.is_some() || data.is_some() || aopc.is_some() {
-        let trust = sanity::trust_table(&sanity::TrustInputs {
+        let trust = trust_summary(&TrustInputs {
             cascade: cascade.as_ref(),
             data_randomisation: data.as_ref(),
+            shuffled_fit,
             aopc: aopc.as_ref(),
             ground_truth: gt_summary,
         })
@@ -235,7 +338,7 @@ mod tests {
         // the stage has no complete.json: said so
         assert!(md.contains("did not finish"), "{md}");
         // a stays alike after both layers (mean 0.8 > 0.5): flagged in bold, b passes
-        assert!(md.contains("| **a** | 0.8000"), "{md}");
+        assert!(md.lines().any(|l| l.starts_with("| **a** | fails") && l.contains("| 0.8000")), "{md}");
         assert!(md.contains("Flagged by the model randomisation test") && md.contains("**a** (0.8000"), "{md}");
         assert!(md.contains("`dense_3` → `dense_2`"), "{md}");
         assert!(md.contains("balanced accuracy 0.5000"), "{md}");
@@ -247,6 +350,78 @@ mod tests {
         // a finished stage: no warning
         write(&dir, adni_data::run_layout::COMPLETE_FILE, "{}");
         assert!(!sanity_markdown(root, Some(&sanity), root, &tables, &figs).unwrap().contains("did not finish"));
+    }
+
+    #[test]
+    fn area_occlusions_region_deletion_is_circular_and_not_judged() {
+        // Regression: area occlusion's map is the score drop of setting each region to the
+        // baseline, the perturbation of the region deletion, so its region AOPC was bound to
+        // beat the random order and was reported as "faithful (regions)".
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let dir = root.join("holdout").join("sanity");
+        runner_files(&dir);
+        let mut deletion = String::from("kind,method,ordering,PTID,Image.ID,step,fraction,voxels_deleted,score\n");
+        let mut aopc = String::from("kind,method,ordering,PTID,Image.ID,aopc\n");
+        for m in ["area-occlusion", "b"] {
+            for kind in ["voxels", "regions"] {
+                for (o, fall) in [("relevance", 0.4), ("random", 0.1)] {
+                    for (p, id) in [("p1", 1), ("p2", 2)] {
+                        deletion.push_str(&format!(
+                            "{kind},{m},{o},{p},{id},0,0,0,0.9\n{kind},{m},{o},{p},{id},1,0.25,40,{}\n",
+                            0.9 - fall
+                        ));
+                        let a = fall / 2.0 + if p == "p1" { 0.01 } else { 0.0 };
+                        aopc.push_str(&format!("{kind},{m},{o},{p},{id},{a}\n"));
+                    }
+                }
+            }
+        }
+        write(&dir, "deletion.csv", &deletion);
+        write(&dir, "aopc.csv", &aopc);
+        let (tables, figs) = (root.join("report").join("tables"), root.join("report").join("figures"));
+        let sanity = find_sanity(root).unwrap();
+        write_sanity(&sanity, &Bootstrap::default(), None, &tables, &figs, &mut Vec::new()).unwrap();
+        let read = |stem: &str| crate::tables::read_csv(&tables.join(format!("{stem}.csv"))).unwrap();
+
+        // the AOPC table says why, on both rows of the circular comparison only
+        let a = read("faithfulness_aopc");
+        let (kind, method) = (column_str(&a, "a", KIND).unwrap(), column_str(&a, "a", METHOD).unwrap());
+        let note = column_str(&a, "a", AopcRow::NOTE).unwrap();
+        for i in 0..a.height() {
+            let circular = kind[i] == REGIONS && method[i] == "area-occlusion";
+            assert_eq!(note[i] == AopcRow::CIRCULAR, circular, "{} {}: {:?}", kind[i], method[i], note[i]);
+            assert!(circular || note[i].is_empty(), "{:?}", note[i]);
+        }
+        // the trust summary does not judge it, keeps its numbers and says so in the verdict
+        let t = read("trust_summary");
+        let row = |m: &str| column_str(&t, "t", METHOD).unwrap().iter().position(|x| x == m).unwrap();
+        let (ao, b) = (row("area-occlusion"), row("b"));
+        let faithful = crate::ground_truth::column_hits(&t, "t", "faithful_regions").unwrap();
+        assert_eq!((faithful[ao], faithful[b]), (None, Some(true)));
+        let voxels = crate::ground_truth::column_hits(&t, "t", "faithful_voxels").unwrap();
+        assert_eq!(voxels[ao], Some(true));
+        let value = crate::tables::column_f64(&t, "t", "aopc_regions").unwrap();
+        assert!((value[ao] - 0.205).abs() < 1e-12, "{}", value[ao]);
+        let verdict = column_str(&t, "t", "verdict").unwrap();
+        assert!(verdict[ao].contains("faithfulness (regions) (circular)"), "{}", verdict[ao]);
+        assert!(!verdict[b].contains("circular"), "{}", verdict[b]);
+        let notes = column_str(&t, "t", TRUST_NOTES).unwrap();
+        assert!(notes[ao].contains("circular") && notes[b].is_empty(), "{notes:?}");
+        // REPORT.md does not call it faithful on regions, and shows the verdict
+        let md = sanity_markdown(root, Some(&sanity), root, &tables, &figs).unwrap();
+        let regions = md.lines().find(|l| l.starts_with("- **Faithfulness (regions)**")).unwrap();
+        assert!(!regions.contains("faithful: area-occlusion") && regions.contains("faithful: b"), "{regions}");
+        assert!(md.contains("(circular)"), "{md}");
+        // it fails nothing, so it is named as not judged on every test rather than left out
+        assert!(md.contains("Fail no test but are not judged on every one: area-occlusion (not judged"), "{md}");
+        assert!(md.contains("area-occlusion (circular: the map is this very deletion)"), "{md}");
+
+        // the deletion table names what the steps are shares of
+        let d = read("faithfulness_deletion");
+        let (kind, of) = (column_str(&d, "d", KIND).unwrap(), column_str(&d, "d", FRACTION_OF).unwrap());
+        assert!(kind.iter().zip(&of).all(|(k, o)| o == share_of(k)), "{of:?}");
+        assert!(of.iter().any(|o| o.starts_with("atlas voxels")) && of.iter().any(|o| o == "brain voxels"));
     }
 
     #[test]

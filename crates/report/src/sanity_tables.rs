@@ -165,10 +165,12 @@ impl DataRandomisationRow {
     }
 }
 
-/// A row of `shuffled_model.csv`: a model's metrics on the test scans, against the true labels.
+/// A row of `shuffled_model.csv`: a model's metrics on the test scans against the true labels
+/// ([`Self::TRAINED`], [`Self::SHUFFLED`]), or the shuffled-label model's on its training scans
+/// against the shuffled labels ([`Self::SHUFFLED_FIT`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShuffledModelRow {
-    /// [`Self::TRAINED`] or [`Self::SHUFFLED`].
+    /// [`Self::TRAINED`], [`Self::SHUFFLED`] or [`Self::SHUFFLED_FIT`].
     pub model: &'static str,
     /// Test scans.
     pub n_scans: usize,
@@ -195,6 +197,9 @@ impl ShuffledModelRow {
     pub const TRAINED: &'static str = "trained";
     /// The model trained on shuffled labels.
     pub const SHUFFLED: &'static str = "shuffled";
+    /// The model trained on shuffled labels, scored on its own training scans against the
+    /// shuffled labels it was trained with: how well it fitted (memorised) them.
+    pub const SHUFFLED_FIT: &'static str = "shuffled_fit";
 
     /// The table.
     pub fn frame(rows: &[ShuffledModelRow]) -> Result<DataFrame> {
@@ -244,8 +249,13 @@ pub struct DeletionRow {
     pub curve: CurveId,
     /// Step (0 = nothing deleted).
     pub step: usize,
-    /// The share of the brain (voxels) or of the regions deleted.
+    /// The share of the voxels deleted: of the brain's voxels ([`crate::sanity::VOXELS`]), or of
+    /// the atlas voxels inside the brain ([`crate::sanity::REGIONS`]: whole regions most relevant
+    /// first, the last one cut to the step's count). Every ordering deletes the same number of
+    /// voxels at a step.
     pub fraction: f64,
+    /// The number of voxels deleted by this step (column [`Self::VOXELS_DELETED`]).
+    pub voxels_deleted: usize,
     /// P(explained class) after the step.
     pub score: f64,
     /// Whether the method's map ranks the scan's voxels (column [`crate::sanity::RANKS_VOXELS`];
@@ -256,6 +266,8 @@ pub struct DeletionRow {
 impl DeletionRow {
     /// Column `fraction`.
     pub const FRACTION: &'static str = "fraction";
+    /// Column `voxels_deleted` (absent from tables written before it; the summaries ignore it).
+    pub const VOXELS_DELETED: &'static str = "voxels_deleted";
     /// Column `score`.
     pub const SCORE: &'static str = "score";
 
@@ -264,6 +276,7 @@ impl DeletionRow {
         let mut cols = curve_columns(rows, |r| &r.curve);
         cols.push(Column::new(STEP.into(), integers(rows, |r| r.step as i64)));
         cols.push(Column::new(Self::FRACTION.into(), numbers(rows, |r| r.fraction)));
+        cols.push(Column::new(Self::VOXELS_DELETED.into(), integers(rows, |r| r.voxels_deleted as i64)));
         cols.push(Column::new(Self::SCORE.into(), numbers(rows, |r| r.score)));
         cols.push(Column::new(
             crate::sanity::RANKS_VOXELS.into(),
@@ -288,6 +301,23 @@ impl AopcRow {
     /// The columns that name a curve group in the AOPC summary
     /// ([`crate::faithfulness::summarise_aopc`]).
     pub const GROUP: [&'static str; 3] = [KIND, METHOD, ORDERING];
+    /// Column `note` of the report's AOPC summary: why a row is not judged ([`Self::note`]).
+    pub const NOTE: &'static str = "note";
+    /// Methods whose region-deletion AOPC is circular: area occlusion's map is, region by region,
+    /// the drop in P(explained class) when that atlas region is set to the occlusion value, which
+    /// is the very perturbation the region deletion applies (one region at a time). Its region
+    /// curve ranks regions by what it measures, so it is not evidence of faithfulness: it
+    /// is reported but not judged.
+    pub const CIRCULAR_REGION_METHODS: [&'static str; 1] = ["area-occlusion"];
+    /// The text of [`Self::NOTE`] for a circular curve.
+    pub const CIRCULAR: &'static str =
+        "circular: not judged (the map is the score drop of deleting each region, the perturbation this test applies)";
+
+    /// Why the AOPC of `method`'s `kind` curves cannot judge faithfulness, if it cannot: the
+    /// region deletion of a method in [`Self::CIRCULAR_REGION_METHODS`] is [`Self::CIRCULAR`].
+    pub fn note(kind: &str, method: &str) -> Option<&'static str> {
+        (kind == crate::sanity::REGIONS && Self::CIRCULAR_REGION_METHODS.contains(&method)).then_some(Self::CIRCULAR)
+    }
 
     /// The table.
     pub fn frame(rows: &[AopcRow]) -> Result<DataFrame> {
@@ -406,6 +436,7 @@ mod tests {
                         curve: curve(ordering, ptid, id),
                         step,
                         fraction,
+                        voxels_deleted: step * 50,
                         score,
                         ranks_voxels: true,
                     });
@@ -416,7 +447,18 @@ mod tests {
         let d = DeletionRow::frame(&deletion).unwrap();
         assert_eq!(
             names(&d),
-            ["kind", "method", "ordering", "PTID", "Image.ID", "step", "fraction", "score", "ranks_voxels"]
+            [
+                "kind",
+                "method",
+                "ordering",
+                "PTID",
+                "Image.ID",
+                "step",
+                "fraction",
+                "voxels_deleted",
+                "score",
+                "ranks_voxels"
+            ]
         );
         let boot = Bootstrap { samples: 50, ..Bootstrap::default() };
         let s = crate::sanity::summarise_deletion(&d, VOXELS, &boot).unwrap();

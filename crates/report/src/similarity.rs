@@ -169,26 +169,34 @@ fn box_sum(s: &[f64], dims: [usize; 3], at: [usize; 3], w: [usize; 3]) -> f64 {
 }
 
 /// Mean structural similarity (SSIM) of the maps `a` and `b`, as Adebayo et al. (2018) used it
-/// (`skimage.metrics.structural_similarity` with `data_range = 1` and a uniform window):
+/// (`skimage.metrics.structural_similarity` with `data_range = 1` and a uniform window), restricted
+/// to `mask` when one is given:
 ///
 /// 1. each map is rescaled to [0, 1] by its own minimum and maximum over the voxels inside
-///    `mask` (all voxels without one); a map that is constant there becomes all 0. With a mask,
-///    voxels outside it are then set to 0 in both maps, so they count as identical background
-///    in every window that reaches them (as the zero background of a masked input would);
+///    `mask` (all voxels without one); a map that is constant there becomes all 0;
 /// 2. at every position of a cubic window of side `window` that lies wholly inside the volume
 ///    (the positions skimage keeps after cropping its filtered images), the local means μ,
-///    variances σ² and covariance σ_ab (sample estimates: divided by N − 1 for N voxels per
-///    window, skimage's `use_sample_covariance=True`) give
+///    variances σ² and covariance σ_ab (sample estimates: divided by N − 1 for the N voxels
+///    counted, skimage's `use_sample_covariance=True`) give
 ///    `(2 μ_a μ_b + C1)(2 σ_ab + C2) / ((μ_a² + μ_b² + C1)(σ_a² + σ_b² + C2))` with
 ///    C1 = 0.01² ([`SSIM_C1`]) and C2 = 0.03² ([`SSIM_C2`]);
 /// 3. the result is the mean over the positions.
 ///
+/// With a mask, only the positions whose centre voxel (offset `⌊side / 2⌋` along each axis) lies
+/// inside it are averaged, and each window's statistics count only its voxels inside the mask
+/// (positions where that leaves fewer than two voxels are skipped). Both matter: the background
+/// is identical (zero) in any two masked maps, so a window over it scores exactly 1, and a window
+/// at the brain's edge whose shared zeros counted would score well above 0 for two unrelated
+/// maps; either way independent noise would look alike (about 0.65 averaged over every window of
+/// a brain-shaped mask, about 0.25 over the windows centred in it with the background counted,
+/// about 0 as computed here). Without a mask every voxel and position counts, as in skimage.
+///
 /// Along an axis shorter than `window` the window is clipped to the volume's size there.
 /// Local sums come from summed-area volumes, so the cost is linear in the voxels whatever the
-/// window. Two constant maps have SSIM 1 (both become all 0). NaN when `mask` holds no voxel.
-/// Errors when the shapes differ, a map is not finite, `window` is below 2, or the (clipped)
-/// window holds fewer than two voxels (a 1 × 1 × 1 volume), where a sample variance is
-/// undefined.
+/// window. Two constant maps have SSIM 1 (both become all 0). NaN when `mask` holds no voxel or
+/// no window position qualifies. Errors when the shapes differ, a map is not finite, `window` is
+/// below 2, or the (clipped) window holds fewer than two voxels (a 1 × 1 × 1 volume), where a
+/// sample variance is undefined.
 pub fn ssim(a: ArrayView3<f32>, b: ArrayView3<f32>, mask: Option<ArrayView3<bool>>, window: usize) -> Result<f64> {
     check_inputs(&a, &b, mask.as_ref())?;
     if window < 2 {
@@ -208,6 +216,9 @@ pub fn ssim(a: ArrayView3<f32>, b: ArrayView3<f32>, mask: Option<ArrayView3<bool
     if mask.as_ref().is_some_and(|m| !m.iter().any(|&k| k)) {
         return Ok(f64::NAN);
     }
+    // C-order flags of the mask (None: every voxel counts)
+    let inside: Option<Vec<bool>> = mask.as_ref().map(|m| m.iter().copied().collect());
+    // `rescaled` sets the voxels outside the mask to 0, so the sums below run over the mask only
     let x = rescaled(&a, mask.as_ref());
     let y = rescaled(&b, mask.as_ref());
     let sx = integral(&x, dims);
@@ -215,14 +226,29 @@ pub fn ssim(a: ArrayView3<f32>, b: ArrayView3<f32>, mask: Option<ArrayView3<bool
     let sxx = integral(&x.iter().map(|v| v * v).collect::<Vec<_>>(), dims);
     let syy = integral(&y.iter().map(|v| v * v).collect::<Vec<_>>(), dims);
     let sxy = integral(&x.iter().zip(&y).map(|(u, v)| u * v).collect::<Vec<_>>(), dims);
-    let nf = n as f64;
-    let cov_norm = nf / (nf - 1.0);
+    let count = inside.as_ref().map(|m| integral(&m.iter().map(|&k| f64::from(u8::from(k))).collect::<Vec<_>>(), dims));
     let positions = [dims[0] + 1 - w[0], dims[1] + 1 - w[1], dims[2] + 1 - w[2]];
-    let mut total = 0.0;
+    let centre = w.map(|side| side / 2);
+    let (mut total, mut used) = (0.0, 0usize);
     for i in 0..positions[0] {
         for j in 0..positions[1] {
             for k in 0..positions[2] {
                 let at = [i, j, k];
+                let nf = match (&inside, &count) {
+                    (Some(m), Some(c)) => {
+                        let [ci, cj, ck] = [i + centre[0], j + centre[1], k + centre[2]];
+                        if !m[(ci * dims[1] + cj) * dims[2] + ck] {
+                            continue;
+                        }
+                        let counted = box_sum(c, dims, at, w).round();
+                        if counted < 2.0 {
+                            continue;
+                        }
+                        counted
+                    }
+                    _ => n as f64,
+                };
+                let cov_norm = nf / (nf - 1.0);
                 let mean = |s: &[f64]| box_sum(s, dims, at, w) / nf;
                 let (ux, uy) = (mean(&sx), mean(&sy));
                 let vx = cov_norm * (mean(&sxx) - ux * ux);
@@ -231,10 +257,11 @@ pub fn ssim(a: ArrayView3<f32>, b: ArrayView3<f32>, mask: Option<ArrayView3<bool
                 let num = (2.0 * ux * uy + SSIM_C1) * (2.0 * vxy + SSIM_C2);
                 let den = (ux * ux + uy * uy + SSIM_C1) * (vx + vy + SSIM_C2);
                 total += num / den;
+                used += 1;
             }
         }
     }
-    Ok(total / positions.iter().product::<usize>() as f64)
+    Ok(if used == 0 { f64::NAN } else { total / used as f64 })
 }
 
 #[cfg(test)]
@@ -414,6 +441,90 @@ mod tests {
         assert!((ssim(c.view(), c.view(), None, 3).unwrap() - 1.0).abs() < 1e-12);
         let empty = Array3::from_elem((6, 6, 6), false);
         assert!(ssim(a.view(), b.view(), Some(empty.view()), 3).unwrap().is_nan());
+    }
+
+    /// An ellipsoid filling about a fifth of a 40 × 48 × 40 grid, as the brain fills the model's.
+    fn brain_like_mask() -> Array3<bool> {
+        Array3::from_shape_fn((40, 48, 40), |(i, j, k)| {
+            let d = |v: usize, c: f64, r: f64| ((v as f64 - c) / r).powi(2);
+            d(i, 19.5, 15.0) + d(j, 23.5, 19.0) + d(k, 19.5, 15.0) < 1.0
+        })
+    }
+
+    /// Masked SSIM window by window: positions whose centre voxel is in `mask`, statistics over
+    /// the window's voxels in `mask` (at least two), no summed areas.
+    fn naive_masked_ssim(x: &Array3<f64>, y: &Array3<f64>, mask: &Array3<bool>, w: usize) -> f64 {
+        let d = x.shape();
+        let (mut total, mut count) = (0.0, 0usize);
+        for i in 0..=d[0] - w {
+            for j in 0..=d[1] - w {
+                for k in 0..=d[2] - w {
+                    if !mask[[i + w / 2, j + w / 2, k + w / 2]] {
+                        continue;
+                    }
+                    let mut pairs = Vec::new();
+                    for (a, b) in (i..i + w).flat_map(|a| (j..j + w).map(move |b| (a, b))) {
+                        for c in k..k + w {
+                            if mask[[a, b, c]] {
+                                pairs.push((x[[a, b, c]], y[[a, b, c]]));
+                            }
+                        }
+                    }
+                    if pairs.len() < 2 {
+                        continue;
+                    }
+                    let n = pairs.len() as f64;
+                    let ma = pairs.iter().map(|p| p.0).sum::<f64>() / n;
+                    let mb = pairs.iter().map(|p| p.1).sum::<f64>() / n;
+                    let va = pairs.iter().map(|p| (p.0 - ma).powi(2)).sum::<f64>() / (n - 1.0);
+                    let vb = pairs.iter().map(|p| (p.1 - mb).powi(2)).sum::<f64>() / (n - 1.0);
+                    let cab = pairs.iter().map(|p| (p.0 - ma) * (p.1 - mb)).sum::<f64>() / (n - 1.0);
+                    total += (2.0 * ma * mb + SSIM_C1) * (2.0 * cab + SSIM_C2)
+                        / ((ma * ma + mb * mb + SSIM_C1) * (va + vb + SSIM_C2));
+                    count += 1;
+                }
+            }
+        }
+        total / count as f64
+    }
+
+    #[test]
+    fn masked_ssim_scored_independent_noise_as_alike() {
+        // Regression: the masked SSIM averaged every window, and counted the zeroed background in
+        // each, so two independent noise maps scored about 0.65 inside a brain-shaped mask.
+        let mask = brain_like_mask();
+        let a = random_vol((40, 48, 40), 11);
+        let b = random_vol((40, 48, 40), 12);
+        let s = ssim(a.view(), b.view(), Some(mask.view()), 7).unwrap();
+        assert!(s.abs() < 0.1, "independent noise inside the mask: {s}");
+        // the same maps in [0, 1], zeroed outside the mask and compared over every window (what
+        // the masked SSIM did): the old floor
+        let zeroed =
+            |v: &Array3<f32>| Array3::from_shape_fn(v.dim(), |p| if mask[p] { (v[p] + 1.0) / 2.0 } else { 0.0 });
+        let all_windows = ssim(zeroed(&a).view(), zeroed(&b).view(), None, 7).unwrap();
+        assert!(all_windows > 0.4, "{all_windows}");
+        // identical maps inside the mask score 1, whatever lies outside it
+        let mut c = a.clone();
+        c.indexed_iter_mut().filter(|(p, _)| !mask[*p]).for_each(|(_, v)| *v = 50.0);
+        assert!((ssim(a.view(), c.view(), Some(mask.view()), 7).unwrap() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn masked_summed_areas_agree_with_window_by_window_ssim() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        let mask = Array3::from_shape_simple_fn((9, 10, 11), || rng.random_bool(0.6));
+        let a = random_vol((9, 10, 11), 14);
+        let b = &a + &random_vol((9, 10, 11), 15);
+        let x = Array3::from_shape_vec((9, 10, 11), rescaled(&a.view(), Some(&mask.view()))).unwrap();
+        let y = Array3::from_shape_vec((9, 10, 11), rescaled(&b.view(), Some(&mask.view()))).unwrap();
+        for w in [2, 3, 5] {
+            let s = ssim(a.view(), b.view(), Some(mask.view()), w).unwrap();
+            assert!((s - naive_masked_ssim(&x, &y, &mask, w)).abs() < 1e-10, "window {w}: {s}");
+            assert!(0.0 < s && s < 1.0, "{s}");
+        }
+        // a mask of one voxel leaves no window with two voxels to compare
+        let one = Array3::from_shape_fn((9, 10, 11), |p| p == (4, 5, 5));
+        assert!(ssim(a.view(), b.view(), Some(one.view()), 3).unwrap().is_nan());
     }
 
     #[test]

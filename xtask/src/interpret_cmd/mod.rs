@@ -215,6 +215,15 @@ pub struct Params {
 }
 
 impl Params {
+    /// The method parameters for one scan: explaining `class`, with SmoothGrad's noise seeded per
+    /// scan from `[relevance.smoothgrad]`'s seed and the scan's `Image.ID` ([`scan_seed`]), so
+    /// that a group's mean map averages independent noise. Every model explaining the same scan
+    /// (trained, randomised weights, shuffled labels, each cascade step) gets the same noise, so
+    /// their maps are compared on equal terms.
+    pub fn for_scan(&self, class: usize, image_id: i64) -> MethodParams {
+        MethodParams { seed: scan_seed(self.methods.seed, image_id), ..self.methods.for_class(class) }
+    }
+
     /// Checks what serde cannot (an empty method list, LRP's ε and box) and builds the method
     /// parameters.
     pub fn new(section: RelevanceSection) -> Result<Self> {
@@ -283,6 +292,14 @@ impl Params {
         }
         Ok(v)
     }
+}
+
+/// SmoothGrad's seed for the scan `image_id`: SplitMix64's finaliser over `seed` and the id.
+pub fn scan_seed(seed: u64, image_id: i64) -> u64 {
+    let mut z = seed ^ (image_id as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

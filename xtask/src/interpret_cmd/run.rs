@@ -112,6 +112,21 @@ pub fn run_mode(args: &InterpretArgs, run: &Path) -> Result<InterpretOutcome> {
         if inputs.truth.is_some() && params.section.random_baseline { " (+ random-weights baseline)" } else { "" },
         out.dir().display()
     );
+    if methods.contains(&Method::Occlusion) {
+        let o = &params.section.occlusion;
+        let uncovered =
+            relevance::occlusion::OcclusionGrid::new(&inputs.grid.shape, o.size, o.stride)?.uncovered_border();
+        if uncovered.iter().any(|&u| u > 0) {
+            eprintln!(
+                "interpret: warning: occlusion cubes of size {} every {} voxels leave the last {} voxels of the grid's \
+                 axes (in order) unoccluded (the original's placement); their relevance is the nearest cube's (spread nearest) or \
+                 0 (spread mean)",
+                o.size,
+                o.stride,
+                uncovered.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
     let maps = explain(&run, &merged, &jobs, &inputs, &params)?;
 
     // Outputs; the marker last.
@@ -384,7 +399,10 @@ fn explain(
         };
         let trained = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(inner.clone());
         let random_ad = random.as_ref().map(|r| (ClassificationModel3D::<Autodiff<Cpu>>::from_inner(r.clone()), r));
-        let job = MapJob { x: &x, labels: labels.as_ref(), params: &params.methods, id: &id };
+        // The random-weights model explains the same class as the trained one (its own
+        // prediction would compare maps of different classes).
+        let scan_params = params.for_scan(target, scan.image_id);
+        let job = MapJob { x: &x, labels: labels.as_ref(), params: &scan_params, id: &id };
         for &method in &section.methods {
             bar.set_message(format!("{method} · {}", scan.image_id));
             let map = job.map(&mut maps.tables, method, "trained", &trained, inner)?;
@@ -617,7 +635,7 @@ mod tests {
         std::fs::write(fold.result(), record.to_string()).unwrap();
         assert_ne!(fp("fold1"), renormalised, "other training settings");
         let e = fold_fingerprint(&run, "fold9").unwrap_err().to_string();
-        assert!(e.contains("fold9.csv"), "{e}");
+        assert!(e.contains("fold9") && e.contains("is the fold trained?"), "{e}");
     }
 
     #[test]

@@ -150,6 +150,23 @@ pub(super) fn single_mode(a: &InterpretArgs) -> Result<()> {
             )
         }
     };
+    // What the model says about the scan, so that the map can be read against it (the label is
+    // unknown here: `Prediction` only gives P(AD) and the arg-max class).
+    let logits: Vec<f32> = model
+        .forward_eval(relevance::methods::to_tensor::<Cpu>(&x, &device))
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| anyhow::anyhow!("the model's output for {}: {e:?}", scan_path.display()))?;
+    if let [cn, ad] = logits[..] {
+        let p = model::metrics::Prediction::from_logits(0, [cn, ad]);
+        let class = if p.predicted == 1 { "AD" } else { "CN" };
+        let explains = match params.methods.target {
+            relevance::Target::Predicted => format!("the predicted class ({class})"),
+            t => format!("class {}", t.name()),
+        };
+        eprintln!("interpret: the model predicts {class} (P(AD) {:.3}); the map explains {explains}", p.p_ad);
+    }
     let trained = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(model.clone());
     let t = Instant::now();
     let (map, balance) = compute_map(method, &trained, &model, &x, atlas.as_ref(), &params.methods)?;

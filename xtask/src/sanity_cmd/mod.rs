@@ -25,7 +25,7 @@
 //! |---|---|
 //! | `cascade.csv` | `step`, `layer`, `method`, `PTID`, `Image.ID`, `spearman`, `ssim`, `trained_map_ranks` (false: the trained map is constant on the brain, so its similarities are NaN) |
 //! | `data_randomisation.csv` | `method`, `PTID`, `Image.ID`, `spearman`, `ssim` (NaN where the trained map is constant), `mass_accuracy`, `rank_accuracy`, `pointing_hit`, `truth_fraction` (NaN without a ground truth) |
-//! | `shuffled_model.csv` | `model` (`trained`, `shuffled`), `n_scans`, `accuracy`, `balanced_accuracy`, `roc_auc` on the test scans, true labels |
+//! | `shuffled_model.csv` | `model`, `n_scans`, `accuracy`, `balanced_accuracy`, `roc_auc`: `trained` and `shuffled` on the test scans against the true labels; `shuffled_fit`: the shuffled-label model on its own training scans against the shuffled labels it was trained with (how well it fitted them) |
 //! | `shuffled/` | the shuffled-label model (`cargo xtask train`'s layout) |
 //! | `deletion.csv` | `kind` (`voxels`, `regions`), `method`, `ordering` (`relevance`, `random`: mean over the random orders, repeated under every method), `PTID`, `Image.ID`, `step`, `fraction`, `score`, `ranks_voxels` (false: the method's map is constant on the brain, so its deletion order is only the tie-break; set on the random rows under that method too) |
 //! | `aopc.csv` | `kind`, `method`, `ordering`, `PTID`, `Image.ID`, `aopc` (NaN for both orderings where the map ranks no voxel, so a method and the random order are compared on the same scans) |
@@ -50,6 +50,7 @@ use ndarray::Array3;
 
 use adni_data::fsutil::{write_bytes_atomically, write_csv_atomically};
 use adni_data::run_layout::{RelevanceLayout, RunLayout, TIMING_FILE};
+use adni_data::splits::SplitSet;
 use model::{ClassificationModel3D, Cpu};
 use relevance::methods::{MethodParams, to_tensor};
 use report::sanity_tables::{AopcRow, CascadeRow, DataRandomisationRow, DeletionRow, PartSeconds, ShuffledModelRow};
@@ -58,8 +59,8 @@ use report::similarity::{spearman, ssim};
 use crate::commands::{cohort_of, load_config_file};
 use crate::config::ProjectConfig;
 use crate::inputs::{
-    Completion, INPUTS_KEY, ScanInputs, as_stored_json, completion, find_run, fold_fingerprint, load_fold, read_marker,
-    remove_outputs, test_items,
+    Completion, INPUTS_KEY, ScanInputs, as_stored_json, checked_split, completion, find_run, fold_fingerprint,
+    load_fold, read_marker, remove_outputs, split_items, test_items,
 };
 use crate::interpret_cmd::{Params, marker_completion};
 use crate::relevance_config::Method;
@@ -69,7 +70,9 @@ mod randomisation;
 mod scans;
 
 use faithfulness::faithfulness_check;
-use randomisation::{cascade_check, data_randomisation_check, shuffled_metrics, train_shuffled};
+use randomisation::{
+    cascade_check, data_randomisation_check, shuffled_config, shuffled_fit, shuffled_metrics, train_shuffled,
+};
 use scans::{Scan, ad_scans, trained_maps};
 
 /// Arguments of `cargo xtask sanity`.
@@ -282,7 +285,18 @@ pub(crate) fn run_sanity(args: &SanityArgs) -> Result<SanityOutcome> {
             parts.push(("shuffled training", t.elapsed().as_secs_f64()));
             let t = Instant::now();
             let (shuffled, snorm) = load_fold(&shuffled_run.fold("holdout"), shape)?;
-            let metrics = shuffled_metrics(&inputs.source, &test_items, [(&model, &norm), (&shuffled, &snorm)])?;
+            let mut metrics =
+                shuffled_metrics(&inputs.source, &test_items, [(&model, &norm), (&shuffled, &snorm)])?.to_vec();
+            // Its training scans with the labels it was trained on (shuffled as `train` shuffled them).
+            let mut relabelled = cohort.scans.clone();
+            let shuffled_split = checked_split(&shuffled_run, "holdout")?;
+            adni_data::splits::shuffle_training_labels(&mut relabelled, &shuffled_split, s.seed);
+            let fit_items = split_items(&shuffled_run, "holdout", &relabelled, SplitSet::Train)?;
+            metrics.push(shuffled_fit(&inputs.source, &fit_items, &shuffled, &snorm)?);
+            eprintln!(
+                "sanity: the shuffled-label model fits {:.3} of its {} training scans' shuffled labels",
+                metrics[2].accuracy, metrics[2].n_scans
+            );
             write_csv_atomically(&out.file(SHUFFLED_MODEL_FILE), &mut ShuffledModelRow::frame(&metrics)?)?;
             let rows = data_randomisation_check(&shuffled, &snorm, &all, &methods, labels.as_ref(), &brain, &params)?;
             write_csv_atomically(&out.file(DATA_RANDOMISATION_FILE), &mut DataRandomisationRow::frame(&rows)?)?;
@@ -331,13 +345,13 @@ fn sanity_inputs(cfg: &ProjectConfig, params: &Params, split: &str, model_fp: &s
     }
     let mut sanity = as_stored_json(&cfg.sanity)?;
     if let Some(o) = sanity.as_object_mut() {
-        for part in ["cascade", "data_randomisation", "faithfulness"] {
+        // `shuffled_epochs` is recorded as the shuffled model's `train.epochs` below.
+        for part in ["cascade", "data_randomisation", "faithfulness", "shuffled_epochs"] {
             o.remove(part);
         }
     }
-    // Trained in hold-out mode whatever the config's mode (see `train_shuffled`).
-    let mut train = cfg.train.clone();
-    train.mode = model::train::TrainMode::Holdout;
+    // Trained in hold-out mode whatever the config's mode, from its own seed (`shuffled_config`).
+    let train = shuffled_config(cfg).train;
     Ok(serde_json::json!({
         "models": { split: model_fp },
         "relevance": relevance,
@@ -377,10 +391,11 @@ fn saved_maps(run: &RunLayout, split: &str, model_fp: &str, params: &Params) -> 
     Ok(None)
 }
 
-/// The parameters with the explained class fixed (so that a changed model explains the class the
-/// trained model's map explains).
-fn for_class(params: &Params, class: usize) -> MethodParams {
-    params.methods.for_class(class)
+/// The parameters of scan `image_id` with the explained class fixed (so that a changed model
+/// explains the class the trained model's map explains, with the same SmoothGrad noise:
+/// [`Params::for_scan`]).
+fn for_class(params: &Params, class: usize, image_id: i64) -> MethodParams {
+    params.for_scan(class, image_id)
 }
 
 /// Softmax probabilities of one normalised scan.

@@ -53,7 +53,7 @@ pub(super) fn cascade_check(
         let randomised = model.with_top_layers_from(&fresh, k + 1)?;
         let autodiff = ClassificationModel3D::<Autodiff<Cpu>>::from_inner(randomised.clone());
         for scan in chosen {
-            let pc = for_class(params, scan.target);
+            let pc = for_class(params, scan.target, scan.item.image_id);
             for &method in methods {
                 bar.set_message(format!("{layer} · {method}"));
                 let trained = &scan.maps[&method];
@@ -87,12 +87,16 @@ pub(super) fn cascade_check(
 /// returns its run folder.
 pub(super) fn train_shuffled(cfg: &ProjectConfig, out: &SanityLayout, resolved: &Path) -> Result<RunLayout> {
     let shuffled = out.shuffled_run();
-    let mut c = cfg.clone();
+    let mut c = shuffled_config(cfg);
     c.run.results_dir = out.dir().to_path_buf();
     c.run.name = shuffled.root().file_name().and_then(|n| n.to_str()).unwrap_or("shuffled").into();
-    c.train.mode = TrainMode::Holdout;
     let dir = c.run.dir();
-    eprintln!("sanity: training the shuffled-label model ({} epochs) → {}", c.train.epochs, dir.display());
+    eprintln!(
+        "sanity: training the shuffled-label model ({} epochs, initial weights of seed {}) → {}",
+        c.train.epochs,
+        c.train.seed,
+        dir.display()
+    );
     let args = TrainArgs {
         config: resolved.to_path_buf(),
         fold: None,
@@ -105,13 +109,48 @@ pub(super) fn train_shuffled(cfg: &ProjectConfig, out: &SanityLayout, resolved: 
     Ok(shuffled)
 }
 
-/// The trained and the shuffled model on every test scan, against the true labels.
-pub(super) fn shuffled_metrics(
+/// The config the shuffled-label model is trained with: the trained model's, in hold-out mode,
+/// with `[sanity] shuffled_epochs` (when set) and initial weights, batch order and augmentation
+/// of [`shuffled_train_seed`]. Starting from the trained model's initial weights, a few epochs
+/// leave both models close to those weights and their maps alike whatever the labels taught.
+pub(super) fn shuffled_config(cfg: &ProjectConfig) -> ProjectConfig {
+    let mut c = cfg.clone();
+    c.train.mode = TrainMode::Holdout;
+    c.train.seed = shuffled_train_seed(cfg.train.seed, cfg.sanity.seed);
+    if cfg.sanity.shuffled_epochs > 0 {
+        c.train.epochs = cfg.sanity.shuffled_epochs;
+    }
+    c
+}
+
+/// The training seed of the shuffled-label model: derived from the sanity seed, and never the
+/// trained model's `train_seed` (the default config gives both seeds the same value).
+pub(super) fn shuffled_train_seed(train_seed: u64, sanity_seed: u64) -> u64 {
+    // "SHUFFLED" in ASCII.
+    let seed = sanity_seed ^ 0x5348_5546_464c_4544;
+    if seed == train_seed { seed.wrapping_add(1) } else { seed }
+}
+
+/// How well the shuffled-label model fits the labels it was trained on: its accuracy (eval
+/// mode: no dropout, no augmentation) on its training scans `items`, whose labels are the
+/// shuffled ones. Row [`ShuffledModelRow::SHUFFLED_FIT`] of `shuffled_model.csv`.
+pub(super) fn shuffled_fit(
     source: &VolumeSource,
     items: &[ScanItem],
-    models: [(&ClassificationModel3D<Cpu>, &Normalizer); 2],
-) -> Result<[ShuffledModelRow; 2]> {
-    let mut preds: [Vec<Prediction>; 2] = [Vec::new(), Vec::new()];
+    model: &ClassificationModel3D<Cpu>,
+    norm: &Normalizer,
+) -> Result<ShuffledModelRow> {
+    let preds = predict(source, items, &[(model, norm)])?.pop().unwrap_or_default();
+    Ok(metrics_row(ShuffledModelRow::SHUFFLED_FIT, BinaryMetrics::from_predictions(&preds)))
+}
+
+/// The predictions of each of `models` on `items` (against the items' labels).
+fn predict(
+    source: &VolumeSource,
+    items: &[ScanItem],
+    models: &[(&ClassificationModel3D<Cpu>, &Normalizer)],
+) -> Result<Vec<Vec<Prediction>>> {
+    let mut preds: Vec<Vec<Prediction>> = vec![Vec::new(); models.len()];
     for item in items {
         let raw = source.load(item)?;
         for (k, (model, norm)) in models.iter().enumerate() {
@@ -126,15 +165,29 @@ pub(super) fn shuffled_metrics(
             preds[k].push(Prediction::from_logits(item.label, [logits[0], logits[1]]));
         }
     }
-    let [trained, shuffled] = preds.map(|p| BinaryMetrics::from_predictions(&p));
-    let row = |model, m: BinaryMetrics| ShuffledModelRow {
+    Ok(preds)
+}
+
+/// A row of `shuffled_model.csv` from a model's metrics.
+fn metrics_row(model: &'static str, m: BinaryMetrics) -> ShuffledModelRow {
+    ShuffledModelRow {
         model,
         n_scans: m.n,
         accuracy: m.accuracy,
         balanced_accuracy: m.balanced_accuracy,
         roc_auc: m.roc_auc,
-    };
-    Ok([row(ShuffledModelRow::TRAINED, trained), row(ShuffledModelRow::SHUFFLED, shuffled)])
+    }
+}
+
+/// The trained and the shuffled model on every test scan, against the true labels.
+pub(super) fn shuffled_metrics(
+    source: &VolumeSource,
+    items: &[ScanItem],
+    models: [(&ClassificationModel3D<Cpu>, &Normalizer); 2],
+) -> Result<[ShuffledModelRow; 2]> {
+    let preds = predict(source, items, &models)?;
+    let [trained, shuffled] = [&preds[0], &preds[1]].map(|p| BinaryMetrics::from_predictions(p));
+    Ok([metrics_row(ShuffledModelRow::TRAINED, trained), metrics_row(ShuffledModelRow::SHUFFLED, shuffled)])
 }
 
 /// The shuffled model's maps of the AD `scans` (same class as the trained model's maps):
@@ -155,7 +208,7 @@ pub(super) fn data_randomisation_check(
     for scan in scans {
         let mut x = scan.raw.clone();
         norm.apply(&mut x).with_context(|| format!("image {}", scan.item.image_id))?;
-        let pc = for_class(params, scan.target);
+        let pc = for_class(params, scan.target, scan.item.image_id);
         for &method in methods {
             let (map, _) = compute_map(method, &autodiff, shuffled, &x, labels, &pc)
                 .with_context(|| format!("{method} (shuffled-label model) of image {}", scan.item.image_id))?;

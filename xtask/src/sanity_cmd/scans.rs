@@ -85,7 +85,7 @@ pub(super) fn trained_maps(
     let bar = progress_bar(scans.len() * methods.len(), "maps");
     let mut computed = 0;
     for scan in scans.iter_mut() {
-        let pc = for_class(params, scan.target);
+        let pc = for_class(params, scan.target, scan.item.image_id);
         for &method in methods {
             let read = saved.and_then(|s| read_volume(&s.scan_map(method.name(), scan.item.image_id)).ok());
             let map = match read {

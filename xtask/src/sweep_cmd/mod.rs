@@ -54,7 +54,7 @@ pub struct SweepArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// The small, fast variant (the tiny phantom cohort of `reproduce-paper --quick`)
-    #[arg(long)]
+    #[arg(long, conflicts_with = "config")]
     pub quick: bool,
     /// Effect sizes of the planted atrophy, comma-separated (0 = the null check)
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,1,2")]

@@ -1,5 +1,5 @@
 //! Subject-level cross-validated training of [`ClassificationModel3D`](crate::ClassificationModel3D)
-//! (PAPER.md section 2).
+//! (the training and evaluation of Rieke et al., MLCN 2018).
 //!
 //! One *run* trains one model per split — the k folds of a cross-validation over patients, or
 //! the paper's single hold-out split — and merges their results. Per fold: a fresh model, the

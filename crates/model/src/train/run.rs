@@ -169,6 +169,7 @@ pub fn check_splits(spec: &RunSpec) -> Result<(), TrainError> {
             s.record.dx.as_str()
         )));
     }
+    let label: HashMap<i64, u8> = spec.cohort.scans.iter().map(|s| (s.record.image_id, s.label)).collect();
     let mut names = std::collections::BTreeSet::new();
     for split in &spec.splits {
         let err = |message: String| TrainError::Split { split: split.name.clone(), message };
@@ -194,6 +195,15 @@ pub fn check_splits(spec: &RunSpec) -> Result<(), TrainError> {
         for set in [SplitSet::Train, SplitSet::Test] {
             if split.scan_count(set) == 0 {
                 return Err(err(format!("the {set} set is empty")));
+            }
+            let classes: std::collections::BTreeSet<u8> =
+                split.rows.iter().filter(|r| r.set == set).filter_map(|r| label.get(&r.image_id).copied()).collect();
+            if classes.len() < 2 {
+                let only = if classes.contains(&1) { "AD" } else { "CN" };
+                return Err(err(format!(
+                    "the {set} set holds only {only} scans; expected both AD and CN (a model trained, or scored, \
+                     on one class says nothing about telling them apart)"
+                )));
             }
         }
     }

@@ -21,6 +21,24 @@ fn fmt_num(v: f64) -> String {
     if v.is_finite() { format!("{v:.3}") } else { "n/a".into() }
 }
 
+/// What the SD column is over: the folds with a defined value of each metric (a fold whose
+/// model diverged, NaN, is left out of its metric's mean and SD and is not counted).
+fn sd_sentence(folds: usize, rows: &[SummaryRow]) -> String {
+    if folds == 1 {
+        return "One model, so no SD over folds.".into();
+    }
+    let short: Vec<String> =
+        rows.iter().filter(|r| r.folds < folds).map(|r| format!("{} over {}", r.metric, r.folds)).collect();
+    if short.is_empty() {
+        format!("SD: sample standard deviation over the {folds} folds.")
+    } else {
+        format!(
+            "SD: sample standard deviation over the {folds} folds with a defined value ({}: the others had none).",
+            short.join(", ")
+        )
+    }
+}
+
 pub(super) fn summary_markdown(
     spec: &RunSpec,
     results: &[FoldResult],
@@ -76,7 +94,9 @@ pub(super) fn summary_markdown(
          labels, which equals the balanced accuracy.\n"
     );
     let level = 100.0 * t.confidence_level;
-    let _ = writeln!(md, "| metric | mean ± SD over folds | pooled test scans | {level:.0} % CI (bootstrap) |");
+    let single = results.len() == 1;
+    let first = if single { "the model's test scans" } else { "mean ± SD over folds" };
+    let _ = writeln!(md, "| metric | {first} | pooled test scans | {level:.0} % CI (bootstrap) |");
     let _ = writeln!(md, "|---|---|---|---|");
     for r in rows {
         let sd = if r.sd.is_finite() { format!(" ± {:.3}", r.sd) } else { String::new() };
@@ -95,12 +115,12 @@ pub(super) fn summary_markdown(
     }
     let _ = writeln!(
         md,
-        "\nSD: sample standard deviation over {} fold(s). Pooled: the metric on all folds' test predictions \
+        "\n{} Pooled: the metric on all folds' test predictions \
          together ({pooled_n} scans of {patients} patients). CI: percentile bootstrap of the pooled metric, \
          {} resamples of **patients** (a patient's scans stay together), seed derived from {}; a resample in \
          which a metric is undefined (e.g. one class only) is left out of that metric's interval, whose count \
          of resamples is then given.\n",
-        results.len(),
+        sd_sentence(results.len(), rows),
         t.bootstrap_samples,
         t.seed
     );
@@ -126,4 +146,34 @@ pub(super) fn summary_markdown(
         );
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(metric: &'static str, folds: usize) -> SummaryRow {
+        SummaryRow {
+            metric,
+            mean: 0.5,
+            sd: 0.1,
+            folds,
+            pooled: 0.5,
+            ci_low: 0.4,
+            ci_high: 0.6,
+            ci_resamples: 10,
+            ci_level: 0.95,
+        }
+    }
+
+    #[test]
+    fn sd_sentence_counts_the_folds_behind_each_metric() {
+        assert_eq!(sd_sentence(1, &[row("accuracy", 1)]), "One model, so no SD over folds.");
+        assert_eq!(
+            sd_sentence(5, &[row("accuracy", 5), row("roc_auc", 5)]),
+            "SD: sample standard deviation over the 5 folds."
+        );
+        let s = sd_sentence(5, &[row("accuracy", 5), row("roc_auc", 4)]);
+        assert!(s.contains("with a defined value (roc_auc over 4"), "{s}");
+    }
 }

@@ -1,4 +1,4 @@
-//! Area occlusion (PAPER.md section 4): one evaluation per atlas region, the region set to the
+//! Area occlusion (Rieke et al., MLCN 2018): one evaluation per atlas region, the region set to the
 //! occlusion value; every voxel of the region gets the region's drop.
 //!
 //! Evaluation ([`OcclusionMode`], as for sliding occlusion):

@@ -75,6 +75,21 @@ impl OcclusionGrid {
         self.stride
     }
 
+    /// Per spatial axis, the voxels at the high border that no cube covers: the last cube ends
+    /// at `c_last + size/2`, short of the axis end whenever the axis is about a multiple of the
+    /// stride and the stride is not below the cube side (40 voxels, size and stride 8: the last
+    /// 4). The original places its cubes the same way. With [`super::Spread::Mean`] these voxels
+    /// read 0; with [`super::Spread::Nearest`] they take the drop of the nearest centre, whose
+    /// cube never covered them.
+    pub fn uncovered_border(&self) -> Vec<usize> {
+        let half = self.size / 2;
+        let uncovered: [usize; 3] = std::array::from_fn(|a| {
+            let end = (self.counts[a] - 1) * self.stride + half;
+            self.dims[a].saturating_sub(end)
+        });
+        uncovered[3 - self.rank..].to_vec()
+    }
+
     /// The centre of cube `index` (`index < len()`), per spatial axis.
     pub fn centre(&self, index: usize) -> Vec<usize> {
         self.centre3(index)[3 - self.rank..].to_vec()
@@ -133,7 +148,8 @@ impl OcclusionGrid {
     }
 
     /// Every voxel gets the mean drop of the cubes that cover it (0 where none does: a stride
-    /// larger than the cube side leaves gaps). The cubes form a product grid, so the cubes
+    /// larger than the cube side leaves gaps, and the high border may be uncovered,
+    /// [`Self::uncovered_border`]). The cubes form a product grid, so the cubes
     /// covering a voxel are a box of the coarse array: the sum comes from its 3D prefix sums.
     pub(crate) fn spread_mean(&self, drops: &[f32]) -> Vec<f32> {
         let [n0, n1, n2] = self.counts;
@@ -192,4 +208,21 @@ pub(crate) fn check_size_stride(size: usize, stride: usize) -> Result<()> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_high_border_left_uncovered_is_reported() {
+        // 40 voxels, cubes of 8 every 8: centres 0..=32, the last covers [28, 36).
+        let g = OcclusionGrid::new(&[40, 48, 41], 8, 8).unwrap();
+        assert_eq!(g.uncovered_border(), vec![4, 4, 0]);
+        // The default 2 mm grid at size and stride 6: centres up to 96, covering to 99 > 97.
+        let g = OcclusionGrid::new(&[97, 115, 97], 6, 6).unwrap();
+        assert_eq!(g.uncovered_border(), vec![0, 0, 0]);
+        let g = OcclusionGrid::new(&[20, 20], 4, 2).unwrap();
+        assert_eq!(g.uncovered_border(), vec![0, 0]);
+    }
 }

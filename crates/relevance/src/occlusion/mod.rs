@@ -1,4 +1,4 @@
-//! Occlusion (PAPER.md section 4): sliding-cube occlusion and area (atlas-region) occlusion, for
+//! Occlusion (Rieke et al., MLCN 2018): sliding-cube occlusion and area (atlas-region) occlusion, for
 //! volumes `[1, C, D, H, W]` and images `[1, C, H, W]`, one input at a time.
 //!
 //! # Sliding-cube occlusion
@@ -91,7 +91,9 @@ pub enum Spread {
     /// by nearest-neighbour zoom, `scipy.ndimage.zoom(order=0)`. Default.
     #[default]
     Nearest,
-    /// Each voxel gets the mean drop of all cubes covering it (0 where none does).
+    /// Each voxel gets the mean drop of all cubes covering it (0 where none does: gaps between
+    /// cubes when the stride exceeds the side, and the high border that
+    /// [`OcclusionGrid::uncovered_border`] reports).
     Mean,
 }
 

@@ -172,6 +172,35 @@ pub(crate) fn palette(i: usize) -> RGBColor {
     RGBColor(r, g, b)
 }
 
+/// The palette entries methods are drawn in: every Tableau 10 colour but its grey (index 7),
+/// which the charts keep for reference lines (random ordering, thresholds).
+const METHOD_PALETTE: [usize; 9] = [0, 1, 2, 3, 4, 5, 6, 8, 9];
+
+/// The colour of a relevance method, the same in every figure whatever the other methods or
+/// their order: the project's methods (the names `relevance::Method::name` gives, with spaces or
+/// underscores for hyphens and any case) each have their own colour; any other name gets one by
+/// a hash of its normalised name (FNV-1a), so it is stable too but may share a colour with another.
+pub(crate) fn method_colour(name: &str) -> RGBColor {
+    const KNOWN: [&str; 9] = [
+        "sensitivity",
+        "guided-backprop",
+        "occlusion",
+        "area-occlusion",
+        "grad-cam",
+        "guided-grad-cam",
+        "integrated-gradients",
+        "smoothgrad",
+        "lrp",
+    ];
+    let key: String =
+        name.trim().chars().map(|c| if c == ' ' || c == '_' { '-' } else { c.to_ascii_lowercase() }).collect();
+    let slot = KNOWN.iter().position(|&k| k == key).unwrap_or_else(|| {
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        (hash % METHOD_PALETTE.len() as u64) as usize
+    });
+    palette(METHOD_PALETTE[slot])
+}
+
 /// The colour of notes printed on a figure in place of data ("all-zero map", "n/a").
 pub(crate) const NOTE: RGBColor = RGBColor(80, 80, 80);
 
@@ -276,6 +305,26 @@ mod tests {
             let last = inked.iter().rposition(|&b| b).unwrap();
             assert!(inked[first..=last].iter().all(|&b| b), "blank row inside the text at {px} px");
             assert!(last - first + 1 >= (px * 0.6) as usize, "glyphs too short at {px} px");
+        }
+    }
+
+    #[test]
+    fn a_method_keeps_its_colour_whatever_the_other_methods_or_their_order() {
+        let first: Vec<RGBColor> = ["occlusion", "lrp-epsilon", "grad-cam"].iter().map(|m| method_colour(m)).collect();
+        let second: Vec<RGBColor> = ["grad-cam", "sensitivity", "occlusion"].iter().map(|m| method_colour(m)).collect();
+        assert_eq!(first[0], second[2], "occlusion changed colour");
+        assert_eq!(first[2], second[0], "grad-cam changed colour");
+        assert_eq!(method_colour("lrp-epsilon"), method_colour("LRP epsilon"), "names are normalised");
+        assert_eq!(method_colour("guided backprop"), method_colour("guided-backprop"));
+        // the project's methods are told apart, and none is drawn in the reference-line grey
+        let known = ["sensitivity", "guided-backprop", "occlusion", "area-occlusion", "grad-cam", "guided-grad-cam"];
+        let mut colours: Vec<RGBColor> = known.iter().map(|m| method_colour(m)).collect();
+        colours.extend(["integrated-gradients", "smoothgrad", "lrp", "random weights"].map(method_colour));
+        for (i, c) in colours.iter().enumerate() {
+            assert_ne!(*c, palette(7), "{i} drawn in grey");
+            if i < 9 {
+                assert!(colours[..i].iter().all(|o| o != c), "method {} shares a colour", i);
+            }
         }
     }
 

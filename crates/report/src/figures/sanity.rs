@@ -12,7 +12,7 @@ use polars::prelude::DataFrame;
 
 use super::charts::{distinct, render, widest};
 use super::sweep::draw_legend;
-use super::{Area, DrawResult, NOTE, base_font, draw_message, fit_text, palette, short_float, text_style};
+use super::{Area, DrawResult, NOTE, base_font, draw_message, fit_text, method_colour, short_float, text_style};
 use crate::error::{ReportError, Result};
 use crate::tables::{column_f64, column_str, has_column};
 
@@ -108,15 +108,19 @@ fn tick(v: &f64) -> String {
 }
 
 /// One panel of the randomisation chart: similarity per randomisation step, one series per
-/// method (colour `palette(k)`), the flag threshold dashed. Step names label the x axis, turned
-/// upright when they do not fit side by side. `root` is the whole canvas (labels are placed in
-/// its pixel coordinates).
+/// method (in `colours`, one per series), and with `threshold` the flag threshold dashed (only
+/// the Spearman panel: the verdict of [`crate::sanity`] reads the Spearman correlation alone).
+/// Step names label the x axis, turned upright when they do not fit side by side. `root` is the
+/// whole canvas (labels are placed in its pixel coordinates).
+#[allow(clippy::too_many_arguments)]
 fn similarity_panel(
     root: &Area<'_>,
     area: &Area<'_>,
     caption: &str,
     steps: &[String],
     series: &[Series],
+    colours: &[RGBColor],
+    threshold: bool,
     font: f64,
 ) -> DrawResult {
     let (y_lo, y_hi) = match data_range(series) {
@@ -171,21 +175,23 @@ fn similarity_panel(
         chart
             .draw_series(std::iter::once(PathElement::new(vec![(x_lo, 0.0), (x_hi, 0.0)], RGBColor(190, 190, 190))))?;
     }
-    let dash = ((font * 0.5) as u32).max(4);
-    chart.draw_series(DashedLineSeries::new(
-        vec![(x_lo, FLAG_THRESHOLD), (x_hi, FLAG_THRESHOLD)],
-        dash,
-        dash,
-        GREY.stroke_width(2),
-    ))?;
-    let (tx, ty) = chart.backend_coord(&(x_hi, FLAG_THRESHOLD));
-    root.draw(&Text::new(
-        "flag threshold",
-        (tx - (font * 0.3) as i32, ty - (font * 0.3) as i32),
-        text_style(font * 0.75, GREY).pos(Pos::new(HPos::Right, VPos::Bottom)),
-    ))?;
-    for (k, s) in series.iter().enumerate() {
-        draw_series(&mut chart, s, palette(k), false, font)?;
+    if threshold {
+        let dash = ((font * 0.5) as u32).max(4);
+        chart.draw_series(DashedLineSeries::new(
+            vec![(x_lo, FLAG_THRESHOLD), (x_hi, FLAG_THRESHOLD)],
+            dash,
+            dash,
+            GREY.stroke_width(2),
+        ))?;
+        let (tx, ty) = chart.backend_coord(&(x_hi, FLAG_THRESHOLD));
+        root.draw(&Text::new(
+            "flag threshold",
+            (tx - (font * 0.3) as i32, ty - (font * 0.3) as i32),
+            text_style(font * 0.75, GREY).pos(Pos::new(HPos::Right, VPos::Bottom)),
+        ))?;
+    }
+    for (s, &c) in series.iter().zip(colours) {
+        draw_series(&mut chart, s, c, false, font)?;
     }
     if series.iter().flatten().all(|p| !p.1.is_finite()) {
         let (w, h) = area.dim_in_pixel();
@@ -207,7 +213,8 @@ fn similarity_panel(
 /// point).
 ///
 /// Two panels side by side (Spearman rank correlation, SSIM), one line per method (legend on
-/// the right), a dashed line at 0.5 marking the flag threshold; y runs over [−0.2, 1] or wider
+/// the right), a dashed line at 0.5 on the Spearman panel marking the flag threshold (the
+/// verdict reads the Spearman correlation only, so the SSIM panel has none); y runs over [−0.2, 1] or wider
 /// where the data need it. NaN values break a line; a method with no finite similarity at any
 /// step (its trained maps are constant, so nothing is defined) is left off the panels and the
 /// legend, and named in a note under it. An empty table gives a figure that says so. Errors on
@@ -284,11 +291,12 @@ pub fn randomisation_chart(df: &DataFrame, size: (u32, u32), path: &Path) -> Res
         let (panels, legend) = body.split_horizontally(w.saturating_sub(legend_w));
         let (pw, _) = panels.dim_in_pixel();
         let (left, right) = panels.split_horizontally(pw / 2);
-        for ((area, (caption, _)), s) in [left, right].iter().zip(metrics).zip(&series) {
-            similarity_panel(root, area, caption, &steps, s, font)?;
+        let colours: Vec<RGBColor> = methods.iter().map(|m| method_colour(m)).collect();
+        for ((area, (caption, metric)), s) in [left, right].iter().zip(metrics).zip(&series) {
+            similarity_panel(root, area, caption, &steps, s, &colours, metric == "spearman", font)?;
         }
         let mut entries: Vec<(String, RGBColor, bool)> =
-            methods.iter().enumerate().map(|(k, m)| (m.clone(), palette(k), false)).collect();
+            methods.iter().map(|m| (m.clone(), method_colour(m), false)).collect();
         entries.push((format!("flag threshold ({FLAG_THRESHOLD})"), GREY, true));
         draw_legend(&legend, &entries, font * 0.85)?;
         let (lw, lh) = legend.dim_in_pixel();
@@ -368,7 +376,8 @@ pub fn deletion_chart(df: &DataFrame, size: (u32, u32), path: &Path) -> Result<(
 pub enum DeletionUnit {
     /// Voxels of the brain mask; `fraction` is the share of the brain's voxels deleted.
     Voxels,
-    /// Whole atlas regions; `fraction` is the share of the atlas regions deleted.
+    /// Whole atlas regions, most relevant first, the last one cut; `fraction` is the share of
+    /// the atlas voxels inside the brain deleted (every ordering deletes as many).
     Regions,
 }
 
@@ -383,7 +392,7 @@ impl DeletionUnit {
     fn x_label(self) -> &'static str {
         match self {
             DeletionUnit::Voxels => "share of the brain deleted (%)",
-            DeletionUnit::Regions => "atlas regions deleted (%)",
+            DeletionUnit::Regions => "atlas voxels deleted, whole regions first (%)",
         }
     }
 }
@@ -503,11 +512,17 @@ pub fn deletion_chart_for(df: &DataFrame, unit: DeletionUnit, size: (u32, u32), 
             // the random curve most methods share in grey, the others in their method's colour
             for (k, r) in randoms.iter().enumerate() {
                 let shared = randoms.iter().filter(|o| same(o, r)).count() > 1;
-                draw_series(&mut chart, r, if shared { GREY } else { lighter(palette(k)) }, true, font)?;
+                draw_series(
+                    &mut chart,
+                    r,
+                    if shared { GREY } else { lighter(method_colour(&methods[k])) },
+                    true,
+                    font,
+                )?;
             }
         }
-        for (k, c) in curves.iter().enumerate() {
-            draw_series(&mut chart, c, palette(k), false, font)?;
+        for (m, c) in methods.iter().zip(&curves) {
+            draw_series(&mut chart, c, method_colour(m), false, font)?;
         }
         if !has_random && curves.iter().flatten().all(|p| !p.1.is_finite()) {
             let (pw, ph) = plot.dim_in_pixel();
@@ -520,10 +535,9 @@ pub fn deletion_chart_for(df: &DataFrame, unit: DeletionUnit, size: (u32, u32), 
         let mut entries: Vec<(String, RGBColor, bool)> = methods
             .iter()
             .zip(&curves)
-            .enumerate()
-            .map(|(k, (m, c))| {
+            .map(|(m, c)| {
                 let name = if c.iter().any(|p| p.1.is_finite()) { m.clone() } else { format!("{m} (no curve)") };
-                (name, palette(k), false)
+                (name, method_colour(m), false)
             })
             .collect();
         if has_random && pooled {
@@ -543,10 +557,13 @@ mod tests {
     use super::super::test_util::{non_white, out_path, read_png};
     use super::*;
 
+    /// The methods of the test tables; each has its own colour.
+    const METHODS: [&str; 3] = ["occlusion", "grad-cam", "lrp-epsilon"];
+
     const STEPS: [&str; 6] = ["original", "dense_3", "dense_2", "dense_1", "conv2", "conv1"];
 
     fn randomisation_table(with_bounds: bool) -> DataFrame {
-        let methods = ["occlusion", "grad-cam", "lrp-epsilon"];
+        let methods = METHODS;
         let (mut m, mut s, mut sp, mut ss) = (vec![], vec![], vec![], vec![]);
         for (k, method) in methods.iter().enumerate() {
             for (i, step) in STEPS.iter().enumerate() {
@@ -590,10 +607,26 @@ mod tests {
             randomisation_chart(&randomisation_table(bounds), (1500, 600), &p).unwrap();
             let (w, h, rgb) = read_png(&p);
             assert_eq!((w, h), (1500, 600));
-            for k in 0..3 {
-                assert!(count(&rgb, w, palette(k), true) > 100, "method {k} missing on the left");
-                assert!(count(&rgb, w, palette(k), false) > 100, "method {k} missing on the right");
+            for m in METHODS {
+                assert!(count(&rgb, w, method_colour(m), true) > 100, "{m} missing on the left");
+                assert!(count(&rgb, w, method_colour(m), false) > 100, "{m} missing on the right");
             }
+            // the flag threshold belongs to the Spearman panel (left) only: the longest run of
+            // its grey along one row, left of the legend (the right-most 200 px, which shows a
+            // dashed sample); text antialiasing gives only scattered grey pixels
+            let grey_row = |x0: u32, x1: u32| {
+                rgb.chunks(3 * w as usize)
+                    .map(|row| {
+                        row.chunks(3)
+                            .enumerate()
+                            .filter(|(x, px)| (x0..x1).contains(&(*x as u32)) && px[..] == [GREY.0, GREY.1, GREY.2])
+                            .count()
+                    })
+                    .max()
+                    .unwrap_or(0)
+            };
+            assert!(grey_row(0, w / 2) > 200, "no threshold line on the Spearman panel");
+            assert!(grey_row(w / 2, w - 200) < 50, "threshold line drawn on the SSIM panel");
         }
         // long step names in a narrow figure are turned upright, and the panels still draw
         let mut t = randomisation_table(false);
@@ -604,7 +637,8 @@ mod tests {
         randomisation_chart(&t, (900, 500), &p).unwrap();
         let (w, h, rgb) = read_png(&p);
         assert_eq!((w, h), (900, 500));
-        assert!(count(&rgb, w, palette(0), true) > 100 && count(&rgb, w, palette(0), false) > 100);
+        let occlusion = method_colour("occlusion");
+        assert!(count(&rgb, w, occlusion, true) > 100 && count(&rgb, w, occlusion, false) > 100);
     }
 
     #[test]
@@ -636,7 +670,7 @@ mod tests {
     fn deletion_table() -> DataFrame {
         let fractions = [0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0];
         let (mut m, mut o, mut f, mut s) = (vec![], vec![], vec![], vec![]);
-        for (k, method) in ["occlusion", "grad-cam", "lrp-epsilon"].iter().enumerate() {
+        for (k, method) in METHODS.iter().enumerate() {
             for (ordering, speed) in [("relevance", 8.0 + 6.0 * k as f64), ("random", 1.5)] {
                 for &x in &fractions {
                     m.push(*method);
@@ -670,8 +704,8 @@ mod tests {
         deletion_chart(&deletion_table(), (1000, 600), &p).unwrap();
         let (w, h, rgb) = read_png(&p);
         assert_eq!((w, h), (1000, 600));
-        for k in 0..3 {
-            assert!(count(&rgb, w, palette(k), true) > 100, "method {k} missing");
+        for m in METHODS {
+            assert!(count(&rgb, w, method_colour(m), true) > 100, "{m} missing");
         }
         assert!(count(&rgb, w, GREY, true) > 50, "no random line");
     }
@@ -709,7 +743,7 @@ mod tests {
             xs
         };
         // the last method is drawn last, so no other line covers it
-        let xs = columns_with(palette(2));
+        let xs = columns_with(method_colour(METHODS[2]));
         let span = xs.last().unwrap() - xs.first().unwrap();
         assert!(span > w / 2, "the curve spans {span} of {w}×{h} px");
     }
@@ -723,8 +757,8 @@ mod tests {
         deletion_chart_for(&deletion_table(), DeletionUnit::Regions, (1000, 600), &regions).unwrap();
         let (w, _, v) = read_png(&voxels);
         let (_, _, r) = read_png(&regions);
-        for k in 0..3 {
-            assert!(count(&r, w, palette(k), true) > 100, "method {k} missing");
+        for m in METHODS {
+            assert!(count(&r, w, method_colour(m), true) > 100, "{m} missing");
         }
         // only the words differ: the title and the axis label
         assert_ne!(v, r);

@@ -8,7 +8,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{
-    Area, Canvas, DrawResult, base_font, draw_message, figure_error, fit_text, palette, short_float, text_style,
+    Area, Canvas, DrawResult, base_font, draw_message, figure_error, fit_text, method_colour, palette, short_float,
+    text_style,
 };
 use crate::error::Result;
 use crate::sweep::SweepPoint;
@@ -164,8 +165,8 @@ pub fn sweep_chart(points: &[SweepPoint], size: (u32, u32), path: &Path) -> Resu
             }
             chart.draw_series(DashedLineSeries::new(chance.clone(), dash, dash, CHANCE.stroke_width(2)))?;
             chart.draw_series(chance.iter().map(|&p| Circle::new(p, 3, CHANCE.filled())))?;
-            for (k, pts) in mass.iter().enumerate() {
-                let c = palette(k);
+            for (m, pts) in methods.iter().zip(&mass) {
+                let c = method_colour(m);
                 chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?;
                 chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
             }
@@ -174,10 +175,9 @@ pub fn sweep_chart(points: &[SweepPoint], size: (u32, u32), path: &Path) -> Resu
             let mut entries: Vec<(String, RGBColor, bool)> = methods
                 .iter()
                 .zip(&mass)
-                .enumerate()
-                .map(|(k, (m, pts))| {
+                .map(|(m, pts)| {
                     let name = if pts.is_empty() { format!("{m} (no scores)") } else { m.clone() };
-                    (name, palette(k), false)
+                    (name, method_colour(m), false)
                 })
                 .collect();
             entries.push(("chance (mask share)".into(), CHANCE, true));
@@ -285,8 +285,8 @@ mod tests {
         sweep_chart(&pts, (1500, 650), &p).unwrap();
         let (w, h, rgb) = read_png(&p);
         assert_eq!((w, h), (1500, 650));
-        // the CV line is drawn in palette(0) blue in the left half, the second method in orange
-        // in the right half
+        // the CV line is drawn in palette(0) blue in the left half, the second method (grad-cam)
+        // in its own colour in the right half
         let count = |c: RGBColor, left: bool| {
             rgb.chunks(3)
                 .enumerate()
@@ -294,7 +294,7 @@ mod tests {
                 .count()
         };
         assert!(count(palette(0), true) > 200, "no CV line");
-        assert!(count(palette(1), false) > 100, "no second method line");
+        assert!(count(method_colour("grad-cam"), false) > 100, "no second method line");
         assert!(non_white(&rgb) > 10_000);
     }
 

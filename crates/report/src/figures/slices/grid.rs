@@ -7,10 +7,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::raster::{Axis, Overlay, brain_bounds, grey_window, overlay_of, render_colorbar, render_panel};
-use super::{Panel, check_volumes, fit, side_letters};
+use super::{Panel, check_volumes, draw_bar_labels, fit, side_letters};
 use crate::error::{ReportError, Result};
 use crate::figures::{Canvas, NOTE, base_font, figure_error, fit_text, text_style};
-use crate::tables::format_float;
 
 /// Evenly spaced interior slice positions along `len` voxels: `⌊(k+1)·len/(n+1)⌋`.
 fn even_slices(len: usize, n: usize) -> Vec<usize> {
@@ -18,9 +17,12 @@ fn even_slices(len: usize, n: usize) -> Vec<usize> {
 }
 
 /// The `plot_slices` grid: three rows (sagittal x, coronal y, axial z) of `n` slices each,
-/// evenly spaced inside the box of the background's non-zero voxels (the brain), the map as a transparent-to-red overlay on the grey `background`, the overlay
-/// opaque from the `percentile`-th percentile of the map's voxels up (99.9 in the original). A
-/// map with nothing to show is drawn without overlay and says so. `size` in pixels (e.g.
+/// evenly spaced inside the box of the background's non-zero voxels (the brain), the map as a
+/// transparent-to-red overlay on the grey `background`, the overlay opaque from the
+/// `percentile`-th percentile of the map's voxels up (99.9 in the original). A signed map (some
+/// voxel below zero) is drawn blue (negative) to red (positive), transparent at zero, opaque from
+/// ±the `percentile`-th percentile of the magnitudes. The colour bar names the clipping. A map
+/// with nothing to show is drawn without overlay and says so. `size` in pixels (e.g.
 /// 1400×800).
 pub fn plot_slices(
     background: ArrayView3<f32>,
@@ -42,14 +44,14 @@ pub fn plot_slices(
     let title_h = font * 2.2;
     let label_w = font * 5.5;
     let caption_h = font * 1.3;
-    let bar_h = font * 3.0;
+    let bar_h = font * 3.8;
     let gap = (font * 0.3).max(2.0);
     let cell_w = (w - label_w - gap) / n as f64;
     let row_h = (h - title_h - bar_h) / 3.0;
     let bounds = brain_bounds(&background);
     let window = grey_window(&background);
-    let vmax = match overlay {
-        Overlay::Show { vmax } => Some(vmax),
+    let ramp = match overlay {
+        Overlay::Show { ramp, .. } => Some(ramp),
         Overlay::Nothing(_) => None,
     };
 
@@ -62,15 +64,15 @@ pub fn plot_slices(
             let x = label_w + c as f64 * cell_w + (cell_w - f64::from(pw)) / 2.0;
             let y = title_h + r as f64 * row_h + (row_h - caption_h - f64::from(ph)) / 2.0;
             let rect = (x as i64, y as i64, pw, ph);
-            render_panel(&mut canvas, rect, &background, window, vmax.map(|v| (&map, v)), (axis, &bounds, s));
+            render_panel(&mut canvas, rect, &background, window, ramp.map(|r| (&map, r)), (axis, &bounds, s));
             panels.push(Panel { rect, axis, slice: s });
         }
     }
     let bar_w = (w * 0.3) as u32;
     let bar_x = (w - f64::from(bar_w)) / 2.0;
     let bar_y = h - bar_h + font * 0.3;
-    if vmax.is_some() {
-        render_colorbar(&mut canvas, (bar_x as i64, bar_y as i64, bar_w, (font * 0.8) as u32));
+    if let Some(r) = ramp {
+        render_colorbar(&mut canvas, (bar_x as i64, bar_y as i64, bar_w, (font * 0.8) as u32), r);
     }
 
     canvas
@@ -94,25 +96,17 @@ pub fn plot_slices(
                 ))?;
                 side_letters(root, p, font * 0.75)?;
             }
-            let ty = (bar_y + font * 1.5) as i32;
-            match (&overlay, vmax) {
-                (_, Some(v)) => {
-                    let st = text_style(font * 0.85, BLACK);
-                    root.draw(&Text::new("0", (bar_x as i32, ty), st.clone().pos(Pos::new(HPos::Left, VPos::Center))))?;
-                    root.draw(&Text::new(
-                        format!("{} (p{})", format_float(f64::from(v)), percentile),
-                        ((bar_x + f64::from(bar_w)) as i32, ty),
-                        st.pos(Pos::new(HPos::Right, VPos::Center)),
-                    ))?;
+            match &overlay {
+                Overlay::Show { ramp, clip } => {
+                    draw_bar_labels(root, *ramp, *clip, (bar_x, bar_y, f64::from(bar_w)), font, w)?;
                 }
-                (Overlay::Nothing(why), None) => {
+                Overlay::Nothing(why) => {
                     root.draw(&Text::new(
                         why.clone(),
                         ((w / 2.0) as i32, (bar_y + font) as i32),
                         text_style(font, NOTE).pos(center),
                     ))?;
                 }
-                (Overlay::Show { .. }, None) => {}
             }
             Ok(())
         })
@@ -143,5 +137,21 @@ mod tests {
         assert_eq!((w, h), (400, 300));
         assert!(non_white(&rgb) > 5_000);
         assert_eq!(reddish(&rgb), 0, "an all-zero map must not show an overlay");
+    }
+
+    #[test]
+    fn a_signed_map_is_drawn_blue_and_red() {
+        // gradient × input style: the phantom's blob positive, its mirror image (subject's
+        // right) negative
+        let tmp = tempfile::tempdir().unwrap();
+        let (bg, map) = phantom((24, 28, 24));
+        let signed = ndarray::Array3::from_shape_fn((24, 28, 24), |(i, j, k)| map[[i, j, k]] - map[[23 - i, j, k]]);
+        let path = out_path(tmp.path(), "plot_slices_signed.png");
+        plot_slices(bg.view(), signed.view(), 5, 99.9, "gradient × input (signed)", (600, 400), &path).unwrap();
+        let (_, _, rgb) = read_png(&path);
+        let bluish = rgb.chunks(3).filter(|p| p[2] > 120 && p[0] < 80 && p[1] < 140).count();
+        assert!(bluish > 20, "no negative (blue) relevance drawn");
+        let red = rgb.chunks(3).filter(|p| p[0] > 140 && p[1] < 60 && p[2] < 80).count();
+        assert!(red > 20, "no positive (red) relevance drawn");
     }
 }

@@ -13,10 +13,13 @@ pub use grid::plot_slices;
 pub use paper::paper_figure;
 pub use raster::{PAPER_CORONAL_SLICES_1MM, coronal_index, overlay_max, paper_coronal_slices, percentile};
 
-use super::{Area, DrawResult, text_style};
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::{Area, DrawResult, NOTE, fit_text, text_style};
 use crate::error::{ReportError, Result};
 use crate::regions::check_finite;
-use raster::Axis;
+use crate::tables::format_float;
+use raster::{Axis, Clip, Ramp};
 
 /// How the top of the overlay ramp (fully opaque red) is chosen.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +84,36 @@ fn side_letters(root: &Area<'_>, p: &Panel, px: f64) -> DrawResult {
     root.draw(&Text::new(l, (x as i32 + pad, y as i32 + pad), style.clone()))?;
     let rw = root.estimate_text_size(r, &style)?.0 as i32;
     root.draw(&Text::new(r, (x as i32 + w as i32 - rw - pad, y as i32 + pad), style))?;
+    Ok(())
+}
+
+/// The numbers under a colour bar at (`x`, `y`) of width `bw` (`0` and the limit, or `−limit`,
+/// `0` and `+limit` for a diverging ramp) and, under them, the caption naming the quantity and
+/// its clipping, cut to `max_w` pixels.
+fn draw_bar_labels(
+    root: &Area<'_>,
+    ramp: Ramp,
+    clip: Clip,
+    (x, y, bw): (f64, f64, f64),
+    font: f64,
+    max_w: f64,
+) -> DrawResult {
+    let ty = (y + font * 1.5) as i32;
+    let st = text_style(font * 0.85, BLACK);
+    let limit = format_float(f64::from(ramp.vmax()));
+    let (left, right) =
+        if ramp.is_diverging() { (format!("−{limit}"), format!("+{limit}")) } else { ("0".into(), limit) };
+    root.draw(&Text::new(left, (x as i32, ty), st.clone().pos(Pos::new(HPos::Left, VPos::Center))))?;
+    if ramp.is_diverging() {
+        root.draw(&Text::new("0", ((x + bw / 2.0) as i32, ty), st.clone().pos(Pos::new(HPos::Center, VPos::Center))))?;
+    }
+    root.draw(&Text::new(right, ((x + bw) as i32, ty), st.pos(Pos::new(HPos::Right, VPos::Center))))?;
+    let caption = fit_text(root, &clip.caption(ramp), font * 0.8, max_w.max(1.0) as u32);
+    root.draw(&Text::new(
+        caption,
+        ((x + bw / 2.0) as i32, (y + font * 2.6) as i32),
+        text_style(font * 0.8, NOTE).pos(Pos::new(HPos::Center, VPos::Center)),
+    ))?;
     Ok(())
 }
 

@@ -7,10 +7,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::raster::{Axis, Overlay, brain_bounds, grey_window, overlay_of, render_colorbar, render_panel};
-use super::{OverlayScale, Panel, check_volumes, fit, side_letters};
+use super::{OverlayScale, Panel, check_volumes, draw_bar_labels, fit, side_letters};
 use crate::error::{ReportError, Result};
 use crate::figures::{Canvas, NOTE, base_font, figure_error, fit_text, text_style};
-use crate::tables::format_float;
 
 /// The paper's figure: one column per method, one row per coronal plane (`coronal_slices`, voxel
 /// indices `j`; see [`paper_coronal_slices`](super::paper_coronal_slices)), the map as a
@@ -57,7 +56,7 @@ pub fn paper_figure(
     let title_h = font * 2.2;
     let header_h = font * 1.8;
     let label_w = font * 8.5;
-    let bar_h = font * 3.2;
+    let bar_h = font * 3.8;
     let gap = (font * 0.4).max(2.0);
     let cols = maps.len();
     let rows = coronal_slices.len();
@@ -75,16 +74,16 @@ pub fn paper_figure(
             let y = title_h + header_h + r as f64 * cell_h + (cell_h - f64::from(ph)) / 2.0;
             let rect = (x as i64, y as i64, pw, ph);
             let overlay = match overlays[c] {
-                Overlay::Show { vmax } => Some((m, vmax)),
+                Overlay::Show { ramp, .. } => Some((m, ramp)),
                 Overlay::Nothing(_) => None,
             };
             render_panel(&mut canvas, rect, &background, window, overlay, (Axis::Coronal, &bounds, j));
             panels.push(Panel { rect, axis: Axis::Coronal, slice: j });
         }
-        if matches!(overlays[c], Overlay::Show { .. }) {
+        if let Overlay::Show { ramp, .. } = overlays[c] {
             let bw = (cell_w * 0.7).min(f64::from(pw)) as u32;
             let bx = label_w + c as f64 * cell_w + (cell_w - f64::from(bw)) / 2.0;
-            render_colorbar(&mut canvas, (bx as i64, (h - bar_h + font * 0.3) as i64, bw, (font * 0.8) as u32));
+            render_colorbar(&mut canvas, (bx as i64, (h - bar_h + font * 0.3) as i64, bw, (font * 0.8) as u32), ramp);
         }
     }
 
@@ -106,21 +105,10 @@ pub fn paper_figure(
                 ))?;
                 let bar_y = h - bar_h + font * 0.3;
                 match &overlays[c] {
-                    Overlay::Show { vmax } => {
+                    Overlay::Show { ramp, clip } => {
                         let bw = (cell_w * 0.7).min(f64::from(pw)).floor();
                         let bx = label_w + c as f64 * cell_w + (cell_w - bw) / 2.0;
-                        let ty = (bar_y + font * 1.5) as i32;
-                        let st = text_style(font * 0.85, BLACK);
-                        root.draw(&Text::new(
-                            "0",
-                            (bx as i32, ty),
-                            st.clone().pos(Pos::new(HPos::Left, VPos::Center)),
-                        ))?;
-                        root.draw(&Text::new(
-                            format_float(f64::from(*vmax)),
-                            ((bx + bw) as i32, ty),
-                            st.pos(Pos::new(HPos::Right, VPos::Center)),
-                        ))?;
+                        draw_bar_labels(root, *ramp, *clip, (bx, bar_y, bw), font, cell_w - gap)?;
                     }
                     Overlay::Nothing(why) => {
                         let msg = fit_text(root, why, font * 0.85, (cell_w - gap) as u32);

@@ -23,12 +23,63 @@ pub fn percentile(values: Vec<f32>, p: f64) -> Option<f32> {
 /// What a map's overlay shows.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Overlay {
-    /// Relevance from 0 (transparent) to `vmax` (opaque red).
-    Show { vmax: f32 },
+    /// Relevance drawn with `ramp` (see [`overlay_rgba`]), clipped as `clip` says.
+    Show { ramp: Ramp, clip: Clip },
     /// Nothing to show, and why (printed on the figure).
     Nothing(String),
 }
 
+/// How relevance values become colours.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Ramp {
+    /// A non-negative map: 0 transparent, `vmax` and above opaque red.
+    Sequential { vmax: f32 },
+    /// A signed map (some value below 0): blue below zero, red above, transparent at zero,
+    /// opaque at `±vmax` and beyond (symmetric limits, so zero sits in the middle of the bar).
+    Diverging { vmax: f32 },
+}
+
+impl Ramp {
+    /// The clipping limit (the value drawn fully opaque).
+    pub(super) fn vmax(self) -> f32 {
+        match self {
+            Ramp::Sequential { vmax } | Ramp::Diverging { vmax } => vmax,
+        }
+    }
+
+    pub(super) fn is_diverging(self) -> bool {
+        matches!(self, Ramp::Diverging { .. })
+    }
+}
+
+/// Where the overlay's limit came from, to name it under the colour bar.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Clip {
+    /// The given percentile (0–100) of the map's voxel values (of their magnitudes when signed).
+    Percentile(f64),
+    /// The map's largest value (magnitude when signed): the percentile was not positive.
+    Maximum,
+    /// A value given by the caller ([`OverlayScale::Fixed`](super::OverlayScale::Fixed)).
+    Fixed,
+}
+
+impl Clip {
+    /// The colour bar's caption: the quantity and the clipping actually applied.
+    pub(super) fn caption(self, ramp: Ramp) -> String {
+        let (what, of) = if ramp.is_diverging() { ("signed relevance", " of |relevance|") } else { ("relevance", "") };
+        match self {
+            Clip::Percentile(p) => {
+                format!("{what} (clipped at the {}th percentile{of})", crate::figures::short_float(p))
+            }
+            Clip::Maximum => format!("{what} (scaled to the maximum{of})"),
+            Clip::Fixed => format!("{what} (clipped at a shared fixed scale)"),
+        }
+    }
+}
+
+/// The overlay of `map`: signed (diverging ramp) when any voxel is below zero, else sequential;
+/// the limit is `scale` when given, else the `p`-th percentile of the values (of their
+/// magnitudes when signed), else the maximum (magnitude) where that percentile is not positive.
 pub(super) fn overlay_of(map: &ArrayView3<f32>, scale: Option<f32>, p: f64) -> Overlay {
     let (min, max) = map.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     if map.is_empty() {
@@ -41,20 +92,59 @@ pub(super) fn overlay_of(map: &ArrayView3<f32>, scale: Option<f32>, p: f64) -> O
             format!("constant map ({}): no overlay", crate::figures::short_float(f64::from(max)))
         });
     }
-    if max <= 0.0 {
+    let signed = min < 0.0;
+    let top = if signed { max.max(-min) } else { max };
+    if top <= 0.0 {
         return Overlay::Nothing("no positive relevance: no overlay".into());
     }
-    let vmax = scale.unwrap_or_else(|| percentile(map.iter().copied().collect(), p).unwrap_or(max));
-    Overlay::Show { vmax: if vmax > 0.0 && vmax.is_finite() { vmax } else { max } }
+    let (vmax, clip) = match scale {
+        Some(s) => (s, Clip::Fixed),
+        None => {
+            let values = if signed { map.iter().map(|v| v.abs()).collect() } else { map.iter().copied().collect() };
+            (percentile(values, p).unwrap_or(top), Clip::Percentile(p))
+        }
+    };
+    let (vmax, clip) = if vmax > 0.0 && vmax.is_finite() { (vmax, clip) } else { (top, Clip::Maximum) };
+    let ramp = if signed { Ramp::Diverging { vmax } } else { Ramp::Sequential { vmax } };
+    Overlay::Show { ramp, clip }
 }
 
 /// The top of the overlay ramp for `map` at the `p`-th percentile (see
-/// [`OverlayScale::Percentile`](super::OverlayScale::Percentile)), or `None` when the map has
-/// nothing to show (all zero, constant, or no positive value).
+/// [`OverlayScale::Percentile`](super::OverlayScale::Percentile); for a signed map, of the
+/// magnitudes), or `None` when the map has nothing to show (all zero or constant).
 pub fn overlay_max(map: ArrayView3<f32>, p: f64) -> Option<f32> {
     match overlay_of(&map, None, p) {
-        Overlay::Show { vmax } => Some(vmax),
+        Overlay::Show { ramp, .. } => Some(ramp.vmax()),
         Overlay::Nothing(_) => None,
+    }
+}
+
+/// The diverging colour map (ColorBrewer RdBu, 5 stops) at `t` in [−1, 1]: blue at −1, the
+/// neutral near-white at 0, red at +1; `t` outside is clamped.
+pub(super) fn diverging_colour(t: f64) -> [f64; 3] {
+    const STOPS: [[f64; 3]; 5] = [
+        [33.0, 102.0, 172.0],
+        [146.0, 197.0, 222.0],
+        [247.0, 247.0, 247.0],
+        [244.0, 165.0, 130.0],
+        [178.0, 24.0, 43.0],
+    ];
+    let x = (t.clamp(-1.0, 1.0) + 1.0) * 2.0;
+    let i = (x.floor() as usize).min(3);
+    let f = x - i as f64;
+    [0, 1, 2].map(|c| STOPS[i][c] * (1.0 - f) + STOPS[i + 1][c] * f)
+}
+
+/// Colour and opacity (0–1) of relevance `v` under `ramp`. Opacity grows with |v| / vmax, so
+/// near-zero relevance leaves the anatomy visible; colour is red for the sequential ramp and
+/// [`diverging_colour`] for the diverging one.
+pub(super) fn overlay_rgba(v: f32, ramp: Ramp) -> ([f64; 3], f64) {
+    match ramp {
+        Ramp::Sequential { vmax } => (RED, f64::from((v / vmax).clamp(0.0, 1.0))),
+        Ramp::Diverging { vmax } => {
+            let t = f64::from((v / vmax).clamp(-1.0, 1.0));
+            (diverging_colour(t), t.abs())
+        }
     }
 }
 
@@ -192,15 +282,15 @@ pub(super) fn grey_window(background: &ArrayView3<f32>) -> Option<(f32, f32)> {
     (hi > lo).then_some((lo, hi))
 }
 
-/// One slice picture: grey background, red overlay with an alpha ramp (0 transparent, `vmax`
-/// and above opaque), copied onto the canvas at (`x0`, `y0`) with size `pw`×`ph`.
+/// One slice picture: grey background, the overlay blended by [`overlay_rgba`] (0 transparent,
+/// `vmax` and above opaque; ±`vmax` for a diverging ramp), copied onto the canvas at (`x0`, `y0`) with size `pw`×`ph`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn render_panel(
     canvas: &mut Canvas,
     (x0, y0, pw, ph): (i64, i64, u32, u32),
     background: &ArrayView3<f32>,
     window: Option<(f32, f32)>,
-    map: Option<(&ArrayView3<f32>, f32)>,
+    map: Option<(&ArrayView3<f32>, Ramp)>,
     (axis, bounds, s): (Axis, &Bounds, usize),
 ) {
     let (w, h) = axis.dims(bounds);
@@ -215,9 +305,9 @@ pub(super) fn render_panel(
                 None => 40.0,
             };
             let mut rgb = [grey; 3];
-            if let Some((m, vmax)) = map {
-                let a = f64::from((sample(m, axis, bounds, s, u, v) / vmax).clamp(0.0, 1.0));
-                for (c, r) in rgb.iter_mut().zip(RED) {
+            if let Some((m, ramp)) = map {
+                let (colour, a) = overlay_rgba(sample(m, axis, bounds, s, u, v), ramp);
+                for (c, r) in rgb.iter_mut().zip(colour) {
                     *c = *c * (1.0 - a) + r * a;
                 }
             }
@@ -226,11 +316,16 @@ pub(super) fn render_panel(
     }
 }
 
-/// A colour bar for the overlay: the ramp over mid-grey, `0` at the left, `vmax` at the right.
-pub(super) fn render_colorbar(canvas: &mut Canvas, (x0, y0, w, h): (i64, i64, u32, u32)) {
+/// A colour bar for the overlay, blended over mid-grey as the panels blend over the anatomy:
+/// `0` at the left and `vmax` at the right (sequential), or `−vmax` to `+vmax` with zero in the
+/// middle (diverging).
+pub(super) fn render_colorbar(canvas: &mut Canvas, (x0, y0, w, h): (i64, i64, u32, u32), ramp: Ramp) {
+    let vmax = ramp.vmax();
     for px in 0..w {
         let a = f64::from(px) / f64::from(w.max(2) - 1);
-        let rgb: [u8; 3] = [0, 1, 2].map(|c| (128.0 * (1.0 - a) + RED[c] * a).round() as u8);
+        let v = if ramp.is_diverging() { (2.0 * a - 1.0) as f32 * vmax } else { a as f32 * vmax };
+        let (colour, alpha) = overlay_rgba(v, ramp);
+        let rgb: [u8; 3] = [0, 1, 2].map(|c| (128.0 * (1.0 - alpha) + colour[c] * alpha).round() as u8);
         for py in 0..h {
             canvas.put(x0 + i64::from(px), y0 + i64::from(py), rgb);
         }
@@ -294,11 +389,56 @@ mod tests {
             (0, 0, 4, 4),
             &bg.view(),
             Some((0.5, 2.0)),
-            Some((&map.view(), 1.0)),
+            Some((&map.view(), Ramp::Sequential { vmax: 1.0 })),
             (Axis::Coronal, &b, 0),
         );
         let px = |x: usize, y: usize| canvas.rgb[(y * 64 + x) * 3..(y * 64 + x) * 3 + 3].to_vec();
         assert_eq!(px(0, 0), vec![230, 20, 20], "top-left pixel is left-superior");
         assert_ne!(px(3, 3), vec![230, 20, 20]);
+    }
+
+    #[test]
+    fn diverging_colour_is_neutral_at_zero_and_flips_hue_with_the_sign() {
+        let white = diverging_colour(0.0);
+        assert!(white.iter().all(|&c| c > 240.0), "zero is not the neutral colour: {white:?}");
+        assert!((white[0] - white[2]).abs() < 1.0, "neutral colour is tinted: {white:?}");
+        for t in [0.25, 0.5, 1.0] {
+            let (pos, neg) = (diverging_colour(t), diverging_colour(-t));
+            assert!(pos[0] > pos[2], "+{t} is not red: {pos:?}");
+            assert!(neg[2] > neg[0], "-{t} is not blue: {neg:?}");
+        }
+        assert_eq!(diverging_colour(3.0), diverging_colour(1.0));
+        let ramp = Ramp::Diverging { vmax: 2.0 };
+        assert_eq!(overlay_rgba(0.0, ramp).1, 0.0, "zero relevance must leave the anatomy visible");
+        assert_eq!(overlay_rgba(-2.0, ramp), (diverging_colour(-1.0), 1.0));
+        assert_eq!(overlay_rgba(5.0, ramp), (diverging_colour(1.0), 1.0));
+    }
+
+    #[test]
+    fn a_signed_map_selects_the_symmetric_diverging_scale() {
+        // gradient × input style: mostly small values of both signs, one strong negative voxel
+        let mut m = Array3::from_shape_fn((10, 10, 20), |(i, j, k)| ((i + 2 * j + 3 * k) % 7) as f32 * 0.1 - 0.3);
+        m[[1, 2, 3]] = -50.0;
+        match overlay_of(&m.view(), None, 100.0) {
+            Overlay::Show { ramp: Ramp::Diverging { vmax }, clip: Clip::Percentile(_) } => assert_eq!(vmax, 50.0),
+            other => panic!("signed map drew {other:?}"),
+        }
+        // a map with only negative values still has something to show
+        let neg = Array3::from_shape_fn((3, 3, 3), |(i, _, _)| -(i as f32));
+        assert!(matches!(overlay_of(&neg.view(), None, 99.9), Overlay::Show { ramp: Ramp::Diverging { .. }, .. }));
+        // a non-negative map keeps the sequential ramp
+        let pos = m.mapv(f32::abs);
+        assert!(matches!(overlay_of(&pos.view(), None, 99.9), Overlay::Show { ramp: Ramp::Sequential { .. }, .. }));
+    }
+
+    #[test]
+    fn colour_bar_captions_name_the_clipping_applied() {
+        let mut m = Array3::<f32>::zeros((10, 10, 20));
+        m[[1, 2, 3]] = 5.0;
+        let Overlay::Show { ramp, clip } = overlay_of(&m.view(), None, 99.9) else { panic!() };
+        assert_eq!(clip, Clip::Maximum, "the 99.9th percentile of a one-voxel map is 0");
+        assert_eq!(clip.caption(ramp), "relevance (scaled to the maximum)");
+        let Overlay::Show { ramp, clip } = overlay_of(&m.mapv(|v| v - 1.0).view(), None, 99.9) else { panic!() };
+        assert_eq!(clip.caption(ramp), "signed relevance (clipped at the 99.9th percentile of |relevance|)");
     }
 }
